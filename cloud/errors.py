@@ -4,7 +4,8 @@
     ├── ConfigError                    .problems: every ConfigProblem found, reported together
     ├── SecretError                    .ref: the reference that could not be read (never the value)
     ├── StoreError                     .key
-    │   └── PreconditionFailed         a conditional write lost the race
+    │   ├── PreconditionFailed         a conditional write lost the race
+    │   └── StoreRefused               .code; retrying cannot help (bad key, no bucket, denied)
     ├── DnsError                       .fqdn
     │   ├── DnsProviderError           .provider; the DNS API refused or was unreachable
     │   ├── ZoneNotFoundError          no SOA found walking up from .fqdn
@@ -64,6 +65,16 @@ class StoreError(CertdropError):
 
 class PreconditionFailed(StoreError):
     transient = False
+
+
+class StoreRefused(StoreError):
+    """Retrying cannot help: an invalid key, a missing bucket, access denied, a path conflict."""
+
+    transient = False
+
+    def __init__(self, key: str, cause: str, *, code: str):
+        self.code = code
+        super().__init__(key, cause)
 
 
 class DnsError(CertdropError):
