@@ -1,0 +1,187 @@
+"""Pebble, the ACME test CA, on 127.0.0.1 with its validator pointed at a loopback DNS server.
+
+Every listener is on loopback with a free port, its HTTPS certificate comes from a throw-away CA
+(`ca_bundle`, to pass as `verify=`), and the random pre-validation sleep is off. Pebble makes a
+new root and intermediate on every start; fetch them with `roots_pem()`/`intermediates_pem()`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from ._process import ServiceError, ServiceProcess, child_env
+from .ports import LOOPBACK, free_port, wait_until
+from .tls import make_ca_and_server_cert
+
+_PEBBLE = "/usr/bin/pebble"
+_START_TIMEOUT = 30.0
+
+
+class Pebble:
+    def __init__(
+        self,
+        workdir: Path,
+        dns_server: str,
+        *,
+        eab_keys: Mapping[str, str] | None = None,
+        nonce_reject_percent: int = 0,
+        authz_reuse_percent: int = 0,
+        alternate_roots: int = 0,
+        chain_length: int | None = None,
+        always_valid: bool = False,
+        port: int | None = None,
+        management_port: int | None = None,
+    ) -> None:
+        """`dns_server` is "127.0.0.1:PORT"; `eab_keys` maps kid to a base64url HMAC key."""
+        host, _, dns_port = dns_server.rpartition(":")
+        if host != LOOPBACK or not dns_port.isdigit():
+            raise ValueError(f"dns_server must be {LOOPBACK}:PORT, got {dns_server!r}")
+        for label, percent in (
+            ("nonce_reject_percent", nonce_reject_percent),
+            ("authz_reuse_percent", authz_reuse_percent),
+        ):
+            if not 0 <= percent <= 100:
+                raise ValueError(f"{label} must be within 0..100, got {percent}")
+        self.workdir = Path(workdir)
+        self.dns_server = dns_server
+        self.eab_keys = dict(eab_keys or {})
+        self.nonce_reject_percent = nonce_reject_percent
+        self.authz_reuse_percent = authz_reuse_percent
+        self.alternate_roots = alternate_roots
+        self.chain_length = chain_length
+        self.always_valid = always_valid
+        self.host = LOOPBACK
+        self.port = port if port is not None else free_port()
+        self.management_port = management_port if management_port is not None else free_port()
+        self.directory_url = f"https://{self.host}:{self.port}/dir"
+        self.management_url = f"https://{self.host}:{self.management_port}"
+        self.ca_bundle = self.workdir / "tls" / "ca.pem"
+        self.startup_seconds: float | None = None
+        self._process: ServiceProcess | None = None
+
+    @property
+    def root_count(self) -> int:
+        return 1 + self.alternate_roots
+
+    @property
+    def eab_kid(self) -> str:
+        """The first EAB key id (the fixtures configure exactly one)."""
+        return self._first_eab()[0]
+
+    @property
+    def eab_hmac_key(self) -> str:
+        """The base64url HMAC key belonging to `eab_kid`."""
+        return self._first_eab()[1]
+
+    def roots_pem(self, index: int = 0) -> str:
+        return self._management_get(f"/roots/{index}")
+
+    def intermediates_pem(self, index: int = 0) -> str:
+        return self._management_get(f"/intermediates/{index}")
+
+    def start(self) -> None:
+        if self._process is not None:
+            raise RuntimeError(f"Pebble on {self.host}:{self.port} is already running")
+        began = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        _ca, cert, key = make_ca_and_server_cert(self.workdir / "tls")
+        config = self.workdir / "pebble-config.json"
+        config.write_text(json.dumps({"pebble": self._config(cert, key)}, indent=2))
+        process = ServiceProcess(
+            f"Pebble on {self.host}:{self.port}",
+            [_PEBBLE, "-config", str(config), "-dnsserver", self.dns_server],
+            self.workdir / "pebble.log",
+            child_env(self._environment()),
+        )
+        process.start()
+        self._process = process
+        try:
+            wait_until(self._ready, _START_TIMEOUT, f"Pebble directory {self.directory_url}")
+        except TimeoutError as exc:
+            self.stop()
+            raise process.failure(str(exc)) from exc
+        except ServiceError:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.stop()
+
+    def __enter__(self) -> Pebble:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _config(self, cert: Path, key: Path) -> dict[str, object]:
+        config: dict[str, object] = {
+            "listenAddress": f"{self.host}:{self.port}",
+            "managementListenAddress": f"{self.host}:{self.management_port}",
+            "certificate": str(cert),
+            "privateKey": str(key),
+            # Not listeners: the ports Pebble's validator connects to for http-01 and
+            # tls-alpn-01. Free loopback ports, so a stray validation reaches nothing.
+            "httpPort": free_port(),
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": bool(self.eab_keys),
+        }
+        if self.eab_keys:
+            config["externalAccountMACKeys"] = self.eab_keys
+        return config
+
+    def _environment(self) -> dict[str, str]:
+        env = {
+            "PEBBLE_VA_NOSLEEP": "1",
+            "PEBBLE_WFE_NONCEREJECT": str(self.nonce_reject_percent),
+            "PEBBLE_AUTHZREUSE": str(self.authz_reuse_percent),
+            "PEBBLE_ALTERNATE_ROOTS": str(self.alternate_roots),
+        }
+        if self.chain_length is not None:
+            env["PEBBLE_CHAIN_LENGTH"] = str(self.chain_length)
+        if self.always_valid:
+            env["PEBBLE_VA_ALWAYS_VALID"] = "1"
+        return env
+
+    def _ready(self) -> bool:
+        assert self._process is not None
+        self._process.check_alive()
+        try:
+            with self._session() as session:
+                response = session.get(self.directory_url, timeout=2)
+        except requests.ConnectionError:
+            return False
+        return response.status_code == 200 and "newAccount" in response.json()
+
+    def _management_get(self, path: str) -> str:
+        with self._session() as session:
+            response = session.get(self.management_url + path, timeout=5)
+        response.raise_for_status()
+        return response.text
+
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        session.verify = str(self.ca_bundle)
+        # Proxy variables in the environment must not route loopback requests elsewhere.
+        session.trust_env = False
+        return session
+
+    def _first_eab(self) -> tuple[str, str]:
+        if not self.eab_keys:
+            raise RuntimeError("this Pebble was started without EAB keys")
+        return next(iter(self.eab_keys.items()))
