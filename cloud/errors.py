@@ -1,20 +1,20 @@
 """Errors of the issuing side. Each carries data, not only text, and says whether it is transient.
 
-    CertdropError                      transient: retry later; otherwise record, alert, stop
-    ├── ConfigError                    .problems: every ConfigProblem found, reported together
-    ├── SecretError                    .ref: the reference that could not be read (never the value)
-    ├── StoreError                     .key
-    │   ├── PreconditionFailed         a conditional write lost the race
-    │   └── StoreRefused               .code; retrying cannot help (bad key, no bucket, denied)
-    ├── DnsError                       .fqdn
-    │   ├── DnsProviderError           .provider; the DNS API refused or was unreachable
-    │   ├── ZoneNotFoundError          no SOA found walking up from .fqdn
-    │   ├── CnameChainError            a CNAME loop or a chain longer than allowed
-    │   └── PropagationTimeout         .missing: the nameservers that never served .value
-    ├── AcmeError                      .code (ACME problem type short name), .identifier, .retry_after
-    │   ├── RateLimited
-    │   └── ValidationFailed           .failures: (identifier, code, detail) per failed challenge
-    └── IssuanceError                  the issued certificate does not match what was ordered
+CertdropError                      transient: retry later; otherwise record, alert, stop
+├── ConfigError                    .problems: every ConfigProblem found, reported together
+├── SecretError                    .ref: the reference that could not be read (never the value)
+├── StoreError                     .key
+│   ├── PreconditionFailed         a conditional write lost the race
+│   └── StoreRefused               .code; retrying cannot help (bad key, no bucket, denied)
+├── DnsError                       .fqdn
+│   ├── DnsProviderError           .provider; the DNS API refused or was unreachable
+│   ├── ZoneNotFoundError          no SOA found walking up from .fqdn
+│   ├── CnameChainError            a CNAME loop or a chain longer than allowed
+│   └── PropagationTimeout         .missing: the nameservers that never served .value
+├── AcmeError                      .code (ACME problem type short name), .identifier, .retry_after
+│   ├── RateLimited
+│   └── ValidationFailed           .failures: (identifier, code, detail) per failed challenge
+└── IssuanceError                  the issued certificate does not match what was ordered
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Secrets by reference: configuration names where a secret lives, never the secret itself.
 
-    env:NAME        the environment variable NAME
-    file:/path      the file's content (surrounding whitespace stripped)
+env:NAME        the environment variable NAME
+file:/path      the file's content (surrounding whitespace stripped)
 """
 
 from __future__ import annotations

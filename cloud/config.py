@@ -1,0 +1,440 @@
+"""The operator's configuration: one TOML file, parsed and validated once into frozen dataclasses.
+
+Every problem is collected and reported together, each naming the key, what is wrong and what to
+write instead. Secrets are written as references (`env:NAME`, `file:/path`), never inline.
+Relative paths are relative to the configuration file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from cloud.dns import ProviderInfo
+from cloud.dns.registry import PROVIDERS
+from cloud.errors import ConfigError, ConfigProblem
+from cloud.keys import KeyType
+from cloud.propagation import DnsCheckSettings
+from cloud.secrets import SecretRef, parse_ref
+
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$|^[A-Za-z0-9.:-]+$")
+_EAB_ALGS = ("HS256", "HS384", "HS512")
+
+
+@dataclass(frozen=True)
+class EabConfig:
+    kid: str
+    hmac_key: SecretRef
+    alg: str = "HS256"
+
+
+@dataclass(frozen=True)
+class CaConfig:
+    directory: str
+    contact: tuple[str, ...] = ()
+    ca_bundle: Path | None = None
+    eab: EabConfig | None = None
+    preferred_chain: str | None = None
+    order_timeout: float = 90.0
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    type: str
+    # Validated settings; values of secret settings are SecretRef, resolved only when used.
+    values: Mapping[str, Any] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    id: str
+    domain: str
+    names: tuple[str, ...]  # apex first, then the wildcard, then extra names
+    key_type: KeyType
+    provider: str
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    store_url: str  # s3://bucket/prefix or file:///abs/dir
+    keys_dir: Path  # local mode: private keys (ACME account, issuer) as owner-only files
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    ca: CaConfig
+    storage: StorageConfig
+    dns: DnsCheckSettings
+    providers: Mapping[str, ProviderConfig]
+    sites: Mapping[str, SiteConfig]
+
+
+def load(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = ConfigProblem(str(path), f"cannot read ({exc.strerror})", "check the path")
+        raise ConfigError([problem]) from exc
+    return parse(text, path)
+
+
+def parse(text: str, source: Path) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        problem = ConfigProblem("(file)", f"not valid TOML: {exc}", "fix the syntax")
+        raise ConfigError([problem], str(source)) from exc
+    parser = _Parser(source.parent)
+    config = parser.config(raw, source)
+    if parser.problems:
+        raise ConfigError(parser.problems, str(source))
+    assert config is not None
+    return config
+
+
+class _Parser:
+    """Walks the raw TOML tables, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, key: str, cause: str, fix: str) -> None:
+        self.problems.append(ConfigProblem(key, cause, fix))
+
+    def config(self, raw: dict[str, Any], source: Path) -> Config | None:
+        self.unknown_keys("", raw, {"ca", "storage", "dns", "providers", "sites"})
+        ca = self.ca(self.table(raw, "ca", required=True))
+        storage = self.storage(self.table(raw, "storage"))
+        dns = self.dns(self.table(raw, "dns"))
+        providers = {
+            name: p
+            for name, table in self.table(raw, "providers").items()
+            if (p := self.provider(name, table)) is not None
+        }
+        sites_raw = self.table(raw, "sites")
+        sites = {
+            sid: s
+            for sid, table in sites_raw.items()
+            if (s := self.site(sid, table, providers, raw.get("providers", {}))) is not None
+        }
+        if ca is None or self.problems:
+            return None
+        return Config(
+            source=source,
+            ca=ca,
+            storage=storage,
+            dns=dns,
+            providers=MappingProxyType(providers),
+            sites=MappingProxyType(sites),
+        )
+
+    # --- generic helpers -------------------------------------------------------------------
+
+    def table(self, raw: Mapping[str, Any], key: str, *, required: bool = False) -> dict:
+        value = raw.get(key)
+        if value is None:
+            if required:
+                self.problem(key, "missing", f"add a [{key}] table")
+            return {}
+        if not isinstance(value, dict):
+            self.problem(key, "must be a table", f"write it as [{key}]")
+            return {}
+        return value
+
+    def unknown_keys(self, where: str, raw: Mapping[str, Any], known: set[str]) -> None:
+        for key in sorted(set(raw) - known):
+            full = f"{where}.{key}" if where else key
+            self.problem(full, "unknown key", f"remove it; known keys: {', '.join(sorted(known))}")
+
+    def value(
+        self,
+        where: str,
+        raw: Mapping[str, Any],
+        key: str,
+        kind: type | tuple[type, ...],
+        *,
+        required: bool = False,
+        default: Any = None,
+    ) -> Any:
+        full = f"{where}.{key}"
+        if key not in raw:
+            if required:
+                self.problem(full, "missing", f"add {key} = <{_kind_name(kind)}>")
+            return default
+        value = raw[key]
+        # TOML booleans are ints in Python: never accept one for the other.
+        if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+            self.problem(
+                full,
+                f"must be {_kind_name(kind)}, not {_kind_name(type(value))}",
+                f"write {key} = <{_kind_name(kind)}>",
+            )
+            return default
+        return value
+
+    def secret(self, full: str, value: Any) -> SecretRef | None:
+        if not isinstance(value, str) or (ref := parse_ref(value)) is None:
+            self.problem(
+                full,
+                "a secret must be given by reference, not inline",
+                'write "env:VARIABLE" or "file:/path/to/secret"',
+            )
+            return None
+        return ref
+
+    def path(self, text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else (self.base / path)
+
+    # --- sections ---------------------------------------------------------------------------
+
+    def ca(self, raw: dict) -> CaConfig | None:
+        self.unknown_keys(
+            "ca",
+            raw,
+            {
+                "directory",
+                "contact",
+                "terms_agreed",
+                "ca_bundle",
+                "eab_kid",
+                "eab_hmac_key",
+                "eab_hmac_alg",
+                "preferred_chain",
+                "order_timeout",
+            },
+        )
+        if not raw:
+            return None
+        # Production or staging is a safety-critical choice: no default directory.
+        directory = self.value("ca", raw, "directory", str, required=True)
+        if directory is not None and not directory.startswith("https://"):
+            self.problem(
+                "ca.directory",
+                f"{directory!r} is not an https:// URL",
+                "give the CA's ACME directory URL, e.g. "
+                "https://acme-staging-v02.api.letsencrypt.org/directory",
+            )
+        agreed = self.value("ca", raw, "terms_agreed", bool, required=True)
+        if agreed is False:
+            self.problem(
+                "ca.terms_agreed",
+                "the CA's terms of service must be agreed to register an account",
+                "read them and write terms_agreed = true",
+            )
+        contact = self.value("ca", raw, "contact", (str, list), default=[])
+        contacts = [contact] if isinstance(contact, str) else contact
+        for item in contacts:
+            if not isinstance(item, str) or "@" not in item:
+                self.problem(
+                    "ca.contact", f"{item!r} is not an e-mail address", 'write "ops@example.com"'
+                )
+        bundle = self.value("ca", raw, "ca_bundle", str)
+        bundle_path = self.path(bundle) if bundle else None
+        if bundle_path is not None and not bundle_path.is_file():
+            self.problem("ca.ca_bundle", f"{bundle_path} does not exist", "give a PEM file")
+        eab = self.eab(raw)
+        timeout = self.value("ca", raw, "order_timeout", (int, float), default=90.0)
+        if timeout is not None and timeout <= 0:
+            self.problem("ca.order_timeout", "must be positive", "give seconds, e.g. 90")
+        if directory is None:
+            return None
+        return CaConfig(
+            directory=directory,
+            contact=tuple(c if c.startswith("mailto:") else f"mailto:{c}" for c in contacts),
+            ca_bundle=bundle_path,
+            eab=eab,
+            preferred_chain=self.value("ca", raw, "preferred_chain", str),
+            order_timeout=float(timeout or 90.0),
+        )
+
+    def eab(self, raw: dict) -> EabConfig | None:
+        kid = self.value("ca", raw, "eab_kid", str)
+        key = raw.get("eab_hmac_key")
+        if kid is None and key is None:
+            return None
+        if kid is None:
+            self.problem("ca.eab_kid", "missing while eab_hmac_key is set", "add the CA's key id")
+            return None
+        if key is None:
+            self.problem(
+                "ca.eab_hmac_key", "missing while eab_kid is set", 'write "env:EAB_HMAC_KEY"'
+            )
+            return None
+        ref = self.secret("ca.eab_hmac_key", key)
+        alg = self.value("ca", raw, "eab_hmac_alg", str, default="HS256")
+        if alg not in _EAB_ALGS:
+            self.problem("ca.eab_hmac_alg", f"{alg!r} is not supported", f"use {_EAB_ALGS}")
+        return EabConfig(kid, ref, alg) if ref else None
+
+    def storage(self, raw: dict) -> StorageConfig:
+        self.unknown_keys("storage", raw, {"url", "keys_dir"})
+        url = self.value("storage", raw, "url", str, default="data/store")
+        if not url.startswith(("s3://", "file://")):
+            url = self.path(url).as_uri()
+        elif url.startswith("s3://") and len(url) <= len("s3://"):
+            self.problem("storage.url", "no bucket", "write s3://bucket/prefix")
+        keys_dir = self.path(self.value("storage", raw, "keys_dir", str, default="data/keys"))
+        return StorageConfig(url, keys_dir)
+
+    def dns(self, raw: dict) -> DnsCheckSettings:
+        self.unknown_keys("dns", raw, {"resolvers", "nameservers", "propagation_timeout"})
+        resolvers = self.value("dns", raw, "resolvers", list)
+        for item in resolvers or []:
+            self.hostport("dns.resolvers", item)
+        mapping = self.value("dns", raw, "nameservers", dict, default={})
+        addresses: dict[str, tuple[str, ...]] = {}
+        for name, where in mapping.items():
+            items = [where] if isinstance(where, str) else where
+            full = f'dns.nameservers."{name}"'
+            if not isinstance(items, list) or not all(self.hostport(full, i) for i in items):
+                continue
+            addresses[name.lower().rstrip(".") + "."] = tuple(items)
+        timeout = self.value("dns", raw, "propagation_timeout", (int, float), default=120.0)
+        if timeout is not None and timeout <= 0:
+            self.problem("dns.propagation_timeout", "must be positive", "give seconds, e.g. 120")
+        return DnsCheckSettings(
+            resolvers=tuple(resolvers) if resolvers else None,
+            nameserver_addresses=MappingProxyType(addresses),
+            timeout=float(timeout or 120.0),
+        )
+
+    def hostport(self, full: str, item: Any) -> bool:
+        if not isinstance(item, str) or not _HOSTPORT.match(item):
+            self.problem(full, f"{item!r} is not an address", 'write "192.0.2.53" or "host:port"')
+            return False
+        return True
+
+    def provider(self, name: str, raw: Any) -> ProviderConfig | None:
+        where = f"providers.{name}"
+        if not isinstance(raw, dict):
+            self.problem(where, "must be a table", f"write it as [{where}]")
+            return None
+        ptype = self.value(where, raw, "type", str, required=True)
+        if ptype is None:
+            return None
+        info = PROVIDERS.get(ptype)
+        if info is None:
+            self.problem(
+                f"{where}.type",
+                f"unknown provider type {ptype!r}",
+                f"use one of: {', '.join(sorted(PROVIDERS))}",
+            )
+            return None
+        values = self.provider_settings(where, info, raw)
+        return ProviderConfig(name, ptype, MappingProxyType(values))
+
+    def provider_settings(self, where: str, info: ProviderInfo, raw: dict) -> dict[str, Any]:
+        known = {s.key for s in info.settings}
+        self.unknown_keys(where, raw, known | {"type"})
+        values: dict[str, Any] = {}
+        for setting in info.settings:
+            full = f"{where}.{setting.key}"
+            if setting.key not in raw:
+                if setting.required:
+                    self.problem(full, "missing", f"add {setting.key}: {setting.help}")
+                elif setting.default is not None:
+                    values[setting.key] = setting.default
+                continue
+            if setting.secret:
+                if (ref := self.secret(full, raw[setting.key])) is not None:
+                    values[setting.key] = ref
+                continue
+            value = self.value(where, raw, setting.key, _toml_kind(setting.kind))
+            if value is not None:
+                values[setting.key] = value
+        return values
+
+    def site(
+        self, sid: str, raw: Any, providers: Mapping[str, ProviderConfig], raw_providers: Any
+    ) -> SiteConfig | None:
+        where = f"sites.{sid}"
+        if not SITE_ID.match(sid):
+            self.problem(
+                where,
+                "a site id must be lower-case letters, digits and '-' (max 63)",
+                "rename the table, e.g. [sites.example-com]",
+            )
+        if not isinstance(raw, dict):
+            self.problem(where, "must be a table", f"write it as [{where}]")
+            return None
+        self.unknown_keys(
+            where, raw, {"domain", "wildcard", "extra_names", "key_type", "provider", "profile"}
+        )
+        domain = self.value(where, raw, "domain", str, required=True)
+        if domain is not None:
+            domain = _ascii_name(domain)
+            if not _is_hostname(domain):
+                self.problem(
+                    f"{where}.domain", f"{domain!r} is not a domain name", 'write "example.com"'
+                )
+        wildcard = self.value(where, raw, "wildcard", bool, default=True)
+        extra = self.value(where, raw, "extra_names", list, default=[])
+        names = [domain, f"*.{domain}"] if wildcard else [domain]
+        for item in extra:
+            name = _ascii_name(item) if isinstance(item, str) else item
+            bare = name[2:] if isinstance(name, str) and name.startswith("*.") else name
+            if not isinstance(bare, str) or not _is_hostname(bare):
+                self.problem(
+                    f"{where}.extra_names",
+                    f"{item!r} is not a domain name",
+                    'write names such as "nas.example.org" or "*.lan.example.org"',
+                )
+            elif name not in names:
+                names.append(name)
+        key_text = self.value(where, raw, "key_type", str, default=KeyType.EC_P256.value)
+        try:
+            key_type = KeyType(key_text)
+        except ValueError:
+            choices = ", ".join(k.value for k in KeyType)
+            self.problem(f"{where}.key_type", f"unknown key type {key_text!r}", f"use {choices}")
+            key_type = KeyType.EC_P256
+        provider = self.value(where, raw, "provider", str, required=True)
+        if provider is not None and provider not in providers and provider not in raw_providers:
+            known = ", ".join(sorted(raw_providers)) or "none defined"
+            self.problem(
+                f"{where}.provider",
+                f"no provider named {provider!r}",
+                f"define [providers.{provider}] or use one of: {known}",
+            )
+        profile = self.value(where, raw, "profile", str)
+        if domain is None or provider is None:
+            return None
+        return SiteConfig(sid, domain, tuple(names), key_type, provider, profile or None)
+
+
+def _ascii_name(name: str) -> str:
+    """The name lower-cased and without a trailing dot, unicode labels in their IDNA form."""
+    name = name.lower().rstrip(".")
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name  # _is_hostname reports it
+
+
+def _is_hostname(name: str) -> bool:
+    labels = name.split(".")
+    return len(labels) >= 2 and all(_LABEL.match(label) for label in labels)
+
+
+def _toml_kind(kind: type) -> type | tuple[type, ...]:
+    return (int, float) if kind is float else kind
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    names |= {list: "a list", dict: "a table"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)

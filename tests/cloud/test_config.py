@@ -1,0 +1,252 @@
+"""The configuration file: what it accepts, and the exact words of every complaint."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cloud.config import load, parse
+from cloud.errors import ConfigError
+from cloud.keys import KeyType
+from cloud.secrets import SecretRef
+
+GOOD = """
+[ca]
+directory = "https://acme.example/directory"
+terms_agreed = true
+contact = "ops@example.test"
+
+[providers.bind]
+type = "rfc2136"
+server = "127.0.0.1:5300"
+tsig_name = "acme-key"
+tsig_secret = "env:TSIG_SECRET"
+
+[sites.example]
+domain = "Example.TEST."
+provider = "bind"
+"""
+
+
+def _parse(text: str, base: Path = Path("/etc/certdrop")) -> object:
+    return parse(textwrap.dedent(text), base / "certdrop.toml")
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        _parse(text)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_a_minimal_site_gets_apex_and_wildcard_with_an_ec_p256_key():
+    config = _parse(GOOD)
+    site = config.sites["example"]
+    assert site.names == ("example.test", "*.example.test")
+    assert site.key_type is KeyType.EC_P256
+    assert site.profile is None
+    assert config.ca.contact == ("mailto:ops@example.test",)
+
+
+def test_secrets_stay_references_until_used():
+    config = _parse(GOOD)
+    assert config.providers["bind"].values["tsig_secret"] == SecretRef("env", "TSIG_SECRET")
+
+
+def test_relative_storage_paths_are_relative_to_the_config_file():
+    config = _parse(GOOD, Path("/srv/cd"))
+    assert config.storage.store_url == "file:///srv/cd/data/store"
+    assert config.storage.keys_dir == Path("/srv/cd/data/keys")
+
+
+def test_extra_names_follow_the_apex_and_wildcard_without_duplicates():
+    config = _parse(
+        GOOD.replace(
+            'provider = "bind"',
+            'provider = "bind"\n'
+            'extra_names = ["nas.other.test", "example.test", "*.lan.other.test"]\n'
+            'key_type = "rsa-3072"\nprofile = "shortlived"',
+        )
+    )
+    site = config.sites["example"]
+    assert site.names == ("example.test", "*.example.test", "nas.other.test", "*.lan.other.test")
+    assert site.key_type is KeyType.RSA_3072
+    assert site.profile == "shortlived"
+
+
+def test_dns_settings_map_nameservers_to_addresses():
+    config = _parse(
+        GOOD
+        + """
+[dns]
+resolvers = ["127.0.0.1:5301"]
+nameservers = { "NS1.example.test" = "127.0.0.1:5300" }
+propagation_timeout = 30
+"""
+    )
+    assert config.dns.resolvers == ("127.0.0.1:5301",)
+    assert config.dns.nameserver_addresses == {"ns1.example.test.": ("127.0.0.1:5300",)}
+    assert config.dns.timeout == 30.0
+
+
+def test_every_problem_is_reported_at_once():
+    problems = _problems(
+        """
+        [ca]
+        directory = "http://insecure.example/dir"
+        terms_agreed = false
+
+        [providers.bind]
+        type = "rfc2136"
+        tsig_secret = "hunter2"
+
+        [sites.Bad_Id]
+        domain = "example.test"
+        provider = "bind"
+        """
+    )
+    assert problems == [
+        "ca.directory: 'http://insecure.example/dir' is not an https:// URL — give the CA's ACME "
+        "directory URL, e.g. https://acme-staging-v02.api.letsencrypt.org/directory",
+        "ca.terms_agreed: the CA's terms of service must be agreed to register an account — "
+        "read them and write terms_agreed = true",
+        "providers.bind.server: missing — add server: the DNS server's address, host or "
+        "host:port (default port 53)",
+        "providers.bind.tsig_name: missing — add tsig_name: the TSIG key's name",
+        "providers.bind.tsig_secret: a secret must be given by reference, not inline — write "
+        '"env:VARIABLE" or "file:/path/to/secret"',
+        "sites.Bad_Id: a site id must be lower-case letters, digits and '-' (max 63) — rename "
+        "the table, e.g. [sites.example-com]",
+    ]
+
+
+BAD_CONFIGS = [
+    pytest.param(
+        "",
+        ["ca: missing — add a [ca] table"],
+        id="empty file",
+    ),
+    pytest.param(
+        "[ca\n",
+        [
+            "(file): not valid TOML: Expected ']' at the end of a table declaration "
+            "(at line 1, column 4) — fix the syntax"
+        ],
+        id="not TOML",
+    ),
+    pytest.param(
+        "[ca]\nterms_agreed = true\n",
+        ["ca.directory: missing — add directory = <a string>"],
+        id="no directory: production or staging is never a default",
+    ),
+    pytest.param(
+        '[ca]\ndirectory = "https://ca/d"\n',
+        ["ca.terms_agreed: missing — add terms_agreed = <true or false>"],
+        id="terms not agreed",
+    ),
+    pytest.param(
+        '[ca]\ndirectory = "https://ca/d"\nterms_agreed = 1\n',
+        [
+            "ca.terms_agreed: must be true or false, not an integer — write terms_agreed = "
+            "<true or false>"
+        ],
+        id="an integer is not a boolean",
+    ),
+    pytest.param(
+        '[ca]\ndirectory = "https://ca/d"\nterms_agreed = true\neab_kid = "kid-1"\n',
+        ['ca.eab_hmac_key: missing while eab_kid is set — write "env:EAB_HMAC_KEY"'],
+        id="EAB key id without its key",
+    ),
+    pytest.param(
+        '[ca]\ndirectory = "https://ca/d"\nterms_agreed = true\neab_kid = "k"\n'
+        'eab_hmac_key = "env:K"\neab_hmac_alg = "MD5"\n',
+        ["ca.eab_hmac_alg: 'MD5' is not supported — use ('HS256', 'HS384', 'HS512')"],
+        id="EAB with an unknown MAC",
+    ),
+    pytest.param(
+        '[ca]\ndirectory = "https://ca/d"\nterms_agreed = true\ncontact = "nobody"\n'
+        "order_timeout = -1\n",
+        [
+            "ca.contact: 'nobody' is not an e-mail address — write \"ops@example.com\"",
+            "ca.order_timeout: must be positive — give seconds, e.g. 90",
+        ],
+        id="bad contact and timeout",
+    ),
+    pytest.param(
+        '[ca]\ndirectory = "https://ca/d"\nterms_agreed = true\nca_bundle = "missing.pem"\n',
+        ["ca.ca_bundle: /etc/certdrop/missing.pem does not exist — give a PEM file"],
+        id="CA bundle that does not exist",
+    ),
+    pytest.param(
+        '[ca]\ndirectory = "https://ca/d"\nterms_agreed = true\ndirectroy = "x"\n',
+        [
+            "ca.directroy: unknown key — remove it; known keys: ca_bundle, contact, directory, "
+            "eab_hmac_alg, eab_hmac_key, eab_kid, order_timeout, preferred_chain, terms_agreed"
+        ],
+        id="misspelt key",
+    ),
+    pytest.param(
+        GOOD.replace('type = "rfc2136"', 'type = "bind9"'),
+        [
+            "providers.bind.type: unknown provider type 'bind9' — use one of: cloudflare, exec, "
+            "lexicon, powerdns, rfc2136, route53"
+        ],
+        id="unknown provider type",
+    ),
+    pytest.param(
+        GOOD.replace('provider = "bind"', 'provider = "route"'),
+        [
+            "sites.example.provider: no provider named 'route' — define [providers.route] or use "
+            "one of: bind"
+        ],
+        id="site naming a provider that does not exist",
+    ),
+    pytest.param(
+        GOOD.replace('domain = "Example.TEST."', 'domain = "localhost"\nkey_type = "ec-p521"'),
+        [
+            "sites.example.domain: 'localhost' is not a domain name — write \"example.com\"",
+            "sites.example.key_type: unknown key type 'ec-p521' — use ec-p256, ec-p384, "
+            "rsa-2048, rsa-3072, rsa-4096",
+        ],
+        id="bad domain and key type",
+    ),
+    pytest.param(
+        GOOD.replace('provider = "bind"', 'provider = "bind"\nextra_names = ["a..b", 7]'),
+        [
+            "sites.example.extra_names: 'a..b' is not a domain name — write names such as "
+            '"nas.example.org" or "*.lan.example.org"',
+            "sites.example.extra_names: 7 is not a domain name — write names such as "
+            '"nas.example.org" or "*.lan.example.org"',
+        ],
+        id="bad extra names",
+    ),
+    pytest.param(
+        GOOD + '\n[dns]\nresolvers = ["not an address!"]\npropagation_timeout = 0\n',
+        [
+            "dns.resolvers: 'not an address!' is not an address — write \"192.0.2.53\" or "
+            '"host:port"',
+            "dns.propagation_timeout: must be positive — give seconds, e.g. 120",
+        ],
+        id="bad DNS check settings",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_CONFIGS)
+def test_bad_configuration_is_refused_with_exact_problems(text, expected):
+    assert _problems(text) == expected
+
+
+def test_the_error_message_lists_every_problem_under_the_file_name():
+    with pytest.raises(ConfigError) as caught:
+        _parse('[ca]\ndirectory = "https://ca/d"\n')
+    assert str(caught.value) == (
+        "/etc/certdrop/certdrop.toml: 1 configuration problem:\n"
+        "  - ca.terms_agreed: missing — add terms_agreed = <true or false>"
+    )
+
+
+def test_an_unreadable_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "absent.toml")
