@@ -1,0 +1,333 @@
+"""certdrop's session with one ACME CA, over certbot's `acme` library.
+
+Adds what the library leaves to its callers: the account key kept and reused, External Account
+Binding, a bounded retry around badNonce and transient server errors (the library retries a bad
+nonce once), polling with a short backoff instead of its fixed one-second sleeps, and problem
+documents turned into `AcmeError`s carrying the ACME code, the identifier and Retry-After.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import josepy as jose
+import requests
+from acme import challenges, client, errors, messages
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from cloud.config import CaConfig
+from cloud.errors import AcmeError, RateLimited, ValidationFailed
+from cloud.keys import pkcs8_pem
+from cloud.keystore import KeyExists, LocalKeyStore
+from cloud.secrets import resolve
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+USER_AGENT = "certdrop/0.1"
+# Problem types worth retrying at once in the same run; rateLimited is transient too, but only
+# after its Retry-After, so it is not retried here.
+_RETRY_CODES = frozenset({"badNonce", "serverInternal"})
+_TRANSIENT_CODES = _RETRY_CODES | {"rateLimited", "connection"}
+
+
+class _Network(client.ClientNetwork):
+    """Remembers the Retry-After of the last response, which the library does not expose."""
+
+    last_retry_after: datetime.datetime | None = None
+
+    def _check_response(
+        self, response: requests.Response, content_type: str | None = None
+    ) -> requests.Response:
+        self.last_retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+        return super()._check_response(response, content_type=content_type)
+
+
+class AcmeClient:
+    """One CA, one account. Not shared between threads: make one per concurrent issuance."""
+
+    def __init__(
+        self,
+        ca: CaConfig,
+        keys: LocalKeyStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = 6,
+        first_interval: float = 0.05,
+        max_interval: float = 2.0,
+    ):
+        self.ca = ca
+        self.keys = keys
+        self.clock = clock
+        self.sleep = sleep
+        self.attempts = attempts
+        self.first_interval = first_interval
+        self.max_interval = max_interval
+        self._client: client.ClientV2 | None = None
+        self._net: _Network | None = None
+
+    # --- account -------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Fetches the directory and loads the account, registering it on first use."""
+        key_name = "acme-account-" + hashlib.sha256(self.ca.directory.encode()).hexdigest()[:16]
+        stored = self.keys.load(key_name)
+        if stored is None:
+            self._register(key_name)
+            return
+        record = json.loads(stored)
+        key = serialization.load_pem_private_key(record["key"].encode(), password=None)
+        self._open(jose.JWKEC(key=key))
+        self.net.account = messages.RegistrationResource(
+            uri=record["uri"], body=messages.Registration()
+        )
+        log.debug("ACME account loaded", extra={"account": record["uri"]})
+
+    def _open(self, jwk: jose.JWK) -> None:
+        verify: bool | str = str(self.ca.ca_bundle) if self.ca.ca_bundle else True
+        self._net = _Network(jwk, alg=jose.ES256, verify_ssl=verify, user_agent=USER_AGENT)
+        directory = self._call(
+            "fetch directory", client.ClientV2.get_directory, self.ca.directory, self._net
+        )
+        self._client = client.ClientV2(directory, self._net)
+
+    def _register(self, key_name: str) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        jwk = jose.JWKEC(key=key)
+        self._open(jwk)
+        eab = None
+        if self.ca.eab is not None:
+            eab = messages.ExternalAccountBinding.from_data(
+                account_public_key=jwk.public_key(),
+                kid=self.ca.eab.kid,
+                hmac_key=resolve(self.ca.eab.hmac_key),
+                directory=self.acme.directory,
+                hmac_alg=self.ca.eab.alg,
+            )
+        elif self.acme.external_account_required():
+            raise AcmeError(
+                "externalAccountRequired",
+                "the CA requires External Account Binding: set ca.eab_kid and ca.eab_hmac_key",
+            )
+        registration = messages.NewRegistration.from_data(
+            contact=self.ca.contact, terms_of_service_agreed=True, external_account_binding=eab
+        )
+        try:
+            regr = self._call("register account", self.acme.new_account, registration)
+        except AcmeError as exc:
+            if exc.code != "conflict":
+                raise
+            # The key is already registered (a previous run died before saving it).
+            regr = messages.RegistrationResource(uri=exc.detail, body=messages.Registration())
+            self.net.account = regr
+        record = {"directory": self.ca.directory, "uri": regr.uri, "key": pkcs8_pem(key).decode()}
+        try:
+            self.keys.create(key_name, json.dumps(record).encode())
+        except KeyExists:
+            # Another run registered at the same moment; use the account it saved.
+            self.connect()
+            return
+        log.info("ACME account registered", extra={"account": regr.uri})
+
+    @property
+    def acme(self) -> client.ClientV2:
+        if self._client is None:
+            raise RuntimeError("AcmeClient.connect() was not called")
+        return self._client
+
+    @property
+    def net(self) -> _Network:
+        assert self._net is not None
+        return self._net
+
+    # --- orders ----------------------------------------------------------------------------
+
+    def new_order(self, csr_pem: bytes, profile: str | None) -> messages.OrderResource:
+        return self._call("new order", self.acme.new_order, csr_pem, profile)
+
+    def dns01_challenges(
+        self, orderr: messages.OrderResource
+    ) -> list[tuple[str, messages.ChallengeBody]]:
+        """(domain, dns-01 challenge) for each authorization still pending; valid ones (reused
+        by the CA) need nothing."""
+        result = []
+        for authzr in orderr.authorizations:
+            if authzr.body.status == messages.STATUS_VALID:
+                continue
+            domain = authzr.body.identifier.value
+            for challb in authzr.body.challenges:
+                if isinstance(challb.chall, challenges.DNS01):
+                    result.append((domain, challb))
+                    break
+            else:
+                raise AcmeError(
+                    "unsupportedChallenge", "the CA offers no dns-01 challenge", identifier=domain
+                )
+        return result
+
+    def validation(self, challb: messages.ChallengeBody) -> str:
+        """The TXT value that answers this challenge."""
+        return challb.chall.validation(self.net.key)
+
+    def answer(self, challb: messages.ChallengeBody) -> None:
+        response = challb.chall.response(self.net.key)
+        self._call("answer challenge", self.acme.answer_challenge, challb, response)
+
+    def wait_for_authorizations(
+        self, orderr: messages.OrderResource, deadline: float
+    ) -> messages.OrderResource:
+        pending = list(orderr.authorizations)
+        done: list[messages.AuthorizationResource] = []
+        interval = self.first_interval
+        while True:
+            still = []
+            for authzr in pending:
+                updated, _ = self._call("poll authorization", self.acme.poll, authzr)
+                if updated.body.status == messages.STATUS_VALID:
+                    done.append(updated)
+                elif updated.body.status == messages.STATUS_INVALID:
+                    raise ValidationFailed(_failures(updated))
+                else:
+                    still.append(updated)
+            pending = still
+            if not pending:
+                return orderr.update(authorizations=done)
+            interval = self._pause(interval, deadline, "authorizations still pending")
+
+    def finalize(self, orderr: messages.OrderResource, deadline: float) -> messages.OrderResource:
+        """Sends the CSR and polls until the certificate is there; returns the order with its
+        full chain and the alternative chains."""
+        try:
+            orderr = self._call("finalize order", self.acme.begin_finalization, orderr)
+        except AcmeError as exc:
+            # A lost response to an earlier finalize makes the retry fail this way; the order
+            # itself then tells us where it stands.
+            if exc.code not in ("orderNotReady", "malformed"):
+                raise
+        interval = self.first_interval
+        while True:
+            response = self._call("poll order", self.acme._post_as_get, orderr.uri)
+            body = messages.Order.from_json(response.json())
+            if body.status == messages.STATUS_INVALID:
+                error = body.error
+                raise AcmeError(
+                    error.code if error else "orderInvalid",
+                    error.detail if error else "the CA marked the order invalid",
+                )
+            if body.status == messages.STATUS_VALID and body.certificate:
+                cert = self._call("download certificate", self.acme._post_as_get, body.certificate)
+                links = self.acme._get_links(cert, "alternate")
+                alternates = [
+                    self._call("download alternate chain", self.acme._post_as_get, url).text
+                    for url in links
+                ]
+                return orderr.update(
+                    body=body, fullchain_pem=cert.text, alternative_fullchains_pem=alternates
+                )
+            if body.status == messages.STATUS_READY:
+                self._call("finalize order", self.acme.begin_finalization, orderr)
+            interval = self._pause(interval, deadline, f"order {body.status}")
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _pause(self, interval: float, deadline: float, what: str) -> float:
+        """Sleeps before the next poll (never past the deadline, honouring Retry-After) and
+        returns the next interval."""
+        now = self.clock()
+        if now >= deadline:
+            raise AcmeError("timeout", f"{what} at the deadline", transient=True)
+        wait = interval
+        retry_after = self.net.last_retry_after
+        if retry_after is not None:
+            wait = max(wait, (retry_after - _utcnow()).total_seconds())
+        self.sleep(max(0.0, min(wait, deadline - now)))
+        return min(interval * 2, self.max_interval)
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """Calls the library, retrying bad nonces and transient server errors a bounded number
+        of times with backoff, and translating every failure into an AcmeError."""
+        delay = self.first_interval
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return fn(*args)
+            except Exception as exc:
+                error = _translate(exc, self._net.last_retry_after if self._net else None)
+                if error is None:
+                    raise
+                if error.code not in _RETRY_CODES or attempt == self.attempts:
+                    raise error from exc
+                log.debug("retrying %s after %s (attempt %d)", what, error.code, attempt)
+                if error.code != "badNonce":  # a bad nonce needs only a fresh nonce
+                    self.sleep(delay)
+                    delay = min(delay * 2, self.max_interval)
+        raise AssertionError("unreachable")
+
+
+def _translate(exc: Exception, retry_after: datetime.datetime | None) -> AcmeError | None:
+    if isinstance(exc, messages.Error):
+        code = exc.code or "unknown"
+        identifier = exc.identifier.value if exc.identifier else None
+        detail = exc.detail or exc.title or code
+        cls = RateLimited if code == "rateLimited" else AcmeError
+        return cls(
+            code,
+            detail,
+            identifier=identifier,
+            retry_after=retry_after,
+            transient=code in _TRANSIENT_CODES,
+        )
+    if isinstance(exc, errors.ConflictError):
+        # Raised for an account that already exists; its URL is the whole message.
+        return AcmeError("conflict", exc.location)
+    if isinstance(exc, errors.ClientError):
+        response = exc.args[0] if exc.args else None
+        if isinstance(response, tuple):
+            response = response[0]
+        status = getattr(response, "status_code", 0)
+        if status >= 500 or status == 0:
+            return AcmeError(
+                "serverInternal", f"HTTP {status or '?'} without a problem document", transient=True
+            )
+        return AcmeError("clientError", f"HTTP {status}: unexpected response")
+    if isinstance(exc, requests.RequestException):
+        return AcmeError("connection", f"cannot reach the CA: {exc}", transient=True)
+    if isinstance(exc, errors.Error | jose.DeserializationError):
+        return AcmeError("protocol", str(exc) or type(exc).__name__)
+    return None
+
+
+def _failures(authzr: messages.AuthorizationResource) -> tuple[tuple[str, str, str], ...]:
+    domain = authzr.body.identifier.value
+    found = [
+        (domain, c.error.code or "unknown", c.error.detail or "")
+        for c in authzr.body.challenges
+        if c.error is not None
+    ]
+    return tuple(found) or ((domain, "unknown", "authorization invalid"),)
+
+
+def _parse_retry_after(header: str | None) -> datetime.datetime | None:
+    if not header:
+        return None
+    try:
+        return _utcnow() + datetime.timedelta(seconds=int(header))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
