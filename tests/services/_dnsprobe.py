@@ -38,7 +38,8 @@ def query_soa(
         sock.sendto(packet, (host, port))
         try:
             reply = sock.recv(4096)
-        except (TimeoutError, ConnectionRefusedError):
+        # socket.timeout only became an alias of TimeoutError in 3.10; this also runs on 3.8.
+        except (socket.timeout, ConnectionRefusedError):  # noqa: UP041
             # Refused: the port is not listening yet (ICMP port unreachable on loopback).
             return None
     if len(reply) < 12:

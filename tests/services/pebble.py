@@ -164,7 +164,7 @@ class Pebble:
         try:
             with self._session() as session:
                 response = session.get(self.directory_url, timeout=2)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             return False
         return response.status_code == 200 and "newAccount" in response.json()
 
