@@ -17,7 +17,7 @@ Settings that matter here (found by running it):
 - `socket-dir`: the control socket goes to /var/run/pdns by default, which a test may not own.
 
 This module imports only the standard library and requests (scripts import it too); dnspython is
-imported when a query is made.
+imported by the readiness check only.
 """
 
 from __future__ import annotations
@@ -105,23 +105,6 @@ class PowerDns:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-    def txt_values(self, fqdn: str) -> set[str]:
-        """The TXT values the server answers for `fqdn` (asked over TCP with RD off)."""
-        import dns.flags
-        import dns.message
-        import dns.query
-        import dns.rdatatype
-
-        query = dns.message.make_query(fqdn, "TXT")
-        query.flags &= ~dns.flags.RD
-        response = dns.query.tcp(query, self.address, port=self.port, timeout=3)
-        return {
-            b"".join(rdata.strings).decode()
-            for rrset in response.answer
-            if rrset.rdtype == dns.rdatatype.TXT
-            for rdata in rrset
-        }
 
     # --- internals ---------------------------------------------------------------------------
 
