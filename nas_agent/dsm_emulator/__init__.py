@@ -1,0 +1,25 @@
+"""A Synology DSM web-API emulator for the certificate calls the agent makes.
+
+It answers like DSM 6.2, 7.x or 7.4.1 (``profile``), over plain HTTP and over HTTPS with the
+default certificate of its own store, which it persists in a data directory. Tests (and users
+trying the agent without a NAS) start it with ``serve(...)``; knobs under ``/_emulator/`` or on
+``handle.emulator.controls`` set the account's state and inject faults, and every ``/webapi``
+request is recorded, secrets redacted, in ``handle.requests``. Behaviour that no public source
+pins down is marked "emulator choice" where it is implemented.
+"""
+
+from .app import emulator_of, make_app
+from .faults import AccountState, Faults
+from .recording import RecordedPart, RecordedRequest
+from .server import EmulatorHandle, serve
+
+__all__ = [
+    "AccountState",
+    "EmulatorHandle",
+    "Faults",
+    "RecordedPart",
+    "RecordedRequest",
+    "emulator_of",
+    "make_app",
+    "serve",
+]

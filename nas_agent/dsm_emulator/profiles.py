@@ -1,0 +1,82 @@
+"""What differs between the DSM releases the emulator imitates (reference §2, §3, §5, §10).
+
+Everything else — envelope, codes, certificate store semantics — is shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # Where SYNO.API.Auth lives and which versions it answers (discovery reports these).
+    auth_path: str
+    auth_max_version: int
+    # SYNO.API.Info is listed at this path; clients still call query.cgi, which always answers.
+    info_path: str
+    encryption_path: str
+    # DSM 6.2.3 rejects ECC keys with 5529.
+    accepts_ec_keys: bool
+    # DSM 7 adds errors.token/errors.types to the "OTP required" 403.
+    otp_403_details: bool
+    # DSM 7 service objects carry multiple_cert/user_setable.
+    service_extra_fields: bool
+    # DSM 6 drops a binding whose old_id equals its id (N4S4 comment); later releases ignore it.
+    same_id_binding_removes: bool
+    # DSM 7.4.1: multipart file names holding a path are refused with 108/upload_err -8.
+    rejects_path_filenames: bool
+    # DSM 7.4.1: an Auth v7 OTP login with enable_device_token issues no device id (v6 does).
+    v7_issues_no_device_id: bool
+
+
+DSM6 = Profile(
+    name="dsm6",
+    auth_path="auth.cgi",
+    auth_max_version=6,
+    info_path="query.cgi",
+    encryption_path="encryption.cgi",
+    accepts_ec_keys=False,
+    otp_403_details=False,
+    service_extra_fields=False,
+    same_id_binding_removes=True,
+    rejects_path_filenames=False,
+    v7_issues_no_device_id=False,
+)
+DSM7 = Profile(
+    name="dsm7",
+    auth_path="entry.cgi",
+    auth_max_version=7,
+    info_path="entry.cgi",
+    encryption_path="entry.cgi",
+    accepts_ec_keys=True,
+    otp_403_details=True,
+    service_extra_fields=True,
+    same_id_binding_removes=False,
+    rejects_path_filenames=False,
+    v7_issues_no_device_id=False,
+)
+DSM74 = Profile(
+    name="dsm7.4",
+    auth_path="entry.cgi",
+    auth_max_version=7,
+    info_path="entry.cgi",
+    encryption_path="entry.cgi",
+    accepts_ec_keys=True,
+    otp_403_details=True,
+    service_extra_fields=True,
+    same_id_binding_removes=False,
+    rejects_path_filenames=True,
+    v7_issues_no_device_id=True,
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (DSM6, DSM7, DSM74)}
+
+
+def profile_named(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        known = ", ".join(sorted(PROFILES))
+        raise ValueError(f"unknown DSM profile {name!r}; choose one of {known}") from None
