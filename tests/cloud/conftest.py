@@ -5,19 +5,21 @@ backend really holds at that name, read without going through the provider (BIND
 DNS with RD off, Route53 and Cloudflare through their APIs, the exec script's JSON file). It is a
 list, not a set, so a duplicate would show.
 
-Servers are started once per session on free loopback ports; tests use unique names under
-`example.test.` so they can share them.
+Servers and providers (which keep no state) are made once per session, servers on free loopback
+ports; tests use unique names under `example.test.` so they can share them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from cloud.dns import DnsProvider
+from cloud.dns import DnsProvider, _txt
 from cloud.dns.registry import build_provider
+from tests.services.moto import REGION, MotoServer, fake_aws_env
 from tests.services.powerdns import PowerDns
 
 ZONE = "example.test."
@@ -51,7 +53,7 @@ def dns_txt(host: str, port: int, fqdn: str) -> list[str]:
 # --- rfc2136 against BIND (bind_auth and tsig_key come from tests/conftest.py) ---------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def rfc2136_harness(bind_auth, tsig_key) -> Harness:
     provider = build_provider(
         "rfc2136",
@@ -74,7 +76,7 @@ def powerdns_server() -> Iterator[PowerDns]:
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def powerdns_harness(powerdns_server: PowerDns) -> Harness:
     provider = build_provider(
         "powerdns", {"api_url": powerdns_server.api_url, "api_key": powerdns_server.api_key}
@@ -84,3 +86,40 @@ def powerdns_harness(powerdns_server: PowerDns) -> Harness:
         ZONE,
         lambda fqdn: dns_txt(powerdns_server.address, powerdns_server.port, fqdn),
     )
+
+
+# --- Route 53 on moto's server --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def route53_moto() -> Iterator[MotoServer]:
+    with fake_aws_env(), MotoServer() as server:
+        server.client("route53").create_hosted_zone(Name=ZONE, CallerReference="certdrop-tests")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def route53_client(route53_moto: MotoServer) -> Any:
+    return route53_moto.client("route53")
+
+
+def route53_held(client: Any, fqdn: str) -> list[str]:
+    zone_id = client.list_hosted_zones_by_name(DNSName=ZONE, MaxItems="1")["HostedZones"][0]["Id"]
+    sets = client.list_resource_record_sets(
+        HostedZoneId=zone_id, StartRecordName=fqdn, StartRecordType="TXT", MaxItems="1"
+    )["ResourceRecordSets"]
+    return [
+        _txt.unquote(rr["Value"])
+        for rrset in sets
+        if rrset["Name"] == fqdn and rrset["Type"] == "TXT"
+        for rr in rrset["ResourceRecords"]
+    ]
+
+
+@pytest.fixture(scope="session")
+def route53_harness(route53_moto: MotoServer, route53_client: Any) -> Harness:
+    # The zone is found by name: no hosted_zone_id, as an operator would first try.
+    provider = build_provider(
+        "route53", {"endpoint_url": route53_moto.endpoint_url, "region": REGION}
+    )
+    return Harness(provider, ZONE, lambda fqdn: route53_held(route53_client, fqdn))
