@@ -1,0 +1,164 @@
+"""Keys of the bundle contract: generation, key ids, PEM encoding and private key files.
+
+An agent holds an X25519 key that opens the bundles sealed to it and an Ed25519 key that signs its
+status reports; both are generated on the NAS and only their public halves leave it (see
+`nas_agent.enrollment` for the one-line token). The issuer holds an Ed25519 key that signs index
+entries (agents pin its public half) and an X25519 escrow key, which is just one more recipient.
+
+Private key files are unencrypted PKCS#8 PEM (the NAS has nobody to type a passphrase), mode 0600,
+written atomically and never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import TypeVar, Union
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from nas_agent.errors import KeyFileError
+from nas_agent.ids import AGENT_ID_PATTERN, is_agent_id
+
+BOX_KEY_FILE = "bundle-x25519.key"
+SIGNING_KEY_FILE = "status-ed25519.key"
+
+ContractPrivateKey = Union[x25519.X25519PrivateKey, ed25519.Ed25519PrivateKey]
+ContractPublicKey = Union[x25519.X25519PublicKey, ed25519.Ed25519PublicKey]
+_K = TypeVar("_K", x25519.X25519PrivateKey, ed25519.Ed25519PrivateKey)
+
+
+@dataclass(frozen=True)
+class AgentKeys:
+    """An agent's own key pairs. repr shows the id only."""
+
+    agent_id: str
+    box_key: x25519.X25519PrivateKey = field(repr=False)
+    signing_key: ed25519.Ed25519PrivateKey = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not is_agent_id(self.agent_id):
+            raise ValueError(f"agent id {self.agent_id!r} does not match {AGENT_ID_PATTERN}")
+
+
+@dataclass(frozen=True)
+class IssuerKeys:
+    """The cloud's key pairs: index signing and escrow sealing."""
+
+    signing_key: ed25519.Ed25519PrivateKey = field(repr=False)
+    escrow_key: x25519.X25519PrivateKey = field(repr=False)
+
+
+def generate_agent_keys(agent_id: str) -> AgentKeys:
+    return AgentKeys(
+        agent_id=agent_id,
+        box_key=x25519.X25519PrivateKey.generate(),
+        signing_key=ed25519.Ed25519PrivateKey.generate(),
+    )
+
+
+def generate_issuer_keys() -> IssuerKeys:
+    return IssuerKeys(
+        signing_key=ed25519.Ed25519PrivateKey.generate(),
+        escrow_key=x25519.X25519PrivateKey.generate(),
+    )
+
+
+def raw_public_bytes(key: ContractPublicKey) -> bytes:
+    """The 32 raw bytes of an X25519 or Ed25519 public key."""
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(public_key: ed25519.Ed25519PublicKey) -> str:
+    """First 8 bytes of SHA-256 of the raw public key, in hex: names the issuer key in entries."""
+    return hashlib.sha256(raw_public_bytes(public_key)).digest()[:8].hex()
+
+
+def private_key_pem(key: ContractPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def load_private_key_pem(data: bytes, kind: type[_K], *, source: str) -> _K:
+    """Read an unencrypted PKCS#8 PEM private key of the given type; `source` names it in errors."""
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        # TypeError: the key is encrypted. Neither message quotes the key.
+        raise KeyFileError(source, "not an unencrypted PKCS#8 PEM private key") from exc
+    if not isinstance(key, kind):
+        raise KeyFileError(source, f"holds a {type(key).__name__}, expected {kind.__name__}")
+    return key
+
+
+def save_private_key(path: str, key: ContractPrivateKey) -> None:
+    """Write `key` to `path`, mode 0600, atomically; refuse if `path` exists.
+
+    The PEM goes to a temporary file in the same directory, which is then hard-linked to `path`:
+    linking fails if `path` exists, so an existing key is never replaced and a reader never sees a
+    half-written file.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise KeyFileError(path, f"cannot create a file beside it: {exc.strerror}") from exc
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # the umask may only have removed bits; be exact
+            handle.write(private_key_pem(key))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+    except FileExistsError as exc:
+        raise KeyFileError(path, "already exists; refusing to overwrite a key") from exc
+    except OSError as exc:
+        raise KeyFileError(path, f"cannot write: {exc.strerror}") from exc
+    finally:
+        os.unlink(temporary)
+
+
+def load_private_key(path: str, kind: type[_K]) -> _K:
+    """Read a key file written by `save_private_key`; refuse one that others can read or write."""
+    try:
+        with open(path, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            data = handle.read()
+    except OSError as exc:
+        raise KeyFileError(path, f"cannot read: {exc.strerror}") from exc
+    if stat.S_IMODE(mode) & 0o077:
+        raise KeyFileError(
+            path, f"mode {stat.S_IMODE(mode):04o} lets others read it; run: chmod 600 {path}"
+        )
+    return load_private_key_pem(data, kind, source=path)
+
+
+def save_agent_keys(keys: AgentKeys, directory: str) -> None:
+    """Write both agent keys into `directory`; refuse if either file is already there."""
+    paths = _agent_key_paths(directory)
+    for path in paths:
+        if os.path.lexists(path):
+            raise KeyFileError(path, "already exists; refusing to overwrite a key")
+    save_private_key(paths[0], keys.box_key)
+    save_private_key(paths[1], keys.signing_key)
+
+
+def load_agent_keys(directory: str, agent_id: str) -> AgentKeys:
+    box_path, signing_path = _agent_key_paths(directory)
+    return AgentKeys(
+        agent_id=agent_id,
+        box_key=load_private_key(box_path, x25519.X25519PrivateKey),
+        signing_key=load_private_key(signing_path, ed25519.Ed25519PrivateKey),
+    )
+
+
+def _agent_key_paths(directory: str) -> tuple[str, str]:
+    return os.path.join(directory, BOX_KEY_FILE), os.path.join(directory, SIGNING_KEY_FILE)
