@@ -294,7 +294,7 @@ def test_of_many_threads_racing_to_create_one_key_exactly_one_wins(store):
 
 def test_compare_and_swap_increments_from_many_threads_lose_no_update(store):
     store.put("counter", b"0")
-    threads, rounds = 4, 10
+    threads, rounds = 6, 15
 
     def increment(_: int) -> None:
         for _ in range(rounds):
