@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from cloud.dns import DnsProvider, ProviderInfo
+from cloud.dns import cloudflare as _cloudflare
 from cloud.dns import powerdns as _powerdns
 from cloud.dns import rfc2136 as _rfc2136
 from cloud.dns import route53 as _route53
@@ -21,7 +22,7 @@ from cloud.errors import ConfigError, ConfigProblem
 from cloud.secrets import SecretRef, resolve
 
 PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
-    {info.name: info for info in (_rfc2136.INFO, _powerdns.INFO, _route53.INFO)}
+    {info.name: info for info in (_rfc2136.INFO, _powerdns.INFO, _route53.INFO, _cloudflare.INFO)}
 )
 
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import requests
 
 from cloud.dns import DnsProvider, _txt
 from cloud.dns.registry import build_provider
+from tests.services.cloudflare_fake import CloudflareFake
 from tests.services.moto import REGION, MotoServer, fake_aws_env
 from tests.services.powerdns import PowerDns
 
@@ -123,3 +125,32 @@ def route53_harness(route53_moto: MotoServer, route53_client: Any) -> Harness:
         "route53", {"endpoint_url": route53_moto.endpoint_url, "region": REGION}
     )
     return Harness(provider, ZONE, lambda fqdn: route53_held(route53_client, fqdn))
+
+
+# --- Cloudflare's API, faked faithfully ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cloudflare_fake() -> Iterator[CloudflareFake]:
+    with CloudflareFake((ZONE,)) as fake:
+        yield fake
+
+
+def cloudflare_held(fake: CloudflareFake, fqdn: str) -> list[str]:
+    response = requests.get(
+        f"{fake.api_url}/zones/{fake.zone_id(ZONE)}/dns_records",
+        params={"type": "TXT", "name": fqdn.rstrip("."), "per_page": 5000},
+        headers={"Authorization": f"Bearer {fake.token}"},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return [r["content"] for r in response.json()["result"]]
+
+
+@pytest.fixture(scope="session")
+def cloudflare_harness(cloudflare_fake: CloudflareFake) -> Harness:
+    # The zone is found by name (no zone_id), which also exercises GET /zones?name=.
+    provider = build_provider(
+        "cloudflare", {"api_token": cloudflare_fake.token, "api_url": cloudflare_fake.api_url}
+    )
+    return Harness(provider, ZONE, lambda fqdn: cloudflare_held(cloudflare_fake, fqdn))
