@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from cloud.dns import ProviderInfo
+from cloud.dns.names import parse_address
 from cloud.dns.registry import PROVIDERS
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.keys import KeyType
@@ -24,7 +25,6 @@ from cloud.secrets import SecretRef, parse_ref
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$|^[A-Za-z0-9.:-]+$")
 _EAB_ALGS = ("HS256", "HS384", "HS512")
 
 
@@ -291,8 +291,7 @@ class _Parser:
     def dns(self, raw: dict) -> DnsCheckSettings:
         self.unknown_keys("dns", raw, {"resolvers", "nameservers", "propagation_timeout"})
         resolvers = self.value("dns", raw, "resolvers", list)
-        for item in resolvers or []:
-            self.hostport("dns.resolvers", item)
+        resolvers = [r for r in resolvers or [] if self.hostport("dns.resolvers", r)]
         mapping = self.value("dns", raw, "nameservers", dict, default={})
         addresses: dict[str, tuple[str, ...]] = {}
         for name, where in mapping.items():
@@ -311,8 +310,16 @@ class _Parser:
         )
 
     def hostport(self, full: str, item: Any) -> bool:
-        if not isinstance(item, str) or not _HOSTPORT.match(item):
-            self.problem(full, f"{item!r} is not an address", 'write "192.0.2.53" or "host:port"')
+        # An IP address, never a name: looking a server's name up would need the very resolver
+        # this setting replaces.
+        try:
+            parse_address(item) if isinstance(item, str) else parse_address("")
+        except ValueError:
+            self.problem(
+                full,
+                f"{item!r} is not an IP address with an optional port",
+                'write "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"',
+            )
             return False
         return True
 

@@ -111,9 +111,9 @@ def test_every_problem_is_reported_at_once():
         "directory URL, e.g. https://acme-staging-v02.api.letsencrypt.org/directory",
         "ca.terms_agreed: the CA's terms of service must be agreed to register an account — "
         "read them and write terms_agreed = true",
-        "providers.bind.server: missing — add server: the DNS server's address, host or "
-        "host:port (default port 53)",
-        "providers.bind.tsig_name: missing — add tsig_name: the TSIG key's name",
+        "providers.bind.server: missing — add server: the primary nameserver, "
+        '"host" or "host:port" (port 53 by default)',
+        "providers.bind.tsig_name: missing — add tsig_name: the TSIG key name",
         "providers.bind.tsig_secret: a secret must be given by reference, not inline — write "
         '"env:VARIABLE" or "file:/path/to/secret"',
         "sites.Bad_Id: a site id must be lower-case letters, digits and '-' (max 63) — rename "
@@ -224,8 +224,8 @@ BAD_CONFIGS = [
     pytest.param(
         GOOD + '\n[dns]\nresolvers = ["not an address!"]\npropagation_timeout = 0\n',
         [
-            "dns.resolvers: 'not an address!' is not an address — write \"192.0.2.53\" or "
-            '"host:port"',
+            "dns.resolvers: 'not an address!' is not an IP address with an optional port — "
+            'write "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"',
             "dns.propagation_timeout: must be positive — give seconds, e.g. 120",
         ],
         id="bad DNS check settings",

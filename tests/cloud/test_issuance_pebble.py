@@ -101,21 +101,23 @@ def test_the_account_key_is_created_once_and_reused(bind_config, tmp_path):
     assert (tmp_path / "keys" / keys[0]).stat().st_mode & 0o777 == 0o600
 
 
-def test_issues_through_powerdns(tmp_path, powerdns):
-    with Pebble(tmp_path / "pebble", powerdns.address) as pebble:
+def test_issues_through_powerdns(tmp_path, powerdns_server, monkeypatch):
+    pdns = powerdns_server
+    dns_address = f"{pdns.address}:{pdns.port}"
+    monkeypatch.setenv("PDNS_KEY", pdns.api_key)
+    with Pebble(tmp_path / "pebble", dns_address) as pebble:
         config = write_config(
             tmp_path,
             pebble=pebble,
-            resolver=powerdns.address,
-            nameservers={"ns1.example.test": powerdns.address},
-            provider=f'type = "powerdns"\napi_url = "{powerdns.api_url}"\napi_key = "env:PDNS_KEY"',
+            resolver=dns_address,
+            nameservers={"ns1.example.test": dns_address},
+            provider=f'type = "powerdns"\napi_url = "{pdns.api_url}"\napi_key = "env:PDNS_KEY"',
         )
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("PDNS_KEY", powerdns.api_key)
-            cert = runtime.issue_site(config, "example")
+
+        cert = runtime.issue_site(config, "example")
 
         assert_issued(cert, pebble, NAMES, KeyType.EC_P256)
-    assert powerdns.txt_values(CHALLENGE) == set()
+    assert txt_values(dns_address, CHALLENGE) == set()
 
 
 # --- failures: each ends with a clear error and no TXT value left behind -------------------
@@ -138,7 +140,7 @@ def test_a_wrong_tsig_key_is_a_clear_terminal_error(bind_config, bind_auth, tsig
 
 def test_an_unreachable_dns_api_is_a_transient_error(bind_config, bind_auth):
     config = bind_config(
-        provider='type = "powerdns"\napi_url = "http://127.0.0.1:9/api/v1"\napi_key = "env:HOME"'
+        provider='type = "powerdns"\napi_url = "http://127.0.0.1:9"\napi_key = "env:HOME"'
     )
 
     with pytest.raises(DnsProviderError) as caught:

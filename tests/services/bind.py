@@ -258,9 +258,9 @@ class BindResolver(_Named):
             *self._options(),
             "recursion yes;",
             f"allow-recursion {{ {LOOPBACK}; }};",
-            # Short caches: a test that changes a TXT must see it through the resolver at once.
-            "max-cache-ttl 1;",
-            "max-ncache-ttl 1;",
+            # No cache: back-to-back issuances of one name must not see the previous TXT values.
+            "max-cache-ttl 0;",
+            "max-ncache-ttl 0;",
             "servfail-ttl 0;",
             # Everything, not only the test zones, goes to the authoritative server on loopback...
             "forward only;",
