@@ -124,6 +124,11 @@ class StaleVersion(BundleError):
             **where,
         )
 
+    @property
+    def up_to_date(self) -> bool:
+        """The entry is the installed version: nothing new, not a replay."""
+        return self.version == self.installed_version
+
 
 class SealedHashMismatch(BundleError):
     pass
