@@ -15,15 +15,15 @@ from typing import Any
 
 from cloud.dns import DnsProvider, ProviderInfo
 from cloud.dns import cloudflare as _cloudflare
+from cloud.dns import exec as _exec
 from cloud.dns import powerdns as _powerdns
 from cloud.dns import rfc2136 as _rfc2136
 from cloud.dns import route53 as _route53
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.secrets import SecretRef, resolve
 
-PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType(
-    {info.name: info for info in (_rfc2136.INFO, _powerdns.INFO, _route53.INFO, _cloudflare.INFO)}
-)
+_MODULES = (_rfc2136, _powerdns, _route53, _cloudflare, _exec)
+PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType({m.INFO.name: m.INFO for m in _MODULES})
 
 
 def build_provider(name: str, values: Mapping[str, Any]) -> DnsProvider:

@@ -11,8 +11,11 @@ ports; tests use unique names under `example.test.` so they can share them.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +157,57 @@ def cloudflare_harness(cloudflare_fake: CloudflareFake) -> Harness:
         "cloudflare", {"api_token": cloudflare_fake.token, "api_url": cloudflare_fake.api_url}
     )
     return Harness(provider, ZONE, lambda fqdn: cloudflare_held(cloudflare_fake, fqdn))
+
+
+# --- exec: a script keeping values in a JSON file -------------------------------------------------
+
+# Keeps {fqdn: [values]} in the JSON file named by its first argument, with the provider contract.
+# Extra behaviour for the exec tests: EXEC_TEST_FAIL=<status> makes it print to stderr and exit with
+# that status; EXEC_TEST_HANG=1 makes it block until killed; EXEC_TEST_ECHO=NAME prints $NAME.
+TXT_SCRIPT = """\
+import json, os, sys, threading
+store, action, fqdn, value = sys.argv[1:5]
+if os.environ.get("EXEC_TEST_ECHO"):
+    print("echo:", os.environ[os.environ["EXEC_TEST_ECHO"]], file=sys.stderr)
+if os.environ.get("EXEC_TEST_HANG"):
+    threading.Event().wait()
+if os.environ.get("EXEC_TEST_FAIL"):
+    print("line one\\nthe API said no", file=sys.stderr)
+    sys.exit(int(os.environ["EXEC_TEST_FAIL"]))
+assert os.environ["CERTDROP_ACTION"] == action and os.environ["CERTDROP_FQDN"] == fqdn
+assert os.environ["CERTDROP_VALUE"] == value and os.environ["CERTDROP_ZONE"]
+assert int(os.environ["CERTDROP_TTL"]) > 0
+data = json.load(open(store)) if os.path.exists(store) else {}
+values = data.setdefault(fqdn, [])
+if action == "add" and value not in values:
+    values.append(value)
+elif action == "remove" and value in values:
+    values.remove(value)
+json.dump(data, open(store, "w"))
+"""
+
+
+@dataclass(frozen=True)
+class ExecScript:
+    command: list[str]
+    store: Path
+
+    def held(self, fqdn: str) -> list[str]:
+        if not self.store.exists():
+            return []
+        return json.loads(self.store.read_text()).get(fqdn, [])
+
+
+@pytest.fixture(scope="session")
+def exec_script(tmp_path_factory: pytest.TempPathFactory) -> ExecScript:
+    directory = tmp_path_factory.mktemp("exec-provider")
+    script = directory / "txt_store.py"
+    script.write_text(TXT_SCRIPT)
+    store = directory / "txt.json"
+    return ExecScript([sys.executable, str(script), str(store)], store)
+
+
+@pytest.fixture(scope="session")
+def exec_harness(exec_script: ExecScript) -> Harness:
+    provider = build_provider("exec", {"command": exec_script.command})
+    return Harness(provider, ZONE, exec_script.held)
