@@ -55,9 +55,10 @@ class S3Store:
         conflict_retries: int = 4,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        """`max_attempts` bounds botocore's own retries (throttling, 5xx, dropped connections);
-        `conflict_retries` how often a conditional request answered 409 ConditionalRequestConflict
-        (a concurrent write to the key was in flight) is repeated, after a short jittered wait."""
+        """`max_attempts` counts every try of one request, botocore's own retries (throttling, 5xx,
+        dropped connections) included. `conflict_retries` is how often a conditional request
+        answered 409 ConditionalRequestConflict (a concurrent request on the key was in flight)
+        is sent again, each after a short jittered wait through `sleep`."""
         if not bucket or "/" in bucket:
             raise ValueError(f"S3 bucket name {bucket!r} is empty or contains '/'")
         prefix = prefix.strip("/")
@@ -200,7 +201,7 @@ class S3Store:
         from botocore.config import Config
 
         config = Config(
-            retries={"mode": "standard", "max_attempts": self._max_attempts},
+            retries={"mode": "standard", "total_max_attempts": self._max_attempts},
             connect_timeout=10,
             read_timeout=30,
             # Bundles carry their own hash in the signed index; the SDK's default CRC trailers
