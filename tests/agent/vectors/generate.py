@@ -1,0 +1,96 @@
+"""Write the golden vectors of one format version into tests/agent/vectors/v<N>/.
+
+Run once when a new format version is introduced, never to make a failing golden test pass: the
+vectors are the promise that what was published yesterday still opens. It refuses to overwrite.
+
+    PYTHONPATH=. python tests/agent/vectors/generate.py v1
+
+Keys come from fixed seeds, so everything but the sealed objects (HPKE's ephemeral key is random)
+is reproducible; the certificate PEMs are generated once and stored as inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from nas_agent.bundle import (
+    ESCROW_RECIPIENT,
+    build_index,
+    hpke_info,
+    make_plaintext,
+    seal,
+    sign_entry,
+)
+from nas_agent.bundle_plaintext import encode_plaintext
+from nas_agent.enrollment import Enrollment, escrow_key_line, issuer_key_line
+from tests.agent.certs import NOW, make_pki
+
+
+def seed(label: str) -> bytes:
+    return hashlib.sha256(f"certdrop golden vector: {label}".encode()).digest()
+
+
+def main(version: str) -> None:
+    directory = Path(__file__).parent / version
+    directory.mkdir()  # fails if the vectors exist
+    agent_id, site, bundle_version = "nas-golden", "example.test", 42
+    box = x25519.X25519PrivateKey.from_private_bytes(seed("agent box"))
+    status = ed25519.Ed25519PrivateKey.from_private_bytes(seed("agent status"))
+    signer = ed25519.Ed25519PrivateKey.from_private_bytes(seed("issuer signing"))
+    escrow = x25519.X25519PrivateKey.from_private_bytes(seed("issuer escrow"))
+    issued = make_pki("golden").issue(("example.test", "*.example.test"))
+    inputs = {
+        "agent_id": agent_id,
+        "site": site,
+        "version": bundle_version,
+        "issued_at": "2026-11-28T12:00:00Z",
+        "now": (NOW + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "hostnames": ["nas.example.test", "example.test"],
+        "seeds": {
+            label: seed(label).hex()
+            for label in ("agent box", "agent status", "issuer signing", "issuer escrow")
+        },
+        "key_pem": issued.key_pem,
+        "leaf_pem": issued.leaf_pem,
+        "chain_pem": issued.chain_pem,
+    }
+    plaintext = make_plaintext(
+        site=site,
+        version=bundle_version,
+        key_pem=issued.key_pem,
+        leaf_pem=issued.leaf_pem,
+        chain_pem=issued.chain_pem,
+        issued_at=NOW,
+    )
+    sealed = seal(plaintext, recipient_id=agent_id, recipient_public_key=box.public_key())
+    escrowed = seal(
+        plaintext, recipient_id=ESCROW_RECIPIENT, recipient_public_key=escrow.public_key()
+    )
+    entry = sign_entry(plaintext, sealed, agent_id=agent_id, signing_key=signer)
+    expected = {
+        "info": hpke_info(agent_id, site, bundle_version).decode("ascii"),
+        "escrow_info": hpke_info(ESCROW_RECIPIENT, site, bundle_version).decode("ascii"),
+        "signed_bytes": entry.signed_bytes().decode("ascii"),
+        "signature_hex": entry.signature.hex(),
+        "issuer_key_id": entry.issuer_key_id,
+        "cert_sha256": entry.cert_sha256,
+        "enrollment_token": Enrollment(agent_id, box.public_key(), status.public_key()).token(),
+        "issuer_key_line": issuer_key_line(signer.public_key()),
+        "escrow_key_line": escrow_key_line(escrow.public_key()),
+    }
+    (directory / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+    (directory / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
+    (directory / "plaintext.json").write_bytes(encode_plaintext(plaintext))
+    (directory / "bundle.sealed").write_bytes(sealed)
+    (directory / "escrow.sealed").write_bytes(escrowed)
+    (directory / "index.json").write_bytes(build_index([entry]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
