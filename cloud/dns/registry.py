@@ -16,13 +16,14 @@ from typing import Any
 from cloud.dns import DnsProvider, ProviderInfo
 from cloud.dns import cloudflare as _cloudflare
 from cloud.dns import exec as _exec
+from cloud.dns import lexicon as _lexicon
 from cloud.dns import powerdns as _powerdns
 from cloud.dns import rfc2136 as _rfc2136
 from cloud.dns import route53 as _route53
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.secrets import SecretRef, resolve
 
-_MODULES = (_rfc2136, _powerdns, _route53, _cloudflare, _exec)
+_MODULES = (_rfc2136, _powerdns, _route53, _cloudflare, _lexicon, _exec)
 PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType({m.INFO.name: m.INFO for m in _MODULES})
 
 

@@ -211,3 +211,29 @@ def exec_script(tmp_path_factory: pytest.TempPathFactory) -> ExecScript:
 def exec_harness(exec_script: ExecScript) -> Harness:
     provider = build_provider("exec", {"command": exec_script.command})
     return Harness(provider, ZONE, exec_script.held)
+
+
+# --- lexicon: Lexicon's own powerdns provider against the PowerDNS server -------------------------
+
+
+@pytest.fixture(scope="session")
+def lexicon_harness(
+    powerdns_server: PowerDns, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
+    with pytest.MonkeyPatch.context() as env:
+        # Lexicon keeps tldextract's cache under $HOME unless told otherwise.
+        env.setenv("TLDEXTRACT_CACHE_PATH", str(tmp_path_factory.mktemp("tldextract")))
+        env.setenv("CERTDROP_TEST_PDNS_KEY", powerdns_server.api_key)
+        provider = build_provider(
+            "lexicon",
+            {
+                "provider": "powerdns",
+                "options": {"pdns_server": powerdns_server.api_url},
+                "secret_options": {"auth_token": "env:CERTDROP_TEST_PDNS_KEY"},
+            },
+        )
+        yield Harness(
+            provider,
+            ZONE,
+            lambda fqdn: dns_txt(powerdns_server.address, powerdns_server.port, fqdn),
+        )

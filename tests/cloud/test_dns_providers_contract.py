@@ -15,7 +15,7 @@ import pytest
 from cloud.dns import TxtRecord
 from tests.cloud.conftest import Harness
 
-PROVIDERS = ("rfc2136", "powerdns", "route53", "cloudflare", "exec")
+PROVIDERS = ("rfc2136", "powerdns", "route53", "cloudflare", "lexicon", "exec")
 
 
 @pytest.fixture(params=PROVIDERS)
