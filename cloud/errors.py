@@ -11,7 +11,7 @@ CertdropError                      transient: retry later; otherwise record, ale
 │   ├── ZoneNotFoundError          no SOA found walking up from .fqdn
 │   ├── CnameChainError            a CNAME loop or a chain longer than allowed
 │   └── PropagationTimeout         .missing: the nameservers that never served .value
-├── AcmeError                      .code (ACME problem type short name), .identifier, .retry_after
+├── AcmeError                      .code (ACME problem short name), .identifier, .retry_after
 │   ├── RateLimited
 │   └── ValidationFailed           .failures: (identifier, code, detail) per failed challenge
 └── IssuanceError                  the issued certificate does not match what was ordered
