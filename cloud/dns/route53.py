@@ -285,7 +285,8 @@ INFO = ProviderInfo(
         ),
         Setting("timeout", "seconds per API request", required=False, kind=float, default=30.0),
     ),
-    permissions="route53:ChangeResourceRecordSets on the hosted zone, limited with the conditions "
+    permissions="route53:ChangeResourceRecordSets on the hosted zone (actions CREATE and DELETE), "
+    "limited with the conditions "
     "route53:ChangeResourceRecordSetsRecordTypes = TXT and "
     "route53:ChangeResourceRecordSetsNormalizedRecordNames like `_acme-challenge.*`; "
     "route53:ListResourceRecordSets on the hosted zone; route53:GetChange on `change/*`; "
