@@ -1,0 +1,38 @@
+"""Replace a small file atomically: a reader sees the old content or the new, never part of one."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from contextlib import suppress
+
+
+def write_atomic(path: str, data: bytes, *, mode: int) -> None:
+    """Write `data` to a temporary file beside `path` with exactly `mode`, fsync it, rename it over
+    `path` and fsync the directory, so the rename survives a power cut. Raises OSError; a failed
+    write leaves `path` as it was and removes the temporary file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)  # the umask may have removed bits; be exact
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(OSError):  # the original error is the one to report
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some network filesystems refuse fsync on a directory; the rename is done anyway
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,201 @@
+"""Where the agent reads its bundles from: its own prefix `agents/<agent-id>/` of the object store.
+
+    source = open_source("s3://certdrop/prod", "nas-01", region="eu-central-1")
+    result = source.fetch("index.json", etag=state.index_etag)   # Fetched or NotModified
+    source.put_status(body)                                      # True if written
+    source.counters                                              # requests, body_bytes
+
+URL forms (the URL names the store's root; the agent adds `agents/<agent-id>/`):
+
+- `s3://bucket/prefix` — S3 or any S3-compatible service (`nas_agent.sources.s3`). Options:
+  `endpoint_url` (another service than AWS; path-style addressing then), `region`,
+  `credentials_file` (AWS shared-credentials format, mode 0600; else the standard AWS chain),
+  `ca_file`, `addressing_style` (auto, path or virtual), `timeout`. `endpoint_url` may be http://
+  (a LAN MinIO): requests are signed, never carry the secret, and bundles are sealed anyway.
+- `https://host/path/` — plain GETs below a base URL (`nas_agent.sources.https`). Options:
+  `ca_file`, `timeout`. Read-only: `put_status` returns False. Plain `http://` is refused.
+- `file:///mnt/share/certdrop` — a directory, e.g. a mounted share (`nas_agent.sources.file`).
+
+Every source also takes `max_bytes` (default MAX_OBJECT_BYTES, 1 MiB): a larger body is refused
+with SourceTooLarge before or while it is read. Options set to None are ignored; an option the
+URL's kind does not take, or a bad URL, raises AgentConfigError naming `source.<option>`.
+
+`fetch(name, etag=None)` returns Fetched(name, body, etag) or, when the object still has `etag`,
+NotModified(name, etag). It raises SourceNotFound (absent), SourceUnavailable (transient: network,
+timeouts, 5xx, throttling), SourceDenied (401/403, credentials), SourceTooLarge, or a terminal
+SourceError (see `nas_agent.source_errors`). `put_status(body)` writes `agents/<id>/status.json`
+and returns True; it returns False, with a warning logged, where the source cannot be written
+(https by nature; S3 AccessDenied; a read-only share), and raises SourceUnavailable when a write
+that should work failed. `counters` tells the requests made and the body bytes received.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from nas_agent.config_errors import AgentConfigError, ConfigProblem
+from nas_agent.ids import is_agent_id
+from nas_agent.sources._base import (
+    MAX_OBJECT_BYTES,
+    STATUS_NAME,
+    Fetched,
+    NotModified,
+    SourceCounters,
+    check_name,
+)
+
+__all__ = [
+    "MAX_OBJECT_BYTES",
+    "STATUS_NAME",
+    "Fetched",
+    "NotModified",
+    "Source",
+    "SourceCounters",
+    "check_name",
+    "check_source_url",
+    "open_source",
+]
+
+SCHEMES = ("s3", "https", "file")
+_OPTIONS = {
+    "s3": {"endpoint_url", "region", "credentials_file", "ca_file", "addressing_style", "timeout"},
+    "https": {"ca_file", "timeout"},
+    "file": set(),
+}
+_ADDRESSING_STYLES = ("auto", "path", "virtual")
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._=-]*")
+
+
+class Source(Protocol):
+    url: str  # without credentials or query: safe to show
+    agent_id: str
+
+    @property
+    def counters(self) -> SourceCounters: ...
+
+    def fetch(self, name: str, etag: str | None = None) -> Fetched | NotModified: ...
+
+    def put_status(self, body: bytes) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def check_source_url(url: str) -> None:
+    """Raise AgentConfigError (key `source.url`) unless `url` is a source URL this agent reads."""
+    _parse(url)
+
+
+def open_source(url: str, agent_id: str, **options: Any) -> Source:
+    """The source at `url` for agent `agent_id`; no request is made until the first call."""
+    given = {key: value for key, value in options.items() if value is not None}
+    problems = []
+    if not is_agent_id(agent_id):
+        problems.append(ConfigProblem("agent.id", f"{agent_id!r} is not an agent id", _ID_FIX))
+    try:
+        scheme, where = _parse(url)
+    except AgentConfigError as exc:
+        raise AgentConfigError(list(exc.problems) + problems) from None
+    problems.extend(_option_problems(scheme, given))
+    if problems:
+        raise AgentConfigError(problems)
+    given["max_bytes"] = given.get("max_bytes", MAX_OBJECT_BYTES)
+    if scheme == "s3":
+        from nas_agent.sources.s3 import S3Source
+
+        bucket, prefix = where
+        return S3Source(url, agent_id, bucket=bucket, prefix=prefix, **given)
+    if scheme == "https":
+        from nas_agent.sources.https import HttpsSource
+
+        return HttpsSource(url, agent_id, **given)
+    from nas_agent.sources.file import FileSource
+
+    return FileSource(url, agent_id, root=where[0], **given)
+
+
+_ID_FIX = "use lower-case letters, digits and '-' (max 63), as given at enrollment"
+
+
+def _parse(url: str) -> tuple[str, tuple[str, str]]:
+    """(scheme, (bucket, prefix) | (base, "") | (root, "")), or AgentConfigError."""
+
+    def bad(cause: str, fix: str) -> AgentConfigError:
+        return AgentConfigError([ConfigProblem("source.url", cause, fix)])
+
+    if not isinstance(url, str):
+        raise bad("must be a string", "write url = s3://bucket/prefix, https://... or file:///...")
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme == "http":
+        raise bad("plain http:// is refused", "serve the store over https:// or mount it (file://)")
+    if scheme not in SCHEMES:
+        raise bad(
+            f"{url!r} is not an s3://, https:// or file:// URL",
+            "write s3://bucket/prefix, https://host/path/ or file:///mnt/share/certdrop",
+        )
+    if parts.query or parts.fragment:
+        raise bad("has a query or fragment", "give the base URL only")
+    if "@" in parts.netloc:
+        raise bad("holds credentials", _CREDENTIALS_FIX[scheme])
+    if scheme == "s3":
+        prefix = parts.path.strip("/")
+        if _BUCKET.fullmatch(parts.netloc) is None:
+            raise bad(f"{parts.netloc!r} is not a bucket name", "write s3://bucket/prefix")
+        if prefix and not all(_PREFIX_SEGMENT.fullmatch(s) for s in prefix.split("/")):
+            raise bad(f"prefix {prefix!r} has an empty, '.' or odd segment", "write s3://b/a/b")
+        return scheme, (parts.netloc, prefix)
+    if scheme == "https":
+        if not parts.hostname:
+            raise bad("has no host", "write https://host/path/")
+        return scheme, (url.strip(), "")
+    if parts.netloc not in ("", "localhost"):
+        raise bad(f"names the host {parts.netloc!r}", "mount the share; write file:///mount/point")
+    root = unquote(parts.path)
+    if not os.path.isabs(root) or root == "/":
+        raise bad("needs an absolute directory below /", "write file:///mnt/share/certdrop")
+    return scheme, (os.path.normpath(root), "")
+
+
+_CREDENTIALS_FIX = {
+    "s3": "remove them; set source.credentials_file to a 0600 file instead",
+    "https": "remove them; the https source sends no credentials",
+    "file": "remove them",
+}
+
+
+def _option_problems(scheme: str, given: dict[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    for key in sorted(set(given) - _OPTIONS[scheme] - {"max_bytes"}):
+        takers = [s for s in SCHEMES if key in _OPTIONS[s]]
+        where = ", ".join(f"{s}://" for s in takers) or "no source"
+        problems.append(ConfigProblem(f"source.{key}", f"only {where} takes it", "remove it"))
+    for key in ("endpoint_url", "region", "credentials_file", "ca_file"):
+        if key in given and (not isinstance(given[key], str) or not given[key]):
+            problems.append(ConfigProblem(f"source.{key}", "must be a non-empty string", "fix it"))
+    endpoint = given.get("endpoint_url")
+    if isinstance(endpoint, str) and not endpoint.startswith(("https://", "http://")):
+        problems.append(
+            ConfigProblem("source.endpoint_url", f"{endpoint!r} is not a URL", "write https://...")
+        )
+    style = given.get("addressing_style")
+    if style is not None and style not in _ADDRESSING_STYLES:
+        problems.append(
+            ConfigProblem(
+                "source.addressing_style",
+                f"{style!r} is not an addressing style",
+                f"use one of {', '.join(_ADDRESSING_STYLES)}",
+            )
+        )
+    for key in ("timeout", "max_bytes"):
+        value = given.get(key)
+        if value is not None and (isinstance(value, bool) or not _positive(value)):
+            problems.append(ConfigProblem(f"source.{key}", "must be positive", "give a number"))
+    return problems
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and value > 0

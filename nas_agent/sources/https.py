@@ -1,0 +1,146 @@
+"""`https://host/path/`: plain GETs below a base URL (a self-hosted server, a CDN, a website).
+
+`fetch("index.json")` is `GET <base>/agents/<id>/index.json`, with `If-None-Match` when an ETag is
+given; 304 is NotModified. The server's certificate is checked against the system's CAs or
+`ca_file`. Redirects are refused rather than followed: point the URL at the final location.
+
+Read-only by nature: `put_status` sends nothing and returns False. A store that hands out one
+presigned URL per object is out of scope; put a small proxy in front that serves the base-URL
+layout, or use `s3://` with read-only credentials for the agent's prefix.
+
+Statuses: 404/410 raise SourceNotFound; 401/403 SourceDenied; 408, 425, 429 and 5xx, connection
+failures and timeouts SourceUnavailable; a TLS failure and anything else a terminal SourceError
+carrying the status in `.code`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import requests
+
+from nas_agent.source_errors import (
+    SourceDenied,
+    SourceError,
+    SourceNotFound,
+    SourceTooLarge,
+    SourceUnavailable,
+)
+from nas_agent.sources._base import BaseSource, Fetched, NotModified, check_name, safe_url
+
+_log = logging.getLogger(__name__)
+
+_CHUNK = 64 * 1024
+_TRANSIENT_STATUSES = {408, 425, 429}
+
+
+class HttpsSource(BaseSource):
+    def __init__(
+        self,
+        url: str,
+        agent_id: str,
+        *,
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+        max_bytes: int,
+    ):
+        super().__init__(url, agent_id, max_bytes)
+        self._base = f"{url.rstrip('/')}/agents/{agent_id}/"
+        self._verify: str | bool = ca_file or True
+        self._timeout = timeout
+        self._session = requests.Session()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def fetch(self, name: str, etag: str | None = None) -> Fetched | NotModified:
+        url = self._base + check_name(name)
+        headers = {"If-None-Match": etag} if etag else {}
+        self._count(requests=1)
+        try:
+            response = self._session.get(
+                url,
+                headers=headers,
+                timeout=self._timeout,
+                verify=self._verify,
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise SourceError(
+                "the server's TLS certificate is not trusted; set source.ca_file to its CA",
+                url=self.location,
+                name=name,
+                code="TLS",
+            ) from exc
+        except requests.RequestException as exc:
+            raise SourceUnavailable(
+                f"no answer ({type(exc).__name__})", url=self.location, name=name
+            ) from exc
+        with response:
+            _log.debug("GET %s%s: HTTP %d", self.location, name, response.status_code)
+            if response.status_code == 200:
+                body = self._read(name, response)
+                self._count(body_bytes=len(body))
+                return Fetched(name, body, response.headers.get("ETag"))
+            if response.status_code == 304 and etag:
+                return NotModified(name, response.headers.get("ETag") or etag)
+            raise self._status_error(name, response)
+
+    def put_status(self, body: bytes) -> bool:
+        return False
+
+    def _read(self, name: str, response: requests.Response) -> bytes:
+        """The body, reading no more than the limit allows and within the timeout overall (the
+        socket timeout alone would let a server that drips a byte at a time hold the agent)."""
+        declared = response.headers.get("Content-Length", "")
+        self._check_size(name, int(declared) if declared.isdigit() else None)
+        deadline = time.monotonic() + self._timeout
+        chunks = []
+        received = 0
+        try:
+            for chunk in response.iter_content(_CHUNK):
+                received += len(chunk)
+                if received > self.max_bytes:
+                    raise SourceTooLarge(None, self.max_bytes, url=self.location, name=name)
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise SourceUnavailable(
+                        f"body not received within {self._timeout:g} s",
+                        url=self.location,
+                        name=name,
+                    )
+        except requests.RequestException as exc:
+            raise SourceUnavailable(
+                f"body cut short ({type(exc).__name__})", url=self.location, name=name
+            ) from exc
+        return b"".join(chunks)
+
+    def _status_error(self, name: str, response: requests.Response) -> SourceError:
+        status = response.status_code
+        code = str(status)
+        if status in (404, 410):
+            return SourceNotFound("no such object", url=self.location, name=name, code=code)
+        if status in (401, 403):
+            return SourceDenied(
+                f"HTTP {status}: access refused", url=self.location, name=name, code=code
+            )
+        if status in _TRANSIENT_STATUSES or status >= 500:
+            return SourceUnavailable(f"HTTP {status}", url=self.location, name=name, code=code)
+        if 300 <= status < 400 and status != 304:
+            target = safe_url(response.headers.get("Location", "")) or "(no Location)"
+            return SourceError(
+                f"HTTP {status} redirect to {target}; set source.url to the final location",
+                url=self.location,
+                name=name,
+                code=code,
+            )
+        if status == 304:
+            return SourceUnavailable(
+                "HTTP 304 to a request without If-None-Match",
+                url=self.location,
+                name=name,
+                code=code,
+            )
+        return SourceError(f"HTTP {status}", url=self.location, name=name, code=code)
