@@ -27,6 +27,8 @@ from .recording import RecordedRequest
 from .state import Emulator
 
 _log = logging.getLogger(__name__)
+# How often the serving loops look for a stop request; bounds how long stop() takes.
+_POLL_SECONDS = 0.05
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -121,7 +123,12 @@ class EmulatorHandle:
         self._servers = servers
         self._served = served
         self._threads = [
-            threading.Thread(target=s.serve_forever, name=f"dsm-emulator-{s.port}", daemon=True)
+            threading.Thread(
+                target=s.serve_forever,
+                kwargs={"poll_interval": _POLL_SECONDS},
+                name=f"dsm-emulator-{s.port}",
+                daemon=True,
+            )
             for s in servers
         ]
         for thread in self._threads:
@@ -152,8 +159,13 @@ class EmulatorHandle:
             thread.join()
 
     def stop(self) -> None:
+        # shutdown() waits for the serving loop's next poll: ask both listeners at once.
+        stoppers = [threading.Thread(target=server.shutdown) for server in self._servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
         for server in self._servers:
-            server.shutdown()
             server.server_close()
         for thread in self._threads:
             thread.join()
