@@ -139,7 +139,7 @@ class S3Source(BaseSource):
         from botocore.config import Config
 
         config = Config(
-            retries={"mode": "standard", "max_attempts": 3},
+            retries={"mode": "standard", "total_max_attempts": 3},
             connect_timeout=self._timeout,
             read_timeout=self._timeout,
             # The signed index carries each bundle's hash; not every S3-compatible service

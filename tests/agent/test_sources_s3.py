@@ -1,0 +1,202 @@
+"""The s3:// source against moto's server, with moto's IAM checks on for least privilege."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from nas_agent.config_errors import SecretFileError
+from nas_agent.source_errors import SourceDenied, SourceError, SourceUnavailable
+from nas_agent.sources import Fetched, open_source
+
+AGENT = "nas-01"
+PREFIX = "certdrop"
+REPO = Path(__file__).resolve().parents[2]
+_buckets = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Any]:
+    pytest.importorskip("moto", reason="moto (S3 server) is not installed for this Python")
+    from tests.services.moto import MotoServer, fake_aws_env
+
+    with fake_aws_env(), MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def admin(moto: Any) -> Any:
+    return moto.client("s3")
+
+
+@pytest.fixture
+def bucket(moto: Any, admin: Any) -> str:
+    name = f"agent-source-{next(_buckets)}"
+    admin.create_bucket(Bucket=name)
+    for agent in (AGENT, "nas-02"):
+        key = f"{PREFIX}/agents/{agent}/index.json"
+        admin.put_object(Bucket=name, Key=key, Body=f"index of {agent}".encode())
+    return name
+
+
+def write_credentials(path: Path, key_id: str, secret: str, mode: int = 0o600) -> str:
+    path.write_text(
+        f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n",
+        encoding="utf-8",
+    )
+    path.chmod(mode)
+    return str(path)
+
+
+@pytest.fixture
+def agent_credentials(moto: Any, bucket: str, tmp_path: Path) -> Iterator[Any]:
+    """Makes an IAM user for the agent with `grant(statements)`, writes its 0600 credentials file,
+    then turns moto's IAM checks on (off again at teardown: they are process-wide)."""
+    import requests
+
+    iam = moto.client("iam")
+    enabled = []
+
+    def grant(*statements: dict) -> str:
+        user = f"agent-{bucket}"[:64]
+        iam.create_user(UserName=user)
+        policy = {"Version": "2012-10-17", "Statement": list(statements)}
+        iam.put_user_policy(UserName=user, PolicyName="agent", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        path = write_credentials(tmp_path / "aws", key["AccessKeyId"], key["SecretAccessKey"])
+        requests.post(f"{moto.endpoint_url}/moto-api/reset-auth", data=b"0", timeout=10)
+        enabled.append(True)
+        return path
+
+    yield grant
+    if enabled:
+        requests.post(f"{moto.endpoint_url}/moto-api/reset-auth", data=b"inf", timeout=10)
+
+
+def read_statements(bucket: str) -> list:
+    return [
+        {
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/{PREFIX}/agents/{AGENT}/*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{bucket}",
+            "Condition": {"StringLike": {"s3:prefix": f"{PREFIX}/agents/{AGENT}/*"}},
+        },
+    ]
+
+
+def source_for(moto: Any, bucket: str, agent: str = AGENT, **options: Any) -> Any:
+    from tests.services.moto import REGION
+
+    url = f"s3://{bucket}/{PREFIX}"
+    return open_source(url, agent, endpoint_url=moto.endpoint_url, region=REGION, **options)
+
+
+def test_least_privilege_reads_its_own_prefix_and_nothing_else(
+    moto: Any, bucket: str, agent_credentials: Any
+) -> None:
+    credentials = agent_credentials(*read_statements(bucket))
+    with source_for(moto, bucket, credentials_file=credentials) as own:
+        fetched = own.fetch("index.json")
+    other = source_for(moto, bucket, "nas-02", credentials_file=credentials)
+    with other, pytest.raises(SourceDenied) as caught:
+        other.fetch("index.json")
+    assert isinstance(fetched, Fetched) and fetched.body == b"index of nas-01"
+    assert caught.value.code == "AccessDenied" and not caught.value.transient
+
+
+def test_a_denied_status_write_is_a_warning_not_a_failure(
+    moto: Any, bucket: str, agent_credentials: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    credentials = agent_credentials(*read_statements(bucket))
+    source = source_for(moto, bucket, credentials_file=credentials)
+    with caplog.at_level(logging.WARNING, logger="nas_agent.sources.s3"), source:
+        written = source.put_status(b'{"ok": true}')
+    assert written is False
+    assert any("status not written" in r.getMessage() for r in caplog.records)
+
+
+def test_a_status_write_the_policy_allows_lands(
+    moto: Any, bucket: str, agent_credentials: Any
+) -> None:
+    put = {
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{bucket}/{PREFIX}/agents/{AGENT}/status.json",
+    }
+    credentials = agent_credentials(*read_statements(bucket), put)
+    with source_for(moto, bucket, credentials_file=credentials) as source:
+        written = source.put_status(b'{"ok": true}')
+        stored = source.fetch("status.json")  # the agent may read its whole prefix
+    assert written is True
+    assert isinstance(stored, Fetched) and stored.body == b'{"ok": true}'
+
+
+def test_a_credentials_file_others_can_read_is_refused_naming_it(tmp_path: Path) -> None:
+    path = write_credentials(tmp_path / "aws", "AKIDEXAMPLE", "secret-value", mode=0o644)
+    with pytest.raises(SecretFileError) as caught:
+        open_source("s3://bucket/prefix", AGENT, credentials_file=path)
+    assert caught.value.path == path
+    assert f"chmod 600 {path}" in str(caught.value)
+    assert "secret-value" not in str(caught.value)
+
+
+def test_a_credentials_file_without_the_secret_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "aws"
+    path.write_text("[default]\naws_access_key_id = AKIDEXAMPLE\n", encoding="utf-8")
+    path.chmod(0o600)
+    with pytest.raises(SecretFileError, match="aws_secret_access_key"):
+        open_source("s3://bucket/prefix", AGENT, credentials_file=str(path))
+
+
+def test_a_missing_bucket_is_terminal(moto: Any) -> None:
+    with source_for(moto, "no-such-bucket-here") as source, pytest.raises(SourceError) as caught:
+        source.fetch("index.json")
+    assert caught.value.code == "NoSuchBucket" and not caught.value.transient
+
+
+def test_an_unreachable_endpoint_is_transient_and_every_attempt_counts(moto: Any) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        source = open_source("s3://bucket/p", AGENT, endpoint_url=endpoint, timeout=2)
+        with source, pytest.raises(SourceUnavailable) as caught:
+            source.fetch("index.json")
+    assert caught.value.transient
+    assert source.counters.requests == 3  # botocore's standard mode: three attempts
+
+
+def test_opening_an_s3_source_imports_no_boto3_until_the_first_request() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from nas_agent.sources import open_source
+        open_source("s3://bucket/prefix", "nas-01", region="eu-central-1")
+        print("boto3" in sys.modules, "botocore" in sys.modules)
+        """
+    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split() == ["False", "False"]
