@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import stat
 from dataclasses import dataclass, field
 from typing import TypeVar, Union
@@ -106,7 +107,7 @@ def save_private_key(path: str, key: ContractPrivateKey) -> None:
     half-written file.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
@@ -118,6 +119,7 @@ def save_private_key(path: str, key: ContractPrivateKey) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.link(temporary, path)
+        _fsync_directory(directory)
     except FileExistsError as exc:
         raise KeyFileError(path, "already exists; refusing to overwrite a key") from exc
     except OSError as exc:
@@ -158,6 +160,15 @@ def load_agent_keys(directory: str, agent_id: str) -> AgentKeys:
         box_key=load_private_key(box_path, x25519.X25519PrivateKey),
         signing_key=load_private_key(signing_path, ed25519.Ed25519PrivateKey),
     )
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the new name survive a power cut: a NAS that loses its key must enroll again."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _agent_key_paths(directory: str) -> tuple[str, str]:
