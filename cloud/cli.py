@@ -1,8 +1,9 @@
 """`certdrop`: the operator's command line. Translates arguments into calls of the core.
 
-Exit codes: 0 done; 1 unexpected failure (a bug: the traceback is printed); 2 bad usage or
-configuration; 3 DNS (provider, propagation); 4 ACME (CA refused, rate limit, validation);
-5 object store or key store; 6 the issued certificate failed our checks.
+Exit codes: 0 done; 1 unexpected failure (a bug: the traceback is printed); 2 bad usage,
+configuration or request (unknown site or agent, bad token, issuer not initialized); 3 DNS
+(provider, propagation); 4 ACME (CA refused, rate limit, validation); 5 object store or key
+store; 6 the issued certificate failed our checks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cloud.errors import (
     SecretError,
     StoreError,
 )
+from nas_agent.errors import AgentError
 
 log = logging.getLogger("cloud.cli")
 
@@ -50,30 +52,118 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json-logs", action="store_true", help="log JSON lines")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    issue = commands.add_parser("issue", help="issue one site's certificate now")
-    issue.add_argument("site", help="the site id (a [sites.ID] table of the configuration)")
-    issue.add_argument(
-        "--out", type=Path, required=True, help="write privkey/cert/chain/fullchain PEMs here"
+    init = commands.add_parser("init", help="create the issuer's signing and escrow keys (once)")
+    init.set_defaults(run=_init)
+
+    issue = commands.add_parser(
+        "issue", help="issue one site's certificate now and publish it to its agents"
     )
+    issue.add_argument("site", help="the site id (a [sites.ID] table of the configuration)")
+    issue.add_argument("--out", type=Path, help="also write privkey/cert/chain/fullchain PEMs here")
     issue.set_defaults(run=_issue)
+
+    agent = commands.add_parser("agent", help="enrolled NAS agents").add_subparsers(
+        dest="agent_command", required=True, metavar="ACTION"
+    )
+    add = agent.add_parser(
+        "add", help="register an agent's enrollment token for sites; delivers current certs"
+    )
+    add.add_argument("token", help="the line `certdrop-agent enroll` printed on the NAS")
+    add.add_argument(
+        "--site", action="append", required=True, dest="sites", help="a site it receives (repeat)"
+    )
+    add.set_defaults(run=_agent_add)
+    listing = agent.add_parser("list", help="show registered agents and their sites")
+    listing.set_defaults(run=_agent_list)
+    remove = agent.add_parser("remove", help="delete an agent's registration and its objects")
+    remove.add_argument("agent_id")
+    remove.set_defaults(run=_agent_remove)
     return parser
 
 
+def _init(args: argparse.Namespace) -> int:
+    from cloud.issuer import init_issuer, public_lines
+
+    config = config_module.load(args.config)
+    issuer = init_issuer(runtime.keystore(config))
+    issuer_line, escrow_line = public_lines(issuer)
+    print(
+        f"issuer keys created in {config.storage.keys_dir} (owner-only files)\n"
+        f"give every agent this line as issuer_key in its configuration:\n  {issuer_line}\n"
+        f"escrow public key:\n  {escrow_line}"
+    )
+    return EXIT_OK
+
+
 def _issue(args: argparse.Namespace) -> int:
+    from cloud.issuer import is_initialized
     from cloud.output import write_pem_files
 
     config = config_module.load(args.config)
-    cert = runtime.issue_site(config, args.site)
-    paths = write_pem_files(args.out, cert)
-    print(
-        f"issued {cert.site}: {', '.join(cert.names)}\n"
-        f"  key type     {cert.key_type.value}\n"
-        f"  serial       {cert.serial:x}\n"
-        f"  valid        {cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC\n"
-        f"  issuer       {cert.issuer_cn}\n"
-        f"  sha256       {cert.fingerprint_sha256}\n"
-        f"  written to   {paths['fullchain.pem'].parent}"
-    )
+    object_store = runtime.store(config)
+    cert = runtime.issue_site(config, args.site, object_store=object_store)
+    if is_initialized(runtime.keystore(config)):
+        state = runtime.publisher(config, object_store).publish(cert)
+        published = f"version {state.version}"
+    else:
+        published = "not published: run `certdrop init` to create the issuer keys"
+    lines = [
+        f"issued {cert.site}: {', '.join(cert.names)}",
+        f"  key type     {cert.key_type.value}",
+        f"  serial       {cert.serial:x}",
+        f"  valid        {cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC",
+        f"  issuer       {cert.issuer_cn}",
+        f"  sha256       {cert.fingerprint_sha256}",
+        f"  published    {published}",
+    ]
+    if args.out:
+        paths = write_pem_files(args.out, cert)
+        lines.append(f"  written to   {paths['fullchain.pem'].parent}")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _agent_add(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from nas_agent.enrollment import parse_enrollment_token
+
+    config = config_module.load(args.config)
+    sites = tuple(dict.fromkeys(args.sites))
+    for site in sites:
+        runtime.site(config, site)  # an unknown site is a configuration error
+    enrollment = parse_enrollment_token(args.token)
+    publisher = runtime.publisher(config)
+    record = publisher.registry.add(enrollment, sites, datetime.now(UTC))
+    delivered = publisher.subscribe(record, sites)
+    waiting = [s for s in sites if s not in delivered]
+    print(f"agent {record.agent_id} receives: {', '.join(record.sites)}")
+    if delivered:
+        print(f"  delivered current certificates of: {', '.join(delivered)}")
+    if waiting:
+        print(f"  not issued yet (delivered at first issuance): {', '.join(waiting)}")
+    return EXIT_OK
+
+
+def _agent_list(args: argparse.Namespace) -> int:
+    from cloud.agents import AgentRegistry
+
+    config = config_module.load(args.config)
+    records = AgentRegistry(runtime.store(config)).all()
+    if not records:
+        print("no agents registered; on a NAS run `certdrop-agent enroll`, then `agent add`")
+        return EXIT_OK
+    width = max(len(r.agent_id) for r in records)
+    print(f"{'AGENT':<{width}}  {'ADDED':<16}  SITES")
+    for r in records:
+        print(f"{r.agent_id:<{width}}  {r.added_at:%Y-%m-%d %H:%M}  {', '.join(r.sites)}")
+    return EXIT_OK
+
+
+def _agent_remove(args: argparse.Namespace) -> int:
+    config = config_module.load(args.config)
+    removed = runtime.publisher(config).remove_agent(args.agent_id)
+    print(f"agent {args.agent_id} removed ({removed} object(s) deleted)")
     return EXIT_OK
 
 
@@ -82,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     log_setup.setup(verbose=args.verbose, json_lines=args.json_logs or None)
     try:
         return args.run(args)
-    except CertdropError as exc:
+    except (CertdropError, AgentError) as exc:
         # One clear line (the config error lists each problem below it).
         print(f"certdrop: error: {exc}", file=sys.stderr)
-        return next((code for cls, code in _EXIT_BY_ERROR if isinstance(exc, cls)), EXIT_BUG)
+        return next((code for cls, code in _EXIT_BY_ERROR if isinstance(exc, cls)), EXIT_CONFIG)
     except KeyboardInterrupt:
         return 130
 

@@ -12,7 +12,9 @@ from cloud.dns import DnsProvider
 from cloud.dns.registry import build_provider
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.issuance import IssuedCertificate, issue
+from cloud.issuer import load_issuer
 from cloud.keystore import LocalKeyStore
+from cloud.publish import Publisher
 from cloud.secrets import SecretRef, resolve
 from cloud.store import Store
 from cloud.store.url import open_store
@@ -64,3 +66,8 @@ def issue_site(
         order_timeout=config.ca.order_timeout,
         preferred_chain=config.ca.preferred_chain,
     )
+
+
+def publisher(config: Config, object_store: Store | None = None) -> Publisher:
+    """A publisher with the issuer's keys (raises IssuerNotInitialized before `certdrop init`)."""
+    return Publisher(object_store or store(config), load_issuer(keystore(config)))

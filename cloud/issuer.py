@@ -1,0 +1,72 @@
+"""The issuer's own keys: an Ed25519 key signing index entries, an X25519 escrow key.
+
+`certdrop init` creates them once; every publish loads them. Agents pin the signing key's public
+half (the `certdrop-issuer-v1:` line). The escrow copy of each bundle lets a new agent receive the
+current certificate without a new ACME order.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from cloud.errors import CertdropError
+from cloud.keystore import KeyExists, LocalKeyStore
+from nas_agent.enrollment import escrow_key_line, issuer_key_line
+from nas_agent.errors import KeyFileError
+from nas_agent.keys import IssuerKeys, generate_issuer_keys, load_private_key_pem, private_key_pem
+
+SIGNING_KEY = "issuer-signing-ed25519.pem"
+ESCROW_KEY = "issuer-escrow-x25519.pem"
+
+
+class IssuerNotInitialized(CertdropError):
+    def __init__(self, missing: str):
+        self.missing = missing
+        super().__init__(f"the issuer has no {missing}: run `certdrop init` first")
+
+
+class IssuerKeyInvalid(CertdropError):
+    def __init__(self, name: str, cause: str):
+        self.name = name
+        super().__init__(f"issuer key {name}: {cause}")
+
+
+def init_issuer(keys: LocalKeyStore) -> IssuerKeys:
+    """Creates both keys; refuses (KeyExists) if either is already there, so a repeated `init`
+    can never replace the key every agent has pinned."""
+    for name in (SIGNING_KEY, ESCROW_KEY):
+        if keys.load(name) is not None:
+            raise KeyExists(name)
+    issuer = generate_issuer_keys()
+    keys.create(SIGNING_KEY, private_key_pem(issuer.signing_key))
+    keys.create(ESCROW_KEY, private_key_pem(issuer.escrow_key))
+    return issuer
+
+
+def load_issuer(keys: LocalKeyStore) -> IssuerKeys:
+    return IssuerKeys(
+        signing_key=_load(keys, SIGNING_KEY, ed25519.Ed25519PrivateKey),
+        escrow_key=_load(keys, ESCROW_KEY, x25519.X25519PrivateKey),
+    )
+
+
+def is_initialized(keys: LocalKeyStore) -> bool:
+    return keys.load(SIGNING_KEY) is not None and keys.load(ESCROW_KEY) is not None
+
+
+def public_lines(issuer: IssuerKeys) -> tuple[str, str]:
+    """(the issuer key line agents pin, the escrow key line) — public halves only."""
+    return (
+        issuer_key_line(issuer.signing_key.public_key()),
+        escrow_key_line(issuer.escrow_key.public_key()),
+    )
+
+
+def _load(keys: LocalKeyStore, name: str, kind: type) -> object:
+    data = keys.load(name)
+    if data is None:
+        raise IssuerNotInitialized(name)
+    try:
+        return load_private_key_pem(data, kind, source=name)
+    except KeyFileError as exc:
+        raise IssuerKeyInvalid(name, exc.reason) from exc
