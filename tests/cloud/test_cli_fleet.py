@@ -1,0 +1,107 @@
+"""`certdrop init` and `certdrop agent add|list|remove`, run as a user would."""
+
+from __future__ import annotations
+
+from cloud.cli import EXIT_CONFIG, EXIT_OK
+from cloud.issuer import ESCROW_KEY, SIGNING_KEY
+from nas_agent.enrollment import enrollment_of
+from nas_agent.keys import generate_agent_keys
+from tests.cloud.issuing import rfc2136_provider, write_config
+from tests.cloud.test_cli_issue import _run
+
+
+def _config(tmp_path, pebble, bind_auth, tsig_key):
+    return write_config(
+        tmp_path,
+        pebble=pebble,
+        resolver=bind_auth.address,
+        nameservers={
+            "ns1.example.test": bind_auth.address,
+            "ns2.example.test": bind_auth.address,
+        },
+        provider=rfc2136_provider(bind_auth.address, tsig_key, tmp_path / "tsig"),
+    )
+
+
+def test_init_creates_owner_only_issuer_keys_once_and_prints_the_line_agents_pin(
+    tmp_path, pebble, bind_auth, tsig_key
+):
+    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+
+    first = _run("--config", config.source, "init")
+    again = _run("--config", config.source, "init")
+
+    assert first.returncode == EXIT_OK, first.stderr
+    assert "certdrop-issuer-v1:" in first.stdout
+    for name in (SIGNING_KEY, ESCROW_KEY):
+        assert (tmp_path / "keys" / name).stat().st_mode & 0o777 == 0o600
+    assert "PRIVATE KEY" not in first.stdout
+    assert again.returncode == EXIT_CONFIG
+    assert "already exists; refusing to overwrite it" in again.stderr
+
+
+def test_an_agent_added_after_issuance_is_delivered_the_current_certificate(
+    tmp_path, pebble, bind_auth, tsig_key
+):
+    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+    token = enrollment_of(generate_agent_keys("nas-1")).token()
+    assert _run("--config", config.source, "init").returncode == EXIT_OK
+    issued = _run("--config", config.source, "issue", "example")
+    assert issued.returncode == EXIT_OK, issued.stderr
+    assert "published    version 1" in issued.stdout
+
+    added = _run("--config", config.source, "agent", "add", token, "--site", "example")
+    listed = _run("--config", config.source, "agent", "list")
+
+    assert added.returncode == EXIT_OK, added.stderr
+    assert "delivered current certificates of: example" in added.stdout
+    assert (tmp_path / "store" / "agents" / "nas-1" / "index.json").is_file()
+    assert (tmp_path / "store" / "agents" / "nas-1" / "bundles" / "example" / "1.sealed").is_file()
+    assert "nas-1" in listed.stdout and "example" in listed.stdout
+
+
+def test_agent_add_refuses_a_mistyped_token_and_an_unknown_site(
+    tmp_path, pebble, bind_auth, tsig_key
+):
+    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+    token = enrollment_of(generate_agent_keys("nas-1")).token()
+    assert _run("--config", config.source, "init").returncode == EXIT_OK
+    typo = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
+
+    bad_token = _run("--config", config.source, "agent", "add", typo, "--site", "example")
+    bad_site = _run("--config", config.source, "agent", "add", token, "--site", "nope")
+
+    assert bad_token.returncode == EXIT_CONFIG
+    assert "enrollment token" in bad_token.stderr
+    assert bad_site.returncode == EXIT_CONFIG
+    assert "sites.nope: no such site" in bad_site.stderr
+    assert not (tmp_path / "store" / "state" / "agents").exists()
+
+
+def test_agent_remove_deletes_the_agents_objects(tmp_path, pebble, bind_auth, tsig_key):
+    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+    token = enrollment_of(generate_agent_keys("nas-1")).token()
+    assert _run("--config", config.source, "init").returncode == EXIT_OK
+    assert (
+        _run("--config", config.source, "agent", "add", token, "--site", "example").returncode == 0
+    )
+    assert _run("--config", config.source, "issue", "example").returncode == EXIT_OK
+
+    removed = _run("--config", config.source, "agent", "remove", "nas-1")
+    again = _run("--config", config.source, "agent", "remove", "nas-1")
+
+    assert removed.returncode == EXIT_OK, removed.stderr
+    assert not any((tmp_path / "store" / "agents").rglob("*.*"))
+    assert again.returncode == EXIT_CONFIG
+    assert "no agent nas-1 is registered" in again.stderr
+
+
+def test_issue_before_init_still_issues_and_says_it_did_not_publish(
+    tmp_path, pebble, bind_auth, tsig_key
+):
+    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+
+    result = _run("--config", config.source, "issue", "example")
+
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "not published: run `certdrop init`" in result.stdout
