@@ -18,11 +18,8 @@ never retried: DSM counts them towards its auto-block.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
-import zipfile
-from dataclasses import dataclass
 from typing import Iterator
 
 from nas_agent import dsm_login
@@ -54,34 +51,12 @@ CRT = "SYNO.Core.Certificate.CRT"
 SERVICE = "SYNO.Core.Certificate.Service"
 _NO_SUCH_API = 102
 _FILE_TYPE = "application/octet-stream"
-EXPORT_MEMBERS = ("cert.pem", "privkey.pem", "chain.pem")
-
-
-@dataclass(frozen=True)
-class ExportedCertificate:
-    cert_pem: bytes
-    key_pem: bytes
-    chain_pem: bytes
 
 
 def strip_blank_lines(pem: bytes) -> bytes:
     """A chain without empty lines (a leading one broke SRM's import, acme.sh#3332)."""
     lines = [line for line in pem.splitlines() if line.strip()]
     return b"\n".join(lines) + b"\n" if lines else b""
-
-
-def read_export_archive(data: bytes) -> ExportedCertificate:
-    """Open what ``export`` returned, in the emulator's format: a zip of cert/privkey/chain.pem.
-
-    Real DSM's archive format is not documented (reference §6.3), so the agent keeps its own
-    copy of what it replaces for rollback and treats the export as an extra backup.
-    """
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            cert, key, chain = (archive.read(name) for name in EXPORT_MEMBERS)
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise DsmProtocolError("export", f"not a cert/privkey/chain.pem zip ({exc})") from None
-    return ExportedCertificate(cert, key, chain)
 
 
 class DsmClient:
@@ -229,7 +204,7 @@ class DsmClient:
         return matches[0] if matches else None
 
     def export(self, session: Session, cert_id: str) -> bytes:
-        """The archive DSM's ``export`` returns for ``cert_id`` (see ``read_export_archive``)."""
+        """DSM's ``export`` archive of ``cert_id`` (open it with ``read_export_archive``)."""
         info = self.discover()
         form = {
             "api": CERTIFICATE,

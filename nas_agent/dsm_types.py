@@ -7,12 +7,15 @@ Parsing is lenient where DSM varies (optional name fields, day padding in dates,
 from __future__ import annotations
 
 import datetime
+import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nas_agent.dsm_errors import DsmProtocolError
 
+EXPORT_MEMBERS = ("cert.pem", "privkey.pem", "chain.pem")
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -176,3 +179,24 @@ def parse_certificates(data: Mapping[str, Any], url: str) -> tuple[Certificate, 
             )
         )
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class ExportedCertificate:
+    cert_pem: bytes
+    key_pem: bytes
+    chain_pem: bytes
+
+
+def read_export_archive(data: bytes) -> ExportedCertificate:
+    """Open what ``export`` returned, in the emulator's format: a zip of cert/privkey/chain.pem.
+
+    Real DSM's archive format is not documented (reference §6.3), so the agent keeps its own
+    copy of what it replaces for rollback and treats the export as an extra backup.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            cert, key, chain = (archive.read(name) for name in EXPORT_MEMBERS)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise DsmProtocolError("export", f"not a cert/privkey/chain.pem zip ({exc})") from None
+    return ExportedCertificate(cert, key, chain)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -168,11 +169,14 @@ def record(incoming: Incoming, path: str) -> RecordedRequest:
 
 
 class RequestLog:
-    """Every /webapi request in arrival order, redacted; kept in memory only."""
+    """The latest /webapi requests in arrival order, redacted; kept in memory only."""
+
+    # Bounded so that an emulator left running for days does not grow without limit.
+    MAX_ENTRIES = 10_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: list[RecordedRequest] = []
+        self._entries: deque[RecordedRequest] = deque(maxlen=self.MAX_ENTRIES)
 
     def append(self, entry: RecordedRequest) -> None:
         with self._lock:

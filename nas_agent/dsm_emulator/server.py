@@ -15,7 +15,7 @@ import socket
 import ssl
 import tempfile
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -177,6 +177,15 @@ class EmulatorHandle:
         self.stop()
 
 
+def _listening(make: Callable[[], ThreadedWSGIServer]) -> ThreadedWSGIServer:
+    try:
+        return make()
+    except SystemExit:
+        # werkzeug prints why it could not bind (e.g. the port is taken) and exits; a library
+        # caller needs an exception instead.
+        raise OSError("the DSM emulator could not listen (see the message above)") from None
+
+
 def serve(
     data_dir: str,
     http_port: int,
@@ -193,9 +202,9 @@ def serve(
     emu = emulator_of(app)
     served = _ServedCertificate(emu)
     emu.add_served_listener(lambda force: served.reload(force))
-    plain = ThreadedWSGIServer(host, http_port, app, handler=_QuietHandler)
+    plain = _listening(lambda: ThreadedWSGIServer(host, http_port, app, handler=_QuietHandler))
     try:
-        tls = _TlsServer(host, https_port, app, served)
+        tls = _listening(lambda: _TlsServer(host, https_port, app, served))
     except BaseException:
         plain.server_close()
         raise

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from nas_agent.dsm import read_export_archive, strip_blank_lines
+from nas_agent.dsm import strip_blank_lines
 from nas_agent.dsm_errors import (
     DsmApiError,
     DsmCertificateNotFound,
@@ -15,6 +15,7 @@ from nas_agent.dsm_errors import (
     DsmSessionError,
     DsmTransportError,
 )
+from nas_agent.dsm_types import read_export_archive
 from tests.agent.dsm_fixtures import (
     ALL_PROFILES,
     PASSWORD,

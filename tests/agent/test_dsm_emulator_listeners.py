@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 
 import pytest
 import requests
 
+from nas_agent.dsm_emulator import serve
 from tests.agent.dsm_fixtures import (
     OTP_SECRET,
     PASSWORD,
@@ -176,3 +178,11 @@ def test_recorded_requests_keep_wire_details_but_no_secrets(lab, leaf):
     assert upload.header("X-SYNO-TOKEN") == "<redacted>"
     requests.delete(f"{handle.http_url}/_emulator/requests", timeout=10)
     assert handle.requests == ()
+
+
+def test_a_taken_port_is_an_os_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError, match="could not listen"):
+            serve(str(tmp_path / "dsm"), 0, taken.getsockname()[1], "user", "password")
