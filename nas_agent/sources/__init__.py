@@ -84,9 +84,13 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def check_source_url(url: str) -> None:
-    """Raise AgentConfigError (key `source.url`) unless `url` is a source URL this agent reads."""
-    _parse(url)
+def check_source_url(url: str, **options: Any) -> None:
+    """Raise AgentConfigError unless `url` is a source URL this agent reads and `options` are
+    options its kind takes, each problem keyed `source.url` or `source.<option>`."""
+    scheme, _ = _parse(url)
+    problems = _option_problems(scheme, {k: v for k, v in options.items() if v is not None})
+    if problems:
+        raise AgentConfigError(problems)
 
 
 def open_source(url: str, agent_id: str, **options: Any) -> Source:
