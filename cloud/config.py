@@ -22,8 +22,8 @@ from cloud.errors import ConfigError, ConfigProblem
 from cloud.keys import KeyType
 from cloud.propagation import DnsCheckSettings
 from cloud.secrets import SecretRef, parse_ref
+from nas_agent.ids import is_site_id
 
-SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _EAB_ALGS = ("HS256", "HS384", "HS512")
 
@@ -367,11 +367,13 @@ class _Parser:
         self, sid: str, raw: Any, providers: Mapping[str, ProviderConfig], raw_providers: Any
     ) -> SiteConfig | None:
         where = f"sites.{sid}"
-        if not SITE_ID.match(sid):
+        # The agent checks the same shape: site ids end up in object keys and signed entries.
+        if not is_site_id(sid):
             self.problem(
                 where,
-                "a site id must be lower-case letters, digits and '-' (max 63)",
-                "rename the table, e.g. [sites.example-com]",
+                "a site id must be lower-case letters, digits, '.' and '-' (max 63), "
+                "starting with a letter or digit",
+                'rename the table, e.g. [sites.example-com] or [sites."example.com"]',
             )
         if not isinstance(raw, dict):
             self.problem(where, "must be a table", f"write it as [{where}]")
