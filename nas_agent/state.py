@@ -1,0 +1,312 @@
+"""The agent's local state: one small JSON file, replaced atomically, readable by its user only.
+
+    {"format": "certdrop-agent-state-v1",
+     "sites": {"example.com": {"version": 7, "fingerprint": "<sha256 hex of the leaf DER>",
+                               "not_after": "2027-01-31T12:00:00Z", "dsm_certificate_id": "Ab12",
+                               "installed_at": "2026-11-28T12:00:00Z"}},
+     "last_success": "2026-11-28T12:00:00Z",
+     "last_error": {"kind": "SourceUnavailable", "message": "...", "at": "...", "site": null},
+     "index_etag": "\\"9b2c...\\"",
+     "dsm_version": "DSM 7.2.1-69057 Update 5"}
+
+`AgentState` is a frozen value; `with_*` helpers return a changed copy, so a cycle builds the new
+state and saves it once. Timestamps are UTC whole seconds. The installed version of each site is
+what refuses replays (`verify_entry(installed_version=...)`).
+
+`index_etag` is what the next poll sends as If-None-Match: record it only once every entry of
+that index was handled (installed, up to date, or refused for good). Saved earlier, a failed
+install would not be retried until the cloud published again.
+
+`status_report` renders the state as the `status.json` the agent writes back to its source.
+
+A missing file is an empty state. A damaged one raises StateCorrupt telling the user to move it
+aside; the caller may go on with an empty state instead: the agent then reinstalls each site's
+current bundle once, which is safe, and a replay of an older bundle is still refused once the
+first install is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from nas_agent._atomic import write_atomic
+from nas_agent._encoding import format_timestamp, load_json_object, parse_timestamp
+from nas_agent.errors import AgentError
+from nas_agent.ids import is_site_id
+
+STATE_FORMAT = "certdrop-agent-state-v1"
+STATUS_FORMAT = "certdrop-agent-status-v1"
+MAX_STATE_BYTES = 1024 * 1024
+MAX_ERROR_MESSAGE = 2000  # characters kept of an error's text: enough to act on, state stays small
+_FILE_MODE = 0o600
+_HEX = frozenset("0123456789abcdef")
+
+
+class StateError(AgentError):
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"state file {path}: {reason}")
+
+
+class StateCorrupt(StateError):
+    """The file is not a state this agent can read. Terminal until the file is moved aside."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(
+            path,
+            f"{reason}; move it aside (mv {path} {path}.broken): the next run starts afresh and"
+            " reinstalls each site's current certificate once",
+        )
+
+
+class StateUnwritable(StateError):
+    """Saving failed (disk full, permissions); the old file is unchanged."""
+
+    transient = True
+
+
+@dataclass(frozen=True)
+class InstalledSite:
+    version: int
+    fingerprint: str  # hex SHA-256 of the leaf certificate's DER
+    not_after: datetime
+    dsm_certificate_id: str
+    installed_at: datetime
+
+
+@dataclass(frozen=True)
+class LastError:
+    kind: str  # the error's class name, e.g. "SourceUnavailable", "NamesNotCovered"
+    message: str
+    at: datetime
+    site: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentState:
+    sites: Mapping[str, InstalledSite] = field(default_factory=lambda: MappingProxyType({}))
+    last_success: datetime | None = None
+    last_error: LastError | None = None
+    index_etag: str | None = None
+    dsm_version: str | None = None
+
+    def installed(self, site: str) -> InstalledSite | None:
+        return self.sites.get(site)
+
+    def installed_version(self, site: str) -> int | None:
+        installed = self.sites.get(site)
+        return installed.version if installed is not None else None
+
+    @property
+    def failing(self) -> bool:
+        """The last error is newer than the last success (or there was never a success)."""
+        if self.last_error is None:
+            return False
+        return self.last_success is None or self.last_error.at >= self.last_success
+
+    def with_installed(
+        self,
+        site: str,
+        *,
+        version: int,
+        fingerprint: str,
+        not_after: datetime,
+        dsm_certificate_id: str,
+        installed_at: datetime,
+    ) -> AgentState:
+        installed = InstalledSite(
+            version, fingerprint, _whole(not_after), dsm_certificate_id, _whole(installed_at)
+        )
+        _check_site(site, installed)
+        sites = dict(self.sites)
+        sites[site] = installed
+        return dataclasses.replace(self, sites=MappingProxyType(sites))
+
+    def with_error(
+        self, kind: str, message: str, at: datetime, site: str | None = None
+    ) -> AgentState:
+        error = LastError(kind, message[:MAX_ERROR_MESSAGE], _whole(at), site)
+        return dataclasses.replace(self, last_error=error)
+
+    def with_success(self, at: datetime) -> AgentState:
+        """A cycle that ended well; the last error stays on record (see `failing`)."""
+        return dataclasses.replace(self, last_success=_whole(at))
+
+    def with_index_etag(self, etag: str | None) -> AgentState:
+        return dataclasses.replace(self, index_etag=etag)
+
+    def with_dsm_version(self, version: str | None) -> AgentState:
+        return dataclasses.replace(self, dsm_version=version)
+
+
+def load_state(path: str) -> AgentState:
+    """The state saved at `path`; an empty one if there is no file. Raises StateCorrupt."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_STATE_BYTES + 1)
+    except FileNotFoundError:
+        return AgentState()
+    except OSError as exc:
+        raise StateCorrupt(path, f"cannot read ({exc.strerror})") from exc
+    return decode_state(data, path)
+
+
+def save_state(path: str, state: AgentState) -> None:
+    """Replace the file at `path` atomically, mode 0600. Raises StateUnwritable."""
+    try:
+        write_atomic(path, encode_state(state), mode=_FILE_MODE)
+    except OSError as exc:
+        raise StateUnwritable(path, f"cannot save ({exc.strerror})") from exc
+
+
+def encode_state(state: AgentState) -> bytes:
+    document = {
+        "format": STATE_FORMAT,
+        "sites": {site: _site_json(installed) for site, installed in sorted(state.sites.items())},
+        "last_success": _time_or_none(state.last_success),
+        "last_error": _error_json(state.last_error),
+        "index_etag": state.index_etag,
+        "dsm_version": state.dsm_version,
+    }
+    return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def decode_state(data: bytes, path: str = "(state)") -> AgentState:
+    """Read the bytes of a state file; every field is checked. Raises StateCorrupt."""
+    try:
+        document = load_json_object(data, max_size=MAX_STATE_BYTES)
+        if document.get("format") != STATE_FORMAT:
+            raise ValueError(f"format {document.get('format')!r} is not {STATE_FORMAT}")
+        sites = _object(document, "sites")
+        state = AgentState(
+            sites=MappingProxyType({str(k): _site(k, v) for k, v in sites.items()}),
+            last_success=_optional_time(document.get("last_success")),
+            last_error=_error(document.get("last_error")),
+            index_etag=_optional_text(document, "index_etag"),
+            dsm_version=_optional_text(document, "dsm_version"),
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StateCorrupt(path, f"not a state file this agent can read ({exc})") from exc
+    return state
+
+
+def status_report(state: AgentState, *, agent_id: str, now: datetime) -> bytes:
+    """The body of `agents/<id>/status.json`: what is installed, the DSM version, the last
+    success and error, and when the agent was last seen. No local detail (ETag, DSM ids)."""
+    document = {
+        "format": STATUS_FORMAT,
+        "agent": agent_id,
+        "seen_at": format_timestamp(_whole(now)),
+        "dsm_version": state.dsm_version,
+        "sites": {
+            site: {
+                "version": installed.version,
+                "fingerprint": installed.fingerprint,
+                "not_after": format_timestamp(installed.not_after),
+                "installed_at": format_timestamp(installed.installed_at),
+            }
+            for site, installed in sorted(state.sites.items())
+        },
+        "last_success": _time_or_none(state.last_success),
+        "last_error": _error_json(state.last_error),
+        "failing": state.failing,
+    }
+    return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def _whole(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("state timestamps must be timezone-aware")
+    return moment.replace(microsecond=0)
+
+
+def _check_site(site: object, installed: InstalledSite) -> None:
+    if not is_site_id(site):
+        raise ValueError(f"{site!r} is not a site id")
+    if type(installed.version) is not int or installed.version < 1:
+        raise ValueError(f"version {installed.version!r} is not a positive integer")
+    fingerprint = installed.fingerprint
+    if not isinstance(fingerprint, str) or len(fingerprint) != 64 or set(fingerprint) - _HEX:
+        raise ValueError("fingerprint is not 64 lower-case hex digits")
+    if not isinstance(installed.dsm_certificate_id, str) or not installed.dsm_certificate_id:
+        raise ValueError("dsm_certificate_id is empty")
+
+
+def _site_json(installed: InstalledSite) -> dict[str, Any]:
+    return {
+        "version": installed.version,
+        "fingerprint": installed.fingerprint,
+        "not_after": format_timestamp(installed.not_after),
+        "dsm_certificate_id": installed.dsm_certificate_id,
+        "installed_at": format_timestamp(installed.installed_at),
+    }
+
+
+def _site(site: str, raw: Any) -> InstalledSite:
+    if not isinstance(raw, dict):
+        raise ValueError(f"sites.{site} is not an object")
+    installed = InstalledSite(
+        version=raw["version"],
+        fingerprint=raw["fingerprint"],
+        not_after=parse_timestamp(raw["not_after"]),
+        dsm_certificate_id=raw["dsm_certificate_id"],
+        installed_at=parse_timestamp(raw["installed_at"]),
+    )
+    _check_site(site, installed)
+    return installed
+
+
+def _error_json(error: LastError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "kind": error.kind,
+        "message": error.message,
+        "at": format_timestamp(error.at),
+        "site": error.site,
+    }
+
+
+def _error(raw: Any) -> LastError | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError("last_error is not an object")
+    return LastError(
+        kind=_text(raw, "kind"),
+        message=_text(raw, "message"),
+        at=parse_timestamp(raw["at"]),
+        site=_optional_text(raw, "site"),
+    )
+
+
+def _object(document: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = document.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is not an object")
+    return value
+
+
+def _text(document: Mapping[str, Any], key: str) -> str:
+    value = document.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a string")
+    return value
+
+
+def _optional_text(document: Mapping[str, Any], key: str) -> str | None:
+    return None if document.get(key) is None else _text(document, key)
+
+
+def _time_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else format_timestamp(moment)
+
+
+def _optional_time(raw: Any) -> datetime | None:
+    return None if raw is None else parse_timestamp(raw)

@@ -1,0 +1,242 @@
+"""The agent's state file: pure updates, atomic 0600 saves, and clear refusals of damaged files."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nas_agent.state import (
+    MAX_ERROR_MESSAGE,
+    AgentState,
+    StateCorrupt,
+    StateUnwritable,
+    decode_state,
+    encode_state,
+    load_state,
+    save_state,
+    status_report,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
+FINGERPRINT = hashlib.sha256(b"leaf").hexdigest()
+
+
+def installed_state(version: int = 7, site: str = "example.com") -> AgentState:
+    return AgentState().with_installed(
+        site,
+        version=version,
+        fingerprint=FINGERPRINT,
+        not_after=NOW + timedelta(days=60),
+        dsm_certificate_id="Ab12Cd",
+        installed_at=NOW,
+    )
+
+
+def full_state() -> AgentState:
+    return (
+        installed_state()
+        .with_error("SourceUnavailable", "HTTP 503", NOW - timedelta(hours=1))
+        .with_success(NOW)
+        .with_index_etag('"9b2c"')
+        .with_dsm_version("DSM 7.2.1-69057 Update 5")
+    )
+
+
+def test_no_file_is_an_empty_state(tmp_path: Path) -> None:
+    state = load_state(str(tmp_path / "state.json"))
+    assert state == AgentState()
+    assert state.installed_version("example.com") is None and not state.failing
+
+
+def test_a_saved_state_loads_back_equal(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.json")
+    save_state(path, full_state())
+    loaded = load_state(path)
+    assert loaded == full_state()
+    assert loaded.installed_version("example.com") == 7
+    assert loaded.installed("example.com").dsm_certificate_id == "Ab12Cd"
+
+
+def test_the_file_is_owner_only_and_no_temporary_file_remains(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    old_umask = os.umask(0o022)
+    try:
+        save_state(str(path), installed_state(1))
+        save_state(str(path), installed_state(2))
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert load_state(str(path)).installed_version("example.com") == 2
+
+
+def test_a_failed_save_is_transient_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    occupied = tmp_path / "state.json"
+    occupied.mkdir()  # a directory cannot be replaced by a file
+    with pytest.raises(StateUnwritable) as caught:
+        save_state(str(occupied), full_state())
+    assert caught.value.transient
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert occupied.is_dir()
+
+
+def test_updates_return_new_states_and_leave_the_old_one_alone() -> None:
+    before = installed_state(3)
+    after = before.with_installed(
+        "example.org",
+        version=1,
+        fingerprint=FINGERPRINT,
+        not_after=NOW,
+        dsm_certificate_id="x",
+        installed_at=NOW,
+    )
+    assert sorted(after.sites) == ["example.com", "example.org"]
+    assert sorted(before.sites) == ["example.com"]
+    with pytest.raises(TypeError):
+        after.sites["example.net"] = after.sites["example.com"]  # type: ignore[index]
+
+
+def test_timestamps_are_kept_to_whole_utc_seconds() -> None:
+    moment = datetime(2026, 11, 28, 13, 0, 0, 987654, tzinfo=timezone(timedelta(hours=1)))
+    state = AgentState().with_success(moment)
+    assert decode_state(encode_state(state)).last_success == NOW
+    with pytest.raises(ValueError, match="timezone-aware"):
+        AgentState().with_success(datetime(2026, 11, 28))
+
+
+@pytest.mark.parametrize(
+    ("site", "changes", "message"),
+    [
+        ("Example Com", {}, "not a site id"),
+        ("example.com", {"version": 0}, "positive integer"),
+        ("example.com", {"fingerprint": "ABC"}, "64 lower-case hex"),
+        ("example.com", {"dsm_certificate_id": ""}, "dsm_certificate_id"),
+    ],
+)
+def test_an_install_record_with_bad_fields_is_refused(
+    site: str, changes: dict, message: str
+) -> None:
+    fields = {
+        "version": 1,
+        "fingerprint": FINGERPRINT,
+        "not_after": NOW,
+        "dsm_certificate_id": "x",
+        "installed_at": NOW,
+    }
+    fields.update(changes)
+    with pytest.raises(ValueError, match=message):
+        AgentState().with_installed(site, **fields)
+
+
+def test_an_error_after_the_last_success_is_failing_and_a_success_clears_that() -> None:
+    errored = AgentState().with_success(NOW).with_error("NamesNotCovered", "x", NOW, "example.com")
+    recovered = errored.with_success(NOW + timedelta(minutes=5))
+    assert errored.failing and not recovered.failing
+    assert recovered.last_error is not None and recovered.last_error.site == "example.com"
+    assert AgentState().with_error("AgentConfigError", "x", NOW).failing
+
+
+def test_long_error_messages_are_cut_to_keep_the_file_small() -> None:
+    state = AgentState().with_error("SourceError", "e" * 10_000, NOW)
+    assert state.last_error is not None and len(state.last_error.message) == MAX_ERROR_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "not a state file"),
+        (b"{not json", "not a state file"),
+        (b'{"format": "certdrop-agent-state-v9", "sites": {}}', "certdrop-agent-state-v9"),
+        (b'{"format": "certdrop-agent-state-v1", "sites": []}', "sites is not an object"),
+    ],
+)
+def test_a_damaged_file_says_what_to_do(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with pytest.raises(StateCorrupt) as caught:
+        load_state(str(path))
+    assert reason in str(caught.value)
+    assert f"mv {path} {path}.broken" in str(caught.value)
+    assert not caught.value.transient
+
+
+def test_a_record_with_a_wrong_field_is_corrupt() -> None:
+    document = json.loads(encode_state(full_state()))
+    document["sites"]["example.com"]["fingerprint"] = "not hex"
+    with pytest.raises(StateCorrupt, match="fingerprint"):
+        decode_state(json.dumps(document).encode())
+
+
+def test_the_status_report_shows_what_is_installed_and_nothing_local() -> None:
+    report = json.loads(status_report(full_state(), agent_id="nas-01", now=NOW))
+    assert report["agent"] == "nas-01" and report["seen_at"] == "2026-11-28T12:00:00Z"
+    assert report["sites"]["example.com"]["version"] == 7
+    assert report["sites"]["example.com"]["fingerprint"] == FINGERPRINT
+    assert report["dsm_version"] == "DSM 7.2.1-69057 Update 5"
+    assert report["last_error"]["kind"] == "SourceUnavailable" and report["failing"] is False
+    text = json.dumps(report)
+    assert "Ab12Cd" not in text and "9b2c" not in text
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_FIELDS = [
+    ("format",),
+    ("sites",),
+    ("last_success",),
+    ("last_error",),
+    ("last_error", "at"),
+    ("index_etag",),
+    ("sites", "example.com"),
+    ("sites", "example.com", "version"),
+    ("sites", "example.com", "not_after"),
+    ("sites", "example.com", "dsm_certificate_id"),
+]
+
+
+@given(st.binary(max_size=500))
+def test_arbitrary_bytes_only_ever_raise_state_corrupt(data: bytes) -> None:
+    with contextlib.suppress(StateCorrupt):
+        decode_state(data)
+
+
+@given(where=st.sampled_from(_FIELDS), value=_JSON)
+def test_any_field_replaced_by_any_json_is_read_or_refused_as_corrupt(
+    where: tuple, value: object
+) -> None:
+    document = json.loads(encode_state(full_state()))
+    holder = document
+    for key in where[:-1]:
+        holder = holder[key]
+    holder[where[-1]] = value
+    with contextlib.suppress(StateCorrupt):
+        decode_state(json.dumps(document).encode())
+
+
+@given(
+    version=st.integers(min_value=1, max_value=2**53 - 1),
+    message=st.text(max_size=50),
+    etag=st.none() | st.text(max_size=40),
+    site=st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}", fullmatch=True),
+)
+def test_any_state_round_trips(version: int, message: str, etag: str | None, site: str) -> None:
+    state = (
+        installed_state(version, site)
+        .with_error("SourceError", message, NOW, site)
+        .with_index_etag(etag)
+    )
+    assert decode_state(encode_state(state)) == state
