@@ -79,6 +79,9 @@ def login(emu: Emulator, incoming: Incoming, version: int) -> Response:
             raise _otp_required(emu)
         if not totp.verify(emu.otp_secret, code, emu.clock()):
             raise ApiFailure(OTP_WRONG)
+        first_use = emu.sessions.first_use_of(code, emu.clock())
+        if not first_use and emu.controls.faults.otp_single_use:
+            raise ApiFailure(OTP_WRONG)
         used_otp = True
         wants_device = _yes(fields.get("enable_device_token"))
         if wants_device and not (version >= 7 and emu.profile.v7_issues_no_device_id):

@@ -40,6 +40,9 @@ class Faults:
     keep_serving_old: bool = False
     # DSM's bug: any non-empty as_default, "false" included, means true (reference §5.3).
     as_default_any_value_true: bool = True
+    # Refuse a one-time code that was already accepted (RFC 6238 §5.2 recommends it; whether
+    # DSM does is unknown, so it is off by default).
+    otp_single_use: bool = False
 
 
 _TYPES = {
@@ -52,6 +55,7 @@ _TYPES = {
     "drop_next_import": (str, type(None)),
     "keep_serving_old": bool,
     "as_default_any_value_true": bool,
+    "otp_single_use": bool,
 }
 
 

@@ -23,6 +23,7 @@ class Sessions:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_sid: dict[str, Session] = {}
+        self._used_codes: dict[str, float] = {}
 
     def create(self, account: str, with_token: bool) -> Session:
         session = Session(
@@ -41,6 +42,19 @@ class Sessions:
     def end(self, sid: str) -> bool:
         with self._lock:
             return self._by_sid.pop(sid, None) is not None
+
+    def first_use_of(self, otp_code: str, now: float) -> bool:
+        """Remember an accepted one-time code; False if it was accepted while still valid.
+
+        A code is valid for at most three 30-second steps (the accepted window), so older
+        entries are forgotten: the same six digits come round again later.
+        """
+        with self._lock:
+            self._used_codes = {c: t for c, t in self._used_codes.items() if now - t < 90}
+            if otp_code in self._used_codes:
+                return False
+            self._used_codes[otp_code] = now
+            return True
 
     def count(self) -> int:
         with self._lock:

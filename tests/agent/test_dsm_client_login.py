@@ -14,6 +14,7 @@ from nas_agent.dsm import DsmClient
 from nas_agent.dsm_device import DeviceIdFile
 from nas_agent.dsm_errors import (
     DsmAccountDisabled,
+    DsmDeviceIdNotIssued,
     DsmDeviceRevoked,
     DsmIpBlocked,
     DsmOtpNotEnrolled,
@@ -167,6 +168,21 @@ def test_dsm74_v7_login_without_device_id_is_logged_out_and_repeated_with_v6(lab
     assert calls == [("login", "7"), ("logout", "7"), ("login", "6"), ("logout", "6")]
     assert handle.emulator.devices.is_valid(USER, device_file.load())
     assert handle.emulator.sessions.count() == 0
+
+
+def test_dsm74_refusing_to_reuse_the_code_for_v6_is_reported_as_no_device_id(lab, tmp_path):
+    handle = lab.start("dsm7.4", otp=True)
+    handle.emulator.controls.update_faults(otp_single_use=True)
+    device_file = DeviceIdFile(str(tmp_path / "dsm-device"))
+    client = lab.client(handle)
+    enrol = client.logged_in(USER, PASSWORD, otp_code=otp_code(), device_file=device_file)
+    with pytest.raises(DsmDeviceIdNotIssued) as caught, enrol:
+        pytest.fail("logged in without a device id")
+    assert caught.value.auth_versions == (7, 6)
+    assert "certdrop-agent dsm-login" in str(caught.value)
+    assert device_file.load() is None
+    assert handle.emulator.sessions.count() == 0
+    assert len(_logouts(handle)) == 1
 
 
 @pytest.mark.parametrize("profile", ALL_PROFILES)

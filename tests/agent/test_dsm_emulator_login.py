@@ -204,3 +204,12 @@ def test_placeholder_token_session_cannot_be_used(lab):
     data = _post_login(raw, in_query=False, in_body=True)
     listed = raw.api("SYNO.Core.Certificate.CRT", "list", data["sid"], data["synotoken"])
     assert listed.json() == {"error": {"code": 119}, "success": False}
+
+
+def test_single_use_otp_knob_refuses_a_code_accepted_before(lab):
+    handle = lab.start("dsm7", otp=True)
+    raw = lab.raw(handle)
+    assert raw.login(otp_code=otp_code())["success"] is True
+    assert raw.login(otp_code=otp_code())["success"] is True  # reuse allowed by default
+    handle.emulator.controls.update_faults(otp_single_use=True)
+    assert raw.login(otp_code=otp_code()) == {"error": {"code": 404}, "success": False}
