@@ -18,7 +18,8 @@ URL forms (the URL names the store's root; the agent adds `agents/<agent-id>/`):
 
 Every source also takes `max_bytes` (default MAX_OBJECT_BYTES, 1 MiB): a larger body is refused
 with SourceTooLarge before or while it is read. Options set to None are ignored; an option the
-URL's kind does not take, or a bad URL, raises AgentConfigError naming `source.<option>`.
+URL's kind does not take, or a bad URL, raises AgentConfigError naming `source.<option>` (or
+`source.url`); `check_source_url(url, **options)` makes the same checks without opening anything.
 
 `fetch(name, etag=None)` returns Fetched(name, body, etag) or, when the object still has `etag`,
 NotModified(name, etag). It raises SourceNotFound (absent), SourceUnavailable (transient: network,
@@ -71,8 +72,10 @@ _PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._=-]*")
 
 
 class Source(Protocol):
-    url: str  # without credentials or query: safe to show
+    url: str  # the store's root, without credentials or query: safe to show
+    location: str  # the agent's prefix below it, as errors and logs show it
     agent_id: str
+    max_bytes: int
 
     @property
     def counters(self) -> SourceCounters: ...
