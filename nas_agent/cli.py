@@ -1,0 +1,191 @@
+"""`certdrop-agent`: the NAS side's command line. Translates arguments into calls of the agent.
+
+Exit codes of `run`: 0 nothing to do or installed; 2 configuration, key, secrets or state file
+problem; 3 a bundle was refused; 4 DSM import or confirmation failed and the previous certificate
+stays; 5 the source was unreachable or refused us; 6 DSM was unreachable or refused the login
+(nothing changed); 1 a bug (the traceback is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+
+from nas_agent import cycle
+from nas_agent.errors import AgentError
+
+_log = logging.getLogger("nas_agent.cli")
+
+_DURATION = re.compile(r"^(\d+)\s*([smh]?)$")
+
+
+def _duration(text: str) -> float:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 900, 15m or 1h")
+    value, unit = int(match.group(1)), match.group(2) or "s"
+    seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
+    if seconds < 60:
+        raise argparse.ArgumentTypeError("poll at most once a minute")
+    return float(seconds)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="certdrop-agent",
+        description="Pull sealed certificates for this NAS and install them into DSM.",
+    )
+    parser.add_argument("--config", "-c", default="agent.conf", help="the agent's INI file")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    enroll = commands.add_parser(
+        "enroll", help="create this agent's keys and print the token to give the operator"
+    )
+    enroll.set_defaults(run=_enroll)
+
+    run = commands.add_parser("run", help="poll, verify, install into DSM, report")
+    when = run.add_mutually_exclusive_group(required=True)
+    when.add_argument("--once", action="store_true", help="one cycle, then exit with its code")
+    when.add_argument(
+        "--every", type=_duration, metavar="DURATION", help="loop, pausing e.g. 15m between cycles"
+    )
+    run.set_defaults(run=_run)
+
+    login = commands.add_parser(
+        "dsm-login", help="log in once with a 2FA code and remember this device for later runs"
+    )
+    login.add_argument("--otp", help="the current code (asked for when omitted)")
+    login.set_defaults(run=_dsm_login)
+
+    emulator = commands.add_parser(
+        "dsm-emulator", help="run the DSM web-API emulator (try the agent without a NAS)"
+    )
+    emulator.add_argument("--data", required=True, help="directory for its persistent state")
+    emulator.add_argument("--http-port", type=int, required=True)
+    emulator.add_argument("--https-port", type=int, required=True)
+    emulator.add_argument("--user", required=True)
+    emulator.add_argument("--password", required=True)
+    emulator.add_argument("--otp-secret", help="base32 TOTP secret: the account requires 2FA")
+    emulator.add_argument("--profile", choices=("dsm6", "dsm7", "dsm7.4"), default="dsm7")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.set_defaults(run=_dsm_emulator)
+    return parser
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    import os
+
+    from nas_agent.config import load_config
+    from nas_agent.enrollment import enrollment_of
+    from nas_agent.keys import generate_agent_keys, save_agent_keys
+
+    config = load_config(args.config)
+    keys = generate_agent_keys(config.agent.id)
+    os.makedirs(config.agent.keys_dir, mode=0o700, exist_ok=True)
+    save_agent_keys(keys, config.agent.keys_dir)
+    print(
+        f"keys of agent {keys.agent_id} written to {config.agent.keys_dir} (mode 0600)\n"
+        "give the operator this line (certdrop agent add LINE --site SITE):\n"
+        f"{enrollment_of(keys).token()}"
+    )
+    return cycle.EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nas_agent.config import load_config
+
+    config = load_config(args.config)
+    if args.once:
+        return _one_cycle(config)
+    interval = args.every
+    while True:
+        code = _one_cycle(config)
+        if code == cycle.EXIT_CONFIG:
+            return code  # nothing will change by itself: stop and say so
+        _log.info("next cycle in %d s", interval)
+        time.sleep(interval)
+
+
+def _one_cycle(config) -> int:
+    result = cycle.run_cycle(config)
+    for line in result.failures:
+        print(f"certdrop-agent: {line}", file=sys.stderr)
+    if result.installed:
+        print(f"installed: {', '.join(result.installed)}")
+    return result.exit_code
+
+
+def _dsm_login(args: argparse.Namespace) -> int:
+    from nas_agent.config import dsm_password, load_config
+    from nas_agent.dsm import DsmClient
+    from nas_agent.dsm_device import DeviceIdFile
+
+    config = load_config(args.config)
+    code = args.otp or input(f"DSM 2FA code for {config.dsm.username}: ").strip()
+    client = DsmClient(config.dsm.url, verify=config.dsm.verify, timeout=config.dsm.timeout)
+    device_file = DeviceIdFile(config.dsm.device_id_file)
+    with client.logged_in(
+        config.dsm.username, dsm_password(config.dsm), device_file=device_file, otp_code=code
+    ):
+        pass
+    print(f"this device is remembered by DSM; its id is in {device_file.path} (mode 0600)")
+    return cycle.EXIT_OK
+
+
+def _dsm_emulator(args: argparse.Namespace) -> int:
+    from nas_agent.dsm_emulator import serve
+
+    handle = serve(
+        args.data,
+        args.http_port,
+        args.https_port,
+        args.user,
+        args.password,
+        otp_secret=args.otp_secret,
+        profile=args.profile,
+        host=args.host,
+    )
+    print(f"DSM emulator ({args.profile}): {handle.http_url} and {handle.https_url}", flush=True)
+    try:
+        handle.wait()
+    except KeyboardInterrupt:
+        handle.stop()
+    return cycle.EXIT_OK
+
+
+def _exit_code(exc: AgentError) -> int:
+    from nas_agent.dsm_errors import DsmError
+
+    return cycle.EXIT_DSM if isinstance(exc, DsmError) else cycle.EXIT_CONFIG
+
+
+def main(argv: list | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.run(args)
+    except AgentError as exc:
+        print(f"certdrop-agent: error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        for noisy in ("urllib3", "botocore", "boto3", "werkzeug"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""One agent cycle: poll the index, verify and open what is new, install it into DSM, report.
+
+    poll index.json (If-None-Match) ─ unchanged ─► report, exit 0
+        │ changed
+        ▼
+    per configured site: entry newer than installed? ─ no ─► nothing to do
+        │ yes: verify the signed entry, fetch the sealed object, open and check it
+        ▼
+    DSM: back up, import in place, bind services, TLS-confirm, or roll back
+        ▼
+    state (atomically), signed status report to the source when writable
+
+The index ETag is remembered only when every site was handled, so a failed install is retried
+on the next run even though the index did not change. State is written after each install, so
+an agent killed at any step converges on its next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Callable
+
+from nas_agent.bundle import open_entry, parse_index, verify_entry
+from nas_agent.config import AgentConfig, check_runnable, dsm_password
+from nas_agent.config_types import SiteConfig
+from nas_agent.dsm import DsmClient
+from nas_agent.dsm_errors import DsmError
+from nas_agent.errors import AgentError, BundleError, SiteNotInIndex, StaleVersion
+from nas_agent.install import DsmInstaller, InstallFailed, LocalCopies, Material
+from nas_agent.keys import AgentKeys, load_agent_keys
+from nas_agent.source_errors import SourceError
+from nas_agent.sources import Fetched, Source, open_source
+from nas_agent.state import AgentState, load_state, save_state
+from nas_agent.status import signed_status
+
+_log = logging.getLogger(__name__)
+
+EXIT_OK = 0  # nothing to do, or every new certificate installed
+EXIT_BUG = 1
+EXIT_CONFIG = 2  # configuration, key files, secrets files or the state file
+EXIT_REFUSED = 3  # a bundle was refused (tampered, replayed, wrong agent, expired, names)
+EXIT_ROLLED_BACK = 4  # DSM import or confirmation failed; the previous certificate stays
+EXIT_SOURCE = 5  # the source (S3, HTTPS, share) was unreachable or refused us
+EXIT_DSM = 6  # DSM unreachable or the login refused; nothing was changed
+
+# When several sites fail differently, the exit code names the most serious.
+_SEVERITY = (EXIT_ROLLED_BACK, EXIT_REFUSED, EXIT_DSM, EXIT_SOURCE)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    exit_code: int
+    installed: tuple[str, ...] = ()
+    up_to_date: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()  # one line per failed site or step
+    index_unchanged: bool = False
+    requests: int = 0  # made to the source for reading (the status report not counted)
+    body_bytes: int = 0
+
+
+def run_cycle(
+    config: AgentConfig,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    dsm_client: Callable[[], DsmClient] | None = None,
+    environ: dict | None = None,
+) -> CycleResult:
+    """One whole cycle. Raises AgentError subclasses only for problems of the agent's own set-up
+    (configuration, key files, state file); everything else is a CycleResult."""
+    environ = dict(os.environ) if environ is None else environ
+    check_runnable(config, environ)
+    keys = load_agent_keys(config.agent.keys_dir, config.agent.id)
+    state = load_state(config.agent.state_file)
+    with open_source(config.source.url, config.agent.id, **config.source.options()) as source:
+        cycle = _Cycle(config, keys, source, state, now, dsm_client, environ)
+        result = cycle.run()
+        counters = source.counters
+        _report(keys, source, cycle.state, now())
+    return replace(result, requests=counters.requests, body_bytes=counters.body_bytes)
+
+
+class _Cycle:
+    def __init__(
+        self,
+        config: AgentConfig,
+        keys: AgentKeys,
+        source: Source,
+        state: AgentState,
+        now: Callable[[], datetime],
+        dsm_client: Callable[[], DsmClient] | None,
+        environ: dict,
+    ):
+        self.config = config
+        self.keys = keys
+        self.source = source
+        self.state = state
+        self.now = now
+        self.environ = environ
+        self.dsm_client = dsm_client or (
+            lambda: DsmClient(config.dsm.url, verify=config.dsm.verify, timeout=config.dsm.timeout)
+        )
+        self._installer: DsmInstaller | None = None
+
+    def run(self) -> CycleResult:
+        try:
+            fetched = self.source.fetch("index.json", etag=self.state.index_etag)
+        except SourceError as exc:
+            return self._fail(EXIT_SOURCE, exc)
+        if not isinstance(fetched, Fetched):
+            _log.info("index unchanged: nothing to do")
+            self._save(self.state.with_success(self.now()))
+            return CycleResult(EXIT_OK, index_unchanged=True)
+        try:
+            index = parse_index(fetched.body)
+        except BundleError as exc:
+            return self._fail(EXIT_REFUSED, exc)
+        installed, current, failures, codes = [], [], [], []
+        for site in self.config.sites.values():
+            code, message = self._site(index, site)
+            if code == EXIT_OK:
+                (installed if message == "installed" else current).append(site.id)
+            else:
+                failures.append(f"{site.id}: {message}")
+                codes.append(code)
+        if codes:
+            return CycleResult(
+                min(codes, key=_SEVERITY.index), tuple(installed), tuple(current), tuple(failures)
+            )
+        self._save(self.state.with_index_etag(fetched.etag).with_success(self.now()))
+        return CycleResult(EXIT_OK, tuple(installed), tuple(current))
+
+    def _site(self, index, site: SiteConfig) -> tuple[int, str]:
+        installed = self.state.installed_version(site.id)
+        try:
+            entry = index.entry(site.id)
+            verify_entry(
+                entry,
+                agent_id=self.keys.agent_id,
+                issuer_public_key=self.config.agent.issuer_key,
+                installed_version=installed,
+            )
+        except SiteNotInIndex:
+            _log.info("site %s: nothing published for this agent yet", site.id)
+            return EXIT_OK, "not published"
+        except StaleVersion as exc:
+            if exc.up_to_date:
+                return EXIT_OK, "up to date"
+            return self._refused(site, exc)
+        except BundleError as exc:
+            return self._refused(site, exc)
+        try:
+            sealed = self.source.fetch(entry.object_key)
+        except SourceError as exc:
+            self._record(exc, site.id)
+            return EXIT_SOURCE, str(exc)
+        try:
+            opened = open_entry(
+                entry,
+                sealed.body,
+                agent_id=self.keys.agent_id,
+                agent_private_key=self.keys.box_key,
+                issuer_public_key=self.config.agent.issuer_key,
+                installed_version=installed,
+                hostnames=site.hostnames,
+                now=self.now(),
+            )
+        except BundleError as exc:
+            return self._refused(site, exc)
+        material = Material(
+            opened.plaintext.key_pem.encode("ascii"),
+            opened.plaintext.leaf_pem.encode("ascii"),
+            opened.plaintext.chain_pem.encode("ascii"),
+        )
+        _log.info("site %s: version %d verified, installing into DSM", site.id, entry.version)
+        try:
+            done = self._dsm().install(site, material)
+        except InstallFailed as exc:
+            self._record(exc, site.id)
+            return EXIT_ROLLED_BACK, str(exc)
+        except DsmError as exc:
+            self._record(exc, site.id)
+            return EXIT_DSM, str(exc)
+        self._save(
+            self.state.with_installed(
+                site.id,
+                version=entry.version,
+                fingerprint=entry.cert_sha256,
+                not_after=entry.not_after,
+                dsm_certificate_id=done.certificate_id,
+                installed_at=self.now(),
+            )
+        )
+        confirmed = "served by DSM" if done.confirmed else "imported (not DSM's default)"
+        _log.info("site %s: version %d %s", site.id, entry.version, confirmed)
+        return EXIT_OK, "installed"
+
+    def _dsm(self) -> DsmInstaller:
+        if self._installer is None:
+            copies = LocalCopies(
+                os.path.join(os.path.dirname(self.config.agent.state_file), "installed")
+            )
+            password = dsm_password(self.config.dsm, self.environ)
+            self._installer = DsmInstaller(self.dsm_client(), self.config.dsm, password, copies)
+        return self._installer
+
+    def _refused(self, site: SiteConfig, exc: BundleError) -> tuple[int, str]:
+        _log.error("site %s: bundle refused: %s", site.id, exc)
+        self._record(exc, site.id)
+        return EXIT_REFUSED, f"bundle refused: {exc}"
+
+    def _fail(self, code: int, exc: AgentError) -> CycleResult:
+        _log.error("%s", exc)
+        self._record(exc, None)
+        return CycleResult(code, failures=(str(exc),))
+
+    def _record(self, exc: Exception, site: str | None) -> None:
+        self._save(self.state.with_error(type(exc).__name__, str(exc), self.now(), site=site))
+
+    def _save(self, state: AgentState) -> None:
+        self.state = state
+        save_state(self.config.agent.state_file, state)
+
+
+def _report(keys: AgentKeys, source: Source, state: AgentState, now: datetime) -> None:
+    """Writes the signed status report; a source that cannot take it is not a failure."""
+    body = signed_status(state, agent_id=keys.agent_id, signing_key=keys.signing_key, now=now)
+    try:
+        if source.put_status(body):
+            _log.debug("status report written")
+    except SourceError as exc:
+        _log.warning("status report not written: %s", exc)

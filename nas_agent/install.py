@@ -1,0 +1,246 @@
+"""Installing one opened bundle into DSM: back up, import in place, bind, confirm, or roll back.
+
+The certificate DSM holds under the site's description is replaced by id, so every service bound
+to it keeps using it. Before that, the agent keeps a backup of what it replaces (its own copy of
+what it installed last time, else DSM's export). After the import a TLS handshake must show the
+new leaf within `confirm_timeout`; if it does not, or the import broke off halfway, the backup is
+imported back into the same id. DSM is never left without a valid certificate: it holds either
+the new one or the restored one, and both are checked certificates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from nas_agent._atomic import write_atomic
+from nas_agent.config_types import DsmConfig, SiteConfig
+from nas_agent.confirm import ConfirmFailed, wait_until_served
+from nas_agent.dsm import DsmClient
+from nas_agent.dsm_device import DeviceIdFile
+from nas_agent.dsm_errors import DsmApiError, DsmError, DsmTransportError
+from nas_agent.dsm_types import Certificate, ExportedCertificate, Session, read_export_archive
+from nas_agent.errors import AgentError
+
+_log = logging.getLogger(__name__)
+
+_COPY_FILES = ("privkey.pem", "cert.pem", "chain.pem")
+
+
+@dataclass(frozen=True)
+class Material:
+    """A key and its certificates, as PEM bytes."""
+
+    key_pem: bytes = field(repr=False)
+    cert_pem: bytes
+    chain_pem: bytes
+
+    @property
+    def sha256(self) -> str:
+        leaf = x509.load_pem_x509_certificate(self.cert_pem)
+        return hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Installed:
+    certificate_id: str
+    confirmed: bool  # False when the certificate is not what DSM's HTTPS port serves
+
+
+class InstallFailed(AgentError):
+    """The import or its confirmation failed. `.restored`: the previous certificate was put back
+    (True), there was nothing to put back (None: DSM refused the upload, or the certificate was
+    new), or putting it back failed too (False)."""
+
+    transient = True
+
+    def __init__(self, site: str, cause: str, restored: bool | None):
+        self.site = site
+        self.cause = cause
+        self.restored = restored
+        outcome = {
+            True: "the previous certificate was restored",
+            None: "there was nothing to restore",
+            False: "restoring the previous certificate failed too; DSM keeps the new one",
+        }[restored]
+        super().__init__(f"site {site}: installing into DSM failed ({cause}); {outcome}")
+
+
+class LocalCopies:
+    """The agent's own copy of what it last installed per site (0600 files), for rollback."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def load(self, site: str) -> Material | None:
+        try:
+            parts = []
+            for name in _COPY_FILES:
+                with open(os.path.join(self.directory, site, name), "rb") as handle:
+                    parts.append(handle.read())
+        except FileNotFoundError:
+            return None
+        return Material(*parts)
+
+    def save(self, site: str, material: Material) -> None:
+        folder = os.path.join(self.directory, site)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        for name, data in zip(
+            _COPY_FILES, (material.key_pem, material.cert_pem, material.chain_pem)
+        ):
+            write_atomic(os.path.join(folder, name), data, mode=0o600)
+
+
+class DsmInstaller:
+    def __init__(
+        self,
+        client: DsmClient,
+        dsm: DsmConfig,
+        password: str,
+        copies: LocalCopies,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.client = client
+        self.dsm = dsm
+        self.password = password
+        self.copies = copies
+        self.clock = clock
+        self.sleep = sleep
+
+    def install(self, site: SiteConfig, new: Material) -> Installed:
+        """Raises DsmError when DSM could not be reached or refused the login (nothing changed),
+        InstallFailed when the import or its confirmation failed."""
+        device_file = DeviceIdFile(self.dsm.device_id_file)
+        with self.client.logged_in(
+            self.dsm.username, self.password, device_file=device_file
+        ) as session:
+            target = self.client.find_by_description(session, site.description)
+            backup = self._backup(session, site, target)
+            try:
+                result = self.client.import_certificate(
+                    session,
+                    key_pem=new.key_pem,
+                    cert_pem=new.cert_pem,
+                    chain_pem=new.chain_pem,
+                    desc=site.description,
+                    replace=target,
+                    as_default=site.make_default,
+                )
+            except DsmApiError as exc:
+                # DSM refused the upload: its store is as it was (reference case 31).
+                raise InstallFailed(site.id, str(exc), restored=None) from exc
+            except DsmTransportError as exc:
+                # The connection broke off: the import may or may not have happened.
+                restored = self._restore(session, site, target, backup)
+                raise InstallFailed(site.id, str(exc), restored) from exc
+            self._bind(session, site, result.id)
+            current = self.client.certificate(session, result.id)
+        confirmed = self._confirm(site, current, new, target, backup)
+        self.copies.save(site.id, new)
+        return Installed(result.id, confirmed)
+
+    def _backup(
+        self, session: Session, site: SiteConfig, target: Certificate | None
+    ) -> Material | None:
+        if target is None:
+            return None  # a new certificate: nothing is replaced
+        own = self.copies.load(site.id)
+        if own is not None:
+            return own
+        try:
+            exported: ExportedCertificate = read_export_archive(
+                self.client.export(session, target.id)
+            )
+        except (DsmError, ValueError) as exc:
+            _log.warning("no backup of DSM certificate %s: %s", target.id, exc)
+            return None
+        return Material(exported.key_pem, exported.cert_pem, exported.chain_pem)
+
+    def _bind(self, session: Session, site: SiteConfig, cert_id: str) -> None:
+        """Moves each service named in the site's config onto the certificate."""
+        if not site.services:
+            return
+        wanted = {name.lower() for name in site.services}
+        for cert in self.client.list_certificates(session):
+            if cert.id == cert_id:
+                continue
+            for service in cert.services:
+                if wanted & {service.service.lower(), service.display_name.lower()}:
+                    self.client.bind_service(session, service, cert.id, cert_id)
+                    _log.info("service %s bound to the certificate", service.display_name)
+
+    def _confirm(
+        self,
+        site: SiteConfig,
+        current: Certificate,
+        new: Material,
+        target: Certificate | None,
+        backup: Material | None,
+    ) -> bool:
+        if not current.is_default:
+            # DSM's HTTPS port serves the default certificate; others are served by the services
+            # bound to them, which a handshake here cannot see.
+            _log.info("certificate %s is not DSM's default: not confirmed by handshake", current.id)
+            return False
+        host, port = _https_address(self.dsm.url)
+        try:
+            wait_until_served(
+                host,
+                port,
+                site.sni,
+                new.sha256,
+                deadline=self.clock() + self.dsm.confirm_timeout,
+                clock=self.clock,
+                sleep=self.sleep,
+            )
+        except ConfirmFailed as exc:
+            with self.client.logged_in(
+                self.dsm.username, self.password, device_file=DeviceIdFile(self.dsm.device_id_file)
+            ) as session:
+                restored = self._restore(session, site, target, backup)
+            raise InstallFailed(site.id, str(exc), restored) from exc
+        return True
+
+    def _restore(
+        self,
+        session: Session,
+        site: SiteConfig,
+        target: Certificate | None,
+        backup: Material | None,
+    ) -> bool | None:
+        if target is None:
+            return None  # nothing was replaced
+        if backup is None:
+            return False
+        try:
+            self.client.import_certificate(
+                session,
+                key_pem=backup.key_pem,
+                cert_pem=backup.cert_pem,
+                chain_pem=backup.chain_pem,
+                desc=site.description,
+                replace=target,
+            )
+        except DsmError as exc:
+            _log.error("restoring DSM certificate %s failed: %s", target.id, exc)
+            return False
+        _log.warning("restored the previous certificate into DSM certificate %s", target.id)
+        return True
+
+
+def _https_address(url: str) -> tuple[str, int]:
+    """Where DSM's HTTPS listener is: the configured URL's host, its port when https, else 5001."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return parts.hostname or "127.0.0.1", parts.port or 443
+    return parts.hostname or "127.0.0.1", 5001

@@ -1,0 +1,257 @@
+"""The agent's whole cycle against a directory source and the DSM emulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from nas_agent import cycle
+from nas_agent.status import verify_status
+from tests.agent.agent_lab import SITE, AgentLab, fingerprint, now
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = AgentLab(tmp_path)
+    yield lab
+    lab.close()
+
+
+def test_a_published_bundle_is_installed_served_and_recorded(lab):
+    plaintext = lab.plaintext(version=1)
+    lab.publish(plaintext)
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_OK, result.failures
+    assert result.installed == (SITE,)
+    assert lab.served() == fingerprint(plaintext)
+    installed = lab.state.installed(SITE)
+    assert installed.version == 1
+    assert installed.fingerprint == fingerprint(plaintext)
+    assert lab.state.last_error is None
+
+
+def test_an_unchanged_index_costs_one_request_and_imports_nothing(lab):
+    lab.publish(lab.plaintext(version=1))
+    lab.run()
+    imports = lab.imports()
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_OK
+    assert result.index_unchanged
+    assert result.requests == 1
+    assert result.body_bytes == 0
+    assert lab.imports() == imports
+
+
+def test_a_new_version_replaces_the_certificate_in_place(lab):
+    lab.publish(lab.plaintext(version=1))
+    lab.run()
+    first_id = lab.state.installed(SITE).dsm_certificate_id
+    second = lab.plaintext(version=2)
+    lab.publish(second)
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_OK, result.failures
+    assert lab.served() == fingerprint(second)
+    assert lab.state.installed(SITE).dsm_certificate_id == first_id
+    assert lab.state.installed(SITE).version == 2
+
+
+def test_the_status_report_is_signed_by_the_agent(lab):
+    lab.publish(lab.plaintext(version=1))
+    lab.run()
+
+    body = (lab.store / "agents" / "nas-a" / "status.json").read_bytes()
+    report = verify_status(
+        body, agent_id="nas-a", public_key=lab.world.agents["nas-a"].signing_key.public_key()
+    )
+
+    assert report["sites"][SITE]["version"] == 1
+    assert report["failing"] is False
+    assert "PRIVATE KEY" not in body.decode()
+
+
+# --- refused bundles never reach DSM ---------------------------------------------------------
+
+
+def _tamper(lab):
+    entry = lab.publish(lab.plaintext(version=1))
+    path = lab.sealed_path(entry)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _for_another_agent(lab):
+    lab.publish(lab.plaintext(version=1), for_agent="nas-b")
+
+
+def _expired(lab):
+    lab.publish(
+        lab.plaintext(
+            version=1, not_before=now() - timedelta(days=90), not_after=now() - timedelta(days=1)
+        )
+    )
+
+
+def _wrong_names(lab):
+    lab.publish(lab.plaintext(version=1, names=("other.test", "*.other.test")))
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "error_kind"),
+    [
+        (_tamper, "SealedHashMismatch"),
+        (_for_another_agent, "WrongAgent"),
+        (_expired, "CertificateExpired"),
+        (_wrong_names, "NamesNotCovered"),
+    ],
+)
+def test_a_refused_bundle_never_reaches_dsm(lab, make_bad, error_kind):
+    served = lab.served()
+    make_bad(lab)
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_REFUSED
+    assert lab.imports() == 0
+    assert lab.served() == served
+    assert lab.state.last_error.kind == error_kind
+    assert lab.state.installed(SITE) is None
+
+
+def test_a_replayed_older_version_is_refused(lab):
+    old = lab.plaintext(version=1)
+    lab.publish(old)
+    lab.publish(lab.plaintext(version=2))
+    lab.run()
+    imports = lab.imports()
+    lab.publish(old)  # an attacker with write access puts the old signed entry back
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_REFUSED
+    assert lab.imports() == imports
+    assert lab.state.last_error.kind == "StaleVersion"
+    assert lab.state.installed(SITE).version == 2
+
+
+# --- DSM faults: DSM always ends serving a valid certificate ---------------------------------
+
+
+def test_dsm_down_is_its_own_exit_code_and_changes_nothing(lab):
+    lab.publish(lab.plaintext(version=1))
+    lab.write_config(dsm_url="https://127.0.0.1:9")
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_DSM
+    assert lab.state.installed(SITE) is None
+    assert lab.state.last_error.kind == "DsmTransportError"
+
+
+def test_a_wrong_password_is_reported_and_not_retried(lab):
+    lab.publish(lab.plaintext(version=1))
+    (lab.root / "agent" / "dsm-password").write_text("wrong")
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_DSM
+    logins = [r for r in lab.dsm.requests if r.api_method == "login"]
+    assert len(logins) == 1
+    assert lab.state.last_error.kind == "DsmWrongPassword"
+
+
+def test_a_2fa_account_without_a_remembered_device_says_to_run_dsm_login(tmp_path):
+    lab = AgentLab(tmp_path, otp_secret="JBSWY3DPEHPK3PXP")
+    try:
+        lab.publish(lab.plaintext(version=1))
+
+        result = lab.run()
+
+        assert result.exit_code == cycle.EXIT_DSM
+        assert "dsm-login" in result.failures[0]
+        assert lab.state.last_error.kind == "DsmOtpRequired"
+    finally:
+        lab.close()
+
+
+def test_an_import_dsm_refuses_leaves_the_previous_certificate(lab):
+    lab.publish(lab.plaintext(version=1))
+    lab.run()
+    served = lab.served()
+    lab.publish(lab.plaintext(version=2))
+    lab.faults(fail_next_import=5510)
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_ROLLED_BACK
+    assert lab.served() == served
+    assert lab.state.installed(SITE).version == 1
+    assert lab.state.last_error.kind == "InstallFailed"
+
+
+@pytest.mark.parametrize("when", ["before_apply", "after_apply"])
+def test_a_connection_dropped_mid_import_ends_with_the_previous_certificate(lab, when):
+    first = lab.plaintext(version=1)
+    lab.publish(first)
+    lab.run()
+    lab.publish(lab.plaintext(version=2))
+    lab.faults(drop_next_import=when)
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_ROLLED_BACK
+    assert lab.served() == fingerprint(first)
+    assert lab.state.installed(SITE).version == 1
+    assert "restored" in lab.state.last_error.message
+
+
+def test_dsm_serving_the_old_certificate_after_import_is_rolled_back(lab):
+    first = lab.plaintext(version=1)
+    lab.publish(first)
+    lab.run()
+    lab.publish(lab.plaintext(version=2))
+    lab.faults(keep_serving_old=True)
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_ROLLED_BACK
+    assert lab.served() == fingerprint(first)
+    assert lab.state.installed(SITE).version == 1
+    assert "does not serve the new certificate" in lab.state.last_error.message
+
+
+def test_a_failed_install_is_retried_on_the_next_run(lab):
+    lab.publish(lab.plaintext(version=1))
+    lab.faults(fail_next_import=5510)
+    assert lab.run().exit_code == cycle.EXIT_ROLLED_BACK
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_OK, result.failures
+    assert lab.state.installed(SITE).version == 1
+
+
+def test_an_unreachable_source_is_its_own_exit_code(lab):
+    lab.config_path.write_text(lab.config_path.read_text().replace(str(lab.store), "/nonexistent"))
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_SOURCE
+
+
+def test_the_run_once_process_exits_with_the_cycle_code_and_one_line_per_failure(lab):
+    lab.publish(lab.plaintext(version=1, names=("other.test",)))
+
+    done = lab.run_process("run", "--once")
+
+    assert done.returncode == cycle.EXIT_REFUSED
+    assert "bundle refused" in done.stderr
+    assert json.loads((lab.root / "agent" / "state.json").read_text())["last_error"]
