@@ -113,6 +113,7 @@ class _Cycle:
             _log.info("index unchanged: nothing to do")
             self._save(self.state.with_success(self.now()))
             return CycleResult(EXIT_OK, index_unchanged=True)
+        _log.info("index changed: checking %d site(s)", len(self.config.sites))
         try:
             index = parse_index(fetched.body)
         except BundleError as exc:
@@ -229,6 +230,6 @@ def _report(keys: AgentKeys, source: Source, state: AgentState, now: datetime) -
     body = signed_status(state, agent_id=keys.agent_id, signing_key=keys.signing_key, now=now)
     try:
         if source.put_status(body):
-            _log.debug("status report written")
+            _log.info("status report written")
     except SourceError as exc:
         _log.warning("status report not written: %s", exc)

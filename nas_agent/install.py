@@ -124,8 +124,14 @@ class DsmInstaller:
         with self.client.logged_in(
             self.dsm.username, self.password, device_file=device_file
         ) as session:
+            _log.info("logged in to DSM as %s", self.dsm.username)
             target = self.client.find_by_description(session, site.description)
             backup = self._backup(session, site, target)
+            if target is None:
+                _log.info("no DSM certificate described %r yet: creating it", site.description)
+            else:
+                kept = "kept" if backup is not None else "not available"
+                _log.info("replacing DSM certificate %s in place (backup %s)", target.id, kept)
             try:
                 result = self.client.import_certificate(
                     session,
@@ -143,6 +149,7 @@ class DsmInstaller:
                 # The connection broke off: the import may or may not have happened.
                 restored = self._restore(session, site, target, backup)
                 raise InstallFailed(site.id, str(exc), restored) from exc
+            _log.info("imported as DSM certificate %s", result.id)
             self._bind(session, site, result.id)
             current = self.client.certificate(session, result.id)
         confirmed = self._confirm(site, current, new, target, backup)
