@@ -1,0 +1,117 @@
+"""The whole pipeline on the embedded default: Pebble + BIND issue, a directory store, an
+enrolled agent, the DSM emulator serving the result."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+from datetime import UTC, datetime
+
+from cryptography import x509
+
+from cloud import runtime
+from cloud.issuer import init_issuer, public_lines
+from cloud.publish import Publisher
+from nas_agent import cycle
+from nas_agent.config import load_config
+from nas_agent.dsm import DsmClient
+from nas_agent.dsm_emulator import serve
+from nas_agent.enrollment import enrollment_of
+from nas_agent.keys import generate_agent_keys, save_agent_keys
+from tests.cloud.issuing import rfc2136_provider, write_config
+
+USER, PASSWORD = "certdrop", "s3cret-for-the-emulator"
+
+
+def _handshake_sha256(url: str, server_name: str) -> tuple[str, x509.Certificate]:
+    host, port = url.removeprefix("https://").rstrip("/").split(":")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    return hashlib.sha256(der).hexdigest(), x509.load_der_x509_certificate(der)
+
+
+def _bindings(dsm_url: str) -> dict[str, str]:
+    """service name → id of the certificate serving it."""
+    client = DsmClient(dsm_url, timeout=10)
+    with client.logged_in(USER, PASSWORD) as session:
+        listed = client.list_certificates(session)
+    client.close()
+    return {service.service: cert.id for cert in listed for service in cert.services}
+
+
+def test_a_published_certificate_reaches_dsm_and_a_second_poll_imports_nothing(
+    tmp_path, pebble, bind_auth, tsig_key
+):
+    # The issuer: config, keys, one site.
+    (tmp_path / "cloud").mkdir()
+    config = write_config(
+        tmp_path / "cloud",
+        pebble=pebble,
+        resolver=bind_auth.address,
+        nameservers={
+            "ns1.example.test": bind_auth.address,
+            "ns2.example.test": bind_auth.address,
+        },
+        provider=rfc2136_provider(bind_auth.address, tsig_key, tmp_path / "tsig"),
+    )
+    store = runtime.store(config)
+    issuer = init_issuer(runtime.keystore(config))
+    issuer_line, _ = public_lines(issuer)
+
+    # The NAS: an emulated DSM and an enrolled agent reading the store's directory.
+    dsm = serve(str(tmp_path / "dsm"), 0, 0, USER, PASSWORD)
+    try:
+        nas = tmp_path / "nas"
+        (nas / "keys").mkdir(parents=True)
+        keys = generate_agent_keys("nas-1")
+        save_agent_keys(keys, str(nas / "keys"))
+        (nas / "password").write_text(PASSWORD)
+        os.chmod(nas / "password", 0o600)
+        (nas / "agent.conf").write_text(
+            f"[agent]\nid = nas-1\nissuer_key = {issuer_line}\n"
+            f"[source]\nurl = {config.storage.store_url}\n"
+            f"[dsm]\nurl = {dsm.https_url}\nusername = {USER}\npassword_file = password\n"
+            "insecure = true\nconfirm_timeout = 5\n"
+            "[site:example]\nhostnames = nas.example.test\nmake_default = true\n"
+        )
+        publisher = Publisher(store, issuer)
+        record = publisher.registry.add(enrollment_of(keys), ("example",), datetime.now(UTC))
+        publisher.subscribe(record, ("example",))
+        bindings_before = _bindings(dsm.http_url)
+
+        cert = runtime.issue_site(config, "example", object_store=store)
+        publisher.publish(cert)
+        agent_config = load_config(str(nas / "agent.conf"))
+        first = cycle.run_cycle(agent_config)
+        second = cycle.run_cycle(agent_config)
+
+        served, leaf = _handshake_sha256(dsm.https_url, "nas.example.test")
+        bindings_after = _bindings(dsm.http_url)
+        imports = [r for r in dsm.requests if r.api_method == "import"]
+    finally:
+        dsm.stop()
+
+    assert first.exit_code == cycle.EXIT_OK, first.failures
+    assert first.installed == ("example",)
+    assert served == cert.fingerprint_sha256
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(san.get_values_for_type(x509.DNSName)) == ["*.example.test", "example.test"]
+    # The new certificate took the DSM web UI ("default"); every other binding stayed.
+    new_id = bindings_after["default"]
+    assert {s: i for s, i in bindings_after.items() if s != "default"} == {
+        s: i for s, i in bindings_before.items() if s != "default"
+    }
+    assert new_id != bindings_before["default"]
+    # The second poll: one conditional request, no body, no import.
+    assert second.exit_code == cycle.EXIT_OK
+    assert second.index_unchanged
+    assert (second.requests, second.body_bytes) == (1, 0)
+    assert len(imports) == 1
