@@ -6,7 +6,11 @@ VENV := .venv
 VENV38 := .venv38
 DEBS := pebble bind9 bind9-utils pdns-server pdns-backend-sqlite3 sqlite3
 
-.PHONY: test test-cloud test-agent38 lint debs venv venv38 bench clean
+.PHONY: demo test test-cloud test-agent38 lint debs venv venv38 bench clean
+
+# The whole pipeline on one machine: BIND, Pebble, the DSM emulator, issue, publish, install.
+demo: debs venv
+	$(VENV)/bin/python demo/run.py
 
 test: debs venv venv38 lint test-cloud test-agent38
 
