@@ -112,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _one_cycle(config) -> int:
     result = cycle.run_cycle(config)
+    _log.info("source: %d request(s), %d body byte(s)", result.requests, result.body_bytes)
     for line in result.failures:
         print(f"certdrop-agent: {line}", file=sys.stderr)
     if result.installed:
