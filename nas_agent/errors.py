@@ -23,9 +23,22 @@
         ├── CertificateExpired     .not_after is before .now
         └── NamesNotCovered        .missing: configured hostnames the certificate does not cover
 
-Others add their subtrees beside these (DsmError, SourceError, ConfigError). Nothing here is
-transient: a bundle that fails a check fails it again until the cloud publishes a new one.
-Messages never contain key material.
+The other subtrees of AgentError live beside the code that raises them:
+
+    AgentConfigError (config_errors)     .problems: every ConfigProblem; SecretFileError too
+    SourceError (source_errors)          .url, .name, .code; NotFound, Unavailable (transient),
+                                         Denied, TooLarge
+    StateError (state)                   StateCorrupt, StateUnwritable (transient)
+    DsmError (dsm_errors)                DsmTransportError (transient; DsmTlsError,
+                                         DsmProtocolError), DsmApiError .code (DsmSessionError,
+                                         DsmNotAdmin, DsmAuthError and one class per login
+                                         refusal), DsmDuplicateDescription, ...
+    InstallFailed (install)              .restored: import or TLS confirmation failed
+    ConfirmFailed (confirm)              DSM did not serve the expected leaf in time
+    StatusReportInvalid (status)         a status.json that does not verify
+
+Nothing in the BundleError tree is transient: a bundle that fails a check fails it again until
+the cloud publishes a new one. Messages never contain key material.
 """
 
 from __future__ import annotations
