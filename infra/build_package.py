@@ -77,14 +77,18 @@ def requirements(pyproject: Path) -> list[str]:
 
 def check_python(python: str) -> None:
     try:
-        out = subprocess.run(
+        result = subprocess.run(
             [python, "-c", "import sys; print(*sys.version_info[:2])"],
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout.split()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise BuildError(f"cannot run {python!r}: {exc}") from exc
+            check=False,
+        )
+    except OSError as exc:
+        raise BuildError(f"cannot run {python!r} ({exc.strerror}); pass --python") from exc
+    if result.returncode != 0:
+        said = (result.stderr.strip().splitlines() or ["no output"])[0]
+        raise BuildError(f"{python} failed ({said}); pass --python /path/to/python3.12")
+    out = result.stdout.split()
     if out != ["3", "12"]:
         raise BuildError(
             f"{python} is Python {'.'.join(out)}; the Lambda runtime is python3.12, so markers "
