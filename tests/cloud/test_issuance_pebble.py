@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from cloud import runtime
 from cloud.errors import (
@@ -41,7 +43,7 @@ def bind_config(tmp_path, pebble, bind_auth, tsig_key):
     return make
 
 
-@pytest.mark.parametrize("key_type", [KeyType.EC_P256, KeyType.EC_P384, KeyType.RSA_2048])
+@pytest.mark.parametrize("key_type", list(KeyType))
 def test_issues_apex_and_wildcard_through_rfc2136(bind_config, pebble, bind_auth, key_type):
     config = bind_config(site=f'domain = "example.test"\nkey_type = "{key_type.value}"')
 
@@ -49,6 +51,19 @@ def test_issues_apex_and_wildcard_through_rfc2136(bind_config, pebble, bind_auth
 
     assert_issued(cert, pebble, NAMES, key_type)
     assert txt_values(bind_auth.address, CHALLENGE) == set()
+
+
+def test_the_preferred_chain_is_picked_by_its_top_issuer(tmp_path, bind_config, bind_resolver):
+    with Pebble(tmp_path / "pebble", bind_resolver.address, alternate_roots=1) as pebble:
+        roots = [x509.load_pem_x509_certificate(pebble.roots_pem(i).encode()) for i in (0, 1)]
+        names = [r.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value for r in roots]
+        for wanted in names:
+            config = bind_config(pebble_=pebble, ca_extra=f'preferred_chain = "{wanted}"')
+
+            cert = runtime.issue_site(config, "example")
+
+            assert cert.issuer_cn == wanted
+            assert_issued(cert, pebble, NAMES, KeyType.EC_P256)
 
 
 def test_issues_through_a_cname_into_a_separate_validation_zone(bind_config, pebble, bind_auth):

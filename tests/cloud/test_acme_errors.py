@@ -1,0 +1,89 @@
+"""ACME problem documents become AcmeErrors carrying the code, the identifier and Retry-After."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from acme import errors, messages
+
+from cloud.acme_client import _Network, _translate
+from cloud.errors import AcmeError, RateLimited
+
+
+def _response(status: int, body: dict | None, headers: dict[str, str]) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers)
+    if body is not None:
+        response.headers["Content-Type"] = "application/problem+json"
+        response._content = json.dumps(body).encode()
+    else:
+        response._content = b"<html>Bad Gateway</html>"
+    return response
+
+
+def _raised(response: requests.Response) -> tuple[Exception, datetime | None]:
+    network = _Network(key=None)
+    with pytest.raises(Exception) as caught:
+        network._check_response(response)
+    return caught.value, network.last_retry_after
+
+
+def test_a_rate_limit_carries_its_code_identifier_and_retry_after():
+    problem = {
+        "type": "urn:ietf:params:acme:error:rateLimited",
+        "detail": "too many certificates for example.test",
+        "identifier": {"type": "dns", "value": "example.test"},
+    }
+    exc, retry_after = _raised(_response(429, problem, {"Retry-After": "3600"}))
+
+    error = _translate(exc, retry_after)
+
+    assert isinstance(error, RateLimited)
+    assert error.code == "rateLimited"
+    assert error.identifier == "example.test"
+    assert error.transient
+    expected = datetime.now(UTC) + timedelta(seconds=3600)
+    assert abs((error.retry_after - expected).total_seconds()) < 5
+    assert "retry after" in str(error)
+
+
+def test_retry_after_as_an_http_date_is_understood():
+    problem = {"type": "urn:ietf:params:acme:error:rateLimited", "detail": "slow down"}
+    _, retry_after = _raised(
+        _response(429, problem, {"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"})
+    )
+
+    assert retry_after == datetime(2026, 10, 21, 7, 28, tzinfo=UTC)
+
+
+def test_a_5xx_without_a_problem_document_is_transient():
+    exc, retry_after = _raised(_response(502, None, {}))
+
+    error = _translate(exc, retry_after)
+
+    assert isinstance(exc, errors.ClientError)
+    assert error.code == "serverInternal"
+    assert error.transient
+
+
+@pytest.mark.parametrize(
+    ("code", "transient"),
+    [("badNonce", True), ("serverInternal", True), ("unauthorized", False), ("caa", False)],
+)
+def test_problem_codes_are_classed_transient_or_terminal(code, transient):
+    error = _translate(messages.Error.with_code(code, detail="x"), None)
+
+    assert isinstance(error, AcmeError)
+    assert error.code == code
+    assert error.transient is transient
+
+
+def test_an_unreachable_ca_is_a_transient_connection_error():
+    error = _translate(requests.ConnectionError("refused"), None)
+
+    assert error.code == "connection"
+    assert error.transient
