@@ -104,7 +104,7 @@ def _issue(args: argparse.Namespace) -> int:
     cert = runtime.issue_site(config, args.site, object_store=object_store)
     if is_initialized(runtime.keystore(config)):
         state = runtime.publisher(config, object_store).publish(cert)
-        published = f"version {state.version}"
+        published = f"version {state.current.version}"
     else:
         published = "not published: run `certdrop init` to create the issuer keys"
     lines = [

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cloud.acme_client import AcmeClient
+from cloud.ari import ari_cert_id
 from cloud.chains import Chain, select_chain
 from cloud.challenges import Challenge, Dns01Solver
 from cloud.config import SiteConfig
@@ -50,6 +51,8 @@ class IssuedCertificate:
     fingerprint_sha256: str
     issuer_cn: str | None
     order_url: str
+    profile: str | None = None
+    ari_id: str | None = None  # RFC 9773 CertID, for the renewal's `replaces`
 
     @property
     def fullchain_pem(self) -> str:
@@ -175,4 +178,6 @@ def _checked(
         fingerprint_sha256=hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),
         issuer_cn=chain.top_issuer_cn,
         order_url=order_url,
+        profile=site.profile,
+        ari_id=ari_cert_id(leaf),
     )

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from cloud.agents import AgentRecord, AgentRegistry
 from cloud.errors import CertdropError, PreconditionFailed, StoreError
 from cloud.issuance import IssuedCertificate
-from cloud.sitestate import SiteState, load_site_state, save_site_state
+from cloud.sitestate import CertificateRecord, SiteState, load_site_state, save_site_state
 from cloud.store import Store, StoredObject
 from nas_agent.bundle import (
     ESCROW_RECIPIENT,
@@ -69,8 +70,8 @@ class Publisher:
     def publish(self, cert: IssuedCertificate) -> SiteState:
         """Seals a freshly issued certificate as the site's next version for the escrow key and
         every subscribed agent, and records it as the site's current state."""
-        previous = load_site_state(self.store, cert.site)
-        version = previous.version + 1 if previous else 1
+        previous = load_site_state(self.store, cert.site) or SiteState(cert.site)
+        version = previous.current.version + 1 if previous.current else 1
         plaintext = make_plaintext(
             site=cert.site,
             version=version,
@@ -88,21 +89,23 @@ class Publisher:
         agents = self.registry.subscribers(cert.site)
         for agent in agents:
             self.deliver(plaintext, agent)
-        state = SiteState(
-            site=cert.site,
+        record = CertificateRecord(
             version=version,
             cert_sha256=plaintext.leaf_sha256(),
             serial=f"{cert.serial:x}",
             names=cert.names,
             key_type=cert.key_type.value,
+            profile=cert.profile,
             not_before=cert.not_before,
             not_after=cert.not_after,
             issued_at=plaintext.issued_at,
             escrow_object=escrow_key(cert.site, version),
+            ari_id=cert.ari_id,
         )
+        state = replace(previous, current=record, order_url=None, order_placed_at=None)
         save_site_state(self.store, state)
-        if previous is not None:
-            self.store.delete(previous.escrow_object)
+        if previous.current is not None:
+            self.store.delete(previous.current.escrow_object)
         log.info(
             "published version %d to escrow and %d agent(s)",
             version,
@@ -139,9 +142,9 @@ class Publisher:
         delivered = []
         for site in sites:
             state = load_site_state(self.store, site)
-            if state is None:
+            if state is None or state.current is None:
                 continue  # not issued yet: the first issuance will include this agent
-            self.deliver(self._from_escrow(state), agent)
+            self.deliver(self._from_escrow(site, state.current), agent)
             delivered.append(site)
         return delivered
 
@@ -165,18 +168,18 @@ class Publisher:
         self.registry.forget(agent_id)
         return removed
 
-    def _from_escrow(self, state: SiteState) -> BundlePlaintext:
-        found = self.store.get(state.escrow_object)
+    def _from_escrow(self, site: str, record: CertificateRecord) -> BundlePlaintext:
+        found = self.store.get(record.escrow_object)
         if not isinstance(found, StoredObject):
-            raise EscrowUnavailable(state.site, f"{state.escrow_object} is missing")
-        if state.not_after <= self.now():
-            raise EscrowUnavailable(state.site, "its certificate has expired; issue it again")
+            raise EscrowUnavailable(site, f"{record.escrow_object} is missing")
+        if record.not_after <= self.now():
+            raise EscrowUnavailable(site, "its certificate has expired; issue it again")
         return open_sealed(
             found.body,
             recipient_id=ESCROW_RECIPIENT,
             private_key=self.issuer.escrow_key,
-            site=state.site,
-            version=state.version,
+            site=site,
+            version=record.version,
         )
 
     def _set_index_entry(self, agent_id: str, site: str, entry: IndexEntry | None) -> None:

@@ -72,7 +72,7 @@ def test_each_of_three_agents_opens_its_own_bundle_of_the_issued_certificate(fle
     cert = runtime.issue_site(config, "example", object_store=store)
     state = publisher.publish(cert)
 
-    assert state.version == 1
+    assert state.current.version == 1
     for keys in agents.values():
         opened = _open(store, issuer, keys)
         assert opened.version == 1
@@ -112,7 +112,7 @@ def test_a_new_issuance_is_the_next_version_and_old_bundles_go(fleet):
 
     state = publisher.publish(runtime.issue_site(config, "example", object_store=store))
 
-    assert state.version == 2
+    assert state.current.version == 2
     opened = _open(store, issuer, agents["nas-a"], installed=1)
     assert opened.version == 2
     assert [i.key for i in store.list("agents/nas-a/bundles/")] == [
