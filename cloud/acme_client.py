@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 import josepy as jose
 import requests
-from acme import challenges, client, errors, messages
+from acme import challenges, client, crypto_util, errors, messages
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -37,6 +38,12 @@ USER_AGENT = "certdrop/0.1"
 # after its Retry-After, so it is not retried here.
 _RETRY_CODES = frozenset({"badNonce", "serverInternal"})
 _TRANSIENT_CODES = _RETRY_CODES | {"rateLimited", "connection"}
+
+
+class _ReplacingNewOrder(messages.NewOrder):
+    """newOrder with RFC 9773's `replaces`, which the library's message lacks."""
+
+    replaces: str | None = jose.field("replaces", omitempty=True)
 
 
 class _Network(client.ClientNetwork):
@@ -153,8 +160,70 @@ class AcmeClient:
 
     # --- orders ----------------------------------------------------------------------------
 
-    def new_order(self, csr_pem: bytes, profile: str | None) -> messages.OrderResource:
-        return self._call("new order", self.acme.new_order, csr_pem, profile)
+    @property
+    def renewal_info_url(self) -> str | None:
+        """The directory's ARI endpoint, when the CA offers one."""
+        try:
+            return self.acme.directory["renewalInfo"]
+        except KeyError:
+            return None
+
+    def new_order(
+        self, csr_pem: bytes, profile: str | None, replaces: str | None = None
+    ) -> messages.OrderResource:
+        """Places an order for the CSR's names. `replaces` (an ARI CertID) marks it as the
+        renewal of that certificate; it is sent only to a CA that offers ARI."""
+        if replaces is None or self.renewal_info_url is None:
+            return self._call("new order", self.acme.new_order, csr_pem, profile)
+        return self._call("new order", self._new_order_replacing, csr_pem, profile, replaces)
+
+    def _new_order_replacing(
+        self, csr_pem: bytes, profile: str | None, replaces: str
+    ) -> messages.OrderResource:
+        # The library's new_order cannot send `replaces`; this is its body with our message.
+        csr = x509.load_pem_x509_csr(csr_pem)
+        names, _ = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
+        order = _ReplacingNewOrder(
+            identifiers=[messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names],
+            profile=profile,
+            replaces=replaces,
+        )
+        response = self.acme._post(self.acme.directory["newOrder"], order)
+        body = messages.Order.from_json(response.json())
+        authorizations = [
+            self.acme._authzr_from_response(self.acme._post_as_get(url), uri=url)
+            for url in body.authorizations
+        ]
+        return messages.OrderResource(
+            body=body,
+            uri=response.headers.get("Location"),
+            authorizations=authorizations,
+            csr_pem=csr_pem,
+        )
+
+    def resume_order(self, order_url: str, csr_pem: bytes) -> messages.OrderResource | None:
+        """The order at `order_url` with its authorizations, when it can still be finished with
+        a new CSR for the same names (pending or ready); None when it is gone, invalid, or
+        already issued — a certificate whose key died with the run that ordered it."""
+        try:
+            response = self._call("fetch order", self.acme._post_as_get, order_url)
+        except AcmeError as exc:
+            if exc.transient:
+                raise
+            return None  # unknown to the CA (expired, deleted): place a new one
+        body = messages.Order.from_json(response.json())
+        if body.status not in (messages.STATUS_PENDING, messages.STATUS_READY):
+            return None
+        authorizations = [
+            self._call("fetch authorization", self._authorization, url)
+            for url in body.authorizations
+        ]
+        return messages.OrderResource(
+            body=body, uri=order_url, authorizations=authorizations, csr_pem=csr_pem
+        )
+
+    def _authorization(self, url: str) -> messages.AuthorizationResource:
+        return self.acme._authzr_from_response(self.acme._post_as_get(url), uri=url)
 
     def dns01_challenges(
         self, orderr: messages.OrderResource
