@@ -88,6 +88,16 @@ def test_both_functions_run_python_3_12_on_arm64_with_the_named_handlers(templat
     assert _function(template, "IssueFunction")["Handler"] == "cloud.handler.issue"
 
 
+def test_each_function_names_the_artifact_itself_since_cloudformation_package_skips_globals(
+    template,
+):
+    # `aws cloudformation package` reads CodeUri from the resource only; without it there it
+    # zips the template's own directory and the functions deploy without code.
+    assert "CodeUri" not in template["Globals"]["Function"]
+    for name in ("TickFunction", "IssueFunction"):
+        assert _function(template, name)["CodeUri"] == "../build/certdrop-lambda.zip"
+
+
 def test_the_functions_learn_the_bucket_queue_config_key_and_secret_arns_from_the_environment(
     template,
 ):
