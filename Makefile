@@ -12,7 +12,7 @@ DEBS := pebble bind9 bind9-utils pdns-server pdns-backend-sqlite3 sqlite3
 demo: debs venv
 	$(VENV)/bin/python demo/run.py
 
-test: debs venv venv38 lint test-cloud test-agent38
+test: debs venv venv38 lint lint-infra test-cloud test-agent38 package
 
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -50,5 +50,30 @@ test-agent38: venv38
 bench: debs venv
 	$(VENV)/bin/python bench/issue_latency.py
 
+# The Lambda runtime is python3.12: pip's markers and the bytecode must come from a 3.12.
+PY312 ?= $(or $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin/python3.12 2>/dev/null | tail -1),$(shell command -v python3.12),python3.12)
+VENV_INFRA := .venv-infra
+# checkov pins boto3==1.35.49 and packaging<24, so it gets a venv of its own instead of the
+# test extra (it would downgrade the project's boto3).
+INFRA_TOOLS := cfn-lint==1.58.0 checkov==3.3.30
+
+.PHONY: package lint-infra
+
+# The Lambda artifact (manylinux aarch64 wheels), with its size.
+package: venv
+	$(VENV)/bin/python infra/build_package.py --python "$(PY312)"
+
+$(VENV_INFRA)/.stamp:
+	$(PY311) -m venv $(VENV_INFRA)
+	$(VENV_INFRA)/bin/pip install -q $(INFRA_TOOLS)
+	touch $@
+
+# Offline and quick: --skip-download (and BC_SKIP_MAPPING) stop checkov asking Prisma Cloud for
+# policy metadata; CKV_SKIP_PACKAGE_UPDATE_CHECK stops its PyPI version check.
+lint-infra: $(VENV_INFRA)/.stamp
+	$(VENV_INFRA)/bin/cfn-lint infra/template.yaml
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(VENV_INFRA)/bin/checkov \
+	  -f infra/template.yaml --framework cloudformation --quiet --compact --skip-download
+
 clean:
-	rm -rf $(VENV) $(VENV38) .pytest_cache .ruff_cache .out
+	rm -rf $(VENV) $(VENV38) $(VENV_INFRA) build .demo .pytest_cache .ruff_cache

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cloud.config import CaConfig
 from cloud.errors import AcmeError, RateLimited, ValidationFailed
 from cloud.keys import pkcs8_pem
-from cloud.keystore import KeyExists, LocalKeyStore
+from cloud.keystore import KeyExists, KeyStore
 from cloud.secrets import resolve
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class AcmeClient:
     def __init__(
         self,
         ca: CaConfig,
-        keys: LocalKeyStore,
+        keys: KeyStore,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,

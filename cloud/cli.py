@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--out", type=Path, help="also write privkey/cert/chain/fullchain PEMs here")
     issue.set_defaults(run=_issue)
 
+    run = commands.add_parser(
+        "run", help="issue and publish every site that is due (renewal policy), or the given ones"
+    )
+    run.add_argument("--site", action="append", dest="sites", help="only this site (repeat)")
+    run.add_argument("--force", action="store_true", help="issue even when not due")
+    run.add_argument("--concurrency", type=int, default=4, help="sites issued at once")
+    run.set_defaults(run=_run)
+
     agent = commands.add_parser("agent", help="enrolled NAS agents").add_subparsers(
         dest="agent_command", required=True, metavar="ACTION"
     )
@@ -121,6 +129,36 @@ def _issue(args: argparse.Namespace) -> int:
         lines.append(f"  written to   {paths['fullchain.pem'].parent}")
     print("\n".join(lines))
     return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from cloud.runner import Runner
+    from cloud.schedule import due_sites, read_markers
+
+    config = config_module.load(args.config)
+    store = runtime.store(config)
+    if args.sites:
+        site_ids = [runtime.site(config, s).id for s in dict.fromkeys(args.sites)]
+    elif args.force:
+        site_ids = list(config.sites)
+    else:
+        due = due_sites(config.sites, read_markers(store), datetime.now(UTC))
+        site_ids = [d.site for d in due]
+    if not site_ids:
+        print("no site is due")
+        return EXIT_OK
+    runner = Runner(config, store, runtime.keystore(config))
+    outcomes = runner.run_many(site_ids, concurrency=args.concurrency, force=args.force)
+    width = max(len(o.site) for o in outcomes)
+    for o in outcomes:
+        version = f"v{o.version}" if o.version else "-"
+        print(f"{o.site:<{width}}  {o.result:<8}  {version:<5}  {o.reason}")
+    failed = [o.error for o in outcomes if o.error is not None]
+    if not failed:
+        return EXIT_OK
+    return next((code for cls, code in _EXIT_BY_ERROR if isinstance(failed[0], cls)), EXIT_CONFIG)
 
 
 def _agent_add(args: argparse.Namespace) -> int:

@@ -188,7 +188,7 @@ class _Parser:
             self.problem(
                 full,
                 "a secret must be given by reference, not inline",
-                'write "env:VARIABLE" or "file:/path/to/secret"',
+                'write "env:VARIABLE", "file:/path/to/secret" or "aws-sm:secret-name"',
             )
             return None
         return ref

@@ -90,15 +90,31 @@ def issue(
     order_timeout: float,
     preferred_chain: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    replaces: str | None = None,
+    resume_order: str | None = None,
+    on_order: Callable[[str], None] | None = None,
 ) -> IssuedCertificate:
+    """Issues `site` now. `replaces` names the certificate this renews (ARI CertID);
+    `resume_order` is the URL of an order an interrupted run placed, finished instead of placing
+    a new one when the CA still has it pending or ready; `on_order` is told the order's URL
+    before any challenge is touched, so a crash after it can be resumed."""
     steps = Steps(site.id, clock)
     solver.sweep()
     with steps.step(f"generated {site.key_type.value} key and CSR"):
         key = generate_key(site.key_type)
         key_pem = pkcs8_pem(key)
         csr = make_csr(key_pem, site.names)
-    with steps.step("order placed"):
-        order = acme.new_order(csr, site.profile)
+    order = None
+    if resume_order is not None:
+        with steps.step("order of an interrupted run looked up"):
+            order = acme.resume_order(resume_order, csr)
+        if order is not None:
+            log.info("resuming the interrupted run's order", extra={"site": site.id})
+    if order is None:
+        with steps.step("order placed"):
+            order = acme.new_order(csr, site.profile, replaces)
+    if on_order is not None:
+        on_order(order.uri)
     deadline = clock() + order_timeout
     pending = acme.dns01_challenges(order)
     challenges = [Challenge(domain, acme.validation(challb)) for domain, challb in pending]

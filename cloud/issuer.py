@@ -10,7 +10,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from cloud.errors import CertdropError
-from cloud.keystore import KeyExists, LocalKeyStore
+from cloud.keystore import KeyExists, KeyStore
 from nas_agent.enrollment import escrow_key_line, issuer_key_line
 from nas_agent.errors import KeyFileError
 from nas_agent.keys import IssuerKeys, generate_issuer_keys, load_private_key_pem, private_key_pem
@@ -31,7 +31,7 @@ class IssuerKeyInvalid(CertdropError):
         super().__init__(f"issuer key {name}: {cause}")
 
 
-def init_issuer(keys: LocalKeyStore) -> IssuerKeys:
+def init_issuer(keys: KeyStore) -> IssuerKeys:
     """Creates both keys; refuses (KeyExists) if either is already there, so a repeated `init`
     can never replace the key every agent has pinned."""
     for name in (SIGNING_KEY, ESCROW_KEY):
@@ -43,14 +43,14 @@ def init_issuer(keys: LocalKeyStore) -> IssuerKeys:
     return issuer
 
 
-def load_issuer(keys: LocalKeyStore) -> IssuerKeys:
+def load_issuer(keys: KeyStore) -> IssuerKeys:
     return IssuerKeys(
         signing_key=_load(keys, SIGNING_KEY, ed25519.Ed25519PrivateKey),
         escrow_key=_load(keys, ESCROW_KEY, x25519.X25519PrivateKey),
     )
 
 
-def is_initialized(keys: LocalKeyStore) -> bool:
+def is_initialized(keys: KeyStore) -> bool:
     return keys.load(SIGNING_KEY) is not None and keys.load(ESCROW_KEY) is not None
 
 
@@ -62,7 +62,7 @@ def public_lines(issuer: IssuerKeys) -> tuple[str, str]:
     )
 
 
-def _load(keys: LocalKeyStore, name: str, kind: type) -> object:
+def _load(keys: KeyStore, name: str, kind: type) -> object:
     data = keys.load(name)
     if data is None:
         raise IssuerNotInitialized(name)

@@ -10,10 +10,21 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 from cloud.errors import CertdropError, StoreError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+
+
+class KeyStore(Protocol):
+    """Where the issuer keeps private keys: owner-only files locally, Secrets Manager on AWS."""
+
+    def load(self, name: str) -> bytes | None: ...
+
+    def create(self, name: str, data: bytes) -> None:
+        """Stores a new key; raises KeyExists rather than replace one."""
+        ...
 
 
 class KeyExists(CertdropError):

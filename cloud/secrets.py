@@ -1,18 +1,21 @@
 """Secrets by reference: configuration names where a secret lives, never the secret itself.
 
-env:NAME        the environment variable NAME
-file:/path      the file's content (surrounding whitespace stripped)
+env:NAME               the environment variable NAME
+file:/path             the file's content (surrounding whitespace stripped)
+aws-sm:ID              an AWS Secrets Manager secret's string (ID: its name or ARN)
+aws-sm:ID#field        one field of a secret holding a JSON object
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.errors import SecretError
 
-SCHEMES = ("env", "file")
+SCHEMES = ("env", "file", "aws-sm")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ def parse_ref(text: str) -> SecretRef | None:
 
 
 def resolve(ref: SecretRef) -> str:
+    if ref.scheme == "aws-sm":
+        return _from_secrets_manager(ref)
     if ref.scheme == "env":
         value = os.environ.get(ref.target)
         if value is None:
@@ -42,3 +47,20 @@ def resolve(ref: SecretRef) -> str:
         return Path(ref.target).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise SecretError(str(ref), f"cannot read file ({exc.strerror})") from exc
+
+
+def _from_secrets_manager(ref: SecretRef) -> str:
+    import boto3  # only in AWS mode
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    secret_id, _, field = ref.target.partition("#")
+    try:
+        value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    except (ClientError, BotoCoreError, KeyError) as exc:
+        raise SecretError(str(ref), f"cannot read it from Secrets Manager ({exc})") from exc
+    if not field:
+        return value
+    try:
+        return str(json.loads(value)[field])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SecretError(str(ref), f"the secret holds no JSON field {field!r}") from exc

@@ -42,7 +42,7 @@ def secret_table(provider: str, key: str, table: Any) -> dict[str, str]:
             ConfigProblem(
                 f"{provider}.{key}.{name}",
                 "a secret must be given by reference, not inline",
-                'write "env:VARIABLE" or "file:/path/to/secret"',
+                'write "env:VARIABLE", "file:/path/to/secret" or "aws-sm:secret-name"',
             )
         )
     if problems:

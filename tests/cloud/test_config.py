@@ -115,7 +115,7 @@ def test_every_problem_is_reported_at_once():
         '"host" or "host:port" (port 53 by default)',
         "providers.bind.tsig_name: missing — add tsig_name: the TSIG key name",
         "providers.bind.tsig_secret: a secret must be given by reference, not inline — write "
-        '"env:VARIABLE" or "file:/path/to/secret"',
+        '"env:VARIABLE", "file:/path/to/secret" or "aws-sm:secret-name"',
         "sites.Bad_Id: a site id must be lower-case letters, digits, '.' and '-' (max 63), "
         "starting with a letter or digit — rename the table, e.g. [sites.example-com] or "
         '[sites."example.com"]',

@@ -1,0 +1,50 @@
+"""The Lambda entry points: thin adapters from events to the core, nothing decided here.
+
+tick   EventBridge Scheduler → which sites are due → one SQS message each
+issue  SQS (batch) → run each site → partial batch failure for what must be retried
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from cloud import aws
+from cloud import log as log_setup
+from cloud.runner import Runner
+from cloud.tick import run_tick, site_of
+
+log_setup.setup(json_lines=True)
+log = logging.getLogger(__name__)
+
+
+def tick(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = aws.AwsSettings.from_env()
+    store = aws.open_bucket(settings)
+    config = aws.load_config(store, settings.config_key)
+    result = run_tick(config, store, aws.SqsQueue(settings.queue_url), datetime.now(UTC))
+    if settings.metric_namespace:
+        aws.Metrics(settings.metric_namespace).days_to_expiry(result.days_to_expiry)
+    return {"due": [d.site for d in result.due]}
+
+
+def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Runs each message's site. A run that failed is recorded with its backoff and rescheduled
+    by the tick, so it is not a batch failure; only what could not be run at all is retried by
+    SQS (and lands in the dead-letter queue when it keeps failing)."""
+    settings = aws.AwsSettings.from_env()
+    aws.load_dns_credentials(settings, os.environ)
+    store = aws.open_bucket(settings)
+    config = aws.load_config(store, settings.config_key)
+    runner = Runner(config, store, aws.SecretsManagerKeyStore(settings))
+    failures = []
+    for record in event.get("Records", []):
+        try:
+            outcome = runner.run_site(site_of(record["body"]))
+            log.info("%s: %s", outcome.result, outcome.reason, extra={"site": outcome.site})
+        except Exception:
+            log.exception("message %s could not be run", record.get("messageId"))
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
