@@ -138,6 +138,11 @@ def prune(lib: Path) -> None:
             shutil.rmtree(path)
         elif path.name == "direct_url.json" or path.suffix == ".pyc":
             path.unlink()
+    # RECORD lists what pip installed; keep only what ships (and so no hash of a temporary path).
+    for record in lib.glob("*.dist-info/RECORD"):
+        lines = record.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if (lib / line.rsplit(",", 2)[0]).is_file()]
+        record.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
     if not (lib / "nas_agent" / "cli.py").is_file():
         raise BuildError("lib/nas_agent/cli.py is missing: the wheel did not hold the agent")
 
