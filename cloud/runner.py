@@ -107,7 +107,7 @@ class Runner:
                 preferred_chain=self.config.ca.preferred_chain,
                 replaces=_replaces(site, state),
                 resume_order=state.order_url,
-                on_order=lambda url: save_site_state(self.store, state.with_order(url, now)),
+                on_order=lambda url: self._order_placed(state, url, now),
             )
             published = self.publisher.publish(cert)
         except CertdropError as exc:
@@ -118,6 +118,10 @@ class Runner:
         self._schedule(site, state, decide(site, state, now))
         reason = decision.reason if decision.due else "forced"
         return Outcome(site.id, "issued", reason, _version(state), _expiry(state))
+
+    def _order_placed(self, state: SiteState, url: str, now: datetime) -> None:
+        save_site_state(self.store, state.with_order(url, now))
+        log.info("order saved: a run dying from here on is resumed", extra={"site": state.site})
 
     def _failed(self, site: SiteConfig, exc: CertdropError, now: datetime) -> Outcome:
         log.error("run failed: %s", exc, extra={"site": site.id})
