@@ -241,3 +241,37 @@ def test_run_once_from_the_bundle_installs_into_dsm_then_finds_nothing_to_do(
     assert lab.state.sites[SITE].version == 1
     assert second.returncode == EXIT_OK, second.stderr
     assert lab.imports() == 1
+
+
+def test_run_once_from_the_bundle_reads_s3_with_its_credentials_file_and_reports_back(
+    installed, python38, lab
+):
+    pytest.importorskip("moto", reason="moto (S3 server) is not installed for this Python")
+    from tests.services.moto import REGION, MotoServer, fake_aws_env
+
+    plaintext = lab.plaintext(version=1)
+    lab.publish(plaintext)
+    credentials = lab.root / "agent" / "aws-creds"
+    credentials.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = x\n")
+    credentials.chmod(0o600)
+    with fake_aws_env(), MotoServer() as moto:
+        bucket, s3 = moto.create_bucket(), moto.client("s3")
+        for path in sorted(p for p in lab.store.rglob("*") if p.is_file()):
+            key = f"certdrop/{path.relative_to(lab.store).as_posix()}"
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        lab.config_path.write_text(
+            lab.config_path.read_text().replace(
+                f"url = file://{lab.store}",
+                f"url = s3://{bucket}/certdrop\nregion = {REGION}\n"
+                f"endpoint_url = {moto.endpoint_url}\ncredentials_file = aws-creds",
+            )
+        )
+
+        config = str(lab.config_path)
+        done = _agent(installed, python38, "-c", config, "run", "--once", cwd=lab.root)
+        status_key = f"certdrop/agents/{lab.agent_id}/status.json"
+        status = s3.get_object(Bucket=bucket, Key=status_key)["Body"].read().decode()
+
+    assert done.returncode == EXIT_OK, done.stderr
+    assert lab.served() == fingerprint(plaintext)
+    assert SITE in status
