@@ -16,11 +16,18 @@ from cloud import log as log_setup
 from cloud.runner import Runner
 from cloud.tick import run_tick, site_of
 
-log_setup.setup(json_lines=True)
 log = logging.getLogger(__name__)
 
 
+def _logging() -> None:
+    """JSON lines for CloudWatch, set up on the first invocation of a container."""
+    if not getattr(_logging, "done", False):
+        log_setup.setup(json_lines=True)
+        _logging.done = True
+
+
 def tick(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    _logging()
     settings = aws.AwsSettings.from_env()
     store = aws.open_bucket(settings)
     config = aws.load_config(store, settings.config_key)
@@ -34,6 +41,7 @@ def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Runs each message's site. A run that failed is recorded with its backoff and rescheduled
     by the tick, so it is not a batch failure; only what could not be run at all is retried by
     SQS (and lands in the dead-letter queue when it keeps failing)."""
+    _logging()
     settings = aws.AwsSettings.from_env()
     aws.load_dns_credentials(settings, os.environ)
     store = aws.open_bucket(settings)
