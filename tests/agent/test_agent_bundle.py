@@ -275,3 +275,26 @@ def test_run_once_from_the_bundle_reads_s3_with_its_credentials_file_and_reports
     assert done.returncode == EXIT_OK, done.stderr
     assert lab.served() == fingerprint(plaintext)
     assert SITE in status
+
+
+def _elf(path: Path, machine: int, tail: bytes = b"") -> None:
+    # e_ident: magic, 64-bit, little-endian, version 1; then e_type 3 (shared) and e_machine
+    header = b"\x7fELF\x02\x01\x01" + bytes(9) + (3).to_bytes(2, "little")
+    path.write_bytes(header + machine.to_bytes(2, "little") + tail)
+
+
+def test_the_native_check_names_each_library_that_would_not_load(tmp_path):
+    checks = _checks()
+    _elf(tmp_path / "wrong_arch.abi3.so", 62)
+    _elf(tmp_path / "new_glibc.abi3.so", 183, b"GLIBC_2.17\0GLIBC_2.28\0")
+    _elf(tmp_path / "_ext.cpython-311-aarch64-linux-gnu.so", 183)
+    _elf(tmp_path / "fine.abi3.so", 183, b"GLIBC_2.17\0")
+
+    with pytest.raises(checks.NativeCodeError) as caught:
+        checks.check_native(tmp_path, "aarch64", "3.8.18", max_glibc=(2, 26))
+
+    problems = "\n".join(caught.value.problems)
+    assert "wrong_arch.abi3.so is for x86_64, not aarch64" in problems
+    assert "new_glibc.abi3.so needs GLIBC_2.28" in problems
+    assert "_ext.cpython-311-aarch64-linux-gnu.so" in problems
+    assert "fine" not in problems
