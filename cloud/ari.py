@@ -59,7 +59,8 @@ def fetch_window(
     failure, so the caller falls back to its own schedule and asks again later."""
     url = f"{renewal_info_url.rstrip('/')}/{cert_id}"
     try:
-        response = session.get(url, timeout=timeout)
+        # verify explicitly: requests lets REQUESTS_CA_BUNDLE override a session's own setting.
+        response = session.get(url, timeout=timeout, verify=session.verify)
         response.raise_for_status()
         body = response.json()
         window = body["suggestedWindow"]

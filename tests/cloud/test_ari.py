@@ -1,0 +1,143 @@
+"""ACME Renewal Information: the CertID, the window, and renewal orders that say what they
+replace — against Pebble behind a front that adds a renewalInfo endpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from cloud import runtime
+from cloud.ari import ari_cert_id, fetch_window
+from cloud.config import load
+from cloud.errors import AcmeError
+from cloud.issuer import init_issuer
+from cloud.runner import Runner
+from cloud.sitestate import load_site_state
+from tests.cloud.issuing import rfc2136_provider, write_config
+from tests.services.ari_front import AriFront
+
+
+def _cert(serial: int, key_identifier: bytes) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.test")])
+    now = datetime.now(UTC)
+    aki = x509.AuthorityKeyIdentifier(key_identifier, None, None)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(aki, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def test_the_cert_id_is_rfc_9773s_example():
+    aki = bytes.fromhex("69885B6B87464041E1B37B847BA0AE2CDE01C8D4")
+
+    assert ari_cert_id(_cert(0x87654321, aki)) == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
+
+
+def test_a_failing_renewal_info_endpoint_is_a_transient_error():
+    with pytest.raises(AcmeError) as caught:
+        fetch_window(
+            "http://127.0.0.1:9/renewal-info",
+            "x.y",
+            session=requests.Session(),
+            now=datetime.now(UTC),
+        )
+
+    assert caught.value.code == "ari"
+    assert caught.value.transient
+
+
+@pytest.fixture
+def ari(tmp_path, pebble, bind_auth, tsig_key):
+    with AriFront(tmp_path / "front", pebble) as front:
+        config = write_config(
+            tmp_path,
+            pebble=pebble,
+            resolver=bind_auth.address,
+            nameservers={
+                "ns1.example.test": bind_auth.address,
+                "ns2.example.test": bind_auth.address,
+            },
+            provider=rfc2136_provider(bind_auth.address, tsig_key, tmp_path / "tsig"),
+        )
+        text = config.source.read_text()
+        text = text.replace(pebble.directory_url, front.directory_url)
+        text = text.replace(str(pebble.ca_bundle), str(front.ca_bundle))
+        config.source.write_text(text)
+        config = load(config.source)
+        init_issuer(runtime.keystore(config))
+        yield front, config
+
+
+@pytest.fixture
+def new_orders(monkeypatch):
+    """The JWS payloads of newOrder requests as they leave for the CA."""
+    sent = []
+    original = requests.adapters.HTTPAdapter.send
+
+    def recording(self, request, *args, **kwargs):
+        if request.method == "POST" and request.url.endswith("/order-plz"):
+            payload = json.loads(request.body)["payload"]
+            sent.append(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+        return original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", recording)
+    return sent
+
+
+def _runner(config, now):
+    return Runner(
+        config,
+        runtime.store(config),
+        runtime.keystore(config),
+        now=lambda: now,
+        rng=random.Random(3),
+    )
+
+
+def test_a_renewal_waits_for_the_window_and_then_orders_with_replaces(ari, new_orders):
+    front, config = ari
+    now = datetime.now(UTC)
+    front.window = (now + timedelta(days=30), now + timedelta(days=32))
+    front.retry_after = 3600
+
+    first = _runner(config, now).run_site("example")
+    state = load_site_state(runtime.store(config), "example")
+
+    assert first.result == "issued"
+    assert "replaces" not in new_orders[0]
+    assert front.asked == [state.current.ari_id]
+    window = state.window
+    assert front.window[0] <= window.renew_at < front.window[1]
+    assert abs((window.next_check - (now + timedelta(hours=1))).total_seconds()) < 2
+
+    # Before the next check nothing is asked or ordered.
+    quiet = _runner(config, now + timedelta(minutes=30)).run_site("example")
+    assert quiet.result == "not due"
+    assert len(front.asked) == 1 and len(new_orders) == 1
+
+    # The CA moves the window into the past (say, a revocation is coming): renew at once.
+    later = now + timedelta(hours=2)
+    front.window = (later - timedelta(hours=1), later - timedelta(minutes=1))
+    renewed = _runner(config, later).run_site("example")
+
+    assert renewed.result == "issued"
+    assert "ARI" in renewed.reason
+    assert new_orders[1]["replaces"] == state.current.ari_id
+    assert load_site_state(runtime.store(config), "example").current.version == 2
