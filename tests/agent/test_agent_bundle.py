@@ -122,13 +122,15 @@ def lab(tmp_path: Path) -> Iterator[AgentLab]:
 
 
 def _checks():
-    spec = importlib.util.spec_from_file_location(
-        "agent_bundle_checks", REPO / "tools" / "agent_bundle_checks.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    """tools/agent_bundle_checks.py, the build's own checks, imported by path (tools/ is no
+    package)."""
+    name = "agent_bundle_checks"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BUILD_SCRIPT.parent / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def _agent(installed: Path, python: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
