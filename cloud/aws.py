@@ -25,11 +25,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from cloud import config as config_module
+from cloud.config import KeySecrets
 from cloud.errors import ConfigError, ConfigProblem, StoreError
 from cloud.issuer import ESCROW_KEY, SIGNING_KEY
 from cloud.keystore import KeyExists
-from cloud.store import StoredObject
-from cloud.store.s3 import S3Store
+from cloud.store import Store, StoredObject
+from cloud.store.url import open_store
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,7 @@ class AwsSettings:
     config_key: str
     queue_url: str
     metric_namespace: str | None
-    acme_secret: str
-    signing_secret: str
-    escrow_secret: str
+    key_secrets: KeySecrets
     dns_secret: str | None
 
     @classmethod
@@ -68,14 +67,16 @@ class AwsSettings:
             queue_url=environ["CERTDROP_QUEUE_URL"],
             metric_namespace=None if namespace == "off" else namespace,
             # The tick's role reads no secret, so these are only needed by the issue function.
-            acme_secret=environ.get("CERTDROP_SECRET_ACME_ACCOUNT", ""),
-            signing_secret=environ.get("CERTDROP_SECRET_ISSUER_SIGNING_KEY", ""),
-            escrow_secret=environ.get("CERTDROP_SECRET_ESCROW_KEY", ""),
+            key_secrets=KeySecrets(
+                acme=environ.get("CERTDROP_SECRET_ACME_ACCOUNT", ""),
+                signing=environ.get("CERTDROP_SECRET_ISSUER_SIGNING_KEY", ""),
+                escrow=environ.get("CERTDROP_SECRET_ESCROW_KEY", ""),
+            ),
             dns_secret=environ.get("CERTDROP_SECRET_DNS_CREDENTIALS") or None,
         )
 
 
-def load_config(store: S3Store, key: str) -> config_module.Config:
+def load_config(store: Store, key: str) -> config_module.Config:
     found = store.get(key)
     if not isinstance(found, StoredObject):
         raise ConfigError([ConfigProblem(key, "not in the bucket", "upload certdrop.toml there")])
@@ -104,11 +105,11 @@ class SecretsManagerKeyStore:
     """The issuer's keys in three secrets created by the template. The ACME secret holds a JSON
     object of account records by name, so one deployment can use several CAs."""
 
-    def __init__(self, settings: AwsSettings, client: Any = None):
+    def __init__(self, secrets: KeySecrets, client: Any = None):
         import boto3
 
         self.client = client or boto3.client("secretsmanager")
-        self.settings = settings
+        self.secrets = secrets
 
     def load(self, name: str) -> bytes | None:
         if name.startswith(_ACME_PREFIX):
@@ -123,7 +124,7 @@ class SecretsManagerKeyStore:
             if name in accounts:
                 raise KeyExists(name)
             accounts[name] = data.decode()
-            self._write(self.settings.acme_secret, json.dumps(accounts))
+            self._write(self.secrets.acme, json.dumps(accounts))
             return
         secret = self._secret_for(name)
         if self._read(secret):
@@ -132,15 +133,15 @@ class SecretsManagerKeyStore:
 
     def _secret_for(self, name: str) -> str:
         secrets = {
-            SIGNING_KEY: self.settings.signing_secret,
-            ESCROW_KEY: self.settings.escrow_secret,
+            SIGNING_KEY: self.secrets.signing,
+            ESCROW_KEY: self.secrets.escrow,
         }
         if name not in secrets:
             raise ValueError(f"no secret holds key {name!r}")
         return secrets[name]
 
     def _accounts(self) -> dict[str, str]:
-        text = self._read(self.settings.acme_secret)
+        text = self._read(self.secrets.acme)
         return json.loads(text) if text else {}
 
     def _read(self, secret_id: str) -> str | None:
@@ -211,8 +212,5 @@ def load_dns_credentials(
     environ.update({str(k): str(v) for k, v in values.items()})
 
 
-def open_bucket(settings: AwsSettings, environ: Mapping[str, str] = os.environ) -> S3Store:
-    # botocore's own endpoint variables, honoured here too so the store addresses buckets by
-    # path on an S3-compatible endpoint (and on moto in the tests).
-    endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
-    return S3Store(settings.bucket, settings.prefix, endpoint_url=endpoint)
+def open_bucket(settings: AwsSettings) -> Store:
+    return open_store(f"s3://{settings.bucket}/{settings.prefix}".rstrip("/"))

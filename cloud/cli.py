@@ -96,11 +96,17 @@ def _init(args: argparse.Namespace) -> int:
     issuer = init_issuer(runtime.keystore(config))
     issuer_line, escrow_line = public_lines(issuer)
     print(
-        f"issuer keys created in {config.storage.keys_dir} (owner-only files)\n"
+        f"issuer keys created in {_keys_location(config)}\n"
         f"give every agent this line as issuer_key in its configuration:\n  {issuer_line}\n"
         f"escrow public key:\n  {escrow_line}"
     )
     return EXIT_OK
+
+
+def _keys_location(config: config_module.Config) -> str:
+    if config.storage.key_secrets is not None:
+        return "Secrets Manager"
+    return f"{config.storage.keys_dir} (owner-only files)"
 
 
 def _issue(args: argparse.Namespace) -> int:

@@ -64,9 +64,21 @@ class SiteConfig:
 
 
 @dataclass(frozen=True)
+class KeySecrets:
+    """Secrets Manager ids of the issuer's keys (the stack's outputs), instead of keys_dir."""
+
+    acme: str
+    signing: str
+    escrow: str
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     store_url: str  # s3://bucket/prefix or file:///abs/dir
     keys_dir: Path  # local mode: private keys (ACME account, issuer) as owner-only files
+    key_secrets: KeySecrets | None = None  # AWS mode from the operator's machine
+    endpoint_url: str | None = None  # an S3-compatible service (MinIO, R2, B2, ...)
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -279,14 +291,35 @@ class _Parser:
         return EabConfig(kid, ref, alg) if ref else None
 
     def storage(self, raw: dict) -> StorageConfig:
-        self.unknown_keys("storage", raw, {"url", "keys_dir"})
+        secret_keys = ("acme_secret", "signing_secret", "escrow_secret")
+        self.unknown_keys(
+            "storage", raw, {"url", "keys_dir", "endpoint_url", "region", *secret_keys}
+        )
         url = self.value("storage", raw, "url", str, default="data/store")
         if not url.startswith(("s3://", "file://")):
             url = self.path(url).as_uri()
         elif url.startswith("s3://") and len(url) <= len("s3://"):
             self.problem("storage.url", "no bucket", "write s3://bucket/prefix")
         keys_dir = self.path(self.value("storage", raw, "keys_dir", str, default="data/keys"))
-        return StorageConfig(url, keys_dir)
+        ids = [self.value("storage", raw, key, str) for key in secret_keys]
+        if any(ids) and not all(ids):
+            for key, given in zip(secret_keys, ids, strict=True):
+                if not given:
+                    self.problem(
+                        f"storage.{key}",
+                        "missing while another key secret is set",
+                        "give all three secrets (the stack's outputs), or none to use keys_dir",
+                    )
+        secrets = KeySecrets(*ids) if all(ids) else None
+        endpoint = self.value("storage", raw, "endpoint_url", str)
+        region = self.value("storage", raw, "region", str)
+        if (endpoint or region) and not url.startswith("s3://"):
+            self.problem(
+                "storage.endpoint_url" if endpoint else "storage.region",
+                "applies to s3:// stores only",
+                "remove it, or set url = s3://bucket/prefix",
+            )
+        return StorageConfig(url, keys_dir, secrets, endpoint, region)
 
     def dns(self, raw: dict) -> DnsCheckSettings:
         self.unknown_keys("dns", raw, {"resolvers", "nameservers", "propagation_timeout"})

@@ -46,7 +46,7 @@ def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     aws.load_dns_credentials(settings, os.environ)
     store = aws.open_bucket(settings)
     config = aws.load_config(store, settings.config_key)
-    runner = Runner(config, store, aws.SecretsManagerKeyStore(settings))
+    runner = Runner(config, store, aws.SecretsManagerKeyStore(settings.key_secrets))
     failures = []
     for record in event.get("Records", []):
         try:

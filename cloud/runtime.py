@@ -13,19 +13,25 @@ from cloud.dns.registry import build_provider
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.issuance import IssuedCertificate, issue
 from cloud.issuer import load_issuer
-from cloud.keystore import LocalKeyStore
+from cloud.keystore import KeyStore, LocalKeyStore
 from cloud.publish import Publisher
 from cloud.secrets import SecretRef, resolve
 from cloud.store import Store
 from cloud.store.url import open_store
 
 
-def keystore(config: Config) -> LocalKeyStore:
+def keystore(config: Config) -> KeyStore:
+    """Secrets Manager when the configuration names the stack's key secrets, else keys_dir."""
+    if config.storage.key_secrets is not None:
+        from cloud.aws import SecretsManagerKeyStore
+
+        return SecretsManagerKeyStore(config.storage.key_secrets)
     return LocalKeyStore(config.storage.keys_dir)
 
 
 def store(config: Config) -> Store:
-    return open_store(config.storage.store_url)
+    storage = config.storage
+    return open_store(storage.store_url, endpoint_url=storage.endpoint_url, region=storage.region)
 
 
 def provider(config: Config, name: str) -> DnsProvider:

@@ -18,7 +18,8 @@ _LOCAL_OPTIONS = {"create", "dir_mode"}
 def open_store(url: str, **opts: Any) -> Store:
     """The store at `url`. Options set to None count as not given.
 
-    s3://  takes `endpoint_url` (any S3-compatible service), `region`, `max_attempts`;
+    s3://  takes `endpoint_url` (any S3-compatible service; default: AWS_ENDPOINT_URL_S3 or
+           AWS_ENDPOINT_URL when set), `region`, `max_attempts`;
     file:// and paths take `create` (default True) and `dir_mode` (default 0o755).
     A malformed URL or an option the backend does not take raises `ConfigError`.
     """
@@ -26,6 +27,11 @@ def open_store(url: str, **opts: Any) -> Store:
     parts = urlsplit(url)
     if parts.scheme == "s3":
         _check_options(url, given, _S3_OPTIONS)
+        # botocore's own endpoint variables, honoured here so the store then addresses buckets
+        # by path, as S3-compatible services (and moto) need.
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            given.setdefault("endpoint_url", endpoint)
         if not parts.netloc or parts.query or parts.fragment:
             _refuse(url, "an s3 URL names a bucket and an optional key prefix, nothing else")
         from cloud.store.s3 import S3Store  # boto3 is imported only when S3 is used

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -210,3 +211,37 @@ def test_a_message_that_cannot_be_run_is_a_batch_item_failure(aws):
     result = handler.issue(event, None)
 
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+
+
+def test_the_operator_cli_works_against_the_deployed_stack(aws, tmp_path, monkeypatch, capsys):
+    from cloud.cli import EXIT_CONFIG, EXIT_OK, main
+
+    moto, _, _, store = aws
+    assert (
+        handler.issue(_sqs_event([json.dumps({"site": "past"})]), None)["batchItemFailures"] == []
+    )
+    body = moto.client("s3").get_object(Bucket=BUCKET, Key="config/certdrop.toml")["Body"].read()
+    storage = "\n".join(
+        [
+            "[storage]",
+            f'url = "s3://{BUCKET}"',
+            f'acme_secret = "{_env("ACME_ACCOUNT")}"',
+            f'signing_secret = "{_env("ISSUER_SIGNING_KEY")}"',
+            f'escrow_secret = "{_env("ESCROW_KEY")}"',
+        ]
+    )
+    (tmp_path / "operator.toml").write_text(body.decode() + "\n" + storage + "\n")
+    token = enrollment_of(generate_agent_keys("nas-late")).token()
+    config = str(tmp_path / "operator.toml")
+
+    init = main(["-c", config, "init"])
+    added = main(["-c", config, "agent", "add", token, "--site", "past"])
+
+    assert init == EXIT_CONFIG  # the stack's keys exist: never replaced
+    assert added == EXIT_OK
+    assert "delivered current certificates of: past" in capsys.readouterr().out
+    assert parse_index(store.get("agents/nas-late/index.json").body).entry("past").version == 1
+
+
+def _env(name: str) -> str:
+    return os.environ[f"CERTDROP_SECRET_{name}"]
