@@ -245,7 +245,7 @@ def test_s3_access_is_limited_to_the_prefixes_each_function_needs(template):
     }
     assert objects("TickRole", "s3:GetObject") == {"config/*", "state/*"}
     assert objects("IssueRole", "s3:PutObject") == {"state/*", "escrow/*", "agents/*"}
-    assert objects("IssueRole", "s3:DeleteObject") == {"state/*", "agents/*"}
+    assert objects("IssueRole", "s3:DeleteObject") == {"state/*", "agents/*", "escrow/*"}
     for role in ("TickRole", "IssueRole"):
         (listing,) = _with_action(template, role, "s3:ListBucket")
         prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
