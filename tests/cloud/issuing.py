@@ -62,6 +62,23 @@ def write_config(
     return load(path)
 
 
+def bind_config(directory: Path, pebble, bind, **overrides) -> Config:
+    """The usual set-up: `bind` (a BindServer) answers discovery and is every nameserver of
+    example.test and validation.test, written to through RFC 2136 with its TSIG key (secret in
+    `directory`/tsig). Keyword arguments override write_config's."""
+    settings = {
+        "pebble": pebble,
+        "resolver": bind.address,
+        "nameservers": {
+            "ns1.example.test": bind.address,
+            "ns2.example.test": bind.address,
+            "ns1.validation.test": bind.address,
+        },
+        "provider": rfc2136_provider(bind.address, bind.tsig, directory / "tsig"),
+    }
+    return write_config(directory, **{**settings, **overrides})
+
+
 def rfc2136_provider(server: str, tsig_key, secret_file: Path) -> str:
     secret_file.write_text(tsig_key.secret)
     return textwrap.dedent(

@@ -22,7 +22,7 @@ from cloud.errors import AcmeError
 from cloud.issuer import init_issuer
 from cloud.runner import Runner
 from cloud.sitestate import load_site_state
-from tests.cloud.issuing import rfc2136_provider, write_config
+from tests.cloud.issuing import bind_config
 from tests.services.ari_front import AriFront
 
 
@@ -64,18 +64,9 @@ def test_a_failing_renewal_info_endpoint_is_a_transient_error():
 
 
 @pytest.fixture
-def ari(tmp_path, pebble, bind_auth, tsig_key):
+def ari(tmp_path, pebble, bind_auth):
     with AriFront(tmp_path / "front", pebble) as front:
-        config = write_config(
-            tmp_path,
-            pebble=pebble,
-            resolver=bind_auth.address,
-            nameservers={
-                "ns1.example.test": bind_auth.address,
-                "ns2.example.test": bind_auth.address,
-            },
-            provider=rfc2136_provider(bind_auth.address, tsig_key, tmp_path / "tsig"),
-        )
+        config = bind_config(tmp_path, pebble, bind_auth)
         text = config.source.read_text()
         text = text.replace(pebble.directory_url, front.directory_url)
         text = text.replace(str(pebble.ca_bundle), str(front.ca_bundle))

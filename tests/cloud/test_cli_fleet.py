@@ -6,27 +6,18 @@ from cloud.cli import EXIT_CONFIG, EXIT_OK
 from cloud.issuer import ESCROW_KEY, SIGNING_KEY
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys
-from tests.cloud.issuing import rfc2136_provider, write_config
+from tests.cloud.issuing import bind_config
 from tests.cloud.test_cli_issue import _run
 
 
-def _config(tmp_path, pebble, bind_auth, tsig_key):
-    return write_config(
-        tmp_path,
-        pebble=pebble,
-        resolver=bind_auth.address,
-        nameservers={
-            "ns1.example.test": bind_auth.address,
-            "ns2.example.test": bind_auth.address,
-        },
-        provider=rfc2136_provider(bind_auth.address, tsig_key, tmp_path / "tsig"),
-    )
+def _config(tmp_path, pebble, bind_auth):
+    return bind_config(tmp_path, pebble, bind_auth)
 
 
 def test_init_creates_owner_only_issuer_keys_once_and_prints_the_line_agents_pin(
-    tmp_path, pebble, bind_auth, tsig_key
+    tmp_path, pebble, bind_auth
 ):
-    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+    config = _config(tmp_path, pebble, bind_auth)
 
     first = _run("--config", config.source, "init")
     again = _run("--config", config.source, "init")
@@ -41,9 +32,9 @@ def test_init_creates_owner_only_issuer_keys_once_and_prints_the_line_agents_pin
 
 
 def test_an_agent_added_after_issuance_is_delivered_the_current_certificate(
-    tmp_path, pebble, bind_auth, tsig_key
+    tmp_path, pebble, bind_auth
 ):
-    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+    config = _config(tmp_path, pebble, bind_auth)
     token = enrollment_of(generate_agent_keys("nas-1")).token()
     assert _run("--config", config.source, "init").returncode == EXIT_OK
     issued = _run("--config", config.source, "issue", "example")
@@ -60,10 +51,8 @@ def test_an_agent_added_after_issuance_is_delivered_the_current_certificate(
     assert "nas-1" in listed.stdout and "example" in listed.stdout
 
 
-def test_agent_add_refuses_a_mistyped_token_and_an_unknown_site(
-    tmp_path, pebble, bind_auth, tsig_key
-):
-    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+def test_agent_add_refuses_a_mistyped_token_and_an_unknown_site(tmp_path, pebble, bind_auth):
+    config = _config(tmp_path, pebble, bind_auth)
     token = enrollment_of(generate_agent_keys("nas-1")).token()
     assert _run("--config", config.source, "init").returncode == EXIT_OK
     typo = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
@@ -78,8 +67,8 @@ def test_agent_add_refuses_a_mistyped_token_and_an_unknown_site(
     assert not (tmp_path / "store" / "state" / "agents").exists()
 
 
-def test_agent_remove_deletes_the_agents_objects(tmp_path, pebble, bind_auth, tsig_key):
-    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+def test_agent_remove_deletes_the_agents_objects(tmp_path, pebble, bind_auth):
+    config = _config(tmp_path, pebble, bind_auth)
     token = enrollment_of(generate_agent_keys("nas-1")).token()
     assert _run("--config", config.source, "init").returncode == EXIT_OK
     assert (
@@ -96,10 +85,8 @@ def test_agent_remove_deletes_the_agents_objects(tmp_path, pebble, bind_auth, ts
     assert "no agent nas-1 is registered" in again.stderr
 
 
-def test_issue_before_init_still_issues_and_says_it_did_not_publish(
-    tmp_path, pebble, bind_auth, tsig_key
-):
-    config = _config(tmp_path, pebble, bind_auth, tsig_key)
+def test_issue_before_init_still_issues_and_says_it_did_not_publish(tmp_path, pebble, bind_auth):
+    config = _config(tmp_path, pebble, bind_auth)
 
     result = _run("--config", config.source, "issue", "example")
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from cloud.cli import EXIT_CONFIG, EXIT_DNS
 from cloud.keys import key_matches_certificate
-from tests.cloud.issuing import rfc2136_provider, txt_values, write_config
+from tests.cloud.issuing import bind_config, txt_values
 
 CERTDROP = [sys.executable, "-m", "cloud.cli"]
 
@@ -22,23 +22,14 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _config(tmp_path, pebble, bind_auth, tsig_key, secret_file):
-    return write_config(
-        tmp_path,
-        pebble=pebble,
-        resolver=bind_auth.address,
-        nameservers={
-            "ns1.example.test": bind_auth.address,
-            "ns2.example.test": bind_auth.address,
-        },
-        provider=rfc2136_provider(bind_auth.address, tsig_key, secret_file),
-    )
+def _config(tmp_path, pebble, bind_auth):
+    return bind_config(tmp_path, pebble, bind_auth)
 
 
 def test_issue_writes_key_leaf_chain_and_fullchain_and_reports_each_step(
-    tmp_path, pebble, bind_auth, tsig_key
+    tmp_path, pebble, bind_auth
 ):
-    config = _config(tmp_path, pebble, bind_auth, tsig_key, tmp_path / "tsig")
+    config = _config(tmp_path, pebble, bind_auth)
     out = tmp_path / "out"
 
     result = _run("--config", config.source, "issue", "example", "--out", out)
@@ -72,7 +63,7 @@ def test_issue_writes_key_leaf_chain_and_fullchain_and_reports_each_step(
 def test_issue_fails_with_one_clear_line_and_the_dns_exit_code(
     tmp_path, pebble, bind_auth, tsig_key
 ):
-    config = _config(tmp_path, pebble, bind_auth, tsig_key, tmp_path / "tsig")
+    config = _config(tmp_path, pebble, bind_auth)
     (tmp_path / "tsig").write_text("AAAA" + tsig_key.secret[4:])  # a wrong TSIG secret
 
     result = _run("--config", config.source, "issue", "example", "--out", tmp_path / "out")
@@ -86,8 +77,8 @@ def test_issue_fails_with_one_clear_line_and_the_dns_exit_code(
     assert txt_values(bind_auth.address, "_acme-challenge.example.test.") == set()
 
 
-def test_an_unknown_site_is_a_configuration_error(tmp_path, pebble, bind_auth, tsig_key):
-    config = _config(tmp_path, pebble, bind_auth, tsig_key, tmp_path / "tsig")
+def test_an_unknown_site_is_a_configuration_error(tmp_path, pebble, bind_auth):
+    config = _config(tmp_path, pebble, bind_auth)
 
     result = _run("--config", config.source, "issue", "nope", "--out", tmp_path / "out")
 
@@ -96,7 +87,7 @@ def test_an_unknown_site_is_a_configuration_error(tmp_path, pebble, bind_auth, t
 
 
 def test_secrets_never_appear_in_verbose_output(tmp_path, pebble, bind_auth, tsig_key):
-    config = _config(tmp_path, pebble, bind_auth, tsig_key, tmp_path / "tsig")
+    config = _config(tmp_path, pebble, bind_auth)
 
     result = _run("--config", config.source, "-v", "issue", "example", "--out", tmp_path / "o")
 

@@ -20,7 +20,7 @@ from nas_agent.dsm import DsmClient
 from nas_agent.dsm_emulator import serve
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys, save_agent_keys
-from tests.cloud.issuing import rfc2136_provider, write_config
+from tests.cloud.issuing import bind_config
 
 USER, PASSWORD = "certdrop", "s3cret-for-the-emulator"
 
@@ -48,20 +48,11 @@ def _bindings(dsm_url: str) -> dict[str, str]:
 
 
 def test_a_published_certificate_reaches_dsm_and_a_second_poll_imports_nothing(
-    tmp_path, pebble, bind_auth, tsig_key
+    tmp_path, pebble, bind_auth
 ):
     # The issuer: config, keys, one site.
     (tmp_path / "cloud").mkdir()
-    config = write_config(
-        tmp_path / "cloud",
-        pebble=pebble,
-        resolver=bind_auth.address,
-        nameservers={
-            "ns1.example.test": bind_auth.address,
-            "ns2.example.test": bind_auth.address,
-        },
-        provider=rfc2136_provider(bind_auth.address, tsig_key, tmp_path / "tsig"),
-    )
+    config = bind_config(tmp_path / "cloud", pebble, bind_auth)
     store = runtime.store(config)
     issuer = init_issuer(runtime.keystore(config))
     issuer_line, _ = public_lines(issuer)

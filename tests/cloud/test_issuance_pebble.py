@@ -15,6 +15,7 @@ from cloud.errors import (
 )
 from cloud.keys import KeyType
 from tests.cloud.issuing import assert_issued, rfc2136_provider, txt_values, write_config
+from tests.cloud.issuing import bind_config as standard_config
 from tests.services.pebble import Pebble
 
 NAMES = ("example.test", "*.example.test")
@@ -22,23 +23,11 @@ CHALLENGE = "_acme-challenge.example.test."
 
 
 @pytest.fixture
-def bind_config(tmp_path, pebble, bind_auth, tsig_key):
+def bind_config(tmp_path, pebble, bind_auth):
     """Writes a config for the shared Pebble + BIND; extra keyword arguments override."""
 
-    def make(*, provider=None, pebble_=None, nameservers=None, **kwargs):
-        return write_config(
-            tmp_path,
-            pebble=pebble_ or pebble,
-            resolver=bind_auth.address,
-            nameservers=nameservers
-            or {
-                "ns1.example.test": bind_auth.address,
-                "ns2.example.test": bind_auth.address,
-                "ns1.validation.test": bind_auth.address,
-            },
-            provider=provider or rfc2136_provider(bind_auth.address, tsig_key, tmp_path / "tsig"),
-            **kwargs,
-        )
+    def make(*, pebble_=None, **overrides):
+        return standard_config(tmp_path, pebble_ or pebble, bind_auth, **overrides)
 
     return make
 
@@ -210,7 +199,7 @@ def test_issuance_succeeds_when_the_ca_rejects_half_the_nonces(
         assert_issued(cert, flaky, NAMES, KeyType.EC_P256)
 
 
-def test_a_crashed_runs_values_are_removed_by_the_next_run(bind_config, bind_auth, tsig_key):
+def test_a_crashed_runs_values_are_removed_by_the_next_run(bind_config, bind_auth):
     from cloud.challenges import ChallengeJournal
     from cloud.dns import TxtRecord
 

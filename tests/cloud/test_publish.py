@@ -16,24 +16,15 @@ from nas_agent.bundle import open_sealed, parse_index, verify_and_open
 from nas_agent.enrollment import enrollment_of
 from nas_agent.errors import DecryptionFailed, StaleVersion, WrongAgent
 from nas_agent.keys import generate_agent_keys
-from tests.cloud.issuing import rfc2136_provider, write_config
+from tests.cloud.issuing import bind_config
 
 HOSTNAMES = ("nas.example.test",)
 
 
 @pytest.fixture
-def fleet(tmp_path, pebble, bind_auth, tsig_key):
+def fleet(tmp_path, pebble, bind_auth):
     """A configured issuer with three registered agents and a publisher."""
-    config = write_config(
-        tmp_path,
-        pebble=pebble,
-        resolver=bind_auth.address,
-        nameservers={
-            "ns1.example.test": bind_auth.address,
-            "ns2.example.test": bind_auth.address,
-        },
-        provider=rfc2136_provider(bind_auth.address, tsig_key, tmp_path / "tsig"),
-    )
+    config = bind_config(tmp_path, pebble, bind_auth)
     store = runtime.store(config)
     issuer = init_issuer(runtime.keystore(config))
     publisher = Publisher(store, issuer)

@@ -21,23 +21,14 @@ from cloud.lock import Locked, SiteLock
 from cloud.runner import Runner
 from cloud.schedule import read_markers
 from cloud.sitestate import load_site_state
-from tests.cloud.issuing import rfc2136_provider, txt_values, write_config
+from tests.cloud.issuing import bind_config, txt_values
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def config(tmp_path, pebble, bind_auth, tsig_key):
-    config = write_config(
-        tmp_path,
-        pebble=pebble,
-        resolver=bind_auth.address,
-        nameservers={
-            "ns1.example.test": bind_auth.address,
-            "ns2.example.test": bind_auth.address,
-        },
-        provider=rfc2136_provider(bind_auth.address, tsig_key, tmp_path / "tsig"),
-    )
+def config(tmp_path, pebble, bind_auth):
+    config = bind_config(tmp_path, pebble, bind_auth)
     init_issuer(runtime.keystore(config))
     return config
 
