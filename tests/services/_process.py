@@ -7,8 +7,12 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+_S = TypeVar("_S", bound="Service")
 
 
 class ServiceError(RuntimeError):
@@ -94,3 +98,47 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update(extra or {})
     return env
+
+
+class Service:
+    """Start-and-wait, stop, and `with` for a launcher that runs one ServiceProcess and polls
+    `_ready` until it serves."""
+
+    startup_seconds: float | None = None
+    _process: ServiceProcess | None = None
+
+    def _run(self, process: ServiceProcess, timeout: float, what: str) -> None:
+        """Starts `process` and waits for `_ready`; on failure stops it and raises ServiceError
+        with the tail of its log."""
+        from .ports import wait_until
+
+        began = time.monotonic()
+        process.start()
+        self._process = process
+        try:
+            wait_until(self._ready, timeout, what)
+        except TimeoutError as exc:
+            self.stop()
+            raise process.failure(str(exc)) from exc
+        except ServiceError:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.stop()
+
+    def __enter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError

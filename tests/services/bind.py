@@ -16,16 +16,14 @@ import base64
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 from ._dnsprobe import query_soa
-from ._process import ServiceError, ServiceProcess, child_env
-from .ports import LOOPBACK, free_port, port_is_free, wait_until
+from ._process import Service, ServiceError, ServiceProcess, child_env
+from .ports import LOOPBACK, free_port, port_is_free
 
 _NAMED = "named"
 _START_TIMEOUT = 20.0
@@ -79,7 +77,7 @@ def _inside(fqdn: str, zone: str) -> bool:
     return fqdn == zone or fqdn.endswith("." + zone)
 
 
-class _Named:
+class _Named(Service):
     """Lifecycle shared by both roles: config, checks, foreground `named`, readiness, stop."""
 
     role = "named"
@@ -89,8 +87,6 @@ class _Named:
         self.zones = tuple(zones)
         self.host = LOOPBACK
         self.port = port if port is not None else free_port()
-        self.startup_seconds: float | None = None
-        self._process: ServiceProcess | None = None
 
     @property
     def address(self) -> str:
@@ -99,7 +95,6 @@ class _Named:
     def start(self) -> None:
         if self._process is not None:
             raise RuntimeError(f"{self.role} on {self.address} is already running")
-        began = time.monotonic()
         if not port_is_free(self.port):
             # Checked because BIND binds with SO_REUSEPORT and would share the port silently.
             raise ServiceError(self.role, f"port {self.port} on {self.host} is already in use")
@@ -118,34 +113,7 @@ class _Named:
             self.workdir / "named.log",
             child_env(),
         )
-        process.start()
-        self._process = process
-        try:
-            wait_until(self._ready, _START_TIMEOUT, f"{self.role} on {self.address} answering SOA")
-        except TimeoutError as exc:
-            self.stop()
-            raise process.failure(str(exc)) from exc
-        except ServiceError:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - began
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            process.stop()
-
-    def __enter__(self: _N) -> _N:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._run(process, _START_TIMEOUT, f"{self.role} on {self.address} answering SOA")
 
     def _ready(self) -> bool:
         assert self._process is not None

@@ -8,22 +8,20 @@ new root and intermediate on every start; fetch them with `roots_pem()`/`interme
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 import requests
 
-from ._process import ServiceError, ServiceProcess, child_env
-from .ports import LOOPBACK, free_port, wait_until
+from ._process import Service, ServiceProcess, child_env
+from .ports import LOOPBACK, free_port
 from .tls import make_ca_and_server_cert
 
 _PEBBLE = "/usr/bin/pebble"
 _START_TIMEOUT = 30.0
 
 
-class Pebble:
+class Pebble(Service):
     def __init__(
         self,
         workdir: Path,
@@ -62,8 +60,6 @@ class Pebble:
         self.directory_url = f"https://{self.host}:{self.port}/dir"
         self.management_url = f"https://{self.host}:{self.management_port}"
         self.ca_bundle = self.workdir / "tls" / "ca.pem"
-        self.startup_seconds: float | None = None
-        self._process: ServiceProcess | None = None
 
     @property
     def root_count(self) -> int:
@@ -88,7 +84,6 @@ class Pebble:
     def start(self) -> None:
         if self._process is not None:
             raise RuntimeError(f"Pebble on {self.host}:{self.port} is already running")
-        began = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         _ca, cert, key = make_ca_and_server_cert(self.workdir / "tls")
         config = self.workdir / "pebble-config.json"
@@ -99,34 +94,7 @@ class Pebble:
             self.workdir / "pebble.log",
             child_env(self._environment()),
         )
-        process.start()
-        self._process = process
-        try:
-            wait_until(self._ready, _START_TIMEOUT, f"Pebble directory {self.directory_url}")
-        except TimeoutError as exc:
-            self.stop()
-            raise process.failure(str(exc)) from exc
-        except ServiceError:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - began
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            process.stop()
-
-    def __enter__(self) -> Pebble:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._run(process, _START_TIMEOUT, f"Pebble directory {self.directory_url}")
 
     def _config(self, cert: Path, key: Path) -> dict[str, object]:
         config: dict[str, object] = {

@@ -30,10 +30,10 @@ import subprocess
 import tempfile
 from contextlib import closing
 from pathlib import Path
-from types import TracebackType
 
 import requests
 
+from tests.services._process import Service
 from tests.services.ports import LOOPBACK, free_port, wait_until
 
 SCHEMA = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")
@@ -46,7 +46,7 @@ class PowerDnsError(RuntimeError):
     """The server could not be set up or did not come up; the message carries its log."""
 
 
-class PowerDns:
+class PowerDns(Service):
     def __init__(
         self, zones: tuple[str, ...] = DEFAULT_ZONES, *, start_timeout: float = 20.0
     ) -> None:
@@ -69,18 +69,6 @@ class PowerDns:
         if self._dir is None or not (self._dir / "pdns.log").exists():
             return ""
         return (self._dir / "pdns.log").read_text(errors="replace")
-
-    def __enter__(self) -> PowerDns:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._proc is not None:
