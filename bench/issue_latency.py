@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cloud import runtime
-from tests.cloud.issuing import rfc2136_provider, write_config
+from tests.cloud.issuing import bind_config
 from tests.services.bind import BindServer, TsigKey, Zone
 from tests.services.pebble import Pebble
 
@@ -42,13 +42,7 @@ def main() -> None:
             BindServer(work / "bind", [zone], tsig) as bind,
             Pebble(work / "pebble", bind.address) as pebble,
         ):
-            config = write_config(
-                work,
-                pebble=pebble,
-                resolver=bind.address,
-                nameservers={"ns1.example.test": bind.address, "ns2.example.test": bind.address},
-                provider=rfc2136_provider(bind.address, tsig, work / "tsig"),
-            )
+            config = bind_config(work, pebble, bind)
             start = time.perf_counter()
             runtime.issue_site(config, "example")
             first = time.perf_counter() - start
