@@ -1,6 +1,7 @@
 """Build the NAS agent's bundle: build/certdrop-agent-<version>-<arch>.tar.gz for DSM 7's Python.
 
     python tools/build_agent_bundle.py --python /path/to/python3.8 [--arch x86_64 --arch aarch64]
+        [--out build] [--source .] [--max-glibc 2.26]
 
 DSM 7 has /usr/bin/python3 (3.8) but no pip, and a zip cannot hold cryptography's extension
 module, so the bundle is a plain directory: `lib/` (the agent and its dependencies, installed
@@ -98,15 +99,18 @@ def target_python(python: str) -> tuple[str, str]:
     return path, version
 
 
-def build_wheel(workdir: Path) -> Path:
+def build_wheel(workdir: Path, tree: Path = REPO) -> Path:
+    """The project wheel, built from a copy of what the distribution needs from `tree`."""
     source = workdir / "source"
     source.mkdir()
     for name in _SOURCES:
-        if (REPO / name).is_dir():
+        if not (tree / name).exists():
+            raise BuildError(f"{tree / name} is missing: --source must be the project's root")
+        if (tree / name).is_dir():
             ignore = shutil.ignore_patterns("__pycache__")
-            shutil.copytree(REPO / name, source / name, ignore=ignore)
+            shutil.copytree(tree / name, source / name, ignore=ignore)
         else:
-            shutil.copy2(REPO / name, source / name)
+            shutil.copy2(tree / name, source / name)
     wheels = workdir / "wheel"
     command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels)]
     _run([*command, str(source)], "pip wheel (the project)")
@@ -243,13 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default="python3.8", help="the target Python 3.8, with pip")
     parser.add_argument("--arch", action="append", choices=ARCHES, help="repeatable; default all")
     parser.add_argument("--out", type=Path, default=REPO / "build", help="default: build/")
+    parser.add_argument("--source", type=Path, default=REPO, help="default: this repository")
     parser.add_argument("--max-glibc", type=_glibc, default=(2, 26), help="default: 2.26")
     args = parser.parse_args(argv)
     mtime = int(os.environ.get("SOURCE_DATE_EPOCH", _ZIP_EPOCH))
     try:
         python, version = target_python(args.python)
         with tempfile.TemporaryDirectory(prefix="certdrop-wheel-") as tmp:
-            wheel = build_wheel(Path(tmp))
+            wheel = build_wheel(Path(tmp), args.source)
             for arch in args.arch or ARCHES:
                 build(arch, wheel, python, version, args.out, max_glibc=args.max_glibc, mtime=mtime)
     except BuildError as exc:

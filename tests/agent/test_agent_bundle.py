@@ -76,9 +76,19 @@ def _index_unreachable(python: str, workdir: Path) -> str | None:
     return lines[-1] if lines else f"pip exit {done.returncode}"
 
 
-def _build(python: str, out: Path) -> Path:
+def _snapshot(root: Path) -> Path:
+    """What the wheel is built from, copied once: others may edit the tree between two builds."""
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, root / name)
+    for name in ("cloud", "nas_agent"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def _build(python: str, source: Path, out: Path) -> Path:
+    command = [sys.executable, str(BUILD_SCRIPT), "--python", python, "--arch", ARCH]
     done = subprocess.run(
-        [sys.executable, str(BUILD_SCRIPT), "--python", python, "--arch", ARCH, "--out", str(out)],
+        [*command, "--source", str(source), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -98,11 +108,16 @@ def python38() -> str:
 
 
 @pytest.fixture(scope="module")
-def tarball(python38: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _snapshot(tmp_path_factory.mktemp("source"))
+
+
+@pytest.fixture(scope="module")
+def tarball(python38: str, source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     reason = _index_unreachable(python38, tmp_path_factory.mktemp("probe"))
     if reason is not None:
         pytest.skip(f"the package index is unreachable, and building downloads wheels: {reason}")
-    return _build(python38, tmp_path_factory.mktemp("build"))
+    return _build(python38, source, tmp_path_factory.mktemp("build"))
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +162,8 @@ def _agent(installed: Path, python: str, *args: str, cwd: Path) -> subprocess.Co
     )
 
 
-def test_two_builds_of_the_same_sources_give_the_same_bytes(python38, tarball, tmp_path):
-    again = _build(python38, tmp_path)
+def test_two_builds_of_the_same_sources_give_the_same_bytes(python38, source, tarball, tmp_path):
+    again = _build(python38, source, tmp_path)
 
     assert again.read_bytes() == tarball.read_bytes()
 
@@ -167,18 +182,20 @@ def test_every_entry_is_sorted_root_owned_and_dated_alike(tarball):
     assert {m.type for m in members} <= {tarfile.REGTYPE, tarfile.DIRTYPE}
 
 
-def test_the_bundle_holds_the_agent_and_its_dependencies_but_not_the_issuer(installed):
-    lib = installed / "lib"
-    dists = {p.name.split("-")[0] for p in lib.glob("*.dist-info")}
+def test_the_bundle_holds_the_agent_and_its_dependencies_but_not_the_issuer(tarball):
+    with tarfile.open(tarball) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        manifest = tar.extractfile("BUNDLE.txt").read().decode()
+    parts = {part for name in members for part in name.split("/")}
+    dists = {name.split("/")[1].split("-")[0] for name in members if name.endswith(".dist-info")}
 
-    assert (lib / "nas_agent" / "cli.py").is_file()
+    assert "lib/nas_agent/cli.py" in members
     assert {"cryptography", "requests", "boto3"} <= dists
-    assert (lib / "cryptography-47.0.0.dist-info").is_dir()
-    assert not (lib / "cloud").exists()
-    assert not (lib / "bin").exists()
-    assert not [p for p in lib.rglob("*") if p.name in ("__pycache__", "tests")]
-    assert os.access(installed / "certdrop-agent", os.X_OK)
-    assert f"all {ARCH}" in (installed / "BUNDLE.txt").read_text()
+    assert "lib/cryptography-47.0.0.dist-info" in members
+    assert not {"lib/cloud", "lib/bin"} & set(members)
+    assert not {"__pycache__", "tests"} & parts
+    assert members["certdrop-agent"].mode == 0o755
+    assert f"all {ARCH}" in manifest
 
 
 def test_native_code_is_for_the_architecture_and_needs_at_most_glibc_2_17(installed):
