@@ -57,7 +57,12 @@ VENV_INFRA := .venv-infra
 # test extra (it would downgrade the project's boto3).
 INFRA_TOOLS := cfn-lint==1.58.0 checkov==3.3.30
 
-.PHONY: package lint-infra
+.PHONY: package lint-infra agent-bundle
+
+# The NAS agent for DSM 7: build/certdrop-agent-<version>-<arch>.tar.gz for x86_64 and aarch64
+# (lib/ + a launcher for /usr/bin/python3). pip runs under $(PY38), so it resolves for 3.8.
+agent-bundle: venv
+	$(VENV)/bin/python tools/build_agent_bundle.py --python $(PY38) --arch x86_64 --arch aarch64
 
 # The Lambda artifact (manylinux aarch64 wheels), with its size.
 package: venv

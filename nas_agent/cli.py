@@ -138,7 +138,15 @@ def _dsm_login(args: argparse.Namespace) -> int:
 
 
 def _dsm_emulator(args: argparse.Namespace) -> int:
-    from nas_agent.dsm_emulator import serve
+    try:
+        from nas_agent.dsm_emulator import serve
+    except ImportError as exc:
+        print(
+            f"certdrop-agent: the DSM emulator needs Flask ({exc.name} is missing): "
+            "pip install 'certdrop[emulator]'",
+            file=sys.stderr,
+        )
+        return cycle.EXIT_CONFIG
 
     handle = serve(
         args.data,

@@ -17,11 +17,13 @@ an agent killed at any step converges on its next run.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 from nas_agent.bundle import open_entry, parse_index, verify_entry
 from nas_agent.config import AgentConfig, check_runnable, dsm_password
@@ -33,7 +35,7 @@ from nas_agent.install import DsmInstaller, InstallFailed, LocalCopies, Material
 from nas_agent.keys import AgentKeys, load_agent_keys
 from nas_agent.source_errors import SourceError
 from nas_agent.sources import Fetched, Source, open_source
-from nas_agent.state import AgentState, load_state, save_state
+from nas_agent.state import AgentState, StateUnwritable, load_state, save_state
 from nas_agent.status import signed_status
 
 _log = logging.getLogger(__name__)
@@ -73,13 +75,37 @@ def run_cycle(
     environ = dict(os.environ) if environ is None else environ
     check_runnable(config, environ)
     keys = load_agent_keys(config.agent.keys_dir, config.agent.id)
-    state = load_state(config.agent.state_file)
-    with open_source(config.source.url, config.agent.id, **config.source.options()) as source:
-        cycle = _Cycle(config, keys, source, state, now, dsm_client, environ)
-        result = cycle.run()
-        counters = source.counters
-        _report(keys, source, cycle.state, now())
+    with _exclusive(config.agent.state_file) as alone:
+        if not alone:
+            _log.info("another run of this agent is in progress: leaving it alone")
+            return CycleResult(EXIT_OK)
+        state = load_state(config.agent.state_file)
+        with open_source(config.source.url, config.agent.id, **config.source.options()) as source:
+            cycle = _Cycle(config, keys, source, state, now, dsm_client, environ)
+            result = cycle.run()
+            counters = source.counters
+            _report(keys, source, cycle.state, now())
     return replace(result, requests=counters.requests, body_bytes=counters.body_bytes)
+
+
+@contextlib.contextmanager
+def _exclusive(state_file: str) -> Iterator[bool]:
+    """Whether this run is the only one: a slow run (DSM logins can take a minute) must not
+    overlap the next scheduled one. The lock is the kernel's, so a killed run leaves none."""
+    path = f"{state_file}.lock"
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateUnwritable(path, f"cannot create the run lock: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(handle)
 
 
 class _Cycle:

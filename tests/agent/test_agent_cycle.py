@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -255,3 +257,19 @@ def test_the_run_once_process_exits_with_the_cycle_code_and_one_line_per_failure
     assert done.returncode == cycle.EXIT_REFUSED
     assert "bundle refused" in done.stderr
     assert json.loads((lab.root / "agent" / "state.json").read_text())["last_error"]
+
+
+def test_a_run_while_another_is_in_progress_does_nothing(lab):
+    lab.publish(lab.plaintext(version=1))
+    lock = os.open(str(lab.root / "agent" / "state.json.lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other run
+
+        result = lab.run()
+    finally:
+        os.close(lock)
+
+    assert result.exit_code == cycle.EXIT_OK
+    assert (result.requests, result.installed) == (0, ())
+    assert lab.imports() == 0
+    assert lab.run().installed == (SITE,)  # once it is gone
