@@ -51,7 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     when = run.add_mutually_exclusive_group(required=True)
     when.add_argument("--once", action="store_true", help="one cycle, then exit with its code")
     when.add_argument(
-        "--every", type=_duration, metavar="DURATION", help="loop, pausing e.g. 15m between cycles"
+        "--every",
+        type=_duration,
+        nargs="?",
+        const=0.0,
+        metavar="DURATION",
+        help="loop, pausing e.g. 15m between cycles (default: [agent] poll_interval)",
     )
     run.set_defaults(run=_run)
 
@@ -101,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.once:
         return _one_cycle(config)
-    interval = args.every
+    interval = args.every or config.agent.poll_interval
     while True:
         code = _one_cycle(config)
         if code == cycle.EXIT_CONFIG:

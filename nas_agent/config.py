@@ -14,7 +14,9 @@ others, naming the file and the chmod that fixes it).
                                   # needed to run (not to enroll): other signers are refused
     keys_dir = keys               # the agent's own key files (default: keys/ beside this file)
     state_file = state.json       # installed versions, last success and error (default shown)
-    poll_interval = 1h            # pause of `run --every`: 3600, 3600s, 60m or 1h; at least 60 s
+    poll_interval = 1h            # how often the agent runs: `run --every`'s pause, and what
+                                  # it tells the operator (quiet after 3 missed reports);
+                                  # 3600, 3600s, 60m or 1h; at least 60 s
 
     [source]
     url = s3://bucket/prefix      # required: s3://bucket/prefix, https://host/path/, file:///dir

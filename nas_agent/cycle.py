@@ -84,7 +84,7 @@ def run_cycle(
             cycle = _Cycle(config, keys, source, state, now, dsm_client, environ)
             result = cycle.run()
             counters = source.counters
-            _report(keys, source, cycle.state, now())
+            _report(keys, source, cycle.state, now(), config.agent.poll_interval)
     return replace(result, requests=counters.requests, body_bytes=counters.body_bytes)
 
 
@@ -251,9 +251,17 @@ class _Cycle:
         save_state(self.config.agent.state_file, state)
 
 
-def _report(keys: AgentKeys, source: Source, state: AgentState, now: datetime) -> None:
+def _report(
+    keys: AgentKeys, source: Source, state: AgentState, now: datetime, poll_interval: float
+) -> None:
     """Writes the signed status report; a source that cannot take it is not a failure."""
-    body = signed_status(state, agent_id=keys.agent_id, signing_key=keys.signing_key, now=now)
+    body = signed_status(
+        state,
+        agent_id=keys.agent_id,
+        signing_key=keys.signing_key,
+        now=now,
+        poll_interval=poll_interval,
+    )
     try:
         if source.put_status(body):
             _log.info("status report written")

@@ -196,12 +196,17 @@ def decode_state(data: bytes, path: str = "(state)") -> AgentState:
     return state
 
 
-def status_report(state: AgentState, *, agent_id: str, now: datetime) -> bytes:
+def status_report(
+    state: AgentState, *, agent_id: str, now: datetime, poll_interval: float
+) -> bytes:
     """The body of `agents/<id>/status.json`: what is installed, the DSM version, the last
-    success and error, and when the agent was last seen. No local detail (ETag, DSM ids)."""
+    success and error, when the agent was last seen and how often it means to report (the
+    operator's view calls it quiet after three missed reports). No local detail (ETag, DSM
+    ids)."""
     document = {
         "format": STATUS_FORMAT,
         "agent": agent_id,
+        "poll_interval_s": int(poll_interval),
         "seen_at": format_timestamp(_whole(now)),
         "dsm_version": state.dsm_version,
         "sites": {

@@ -32,9 +32,16 @@ class StatusReportInvalid(AgentError):
 
 
 def signed_status(
-    state: AgentState, *, agent_id: str, signing_key: ed25519.Ed25519PrivateKey, now: datetime
+    state: AgentState,
+    *,
+    agent_id: str,
+    signing_key: ed25519.Ed25519PrivateKey,
+    now: datetime,
+    poll_interval: float,
 ) -> bytes:
-    report = json.loads(status_report(state, agent_id=agent_id, now=now))
+    report = json.loads(
+        status_report(state, agent_id=agent_id, now=now, poll_interval=poll_interval)
+    )
     signature = signing_key.sign(_CONTEXT + canonical_json(report))
     document = {"format": SIGNED_FORMAT, "report": report, "signature": b64url_encode(signature)}
     return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"

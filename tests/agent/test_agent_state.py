@@ -177,8 +177,11 @@ def test_a_record_with_a_wrong_field_is_corrupt() -> None:
 
 
 def test_the_status_report_shows_what_is_installed_and_nothing_local() -> None:
-    report = json.loads(status_report(full_state(), agent_id="nas-01", now=NOW))
+    report = json.loads(
+        status_report(full_state(), agent_id="nas-01", now=NOW, poll_interval=900.0)
+    )
     assert report["agent"] == "nas-01" and report["seen_at"] == "2026-11-28T12:00:00Z"
+    assert report["poll_interval_s"] == 900
     assert report["sites"]["example.com"]["version"] == 7
     assert report["sites"]["example.com"]["fingerprint"] == FINGERPRINT
     assert report["dsm_version"] == "DSM 7.2.1-69057 Update 5"
