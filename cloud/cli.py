@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=4, help="sites issued at once")
     run.set_defaults(run=_run)
 
+    status = commands.add_parser("status", help="sites and agents: certificates, renewals, reports")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=_status)
+
     agent = commands.add_parser("agent", help="enrolled NAS agents").add_subparsers(
         dest="agent_command", required=True, metavar="ACTION"
     )
@@ -165,6 +169,19 @@ def _run(args: argparse.Namespace) -> int:
     if not failed:
         return EXIT_OK
     return next((code for cls, code in _EXIT_BY_ERROR if isinstance(failed[0], cls)), EXIT_CONFIG)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from cloud.fleet import collect
+    from cloud.status_table import render
+
+    config = config_module.load(args.config)
+    status = collect(config, runtime.store(config), datetime.now(UTC))
+    print(json.dumps(status.as_json(), indent=2) if args.json else render(status))
+    return EXIT_OK
 
 
 def _agent_add(args: argparse.Namespace) -> int:

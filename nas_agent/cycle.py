@@ -218,7 +218,7 @@ class _Cycle:
                 not_after=entry.not_after,
                 dsm_certificate_id=done.certificate_id,
                 installed_at=self.now(),
-            )
+            ).with_dsm_version(done.dsm_version)
         )
         confirmed = "served by DSM" if done.confirmed else "imported (not DSM's default)"
         _log.info("site %s: version %d %s", site.id, entry.version, confirmed)

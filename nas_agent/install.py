@@ -53,6 +53,7 @@ class Material:
 class Installed:
     certificate_id: str
     confirmed: bool  # False when the certificate is not what DSM's HTTPS port serves
+    dsm_version: str  # as far as the API tells: its Auth API's major version
 
 
 class InstallFailed(AgentError):
@@ -154,7 +155,9 @@ class DsmInstaller:
             current = self.client.certificate(session, result.id)
         confirmed = self._confirm(site, current, new, target, backup)
         self.copies.save(site.id, new)
-        return Installed(result.id, confirmed)
+        # DSM names no version without another API; its Auth API's version tells 6 from 7.
+        auth = self.client.discover().auth_max_version
+        return Installed(result.id, confirmed, f"DSM {6 if auth <= 6 else 7} (Auth API v{auth})")
 
     def _backup(
         self, session: Session, site: SiteConfig, target: Certificate | None

@@ -273,3 +273,11 @@ def test_a_run_while_another_is_in_progress_does_nothing(lab):
     assert (result.requests, result.installed) == (0, ())
     assert lab.imports() == 0
     assert lab.run().installed == (SITE,)  # once it is gone
+
+
+def test_the_status_report_names_the_dsm_generation(lab):
+    lab.publish(lab.plaintext(version=1))
+
+    lab.run()
+
+    assert lab.state.dsm_version == "DSM 7 (Auth API v7)"
