@@ -74,6 +74,26 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=_status)
 
+    site = commands.add_parser("site", help="the sites of the configuration").add_subparsers(
+        dest="site_command", required=True, metavar="ACTION"
+    )
+    site_add = site.add_parser("add", help="add a site to the configuration file")
+    site_add.add_argument("site_id", help="its id: lower-case letters, digits, '.' and '-'")
+    site_add.add_argument("--domain", required=True, help="the apex, e.g. example.com")
+    site_add.add_argument("--provider", required=True, help="a [providers.NAME] of the file")
+    site_add.add_argument("--no-wildcard", action="store_true", help="the apex only")
+    site_add.add_argument("--extra-name", action="append", default=[], dest="extra_names")
+    site_add.add_argument("--key-type", help="ec-p256 (default), ec-p384, rsa-2048/3072/4096")
+    site_add.add_argument("--profile", help="an ACME profile the CA offers")
+    site_add.set_defaults(run=_site_add)
+    site_list = site.add_parser("list", help="show the configured sites")
+    site_list.set_defaults(run=_site_list)
+    site_remove = site.add_parser(
+        "remove", help="remove a site from the file, its agents' entries and its state"
+    )
+    site_remove.add_argument("site_id")
+    site_remove.set_defaults(run=_site_remove)
+
     agent = commands.add_parser("agent", help="enrolled NAS agents").add_subparsers(
         dest="agent_command", required=True, metavar="ACTION"
     )
@@ -181,6 +201,58 @@ def _status(args: argparse.Namespace) -> int:
     config = config_module.load(args.config)
     status = collect(config, runtime.store(config), datetime.now(UTC))
     print(json.dumps(status.as_json(), indent=2) if args.json else render(status))
+    return EXIT_OK
+
+
+def _site_add(args: argparse.Namespace) -> int:
+    from cloud.sites import NewSite, add_site
+
+    config = add_site(
+        args.config,
+        NewSite(
+            site_id=args.site_id,
+            domain=args.domain,
+            provider=args.provider,
+            wildcard=not args.no_wildcard,
+            extra_names=tuple(args.extra_names),
+            key_type=args.key_type,
+            profile=args.profile,
+        ),
+    )
+    site = config.sites[args.site_id]
+    print(f"site {site.id} added: {', '.join(site.names)}; `certdrop run` issues it")
+    return EXIT_OK
+
+
+def _site_list(args: argparse.Namespace) -> int:
+    config = config_module.load(args.config)
+    if not config.sites:
+        print("no sites configured; add one with `certdrop site add`")
+        return EXIT_OK
+    width = max(len(s) for s in config.sites)
+    for site in config.sites.values():
+        extra = f", profile {site.profile}" if site.profile else ""
+        print(
+            f"{site.id:<{width}}  {site.key_type.value:<8}  {site.provider}  "
+            f"{', '.join(site.names)}{extra}"
+        )
+    return EXIT_OK
+
+
+def _site_remove(args: argparse.Namespace) -> int:
+    from cloud.issuer import is_initialized
+    from cloud.sites import forget_site, remove_site
+
+    config = config_module.load(args.config)
+    runtime.site(config, args.site_id)  # an unknown site is refused before anything changes
+    keys = runtime.keystore(config)
+    publisher = runtime.publisher(config) if is_initialized(keys) else None
+    agents = forget_site(runtime.store(config), publisher, args.site_id)
+    remove_site(args.config, args.site_id)
+    print(
+        f"site {args.site_id} removed from {args.config} and the store; "
+        f"withdrawn from {agents} agent(s), which keep the certificate they have"
+    )
     return EXIT_OK
 
 

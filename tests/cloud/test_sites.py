@@ -1,0 +1,94 @@
+"""`certdrop site add|list|remove`: edits of the operator's file, and what removal takes away."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from cloud import runtime
+from cloud.agents import AgentRegistry
+from cloud.cli import EXIT_CONFIG, EXIT_OK, main
+from cloud.config import load
+from cloud.issuer import init_issuer
+from cloud.publish import Publisher
+from nas_agent.bundle import parse_index
+from nas_agent.enrollment import enrollment_of
+from nas_agent.keys import generate_agent_keys
+from tests.cloud.issuing import bind_config
+
+
+@pytest.fixture
+def config(tmp_path, pebble, bind_auth):
+    config = bind_config(tmp_path, pebble, bind_auth)
+    config.source.write_text("# the operator's own words stay\n" + config.source.read_text())
+    return config
+
+
+def test_site_add_appends_a_table_and_keeps_comments(config, capsys):
+    code = main(
+        ["-c", str(config.source), "site", "add", "shop", "--domain", "shop.example.test",
+         "--provider", "dns", "--extra-name", "nas.other.test", "--key-type", "rsa-3072"]
+    )  # fmt: skip
+
+    assert code == EXIT_OK
+    text = config.source.read_text()
+    assert text.startswith("# the operator's own words stay\n")
+    assert "[sites.shop]" in text
+    assert "site shop added: shop.example.test, *.shop.example.test, nas.other.test" in (
+        capsys.readouterr().out
+    )
+    assert load(config.source).sites["shop"].key_type.value == "rsa-3072"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["example", "--domain", "x.example.test", "--provider", "dns"], "already exists"),
+        (["new", "--domain", "x.example.test", "--provider", "nope"], "no provider named 'nope'"),
+        (["new", "--domain", "localhost", "--provider", "dns"], "is not a domain name"),
+        (["Bad_Id", "--domain", "x.example.test", "--provider", "dns"], "a site id must be"),
+    ],
+)
+def test_a_bad_site_add_is_refused_and_leaves_the_file_as_it_was(config, capsys, args, message):
+    before = config.source.read_text()
+
+    code = main(["-c", str(config.source), "site", "add", *args])
+
+    assert code == EXIT_CONFIG
+    assert message in capsys.readouterr().err
+    assert config.source.read_text() == before
+
+
+def test_site_list_shows_each_site(config, capsys):
+    assert main(["-c", str(config.source), "site", "list"]) == EXIT_OK
+
+    assert "example  ec-p256   dns  example.test, *.example.test" in capsys.readouterr().out
+
+
+def test_site_remove_takes_the_site_from_the_file_the_store_and_its_agents(config, capsys):
+    store = runtime.store(config)
+    publisher = Publisher(store, init_issuer(runtime.keystore(config)))
+    keys = generate_agent_keys("nas-1")
+    publisher.registry.add(enrollment_of(keys), ("example",), datetime.now(UTC))
+    publisher.publish(runtime.issue_site(config, "example", object_store=store))
+    assert parse_index(store.get("agents/nas-1/index.json").body).sites == ("example",)
+
+    code = main(["-c", str(config.source), "site", "remove", "example"])
+
+    assert code == EXIT_OK
+    assert "withdrawn from 1 agent(s)" in capsys.readouterr().out
+    assert "[sites.example]" not in config.source.read_text()
+    assert parse_index(store.get("agents/nas-1/index.json").body).sites == ()
+    assert list(store.list("agents/nas-1/bundles/")) == []
+    assert list(store.list("escrow/")) == []
+    assert store.get("state/sites/example.json") is None
+    assert AgentRegistry(store).get("nas-1").sites == ()
+
+
+def test_removing_an_unknown_site_changes_nothing(config, capsys):
+    before = config.source.read_text()
+
+    assert main(["-c", str(config.source), "site", "remove", "nope"]) == EXIT_CONFIG
+    assert "sites.nope: no such site" in capsys.readouterr().err
+    assert config.source.read_text() == before
