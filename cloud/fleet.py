@@ -27,6 +27,7 @@ class SiteStatus:
     site: str
     names: tuple[str, ...]
     version: int | None
+    not_before: datetime | None
     not_after: datetime | None
     days_left: float | None
     health: str  # "healthy", "due", "failing", "expired" or "never issued"
@@ -103,6 +104,7 @@ def _site(site: SiteConfig, state: SiteState | None, now: datetime) -> SiteStatu
         site=site.id,
         names=site.names,
         version=cert.version if cert else None,
+        not_before=cert.not_before if cert else None,
         not_after=cert.not_after if cert else None,
         days_left=(cert.not_after - now).total_seconds() / 86400 if cert else None,
         health=health,
