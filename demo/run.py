@@ -1,15 +1,17 @@
-"""`make demo`: the whole pipeline on one machine, with the commands a user would type.
+"""`make demo`: a small fleet on one machine, with the commands a user would type.
 
-Starts BIND (the DNS server of example.test, taking RFC 2136 updates), Pebble (the ACME CA) and
-the DSM emulator (the NAS), all on 127.0.0.1; then, through the real `certdrop` and
-`certdrop-agent` commands: init the issuer, enroll an agent, register it for one site, issue
-example.test + *.example.test, run the agent once, and show what the emulated DSM now serves.
-Everything it started is stopped at the end; its files are under .demo/ (or $CERTDROP_DEMO_DIR)
-and are replaced by the next run.
+Starts BIND (the DNS server of example.test and shop.test, taking RFC 2136 updates), Pebble (the
+ACME CA) and three DSM emulators (three NAS units, one of them with a 2FA account), all on
+127.0.0.1. Then, through the real `certdrop` and `certdrop-agent` commands: init the issuer, add a
+second site, enroll the three agents and register them, issue both sites, run each agent once
+(after a one-time `dsm-login` on the 2FA unit), show what each emulated DSM serves, and end with
+the operator's status table and how to open the dashboard. Everything it started is stopped at
+the end; its files are under .demo/ (or $CERTDROP_DEMO_DIR) and are replaced by the next run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,12 +30,33 @@ from cryptography import x509
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.services.bind import BindServer, TsigKey, Zone  # noqa: E402 (after the path is set)
+from nas_agent import totp  # noqa: E402 (after the path is set)
+from tests.services.bind import BindServer, TsigKey, Zone  # noqa: E402
 from tests.services.pebble import Pebble  # noqa: E402
 from tests.services.ports import free_port, wait_until  # noqa: E402
 
 BIN = Path(sys.executable).parent
 DSM_USER, DSM_PASSWORD = "certdrop", "demo-password-not-a-secret"
+OTP_SECRET = "JBSWY3DPEHPK3PXP"  # the 2FA unit's authenticator secret (a demo value)
+
+
+@dataclass(frozen=True)
+class Nas:
+    agent_id: str
+    sites: tuple[tuple[str, str], ...]  # (site, a host name it must cover); the first is default
+    two_factor: bool = False
+
+    @property
+    def hostname(self) -> str:
+        """The SNI of the handshake that shows what DSM serves: its default certificate's."""
+        return self.sites[0][1]
+
+
+FLEET = (
+    Nas("nas-office", (("example", "nas.example.test"),)),
+    Nas("nas-shop", (("shop", "files.shop.test"),)),
+    Nas("nas-home", (("example", "home.example.test"), ("shop", "home.shop.test")), True),
+)
 
 
 def step(text: str) -> None:
@@ -57,73 +81,88 @@ def run(*command: str | Path) -> str:
     return done.stdout
 
 
-def line_starting(output: str, prefix: str) -> str:
+def word_starting(output: str, prefix: str) -> str:
     return next(w for w in output.split() if w.startswith(prefix))
 
 
 def main() -> None:
     work = Path(os.environ.get("CERTDROP_DEMO_DIR", REPO / ".demo"))
     shutil.rmtree(work, ignore_errors=True)
-    (work / "nas" / "keys").mkdir(parents=True)
+    work.mkdir(parents=True)
     started = time.monotonic()
+    operator = ("certdrop", "-c", work / "certdrop.toml")
 
-    step("starting BIND (example.test), Pebble (ACME CA) and the DSM emulator on 127.0.0.1")
+    step("starting BIND (example.test, shop.test), Pebble (ACME CA) and 3 DSM emulators")
     tsig = TsigKey.generate("certdrop-demo")
     (work / "tsig.secret").write_text(tsig.secret)
-    zone = Zone("example.test.", nameservers=("ns1", "ns2"))
-    dsm_http, dsm_https = free_port(), free_port()
-    with (
-        BindServer(work / "bind", [zone], tsig) as bind,
-        Pebble(work / "pebble", bind.address) as pebble,
-        _dsm_emulator(work, dsm_http, dsm_https),
-    ):
-        print(
-            f"    BIND {bind.address}, Pebble {pebble.directory_url}, DSM https://127.0.0.1:{dsm_https}"
-        )
+    zones = [Zone(f"{z}.", nameservers=("ns1", "ns2")) for z in ("example.test", "shop.test")]
+    with contextlib.ExitStack() as stack:
+        bind = stack.enter_context(BindServer(work / "bind", zones, tsig))
+        pebble = stack.enter_context(Pebble(work / "pebble", bind.address))
+        ports = {nas.agent_id: stack.enter_context(_Emulator(work, nas)) for nas in FLEET}
+        print(f"    BIND {bind.address}, Pebble {pebble.directory_url}")
+        for nas in FLEET:
+            two = " (2FA account)" if nas.two_factor else ""
+            print(
+                f"    {nas.agent_id}: DSM https://127.0.0.1:{ports[nas.agent_id].https_port}{two}"
+            )
         _write_cloud_config(work, bind, pebble)
 
-        step("the issuer: create its signing and escrow keys (once)")
-        issuer_line = line_starting(
-            run("certdrop", "-c", work / "certdrop.toml", "init"), "certdrop-issuer-v1:"
-        )
+        step("the issuer: create its signing and escrow keys (once), add a second site")
+        issuer_line = word_starting(run(*operator, "init"), "certdrop-issuer-v1:")
+        run(*operator, "site", "add", "shop", "--domain", "shop.test", "--provider", "bind")
 
-        step("the NAS: enroll the agent (its keys never leave the NAS)")
-        _write_agent_config(work, issuer_line, dsm_https)
-        token = line_starting(
-            run("certdrop-agent", "-c", work / "nas" / "agent.conf", "enroll"), "certdrop-agent-v1:"
-        )
+        step("each NAS enrolls (its keys never leave it); the operator registers the tokens")
+        for nas in FLEET:
+            conf = _write_agent_config(work, nas, issuer_line, ports[nas.agent_id].https_port)
+            token = word_starting(run("certdrop-agent", "-c", conf, "enroll"), "certdrop-agent-v1:")
+            sites = [arg for site, _ in nas.sites for arg in ("--site", site)]
+            run(*operator, "agent", "add", token, *sites)
 
-        step("the operator: register the agent for the site")
-        run("certdrop", "-c", work / "certdrop.toml", "agent", "add", token, "--site", "example")
+        step("issue every due site by DNS-01 and publish each, sealed, for its agents")
+        run(*operator, "run")
 
-        step("issue example.test + *.example.test by DNS-01 and publish it, sealed, for the agent")
-        run("certdrop", "-c", work / "certdrop.toml", "issue", "example")
+        step("the 2FA unit remembers this agent as a device, once")
+        home = work / "nas-home" / "agent.conf"
+        run("certdrop-agent", "-c", home, "dsm-login", "--otp", totp.totp(OTP_SECRET, time.time()))
 
-        step("the agent polls, verifies, opens and imports the bundle into DSM")
-        run("certdrop-agent", "-c", work / "nas" / "agent.conf", "run", "--once")
+        step("each agent polls, verifies, opens and imports its bundles into its DSM")
+        for nas in FLEET:
+            run("certdrop-agent", "-c", work / nas.agent_id / "agent.conf", "run", "--once")
 
-        step("what the emulated DSM serves now (TLS handshake on its HTTPS port)")
-        _show_served(dsm_https)
-    print(f"\ndemo done in {time.monotonic() - started:.1f} s; everything it started is stopped")
+        step("what each emulated DSM serves now (a TLS handshake on its HTTPS port)")
+        for nas in FLEET:
+            _show_served(nas, ports[nas.agent_id].https_port)
+
+        step("the operator's view")
+        run(*operator, "status")
+    print(
+        f"\ndemo done in {time.monotonic() - started:.1f} s; everything it started is stopped.\n"
+        f"The dashboard of this fleet: {BIN / 'certdrop'} -c {work / 'certdrop.toml'} "
+        "dashboard --port 8080, then open http://127.0.0.1:8080/"
+    )
 
 
-class _dsm_emulator:
-    """The emulator as a user would run it: `certdrop-agent dsm-emulator` in the background."""
+class _Emulator:
+    """An emulated NAS as a user would run it: `certdrop-agent dsm-emulator` in the background."""
 
-    def __init__(self, work: Path, http_port: int, https_port: int):
+    def __init__(self, work: Path, nas: Nas):
+        self.https_port = free_port()
+        self.log_path = work / f"{nas.agent_id}-dsm.log"
+        data = work / f"{nas.agent_id}-dsm"
         self.command = [
-            str(BIN / "certdrop-agent"), "dsm-emulator", "--data", str(work / "dsm"),
-            "--http-port", str(http_port), "--https-port", str(https_port),
+            str(BIN / "certdrop-agent"), "dsm-emulator", "--data", str(data),
+            "--http-port", str(free_port()), "--https-port", str(self.https_port),
             "--user", DSM_USER, "--password", DSM_PASSWORD,
         ]  # fmt: skip
-        self.https_port = https_port
-        self.work = work
+        if nas.two_factor:
+            self.command += ["--otp-secret", OTP_SECRET]
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> _dsm_emulator:
-        self.log = open(self.work / "dsm-emulator.log", "w")
+    def __enter__(self) -> _Emulator:
+        self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(self._listening, 20, "the DSM emulator listening")
+        wait_until(self._listening, 20, f"the DSM emulator on port {self.https_port}")
         return self
 
     def _listening(self) -> bool:
@@ -141,9 +180,15 @@ class _dsm_emulator:
 
 
 def _write_cloud_config(work: Path, bind: BindServer, pebble: Pebble) -> None:
+    nameservers = "\n".join(
+        f'"ns{i}.{zone}" = "{bind.address}"'
+        for zone in ("example.test", "shop.test")
+        for i in (1, 2)
+    )
     (work / "certdrop.toml").write_text(
         textwrap.dedent(
             f"""\
+            # The demo's issuer: Pebble as the CA, BIND as the DNS, a directory as the store.
             [ca]
             directory = "{pebble.directory_url}"
             ca_bundle = "{pebble.ca_bundle}"
@@ -157,9 +202,12 @@ def _write_cloud_config(work: Path, bind: BindServer, pebble: Pebble) -> None:
             [dns]
             resolvers = ["{bind.address}"]
 
-            [dns.nameservers]   # ask these for the zone's NS, never the system's resolver
-            "ns1.example.test" = "{bind.address}"
-            "ns2.example.test" = "{bind.address}"
+            [dns.nameservers]   # ask these for the zones' NS, never the system's resolver
+            """
+        )
+        + nameservers
+        + textwrap.dedent(
+            f"""
 
             [providers.bind]
             type = "rfc2136"
@@ -175,16 +223,22 @@ def _write_cloud_config(work: Path, bind: BindServer, pebble: Pebble) -> None:
     )
 
 
-def _write_agent_config(work: Path, issuer_line: str, dsm_https: int) -> None:
-    nas = work / "nas"
-    (nas / "dsm-password").write_text(DSM_PASSWORD)
-    os.chmod(nas / "dsm-password", 0o600)
-    (nas / "agent.conf").write_text(
+def _write_agent_config(work: Path, nas: Nas, issuer_line: str, dsm_https: int) -> Path:
+    folder = work / nas.agent_id
+    (folder / "keys").mkdir(parents=True)
+    (folder / "dsm-password").write_text(DSM_PASSWORD)
+    os.chmod(folder / "dsm-password", 0o600)
+    sites = "".join(
+        f"\n[site:{site}]\nhostnames = {host}\nmake_default = {'true' if i == 0 else 'false'}\n"
+        for i, (site, host) in enumerate(nas.sites)
+    )
+    (folder / "agent.conf").write_text(
         textwrap.dedent(
             f"""\
             [agent]
-            id = demo-nas
+            id = {nas.agent_id}
             issuer_key = {issuer_line}
+            poll_interval = 15m
 
             [source]
             url = {(work / "store").as_uri()}
@@ -195,34 +249,35 @@ def _write_agent_config(work: Path, issuer_line: str, dsm_https: int) -> None:
             password_file = dsm-password
             # the emulator's own self-signed certificate until the first import
             insecure = true
-
-            [site:example]
-            hostnames = nas.example.test
-            make_default = true
             """
         )
+        + sites
     )
+    return folder / "agent.conf"
 
 
-def _show_served(port: int) -> None:
+def _show_served(nas: Nas, port: int) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with (
         socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="nas.example.test") as tls,
+        context.wrap_socket(raw, server_hostname=nas.hostname) as tls,
     ):
         der = tls.getpeercert(binary_form=True)
     leaf = x509.load_der_x509_certificate(der)
-    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    dns_names = names.get_values_for_type(x509.DNSName)
     days = (leaf.not_valid_after_utc - datetime.now(UTC)).days
-    print(f"    sha256   {hashlib.sha256(der).hexdigest()}")
-    print(f"    names    {', '.join(san.get_values_for_type(x509.DNSName))}")
-    print(f"    issuer   {leaf.issuer.rfc4514_string()}")
-    print(f"    expires  {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC ({days} days)")
-    if "*.example.test" not in san.get_values_for_type(x509.DNSName):
-        raise SystemExit("demo failed: DSM does not serve the wildcard certificate")
-    print("    DSM serves the new wildcard certificate.")
+    print(f"    {nas.agent_id}")
+    print(f"      sha256   {hashlib.sha256(der).hexdigest()}")
+    print(f"      names    {', '.join(dns_names)}")
+    print(f"      expires  {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC ({days} days)")
+    if (
+        not any(n.startswith("*.") for n in dns_names)
+        or "Pebble" not in leaf.issuer.rfc4514_string()
+    ):
+        raise SystemExit(f"demo failed: {nas.agent_id} does not serve a new wildcard certificate")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`make demo`'s script, run as CI runs it: it must end with DSM serving the new wildcard."""
+"""`make demo`'s script, run as CI runs it: every emulated DSM must end serving its new
+wildcard certificate, and the status table must show it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "run.py"
 
 
-def test_the_demo_ends_with_dsm_serving_the_new_wildcard_certificate(tmp_path):
+def test_the_demo_ends_with_every_dsm_serving_its_new_certificate_and_the_status_showing_it(
+    tmp_path,
+):
     for _ in range(2):  # re-running it works
         done = subprocess.run(
             [sys.executable, str(DEMO)],
@@ -21,6 +24,12 @@ def test_the_demo_ends_with_dsm_serving_the_new_wildcard_certificate(tmp_path):
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "names    example.test, *.example.test" in done.stdout
-        assert done.stdout.rstrip().endswith("everything it started is stopped")
-    assert "DSM serves the new wildcard certificate." in done.stdout
+        assert "everything it started is stopped" in done.stdout
+    served = done.stdout.split("==> what each emulated DSM serves now")[1]
+    assert served.count("names    example.test, *.example.test") == 2  # nas-office, nas-home
+    assert served.count("names    shop.test, *.shop.test") == 1
+    status = done.stdout.split("==> the operator's view")[1]
+    for row in ("nas-home    example v1, shop v1", "nas-office  example v1", "nas-shop    shop v1"):
+        assert row in status
+    assert status.count("healthy") == 2
+    assert "dashboard --port 8080" in done.stdout
