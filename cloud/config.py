@@ -11,9 +11,11 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from cloud.dns import ProviderInfo
 from cloud.dns.names import parse_address
@@ -26,6 +28,9 @@ from nas_agent.ids import is_site_id
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _EAB_ALGS = ("HS256", "HS384", "HS512")
+_SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+# Plain http only where nothing crosses a network: a relay on the same machine, the tests.
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,17 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Where alerts go (at least one of the webhook and the SNS topic) and when they fire."""
+
+    webhook_url: str | None = None
+    webhook_secret: SecretRef | None = None  # signs each POST (HMAC-SHA256) when set
+    sns_topic_arn: str | None = None
+    expiry_days: float = 14.0  # alert when a certificate has fewer days left than this
+    remind_after: timedelta = timedelta(hours=24)  # re-send an alert still firing after this
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     ca: CaConfig
@@ -89,6 +105,7 @@ class Config:
     dns: DnsCheckSettings
     providers: Mapping[str, ProviderConfig]
     sites: Mapping[str, SiteConfig]
+    alerts: AlertsConfig | None = None  # no [alerts] table: nothing is evaluated or sent
 
 
 def load(path: Path) -> Config:
@@ -125,10 +142,14 @@ class _Parser:
         self.problems.append(ConfigProblem(key, cause, fix))
 
     def config(self, raw: dict[str, Any], source: Path) -> Config | None:
-        self.unknown_keys("", raw, {"ca", "storage", "dns", "providers", "sites"})
+        self.unknown_keys("", raw, {"ca", "storage", "dns", "providers", "sites", "alerts"})
         ca = self.ca(self.table(raw, "ca", required=True))
         storage = self.storage(self.table(raw, "storage"))
         dns = self.dns(self.table(raw, "dns"))
+        alerts = None
+        if "alerts" in raw:
+            table = self.table(raw, "alerts")  # reports a value that is not a table
+            alerts = self.alerts(table) if table is raw["alerts"] else None
         providers = {
             name: p
             for name, table in self.table(raw, "providers").items()
@@ -149,6 +170,7 @@ class _Parser:
             dns=dns,
             providers=MappingProxyType(providers),
             sites=MappingProxyType(sites),
+            alerts=alerts,
         )
 
     # --- generic helpers -------------------------------------------------------------------
@@ -356,6 +378,55 @@ class _Parser:
             return False
         return True
 
+    def alerts(self, raw: dict) -> AlertsConfig | None:
+        self.unknown_keys(
+            "alerts",
+            raw,
+            {"webhook_url", "webhook_secret", "sns_topic_arn", "expiry_days", "remind_after_hours"},
+        )
+        url = self.value("alerts", raw, "webhook_url", str)
+        if url is not None and not _is_webhook_url(url):
+            self.problem(
+                "alerts.webhook_url",
+                f"{url!r} is not an https:// URL",
+                "give the receiver's https:// URL (http:// only to 127.0.0.1, ::1 or localhost)",
+            )
+        secret = None
+        if "webhook_secret" in raw:
+            secret = self.secret("alerts.webhook_secret", raw["webhook_secret"])
+            if "webhook_url" not in raw:
+                self.problem(
+                    "alerts.webhook_secret",
+                    "set while webhook_url is not",
+                    "add webhook_url, or remove webhook_secret",
+                )
+        topic = self.value("alerts", raw, "sns_topic_arn", str)
+        if topic is not None and not _SNS_TOPIC_ARN.match(topic):
+            self.problem(
+                "alerts.sns_topic_arn",
+                f"{topic!r} is not an SNS topic ARN",
+                'write "arn:aws:sns:REGION:ACCOUNT:TOPIC" (the stack\'s AlarmTopicArn output)',
+            )
+        if "webhook_url" not in raw and "sns_topic_arn" not in raw:
+            self.problem(
+                "alerts",
+                "no channel to send alerts to",
+                'add webhook_url = "https://..." or sns_topic_arn = "arn:aws:sns:..."',
+            )
+        days = self.value("alerts", raw, "expiry_days", (int, float), default=14.0)
+        if days is not None and days <= 0:
+            self.problem("alerts.expiry_days", "must be positive", "give days, e.g. 14")
+        hours = self.value("alerts", raw, "remind_after_hours", (int, float), default=24.0)
+        if hours is not None and hours <= 0:
+            self.problem("alerts.remind_after_hours", "must be positive", "give hours, e.g. 24")
+        return AlertsConfig(
+            webhook_url=url,
+            webhook_secret=secret,
+            sns_topic_arn=topic,
+            expiry_days=float(days or 14.0),
+            remind_after=timedelta(hours=float(hours or 24.0)),
+        )
+
     def provider(self, name: str, raw: Any) -> ProviderConfig | None:
         where = f"providers.{name}"
         if not isinstance(raw, dict):
@@ -463,6 +534,16 @@ def _ascii_name(name: str) -> str:
         return name.encode("idna").decode("ascii")
     except UnicodeError:
         return name  # _is_hostname reports it
+
+
+def _is_webhook_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme == "http":
+        return parts.hostname in _LOOPBACK_HOSTS
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 def _is_hostname(name: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,42 @@ propagation_timeout = 30
     assert config.dns.resolvers == ("127.0.0.1:5301",)
     assert config.dns.nameserver_addresses == {"ns1.example.test.": ("127.0.0.1:5300",)}
     assert config.dns.timeout == 30.0
+
+
+def test_alerts_are_off_without_an_alerts_table():
+    assert _parse(GOOD).alerts is None
+
+
+def test_an_alerts_table_keeps_its_secret_as_a_reference_and_has_defaults():
+    config = _parse(
+        GOOD
+        + """
+[alerts]
+webhook_url = "https://hooks.example.test/certdrop"
+webhook_secret = "env:WEBHOOK_SECRET"
+"""
+    )
+    alerts = config.alerts
+    assert alerts.webhook_url == "https://hooks.example.test/certdrop"
+    assert alerts.webhook_secret == SecretRef("env", "WEBHOOK_SECRET")
+    assert alerts.sns_topic_arn is None
+    assert (alerts.expiry_days, alerts.remind_after) == (14.0, timedelta(hours=24))
+
+
+def test_alerts_to_an_sns_topic_with_own_thresholds():
+    config = _parse(
+        GOOD
+        + """
+[alerts]
+sns_topic_arn = "arn:aws:sns:eu-west-1:123456789012:certdrop-alarms"
+expiry_days = 21
+remind_after_hours = 6.5
+"""
+    )
+    alerts = config.alerts
+    assert alerts.sns_topic_arn == "arn:aws:sns:eu-west-1:123456789012:certdrop-alarms"
+    assert alerts.webhook_url is None
+    assert (alerts.expiry_days, alerts.remind_after) == (21.0, timedelta(hours=6.5))
 
 
 def test_every_problem_is_reported_at_once():
@@ -230,6 +267,59 @@ BAD_CONFIGS = [
             "dns.propagation_timeout: must be positive — give seconds, e.g. 120",
         ],
         id="bad DNS check settings",
+    ),
+    pytest.param(
+        GOOD + "\n[alerts]\nexpiry_days = 7\n",
+        [
+            'alerts: no channel to send alerts to — add webhook_url = "https://..." or '
+            'sns_topic_arn = "arn:aws:sns:..."'
+        ],
+        id="alerts with nowhere to send them",
+    ),
+    pytest.param(
+        GOOD + '\n[alerts]\nwebhook_url = "http://hooks.example.test/x"\n'
+        'webhook_secret = "s3cr3t"\n',
+        [
+            "alerts.webhook_url: 'http://hooks.example.test/x' is not an https:// URL — give "
+            "the receiver's https:// URL (http:// only to 127.0.0.1, ::1 or localhost)",
+            "alerts.webhook_secret: a secret must be given by reference, not inline — write "
+            '"env:VARIABLE", "file:/path/to/secret" or "aws-sm:secret-name"',
+        ],
+        id="plain-http webhook and an inline secret",
+    ),
+    pytest.param(
+        GOOD + '\n[alerts]\nwebhook_secret = "env:HOOK"\nsns_topic_arn = "certdrop-alarms"\n',
+        [
+            "alerts.webhook_secret: set while webhook_url is not — add webhook_url, or remove "
+            "webhook_secret",
+            "alerts.sns_topic_arn: 'certdrop-alarms' is not an SNS topic ARN — write "
+            '"arn:aws:sns:REGION:ACCOUNT:TOPIC" (the stack\'s AlarmTopicArn output)',
+        ],
+        id="a webhook secret without a webhook, a topic name instead of its ARN",
+    ),
+    pytest.param(
+        GOOD + '\n[alerts]\nwebhook_url = "https://h.test/"\nexpiry_days = 0\n'
+        "remind_after_hours = -1\nremind_after = 3\n",
+        [
+            "alerts.remind_after: unknown key — remove it; known keys: expiry_days, "
+            "remind_after_hours, sns_topic_arn, webhook_secret, webhook_url",
+            "alerts.expiry_days: must be positive — give days, e.g. 14",
+            "alerts.remind_after_hours: must be positive — give hours, e.g. 24",
+        ],
+        id="alert thresholds that are not positive, a misspelt key",
+    ),
+    pytest.param(
+        GOOD + '\n[alerts]\nwebhook_url = "https://h.test/"\nexpiry_days = "14"\n',
+        [
+            "alerts.expiry_days: must be an integer or a number, not a string — write "
+            "expiry_days = <an integer or a number>"
+        ],
+        id="days as a string",
+    ),
+    pytest.param(
+        'alerts = "https://h.test/"\n' + GOOD,
+        ["alerts: must be a table — write it as [alerts]"],
+        id="alerts not written as a table",
     ),
 ]
 
