@@ -14,7 +14,8 @@ CertdropError                      transient: retry later; otherwise record, ale
 ├── AcmeError                      .code (ACME problem short name), .identifier, .retry_after
 │   ├── RateLimited
 │   └── ValidationFailed           .failures: (identifier, code, detail) per failed challenge
-└── IssuanceError                  the issued certificate does not match what was ordered
+├── IssuanceError                  the issued certificate does not match what was ordered
+└── AlertDeliveryFailed            .channel, .target (never a secret), .status: alerts not taken
 """
 
 from __future__ import annotations
@@ -145,3 +146,16 @@ class ValidationFailed(AcmeError):
 
 class IssuanceError(CertdropError):
     pass
+
+
+class AlertDeliveryFailed(CertdropError):
+    """A channel did not take the alerts; they stay unsent and go out at the next evaluation.
+    `target` names the receiver without anything secret (a webhook's scheme, host and port)."""
+
+    transient = True
+
+    def __init__(self, channel: str, target: str, cause: str, *, status: int | None = None):
+        self.channel = channel
+        self.target = target
+        self.status = status
+        super().__init__(f"alerts not delivered by {channel} to {target}: {cause}")
