@@ -1,0 +1,89 @@
+"""A fleet for bench/compare_peers: N sites sNNN.example.test (apex + wildcard each) on the BIND
+zone example.test, issued by one `certdrop run --force --concurrency C` process.
+
+Each concurrency gets a fresh store, so every site is really ordered; the keys directory (ACME
+account and issuer keys) is shared and prepared beforehand, so no run pays for registration.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.cloud.issuing import rfc2136_provider
+
+_OUTCOME = re.compile(r"^\S+\s+(issued|not due|failed|locked)\s+\S+\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class FleetRun:
+    concurrency: int
+    sites: int
+    seconds: float
+    issued: int
+    failures: Counter[str]  # result and reason of every site not issued, counted
+
+    @property
+    def per_minute(self) -> float:
+        return self.issued / (self.seconds / 60)
+
+
+def write_config(
+    directory: Path, *, pebble, bind, keys_dir: Path, store: str, sites: int, ns: tuple[str, ...]
+) -> Path:
+    """certdrop.toml in `directory` for `sites` sites; `ns` are example.test's nameservers, all
+    mapped to `bind` so the propagation check stays on loopback. Defaults elsewhere (timeouts)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    nameservers = ", ".join(f'"{name}" = "{bind.address}"' for name in ns)
+    provider = rfc2136_provider(bind.address, bind.tsig, directory / "tsig")
+    head = f"""\
+[ca]
+directory = "{pebble.directory_url}"
+ca_bundle = "{pebble.ca_bundle}"
+terms_agreed = true
+contact = "ops@example.test"
+
+[storage]
+url = "{store}"
+keys_dir = "{keys_dir}"
+
+[dns]
+resolvers = ["{bind.address}"]
+nameservers = {{ {nameservers} }}
+
+[providers.bind]
+{provider}
+"""
+    tables = "".join(
+        f'\n[sites.s{i:03d}]\ndomain = "s{i:03d}.example.test"\nprovider = "bind"\n'
+        for i in range(sites)
+    )
+    path = directory / "certdrop.toml"
+    path.write_text(head + tables)
+    return path
+
+
+def run_fleet(certdrop: Path, config: Path, concurrency: int, sites: int) -> FleetRun:
+    """Times one `certdrop run --force` over every site; the output is kept beside the config."""
+    argv = [str(certdrop), "--config", str(config), "run", "--force"]
+    log = config.with_name(f"run-c{concurrency}.log")
+    with open(log, "w") as err:
+        start = time.perf_counter()
+        process = subprocess.run(
+            [*argv, f"--concurrency={concurrency}"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            check=False,
+        )
+        seconds = time.perf_counter() - start
+    results = [m.groups() for m in map(_OUTCOME.match, process.stdout.splitlines()) if m]
+    issued = sum(1 for result, _ in results if result == "issued")
+    failures = Counter(f"{result}: {reason}" for result, reason in results if result != "issued")
+    if len(results) != sites:
+        failures[f"process exit {process.returncode}, {len(results)} outcomes (see {log})"] += 1
+    return FleetRun(concurrency, sites, seconds, issued, failures)
