@@ -94,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     site_remove.add_argument("site_id")
     site_remove.set_defaults(run=_site_remove)
 
+    dashboard = commands.add_parser(
+        "dashboard", help="serve the read-only fleet dashboard: who has which certificate, expiries"
+    )
+    dashboard.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (the page has no login)"
+    )
+    dashboard.set_defaults(run=_dashboard)
+
     agent = commands.add_parser("agent", help="enrolled NAS agents").add_subparsers(
         dest="agent_command", required=True, metavar="ACTION"
     )
@@ -253,6 +262,27 @@ def _site_remove(args: argparse.Namespace) -> int:
         f"site {args.site_id} removed from {args.config} and the store; "
         f"withdrawn from {agents} agent(s), which keep the certificate they have"
     )
+    return EXIT_OK
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from cloud.dashboard import make_app
+    from cloud.dashboard.server import local_server, url_of
+    from cloud.fleet import collect
+
+    def load():
+        config = config_module.load(args.config)  # each request: edits show without a restart
+        return collect(config, runtime.store(config), datetime.now(UTC))
+
+    load()  # a bad configuration or an unreadable store fails here, not on the first request
+    server = local_server(make_app(load), args.host, args.port)
+    print(f"fleet dashboard at {url_of(server)} (read-only; Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return EXIT_OK
 
 
