@@ -1,18 +1,22 @@
 """The Lambda entry points: thin adapters from events to the core, nothing decided here.
 
-tick   EventBridge Scheduler → which sites are due → one SQS message each
-issue  SQS (batch) → run each site → partial batch failure for what must be retried
+tick       EventBridge Scheduler → which sites are due → one SQS message each
+issue      SQS (batch) → run each site → partial batch failure for what must be retried
+dashboard  Lambda function URL (payload 2.0, IAM auth) → the fleet dashboard's Flask app
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from cloud import aws
 from cloud import log as log_setup
+from cloud.fleet import FleetStatus, collect
 from cloud.runner import Runner
 from cloud.tick import run_tick, site_of
 
@@ -56,3 +60,24 @@ def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
             log.exception("message %s could not be run", record.get("messageId"))
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
+
+
+def dashboard(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    _logging()
+    return _dashboard_adapter()(event, context)
+
+
+@functools.cache
+def _dashboard_adapter() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Built on the first request of a container; Flask is imported only by this function."""
+    import apig_wsgi
+
+    from cloud.dashboard import make_app
+
+    return apig_wsgi.make_lambda_handler(make_app(_fleet_from_bucket), binary_support=True)
+
+
+def _fleet_from_bucket() -> FleetStatus:
+    settings = aws.AwsSettings.from_env()
+    store = aws.open_bucket(settings)
+    return collect(aws.load_config(store, settings.config_key), store, datetime.now(UTC))
