@@ -1,0 +1,439 @@
+"""Alerts from a fleet in a known state, sent to a real webhook receiver on loopback and to SNS on
+moto's server; what was sent is remembered so nothing is sent twice, reminders and resolutions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import socket
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cloud.agents import AgentRegistry
+from cloud.alerting import current_alerts, due_notices, evaluate_and_send, notify_outcomes
+from cloud.alerts import FORMAT
+from cloud.alerts.memory import PREFIX
+from cloud.alerts.sns import SnsChannel
+from cloud.alerts.webhook import SIGNATURE_HEADER, WebhookChannel
+from cloud.config import AlertsConfig
+from cloud.errors import AlertDeliveryFailed
+from cloud.runner import Outcome
+from cloud.secrets import SecretRef
+from cloud.sitestate import ErrorRecord, load_site_state, save_site_state
+from cloud.tick import run_tick
+from nas_agent.enrollment import enrollment_of
+from nas_agent.keys import generate_agent_keys
+from nas_agent.state import AgentState, LastError
+from nas_agent.status import signed_status
+from tests.cloud.fleet_fixtures import DAY, make_fleet
+from tests.services.moto import MotoServer, fake_aws_env
+from tests.services.ports import LOOPBACK
+from tests.services.webhook_receiver import WebhookReceiver
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    return make_fleet(tmp_path, NOW)
+
+
+@pytest.fixture
+def hook():
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+class Sleeps(list):
+    """The pauses a channel asked for, instead of taking them."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def _config(fleet, **alerts):
+    alerts.setdefault("webhook_url", "http://127.0.0.1:9/unused")
+    return replace(fleet.config, alerts=AlertsConfig(**alerts))
+
+
+def _send(fleet, hook, now=NOW, channel=None, **alerts):
+    """One evaluation through the webhook; the alerts of the POST it made ({} if none)."""
+    before = len(hook.requests)
+    channel = channel or WebhookChannel(hook.url, sleep=Sleeps())
+    notices = evaluate_and_send(_config(fleet, **alerts), fleet.store, now, [channel])
+    posts = hook.requests[before:]
+    assert len(posts) == (1 if notices else 0)
+    return (
+        {(a["kind"], a["site"] or a["agent"]): a for a in posts[0].json()["alerts"]}
+        if posts
+        else {}
+    )
+
+
+def _add_agent(fleet, agent_id, error_kind, *, recovered=False, seen=None):
+    """An agent on site `healthy` whose signed report carries a last error of `error_kind`."""
+    keys = generate_agent_keys(agent_id)
+    AgentRegistry(fleet.store).add(enrollment_of(keys), ("healthy",), fleet.now - 30 * DAY)
+    seen = seen or fleet.now - timedelta(minutes=5)
+    error = LastError(error_kind, "the sealed object is not the one the signed entry names",
+                      seen - timedelta(minutes=1), "healthy")  # fmt: skip
+    state = AgentState(last_success=seen if recovered else None, last_error=error)
+    body = signed_status(
+        state, agent_id=agent_id, signing_key=keys.signing_key, now=seen, poll_interval=900
+    )
+    fleet.store.put(f"agents/{agent_id}/status.json", body)
+
+
+def _remembered(fleet) -> set[str]:
+    return {info.key.removeprefix(PREFIX) for info in fleet.store.list(PREFIX)}
+
+
+# --- one test per kind -----------------------------------------------------------------------
+
+
+def test_a_site_whose_runs_fail_alerts_with_its_last_error(fleet, hook):
+    sent = _send(fleet, hook)
+
+    alert = sent[("issuance_failed", "expired")]
+    assert alert["status"] == "firing" and alert["reason"] == "new"
+    assert alert["severity"] == "error"
+    assert "rateLimited: too many certificates" in alert["message"]
+    assert alert["details"]["failures"] == 4
+    assert not any(kind == "issuance_failed" for kind, _ in sent if _ != "expired")
+
+
+def test_a_certificate_alerts_when_fewer_than_expiry_days_are_left(fleet, hook):
+    at_14 = current_alerts(_config(fleet, expiry_days=14), fleet.store, NOW)
+    sent = _send(fleet, hook, expiry_days=30)
+
+    assert {a.site for a in at_14 if a.kind == "expiring"} == {"expired"}
+    assert {s for kind, s in sent if kind == "expiring"} == {"expired", "due"}
+    due, expired = sent[("expiring", "due")], sent[("expiring", "expired")]
+    assert due["severity"] == "warning"
+    assert "expires in 25 days" in due["message"]
+    assert due["details"]["version"] == 5
+    assert expired["severity"] == "critical"
+    assert "expired 5 days ago" in expired["message"]
+
+
+def test_an_agent_that_stopped_reporting_alerts_as_quiet(fleet, hook):
+    sent = _send(fleet, hook)
+
+    quiet = [subject for kind, subject in sent if kind == "agent_quiet"]
+    assert quiet == ["nas-quiet"]
+    assert "has not reported for 2 days" in sent[("agent_quiet", "nas-quiet")]["message"]
+
+
+def test_an_agent_that_rolled_back_an_install_alerts(fleet, hook):
+    sent = _send(fleet, hook)
+
+    alert = sent[("bundle_rolled_back", "nas-behind")]
+    assert alert["severity"] == "error"
+    assert "the previous one was restored" in alert["message"]
+    assert alert["details"]["installed"] == {"healthy": 1}
+
+
+def test_an_agent_that_refused_a_bundle_alerts_with_the_check_that_failed(fleet, hook):
+    _add_agent(fleet, "nas-refusing", "SealedHashMismatch")
+    _add_agent(fleet, "nas-recovered", "SealedHashMismatch", recovered=True)
+
+    sent = _send(fleet, hook)
+
+    alert = sent[("bundle_refused", "nas-refusing")]
+    assert "refused a bundle (SealedHashMismatch)" in alert["message"]
+    assert ("bundle_refused", "nas-recovered") not in sent
+    assert ("bundle_rolled_back", "nas-refusing") not in sent
+
+
+def test_an_agent_error_that_is_not_about_a_bundle_is_not_a_refusal(fleet):
+    _add_agent(fleet, "nas-offline", "SourceUnavailable")
+
+    alerts = current_alerts(_config(fleet), fleet.store, NOW)
+
+    assert not [a for a in alerts if a.agent == "nas-offline"]
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def test_the_payload_has_the_documented_shape(fleet, hook):
+    _send(fleet, hook)
+
+    document = hook.requests[0].json()
+    assert document["format"] == FORMAT
+    assert document["sent_at"] == NOW.isoformat()
+    first = document["alerts"][0]
+    assert set(first) == {
+        "kind", "status", "reason", "severity", "site", "agent", "message", "details", "at",
+        "first_seen", "fingerprint",
+    }  # fmt: skip
+    assert hook.requests[0].headers["Content-Type"] == "application/json"
+    assert SIGNATURE_HEADER not in hook.requests[0].headers
+
+
+def test_a_second_evaluation_sends_nothing_new(fleet, hook):
+    first = _send(fleet, hook)
+    second = _send(fleet, hook, NOW + timedelta(minutes=20))
+
+    assert len(first) == 4
+    assert second == {}
+    assert _remembered(fleet) == {f"{kind}/{subject}.json" for kind, subject in first}
+
+
+def test_alerts_still_firing_are_sent_again_after_remind_after(fleet, hook):
+    first = _send(fleet, hook, remind_after=3 * HOUR)
+    early = _send(fleet, hook, NOW + 2 * HOUR, remind_after=3 * HOUR)
+    later = _send(fleet, hook, NOW + 3 * HOUR, remind_after=3 * HOUR)
+
+    assert early.keys() == {("agent_quiet", "nas-ok"), ("agent_quiet", "nas-behind")}
+    reminders = {key for key, alert in later.items() if alert["reason"] == "reminder"}
+    assert reminders == first.keys()
+    assert all(later[key]["first_seen"] == NOW.isoformat() for key in reminders)
+
+
+def test_an_alert_whose_cause_changes_is_sent_again_as_changed(fleet, hook):
+    _send(fleet, hook)
+    state = load_site_state(fleet.store, "expired")
+    error = ErrorRecord("dns", "TXT value not served", NOW + HOUR, True)
+    save_site_state(fleet.store, replace(state, failures=5, last_error=error))
+
+    sent = _send(fleet, hook, NOW + 2 * HOUR)
+
+    alert = sent[("issuance_failed", "expired")]
+    assert alert["reason"] == "changed"
+    assert "dns: TXT value not served" in alert["message"]
+    assert alert["first_seen"] == NOW.isoformat()
+    assert ("expiring", "expired") not in sent  # same certificate version: unchanged
+
+
+def test_resolved_alerts_are_announced_once_and_forgotten(fleet, hook):
+    first = _send(fleet, hook)
+    state = load_site_state(fleet.store, "expired")
+    renewed = replace(state.current, version=4, not_after=NOW + 90 * DAY)
+    save_site_state(fleet.store, replace(state, current=renewed, failures=0, last_error=None))
+
+    resolved = _send(fleet, hook, NOW + timedelta(minutes=20))
+    again = _send(fleet, hook, NOW + timedelta(minutes=30))
+
+    assert resolved.keys() == {("issuance_failed", "expired"), ("expiring", "expired")}
+    assert {a["status"] for a in resolved.values()} == {"resolved"}
+    assert {a["reason"] for a in resolved.values()} == {"resolved"}
+    assert again == {}
+    assert _remembered(fleet) == {
+        f"{kind}/{subject}.json" for kind, subject in first if subject != "expired"
+    }
+
+
+def test_an_unreadable_record_is_dropped_and_its_alert_sent_as_new(fleet, hook):
+    _send(fleet, hook)
+    fleet.store.put(f"{PREFIX}agent_quiet/nas-quiet.json", b"{not json")
+    fleet.store.put(f"{PREFIX}agent_quiet/nas-gone.json", b"[]")
+
+    sent = _send(fleet, hook, NOW + timedelta(minutes=20))
+
+    assert sent.keys() == {("agent_quiet", "nas-quiet")}
+    assert sent[("agent_quiet", "nas-quiet")]["reason"] == "new"
+    assert "agent_quiet/nas-gone.json" not in _remembered(fleet)
+
+
+def test_a_dry_run_sends_and_remembers_nothing(fleet):
+    due = due_notices(_config(fleet), fleet.store, NOW)
+
+    assert len(due.notices) == 4
+    assert _remembered(fleet) == set()
+
+
+# --- the webhook --------------------------------------------------------------------------------
+
+
+def test_a_signed_webhook_request_verifies_with_the_secret(fleet, hook, monkeypatch, caplog):
+    secret = "whsec-7f3a9c1d2b"
+    monkeypatch.setenv("CERTDROP_TEST_HOOK_SECRET", secret)
+    channel = WebhookChannel(hook.url, SecretRef("env", "CERTDROP_TEST_HOOK_SECRET"))
+    caplog.set_level(logging.DEBUG)
+
+    _send(fleet, hook, channel=channel)
+
+    request = hook.requests[0]
+    expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    wrong = hmac.new(b"another secret", request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(request.headers[SIGNATURE_HEADER], f"sha256={expected}")
+    assert request.headers[SIGNATURE_HEADER] != f"sha256={wrong}"
+    assert secret not in caplog.text
+
+
+def test_a_webhook_answering_500_once_gets_the_same_body_again(fleet, hook):
+    hook.answers = [500]
+    sleeps = Sleeps()
+
+    notices = evaluate_and_send(
+        _config(fleet), fleet.store, NOW, [WebhookChannel(hook.url, sleep=sleeps)]
+    )
+
+    assert [len(notices), len(hook.requests)] == [4, 2]
+    assert hook.requests[0].body == hook.requests[1].body
+    assert sleeps == [1.0]
+    assert len(_remembered(fleet)) == 4
+
+
+def test_a_webhook_that_is_down_fails_clearly_and_its_alerts_go_out_next_time(fleet, hook):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind((LOOPBACK, 0))
+        port = probe.getsockname()[1]
+    sleeps = Sleeps()
+    down = WebhookChannel(f"http://{LOOPBACK}:{port}/hooks/T0KEN-in-path", sleep=sleeps)
+
+    with pytest.raises(AlertDeliveryFailed) as caught:
+        evaluate_and_send(_config(fleet), fleet.store, NOW, [down])
+    sent = _send(fleet, hook, NOW + timedelta(minutes=5))
+
+    message = str(caught.value)
+    assert message.startswith(f"alerts not delivered by webhook to http://{LOOPBACK}:{port}: ")
+    assert "Connection refused" in message and "(4 attempts)" in message
+    assert "T0KEN" not in message
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert len(sent) == 4 and {a["reason"] for a in sent.values()} == {"new"}
+
+
+def test_a_webhook_refusing_the_request_is_not_retried(fleet, hook):
+    hook.answers = [403]
+
+    with pytest.raises(AlertDeliveryFailed, match="HTTP 403") as caught:
+        evaluate_and_send(_config(fleet), fleet.store, NOW, [WebhookChannel(hook.url)])
+
+    assert caught.value.status == 403
+    assert len(hook.requests) == 1
+    assert _remembered(fleet) == set()
+
+
+def test_one_channel_failing_does_not_keep_the_alerts_from_the_other(fleet, hook):
+    hook.answers = [400]
+    other = WebhookReceiver()
+    with other:
+        channels = [WebhookChannel(hook.url), WebhookChannel(other.url)]
+        with pytest.raises(AlertDeliveryFailed):
+            evaluate_and_send(_config(fleet), fleet.store, NOW, channels)
+
+    assert len(other.requests) == 1
+    assert _remembered(fleet) == set()
+
+
+# --- wiring -------------------------------------------------------------------------------------
+
+
+def test_a_failed_run_alerts_right_away_and_the_tick_does_not_repeat_it(fleet, hook):
+    state = load_site_state(fleet.store, "due")
+    error = ErrorRecord("validation", "no TXT record found", NOW, False)
+    save_site_state(fleet.store, replace(state, failures=1, last_error=error))
+    outcomes = [Outcome("due", "failed", "ACME validation: no TXT record found")]
+    config = _config(fleet)
+
+    notices = notify_outcomes(config, fleet.store, NOW, [WebhookChannel(hook.url)], outcomes)
+    tick = _send(fleet, hook, NOW + timedelta(minutes=20))
+
+    assert [(n.alert.key, n.reason) for n in notices] == [("issuance_failed/due", "new")]
+    assert "failed (run): validation: no TXT record found." in notices[0].alert.message
+    assert ("issuance_failed", "due") not in tick
+
+
+def test_a_successful_run_resolves_only_its_own_issuance_alert(fleet, hook):
+    _send(fleet, hook)
+    state = load_site_state(fleet.store, "expired")
+    save_site_state(fleet.store, replace(state, failures=0, last_error=None))
+    outcomes = [Outcome("expired", "issued", "renewal"), Outcome("due", "locked", "held")]
+
+    notices = notify_outcomes(
+        _config(fleet), fleet.store, NOW + HOUR, [WebhookChannel(hook.url)], outcomes
+    )
+
+    assert [(n.alert.key, n.reason) for n in notices] == [("issuance_failed/expired", "resolved")]
+    assert "expiring/expired.json" in _remembered(fleet)
+    assert "agent_quiet/nas-quiet.json" in _remembered(fleet)
+
+
+class _Queue:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, bodies):
+        self.sent += bodies
+
+
+def test_the_tick_sends_alerts_after_queueing_and_keeps_a_delivery_failure(fleet, hook):
+    queue = _Queue()
+    config = _config(fleet, webhook_url=hook.url)
+    hook.answers = [404]
+
+    failed = run_tick(config, fleet.store, queue, NOW, channels=[WebhookChannel(hook.url)])
+    sent = run_tick(config, fleet.store, queue, NOW, channels=[WebhookChannel(hook.url)])
+    none = run_tick(replace(config, alerts=None), fleet.store, queue, NOW)
+
+    assert isinstance(failed.alerts_error, AlertDeliveryFailed) and failed.alerts == ()
+    assert len(sent.alerts) == 4 and sent.alerts_error is None
+    assert none.alerts == () and len(hook.requests) == 2
+    assert len(queue.sent) == 3 * len(failed.due)
+
+
+# --- SNS on moto's server -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def sns_topic(monkeypatch):
+    """A topic with an SQS queue subscribed to it; yields (topic ARN, read messages)."""
+    with fake_aws_env(), MotoServer() as moto:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
+        sns, sqs = moto.client("sns"), moto.client("sqs")
+        topic = sns.create_topic(Name="certdrop-alarms")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="alert-copies")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+        def read(count: int) -> list[dict]:
+            messages: list[dict] = []
+            for _ in range(20):  # long polls of 1 s: a deadline of about 20 s
+                if len(messages) >= count:
+                    break
+                got = sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                )
+                messages += [json.loads(m["Body"]) for m in got.get("Messages", [])]
+            return messages
+
+        yield topic, read
+
+
+def test_alerts_are_published_to_sns_one_message_each_with_their_kind(fleet, sns_topic):
+    topic, read = sns_topic
+
+    notices = evaluate_and_send(
+        _config(fleet, webhook_url=None, sns_topic_arn=topic), fleet.store, NOW, [SnsChannel(topic)]
+    )
+    messages = read(len(notices))
+
+    assert len(messages) == len(notices) == 4
+    by_kind = {m["MessageAttributes"]["kind"]["Value"]: m for m in messages}
+    assert set(by_kind) == {"issuance_failed", "expiring", "bundle_rolled_back", "agent_quiet"}
+    quiet = by_kind["agent_quiet"]
+    assert quiet["Subject"] == "[certdrop] WARNING agent quiet: nas-quiet"
+    assert quiet["MessageAttributes"]["agent"]["Value"] == "nas-quiet"
+    body = json.loads(quiet["Message"])
+    assert body["format"] == FORMAT
+    assert [a["agent"] for a in body["alerts"]] == ["nas-quiet"]
+    assert all(len(m["Subject"]) < 100 for m in messages)
+
+
+def test_an_sns_topic_that_does_not_exist_fails_clearly(fleet, sns_topic):
+    topic, _ = sns_topic
+    missing = topic.rsplit(":", 1)[0] + ":no-such-topic"
+
+    with pytest.raises(AlertDeliveryFailed, match="alerts not delivered by sns to arn:aws:sns"):
+        evaluate_and_send(_config(fleet), fleet.store, NOW, [SnsChannel(missing)])
+
+    assert _remembered(fleet) == set()
