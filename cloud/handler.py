@@ -1,7 +1,8 @@
 """The Lambda entry points: thin adapters from events to the core, nothing decided here.
 
-tick       EventBridge Scheduler → which sites are due → one SQS message each
-issue      SQS (batch) → run each site → partial batch failure for what must be retried
+tick       EventBridge Scheduler → which sites are due → one SQS message each → alerts
+issue      SQS (batch) → run each site → issuance alerts → partial batch failure for what must
+           be retried
 dashboard  Lambda function URL (payload 2.0, IAM auth) → the fleet dashboard's Flask app
 """
 
@@ -16,8 +17,12 @@ from typing import Any
 
 from cloud import aws
 from cloud import log as log_setup
+from cloud.alerting import channels_for, notify_outcomes
+from cloud.config import Config
+from cloud.errors import CertdropError
 from cloud.fleet import FleetStatus, collect
-from cloud.runner import Runner
+from cloud.runner import Outcome, Runner
+from cloud.store import Store
 from cloud.tick import run_tick, site_of
 
 log = logging.getLogger(__name__)
@@ -38,7 +43,11 @@ def tick(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = run_tick(config, store, aws.SqsQueue(settings.queue_url), datetime.now(UTC))
     if settings.metric_namespace:
         aws.Metrics(settings.metric_namespace).days_to_expiry(result.days_to_expiry)
-    return {"due": [d.site for d in result.due]}
+    if result.alerts_error is not None:
+        # After the queue and the metric: the failed tick raises the TickErrors alarm, which
+        # reaches the operator through the stack's topic even when the alert channel is down.
+        raise result.alerts_error
+    return {"due": [d.site for d in result.due], "alerts": len(result.alerts)}
 
 
 def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -51,15 +60,27 @@ def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store = aws.open_bucket(settings)
     config = aws.load_config(store, settings.config_key)
     runner = Runner(config, store, aws.SecretsManagerKeyStore(settings.key_secrets))
-    failures = []
+    failures, outcomes = [], []
     for record in event.get("Records", []):
         try:
             outcome = runner.run_site(site_of(record["body"]))
             log.info("%s: %s", outcome.result, outcome.reason, extra={"site": outcome.site})
+            outcomes.append(outcome)
         except Exception:
             log.exception("message %s could not be run", record.get("messageId"))
             failures.append({"itemIdentifier": record["messageId"]})
+    if config.alerts is not None:
+        _issuance_alerts(config, store, outcomes)
     return {"batchItemFailures": failures}
+
+
+def _issuance_alerts(config: Config, store: Store, outcomes: list[Outcome]) -> None:
+    """Right after the runs. Alerts that could not be sent are not a batch failure (the runs
+    are done and recorded); the next tick sends them."""
+    try:
+        notify_outcomes(config, store, datetime.now(UTC), channels_for(config.alerts), outcomes)
+    except CertdropError as exc:
+        log.error("alerts not sent: %s", exc)
 
 
 def dashboard(event: dict[str, Any], context: Any) -> dict[str, Any]:

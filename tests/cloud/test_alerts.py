@@ -11,8 +11,10 @@ import socket
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 
+from cloud import handler
 from cloud.agents import AgentRegistry
 from cloud.alerting import current_alerts, due_notices, evaluate_and_send, notify_outcomes
 from cloud.alerts import FORMAT
@@ -24,12 +26,13 @@ from cloud.errors import AlertDeliveryFailed
 from cloud.runner import Outcome
 from cloud.secrets import SecretRef
 from cloud.sitestate import ErrorRecord, load_site_state, save_site_state
+from cloud.store.s3 import S3Store
 from cloud.tick import run_tick
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys
 from nas_agent.state import AgentState, LastError
 from nas_agent.status import signed_status
-from tests.cloud.fleet_fixtures import DAY, make_fleet
+from tests.cloud.fleet_fixtures import DAY, SITES, make_fleet
 from tests.services.moto import MotoServer, fake_aws_env
 from tests.services.ports import LOOPBACK
 from tests.services.webhook_receiver import WebhookReceiver
@@ -437,3 +440,35 @@ def test_an_sns_topic_that_does_not_exist_fails_clearly(fleet, sns_topic):
         evaluate_and_send(_config(fleet), fleet.store, NOW, [SnsChannel(missing)])
 
     assert _remembered(fleet) == set()
+
+
+def test_the_tick_function_publishes_the_fleets_alerts_once(tmp_path, sns_topic, monkeypatch):
+    topic, read = sns_topic
+    fleet = make_fleet(tmp_path, datetime.now(UTC))
+    s3 = S3Store("certdrop-alerts")
+    s3.client.create_bucket(Bucket="certdrop-alerts")
+    for info in fleet.store.list(""):
+        s3.put(info.key, fleet.store.get(info.key).body)
+    sites = "".join(f'[sites.{s}]\ndomain = "{s}.example.test"\nprovider = "dns"\n' for s in SITES)
+    config = (
+        '[ca]\ndirectory = "https://acme.example/directory"\nterms_agreed = true\n'
+        '[providers.dns]\ntype = "exec"\ncommand = ["/bin/true"]\n'
+        f'[alerts]\nsns_topic_arn = "{topic}"\n{sites}'
+    )
+    s3.put("config/certdrop.toml", config.encode())
+    queue_url = boto3.client("sqs").create_queue(QueueName="issue")["QueueUrl"]
+    monkeypatch.setenv("CERTDROP_BUCKET", "certdrop-alerts")
+    monkeypatch.setenv("CERTDROP_QUEUE_URL", queue_url)
+    monkeypatch.setenv("CERTDROP_METRIC_NAMESPACE", "off")
+
+    first = handler.tick({"source": "certdrop.schedule"}, None)
+    second = handler.tick({"source": "certdrop.schedule"}, None)
+
+    assert (first["alerts"], second["alerts"]) == (4, 0)
+    subjects = sorted(m["Subject"] for m in read(4))
+    assert subjects == [
+        "[certdrop] CRITICAL expiring: expired",
+        "[certdrop] ERROR bundle rolled back: nas-behind",
+        "[certdrop] ERROR issuance failed: expired",
+        "[certdrop] WARNING agent quiet: nas-quiet",
+    ]
