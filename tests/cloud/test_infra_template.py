@@ -348,6 +348,58 @@ def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template):
     assert "aws:SourceAccount" in grants[0]["Condition"]["StringEquals"]
 
 
+def test_the_dashboard_runs_its_handler_from_the_same_artifact_and_logs_to_its_own_group(
+    template,
+):
+    dashboard = _function(template, "DashboardFunction")
+    assert dashboard["Handler"] == "cloud.handler.dashboard"
+    assert dashboard["CodeUri"] == "../build/certdrop-lambda.zip"
+    assert dashboard["Role"] == {"Fn::GetAtt": ["DashboardRole", "Arn"]}
+    assert dashboard["LoggingConfig"]["LogGroup"] == {"Ref": "DashboardLogGroup"}
+    group = template["Resources"]["DashboardLogGroup"]["Properties"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_dashboard_url_takes_only_iam_signed_requests_and_no_policy_opens_it(template):
+    dashboard = _function(template, "DashboardFunction")
+    assert dashboard["FunctionUrlConfig"]["AuthType"] == "AWS_IAM"
+    assert "Events" not in dashboard  # no API Gateway or other trigger beside the URL
+    assert not _resources(template, "AWS::Lambda::Permission")
+    assert not _resources(template, "AWS::Lambda::Url")  # SAM makes the one URL, with AWS_IAM
+    output = template["Outputs"]["DashboardUrl"]["Value"]
+    assert output == {"Fn::GetAtt": ["DashboardFunctionUrl", "FunctionUrl"]}
+
+
+def test_the_dashboard_role_reads_config_state_and_status_reports_and_writes_nothing(template):
+    actions = _actions(template, "DashboardRole")
+    assert actions == {"logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:ListBucket"}
+    (read,) = _with_action(template, "DashboardRole", "s3:GetObject")
+    objects = {r["Fn::Sub"].removeprefix("${Bucket.Arn}/") for r in _listed(read["Resource"])}
+    assert objects == {"config/*", "state/*", "agents/*/status.json"}  # never a sealed bundle
+    (listing,) = _with_action(template, "DashboardRole", "s3:ListBucket")
+    assert listing["Resource"] == {"Fn::GetAtt": ["Bucket", "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["state/agents/*"]}}
+    (logs,) = _with_action(template, "DashboardRole", "logs:PutLogEvents")
+    assert logs["Resource"] == {"Fn::GetAtt": ["DashboardLogGroup", "Arn"]}
+    assert all(s["Effect"] == "Allow" for s in _statements(template, "DashboardRole"))
+
+
+def test_the_viewer_policy_lets_its_holders_open_the_dashboard_url_and_nothing_else(template):
+    (policy,) = _resources(template, "AWS::IAM::ManagedPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    by_action = {s["Action"]: s for s in statements}
+    assert set(by_action) == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert statement["Resource"] == {"Fn::GetAtt": ["DashboardFunction", "Arn"]}
+    assert by_action["lambda:InvokeFunctionUrl"]["Condition"] == {
+        "StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}
+    }
+    assert template["Outputs"]["DashboardViewerPolicyArn"]["Value"] == {
+        "Ref": "DashboardViewerPolicy"
+    }
+
+
 def _agent_policy(agent: str, bucket: str) -> dict[str, Any]:
     text = string.Template(AGENT_POLICY.read_text(encoding="utf-8"))
     return json.loads(text.substitute(AgentId=agent, Bucket=bucket))
