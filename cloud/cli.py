@@ -3,7 +3,8 @@
 Exit codes: 0 done; 1 unexpected failure (a bug: the traceback is printed); 2 bad usage,
 configuration or request (unknown site or agent, bad token, issuer not initialized); 3 DNS
 (provider, propagation); 4 ACME (CA refused, rate limit, validation); 5 object store or key
-store; 6 the issued certificate failed our checks.
+store; 6 the issued certificate failed our checks; 7 alerts could not be delivered (they are
+sent again at the next evaluation).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cloud import log as log_setup
 from cloud import runtime
 from cloud.errors import (
     AcmeError,
+    AlertDeliveryFailed,
     CertdropError,
     ConfigError,
     DnsError,
@@ -29,8 +31,9 @@ from nas_agent.errors import AgentError
 
 log = logging.getLogger("cloud.cli")
 
-EXIT_OK, EXIT_BUG, EXIT_CONFIG, EXIT_DNS, EXIT_ACME, EXIT_STORE, EXIT_ISSUED = range(7)
+EXIT_OK, EXIT_BUG, EXIT_CONFIG, EXIT_DNS, EXIT_ACME, EXIT_STORE, EXIT_ISSUED, EXIT_ALERTS = range(8)
 _EXIT_BY_ERROR = (
+    (AlertDeliveryFailed, EXIT_ALERTS),
     (ConfigError, EXIT_CONFIG),
     (SecretError, EXIT_CONFIG),
     (DnsError, EXIT_DNS),
@@ -69,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="issue even when not due")
     run.add_argument("--concurrency", type=int, default=4, help="sites issued at once")
     run.set_defaults(run=_run)
+
+    alerts = commands.add_parser(
+        "alerts", help="send the fleet's alerts that are new, changed or due a reminder, now"
+    )
+    alerts.add_argument(
+        "--dry-run", action="store_true", help="show what would be sent; send and record nothing"
+    )
+    alerts.set_defaults(run=_alerts)
 
     status = commands.add_parser("status", help="sites and agents: certificates, renewals, reports")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -185,19 +196,58 @@ def _run(args: argparse.Namespace) -> int:
     else:
         due = due_sites(config.sites, read_markers(store), datetime.now(UTC))
         site_ids = [d.site for d in due]
+    code = EXIT_OK
     if not site_ids:
         print("no site is due")
+    else:
+        runner = Runner(config, store, runtime.keystore(config))
+        outcomes = runner.run_many(site_ids, concurrency=args.concurrency, force=args.force)
+        width = max(len(o.site) for o in outcomes)
+        for o in outcomes:
+            version = f"v{o.version}" if o.version else "-"
+            print(f"{o.site:<{width}}  {o.result:<8}  {version:<5}  {o.reason}")
+        failed = [o.error for o in outcomes if o.error is not None]
+        code = _exit_code(failed[0]) if failed else EXIT_OK
+    if config.alerts is None:
+        return code
+    # After the runs, so their failures are alerted now; the runs' exit code comes first.
+    return code or _send_alerts(config, store)
+
+
+def _send_alerts(config: config_module.Config, store) -> int:
+    from datetime import UTC, datetime
+
+    from cloud.alerting import channels_for, evaluate_and_send
+
+    try:
+        notices = evaluate_and_send(config, store, datetime.now(UTC), channels_for(config.alerts))
+    except CertdropError as exc:
+        print(f"certdrop: error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+    _print_notices(notices, "sent")
+    return EXIT_OK
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from cloud import alerting
+
+    config = config_module.load(args.config)
+    store = runtime.store(config)
+    now = datetime.now(UTC)
+    if args.dry_run:
+        _print_notices(alerting.due_notices(config, store, now).notices, "would send")
         return EXIT_OK
-    runner = Runner(config, store, runtime.keystore(config))
-    outcomes = runner.run_many(site_ids, concurrency=args.concurrency, force=args.force)
-    width = max(len(o.site) for o in outcomes)
-    for o in outcomes:
-        version = f"v{o.version}" if o.version else "-"
-        print(f"{o.site:<{width}}  {o.result:<8}  {version:<5}  {o.reason}")
-    failed = [o.error for o in outcomes if o.error is not None]
-    if not failed:
-        return EXIT_OK
-    return next((code for cls, code in _EXIT_BY_ERROR if isinstance(failed[0], cls)), EXIT_CONFIG)
+    channels = alerting.channels_for(alerting.required(config))
+    _print_notices(alerting.evaluate_and_send(config, store, now, channels), "sent")
+    return EXIT_OK
+
+
+def _print_notices(notices, verb: str) -> None:
+    print(f"alerts {verb}: {len(notices) or 'none (nothing new, changed or due a reminder)'}")
+    for n in notices:
+        print(f"  {n.reason:<8}  {n.alert.severity:<8}  {n.alert.message}")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -330,6 +380,10 @@ def _agent_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _exit_code(exc: Exception) -> int:
+    return next((code for cls, code in _EXIT_BY_ERROR if isinstance(exc, cls)), EXIT_CONFIG)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     log_setup.setup(verbose=args.verbose, json_lines=args.json_logs or None)
@@ -338,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CertdropError, AgentError) as exc:
         # One clear line (the config error lists each problem below it).
         print(f"certdrop: error: {exc}", file=sys.stderr)
-        return next((code for cls, code in _EXIT_BY_ERROR if isinstance(exc, cls)), EXIT_CONFIG)
+        return _exit_code(exc)
     except KeyboardInterrupt:
         return 130
 
