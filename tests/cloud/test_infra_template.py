@@ -378,7 +378,8 @@ def test_the_dashboard_role_reads_config_state_and_status_reports_and_writes_not
     assert objects == {"config/*", "state/*", "agents/*/status.json"}  # never a sealed bundle
     (listing,) = _with_action(template, "DashboardRole", "s3:ListBucket")
     assert listing["Resource"] == {"Fn::GetAtt": ["Bucket", "Arn"]}
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["state/agents/*"]}}
+    # Listable as far as readable: a missing key then reads as missing (404), not as denied.
+    assert set(listing["Condition"]["StringLike"]["s3:prefix"]) == objects
     (logs,) = _with_action(template, "DashboardRole", "logs:PutLogEvents")
     assert logs["Resource"] == {"Fn::GetAtt": ["DashboardLogGroup", "Arn"]}
     assert all(s["Effect"] == "Allow" for s in _statements(template, "DashboardRole"))
