@@ -19,7 +19,7 @@ from cloud.alerts.rules import DEFAULT_EXPIRY_DAYS, evaluate, issuance_failed
 from cloud.alerts.sns import SnsChannel
 from cloud.alerts.webhook import WebhookChannel
 from cloud.config import AlertsConfig, Config
-from cloud.errors import AlertDeliveryFailed, ConfigError, ConfigProblem
+from cloud.errors import CertdropError, ConfigError, ConfigProblem
 from cloud.fleet import collect
 from cloud.sitestate import load_site_state
 from cloud.store import Store
@@ -72,8 +72,9 @@ def evaluate_and_send(
     config: Config, store: Store, now: datetime, channels: Sequence[Channel]
 ) -> list[Notice]:
     """Sends the notices due now through every channel and remembers them; returns them.
-    Raises AlertDeliveryFailed when a channel did not take them: then nothing is remembered
-    and the same notices are due at the next evaluation."""
+    Raises AlertDeliveryFailed when a channel did not take them (SecretError when the webhook's
+    secret cannot be read): then nothing is remembered and the same notices are due at the next
+    evaluation."""
     if config.alerts is None:
         return []
     return _deliver(AlertMemory(store), due_notices(config, store, now), channels, now)
@@ -128,13 +129,14 @@ def _deliver(
     memory.drop(due.drop)
     if not due.notices:
         return []
-    failed: list[AlertDeliveryFailed] = []
-    # Every channel is tried: a broken webhook must not silence SNS. The notices are remembered
-    # only if all took them, so a working channel may see them twice (at least once, never lost).
+    failed: list[CertdropError] = []
+    # Every channel is tried: a broken webhook (or its unreadable secret) must not silence SNS.
+    # The notices are remembered only if all took them, so a working channel may see them twice
+    # (at least once, never lost).
     for channel in channels:
         try:
             channel.send(due.notices, now)
-        except AlertDeliveryFailed as exc:
+        except CertdropError as exc:
             failed.append(exc)
     for exc in failed[1:]:
         log.error("%s", exc)

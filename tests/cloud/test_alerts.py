@@ -22,7 +22,7 @@ from cloud.alerts.memory import PREFIX
 from cloud.alerts.sns import SnsChannel
 from cloud.alerts.webhook import SIGNATURE_HEADER, WebhookChannel
 from cloud.config import AlertsConfig
-from cloud.errors import AlertDeliveryFailed
+from cloud.errors import AlertDeliveryFailed, SecretError
 from cloud.runner import Outcome
 from cloud.secrets import SecretRef
 from cloud.sitestate import ErrorRecord, load_site_state, save_site_state
@@ -323,6 +323,20 @@ def test_one_channel_failing_does_not_keep_the_alerts_from_the_other(fleet, hook
             evaluate_and_send(_config(fleet), fleet.store, NOW, channels)
 
     assert len(other.requests) == 1
+    assert _remembered(fleet) == set()
+
+
+def test_an_unreadable_webhook_secret_is_a_secret_error_naming_only_the_reference(fleet, hook):
+    unsigned = WebhookReceiver()
+    with unsigned:
+        channels = [
+            WebhookChannel(hook.url, SecretRef("env", "CERTDROP_TEST_UNSET_SECRET")),
+            WebhookChannel(unsigned.url),
+        ]
+        with pytest.raises(SecretError, match="secret env:CERTDROP_TEST_UNSET_SECRET: "):
+            evaluate_and_send(_config(fleet), fleet.store, NOW, channels)
+
+    assert hook.requests == [] and len(unsigned.requests) == 1
     assert _remembered(fleet) == set()
 
 
