@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from cloud.dashboard.view import AMBER_DAYS, RED_DAYS, days_text, level_for, when
 from cloud.fleet import FleetStatus, SiteStatus
 
-COLOURS = {"red": "#c62828", "amber": "#d98e04", "green": "#2e7d32", "grey": "#8a8f98"}
+COLOURS = {"red": "#c62828", "amber": "#d98e04", "green": "#2e7d32"}
 _INK, _MUTED, _RULE = "#1f2328", "#59636e", "#d1d9e0"
 _WIDTH = 1240
 _LABEL = 190  # left column: site names and days left
@@ -208,7 +208,6 @@ def _text(
     anchor: str = "start",
     size: int = 12,
     weight: str = "400",
-    style: str = "normal",
 ) -> ET.Element:
     element = ET.SubElement(
         parent,
@@ -217,7 +216,6 @@ def _text(
         y=str(y),
         fill=fill,
         **{"text-anchor": anchor, "font-size": str(size), "font-weight": weight},
-        **({"font-style": style} if style != "normal" else {}),
     )
     element.text = content
     return element

@@ -19,7 +19,7 @@ import requests
 from cloud.dashboard import make_app
 from cloud.dashboard.server import serving
 from cloud.errors import StoreError
-from cloud.fleet import collect
+from cloud.fleet import FleetStatus, collect
 from cloud.sitestate import ErrorRecord, load_site_state, save_site_state
 from tests.cloud.fleet_fixtures import SITES, make_fleet
 
@@ -234,6 +234,18 @@ def test_a_site_never_issued_gets_a_row_without_a_bar(fleet):
     assert rows["fresh"].find(f"{SVG}rect") is None
     assert "never issued" in "".join(rows["fresh"].itertext())
     assert ("grey", "never issued") in _badges(_element(page, "tr", site="fresh"))
+
+
+def test_an_empty_fleet_renders_and_says_how_to_add_agents():
+    client = make_app(lambda: FleetStatus(NOW, (), ())).test_client()
+
+    page = client.get("/")
+    picture = client.get("/timeline.svg").text
+
+    assert page.status_code == 200
+    assert "certdrop-agent enroll" in _text(page.text)
+    assert _rows(picture) == {}
+    assert "no sites configured" in "".join(ET.fromstring(picture).itertext())
 
 
 def test_a_store_that_cannot_be_read_gives_503_with_the_reason(client):
