@@ -57,7 +57,14 @@ VENV_INFRA := .venv-infra
 # test extra (it would downgrade the project's boto3).
 INFRA_TOOLS := cfn-lint==1.58.0 checkov==3.3.30
 
-.PHONY: package lint-infra agent-bundle
+.PHONY: package lint-infra agent-bundle dashboard-shot
+
+# The fleet dashboard as a picture, build/dashboard.png: the tests' demo fleet (an expired, a due
+# and a healthy site; agents current, behind, quiet) served on loopback, shot by headless Chromium.
+dashboard-shot: venv
+	@dpkg -s chromium >/dev/null 2>&1 || { echo "installing Debian package: chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	$(VENV)/bin/python tools/dashboard_shot.py --out build/dashboard.png
 
 # The NAS agent for DSM 7: build/certdrop-agent-<version>-<arch>.tar.gz for x86_64 and aarch64
 # (lib/ + a launcher for /usr/bin/python3). pip runs under $(PY38), so it resolves for 3.8.

@@ -143,7 +143,8 @@ class _Parser:
 
     def config(self, raw: dict[str, Any], source: Path) -> Config | None:
         self.unknown_keys("", raw, {"ca", "storage", "dns", "providers", "sites", "alerts"})
-        ca = self.ca(self.table(raw, "ca", required=True))
+        ca_table = self.table(raw, "ca", required=True)
+        ca = self.ca(ca_table) if "ca" in raw else None
         storage = self.storage(self.table(raw, "storage"))
         dns = self.dns(self.table(raw, "dns"))
         alerts = None
@@ -249,8 +250,6 @@ class _Parser:
                 "order_timeout",
             },
         )
-        if not raw:
-            return None
         # Production or staging is a safety-critical choice: no default directory.
         directory = self.value("ca", raw, "directory", str, required=True)
         if directory is not None and not directory.startswith("https://"):

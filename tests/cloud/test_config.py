@@ -166,6 +166,14 @@ BAD_CONFIGS = [
         id="empty file",
     ),
     pytest.param(
+        "[ca]\n",
+        [
+            "ca.directory: missing — add directory = <a string>",
+            "ca.terms_agreed: missing — add terms_agreed = <true or false>",
+        ],
+        id="an empty [ca] table",
+    ),
+    pytest.param(
         "[ca\n",
         [
             "(file): not valid TOML: Expected ']' at the end of a table declaration "
