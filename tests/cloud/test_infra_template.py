@@ -242,14 +242,27 @@ def test_s3_access_is_limited_to_the_prefixes_each_function_needs(template):
     assert {a for a in _actions(template, "TickRole") if a.startswith("s3:")} == {
         "s3:GetObject",
         "s3:ListBucket",
+        "s3:PutObject",
+        "s3:DeleteObject",
     }
-    assert objects("TickRole", "s3:GetObject") == {"config/*", "state/*"}
+    assert objects("TickRole", "s3:GetObject") == {
+        "config/*",
+        "state/*",
+        "agents/*/status.json",
+    }
+    # The tick writes nothing but its memory of the alerts it sent.
+    assert objects("TickRole", "s3:PutObject") == {"state/alerts/*"}
+    assert objects("TickRole", "s3:DeleteObject") == {"state/alerts/*"}
     assert objects("IssueRole", "s3:PutObject") == {"state/*", "escrow/*", "agents/*"}
     assert objects("IssueRole", "s3:DeleteObject") == {"state/*", "agents/*", "escrow/*"}
     for role in ("TickRole", "IssueRole"):
         (listing,) = _with_action(template, role, "s3:ListBucket")
         prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
-        assert prefixes and all(p.endswith("/*") and p != "/*" for p in prefixes)
+        # Each a bounded pattern (a folder's objects, or the agents' reports), never everything.
+        assert prefixes and all(
+            (p.endswith("/*") or p == "agents/*/status.json") and p not in ("/*", "*")
+            for p in prefixes
+        )
 
 
 def test_route53_changes_are_limited_to_challenge_txt_records_in_the_given_zones(template):
