@@ -14,7 +14,7 @@ names, RFC 2136 updates with TSIG):
 Missing peers are installed with apt-get, as `make debs` does (or it stops naming the command).
 The whole benchmark re-executes itself in a network namespace holding only loopback when
 `unshare --net` works, and the peers run under strace, whose record of every address they tried
-is printed: nothing but 127.0.0.1 may appear. Expect about 13 minutes with the defaults.
+is printed: nothing but 127.0.0.1 may appear. With the defaults it takes about 11.5 minutes.
 
     .venv/bin/python bench/compare_peers.py [--runs 5] [--sites 200] [--skip-peers]
 """
