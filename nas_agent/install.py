@@ -27,7 +27,13 @@ from nas_agent.confirm import ConfirmFailed, wait_until_served
 from nas_agent.dsm import DsmClient
 from nas_agent.dsm_device import DeviceIdFile
 from nas_agent.dsm_errors import DsmApiError, DsmError, DsmTransportError
-from nas_agent.dsm_types import Certificate, ExportedCertificate, Session, read_export_archive
+from nas_agent.dsm_types import (
+    Certificate,
+    ExportedCertificate,
+    ImportResult,
+    Session,
+    read_export_archive,
+)
 from nas_agent.errors import AgentError
 
 _log = logging.getLogger(__name__)
@@ -134,15 +140,7 @@ class DsmInstaller:
                 kept = "kept" if backup is not None else "not available"
                 _log.info("replacing DSM certificate %s in place (backup %s)", target.id, kept)
             try:
-                result = self.client.import_certificate(
-                    session,
-                    key_pem=new.key_pem,
-                    cert_pem=new.cert_pem,
-                    chain_pem=new.chain_pem,
-                    desc=site.description,
-                    replace=target,
-                    as_default=site.make_default,
-                )
+                result = self._put(session, site, new, target, as_default=site.make_default)
             except DsmApiError as exc:
                 # DSM refused the upload: its store is as it was (reference case 31).
                 raise InstallFailed(site.id, str(exc), restored=None) from exc
@@ -221,6 +219,26 @@ class DsmInstaller:
             raise InstallFailed(site.id, str(exc), restored) from exc
         return True
 
+    def _put(
+        self,
+        session: Session,
+        site: SiteConfig,
+        material: Material,
+        target: Certificate | None,
+        *,
+        as_default: bool = False,
+    ) -> ImportResult:
+        """Imports `material` under the site's description, in place of `target` when given."""
+        return self.client.import_certificate(
+            session,
+            key_pem=material.key_pem,
+            cert_pem=material.cert_pem,
+            chain_pem=material.chain_pem,
+            desc=site.description,
+            replace=target,
+            as_default=as_default,
+        )
+
     def _restore(
         self,
         session: Session,
@@ -233,14 +251,7 @@ class DsmInstaller:
         if backup is None:
             return False
         try:
-            self.client.import_certificate(
-                session,
-                key_pem=backup.key_pem,
-                cert_pem=backup.cert_pem,
-                chain_pem=backup.chain_pem,
-                desc=site.description,
-                replace=target,
-            )
+            self._put(session, site, backup, target)
         except DsmError as exc:
             _log.error("restoring DSM certificate %s failed: %s", target.id, exc)
             return False

@@ -5,6 +5,7 @@ Everything else — envelope, codes, certificate store semantics — is shared.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -57,18 +58,9 @@ DSM7 = Profile(
     rejects_path_filenames=False,
     v7_issues_no_device_id=False,
 )
-DSM74 = Profile(
-    name="dsm7.4",
-    auth_path="entry.cgi",
-    auth_max_version=7,
-    info_path="entry.cgi",
-    encryption_path="entry.cgi",
-    accepts_ec_keys=True,
-    otp_403_details=True,
-    service_extra_fields=True,
-    same_id_binding_removes=False,
-    rejects_path_filenames=True,
-    v7_issues_no_device_id=True,
+# DSM 7.4.1 is DSM 7 with two more refusals.
+DSM74 = dataclasses.replace(
+    DSM7, name="dsm7.4", rejects_path_filenames=True, v7_issues_no_device_id=True
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (DSM6, DSM7, DSM74)}
