@@ -6,7 +6,7 @@ VENV := .venv
 VENV38 := .venv38
 DEBS := pebble bind9 bind9-utils pdns-server pdns-backend-sqlite3 sqlite3
 
-.PHONY: demo test test-cloud test-agent38 lint debs venv venv38 bench clean
+.PHONY: demo test test-cloud test-agent38 lint debs venv venv38 bench bench-peers clean
 
 # The whole pipeline on one machine: BIND, Pebble, the DSM emulator, issue, publish, install.
 demo: debs venv
@@ -47,8 +47,16 @@ test-cloud: venv
 test-agent38: venv38
 	$(VENV38)/bin/pytest -q -p no:cacheprovider tests/agent
 
+# Benchmarks print figures; none is asserted by the tests.
 bench: debs venv
 	$(VENV)/bin/python bench/issue_latency.py
+	$(VENV)/bin/python bench/seal_open.py
+	$(VENV)/bin/python bench/agent_poll.py
+	$(VENV)/bin/python bench/tick_scale.py
+
+# certdrop against Debian's lego and certbot, and fleet throughput (about 12 minutes).
+bench-peers: debs venv
+	$(VENV)/bin/python bench/compare_peers.py
 
 # The Lambda runtime is python3.12: pip's markers and the bytecode must come from a 3.12.
 PY312 ?= $(or $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.12.*/bin/python3.12 2>/dev/null | tail -1),$(shell command -v python3.12),python3.12)
