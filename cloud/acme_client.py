@@ -8,24 +8,28 @@ documents turned into `AcmeError`s carrying the ACME code, the identifier and Re
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import josepy as jose
-import requests
-from acme import challenges, client, crypto_util, errors, messages
+from acme import challenges, client, crypto_util, messages
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cloud.acme_problems import (
+    RETRY_CODES,
+    RetryAfterNetwork,
+    failures,
+    translate,
+    utcnow,
+)
 from cloud.config import CaConfig
-from cloud.errors import AcmeError, RateLimited, ValidationFailed
+from cloud.errors import AcmeError, ValidationFailed
 from cloud.keys import pkcs8_pem
 from cloud.keystore import KeyExists, KeyStore
 from cloud.secrets import resolve
@@ -34,28 +38,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 USER_AGENT = "certdrop/0.1"
-# Problem types worth retrying at once in the same run; rateLimited is transient too, but only
-# after its Retry-After, so it is not retried here.
-_RETRY_CODES = frozenset({"badNonce", "serverInternal"})
-_TRANSIENT_CODES = _RETRY_CODES | {"rateLimited", "connection"}
 
 
 class _ReplacingNewOrder(messages.NewOrder):
     """newOrder with RFC 9773's `replaces`, which the library's message lacks."""
 
     replaces: str | None = jose.field("replaces", omitempty=True)
-
-
-class _Network(client.ClientNetwork):
-    """Remembers the Retry-After of the last response, which the library does not expose."""
-
-    last_retry_after: datetime.datetime | None = None
-
-    def _check_response(
-        self, response: requests.Response, content_type: str | None = None
-    ) -> requests.Response:
-        self.last_retry_after = _parse_retry_after(response.headers.get("Retry-After"))
-        return super()._check_response(response, content_type=content_type)
 
 
 class AcmeClient:
@@ -82,7 +70,7 @@ class AcmeClient:
         self.first_interval = first_interval
         self.max_interval = max_interval
         self._client: client.ClientV2 | None = None
-        self._net: _Network | None = None
+        self._net: RetryAfterNetwork | None = None
 
     # --- account -------------------------------------------------------------------------
 
@@ -103,7 +91,7 @@ class AcmeClient:
 
     def _open(self, jwk: jose.JWK) -> None:
         verify: bool | str = str(self.ca.ca_bundle) if self.ca.ca_bundle else True
-        self._net = _Network(jwk, alg=jose.ES256, verify_ssl=verify, user_agent=USER_AGENT)
+        self._net = RetryAfterNetwork(jwk, alg=jose.ES256, verify_ssl=verify, user_agent=USER_AGENT)
         directory = self._call(
             "fetch directory", client.ClientV2.get_directory, self.ca.directory, self._net
         )
@@ -154,7 +142,7 @@ class AcmeClient:
         return self._client
 
     @property
-    def net(self) -> _Network:
+    def net(self) -> RetryAfterNetwork:
         assert self._net is not None
         return self._net
 
@@ -266,7 +254,7 @@ class AcmeClient:
                 if updated.body.status == messages.STATUS_VALID:
                     done.append(updated)
                 elif updated.body.status == messages.STATUS_INVALID:
-                    raise ValidationFailed(_failures(updated))
+                    raise ValidationFailed(failures(updated))
                 else:
                     still.append(updated)
             pending = still
@@ -319,7 +307,7 @@ class AcmeClient:
         wait = interval
         retry_after = self.net.last_retry_after
         if retry_after is not None:
-            wait = max(wait, (retry_after - _utcnow()).total_seconds())
+            wait = max(wait, (retry_after - utcnow()).total_seconds())
         self.sleep(max(0.0, min(wait, deadline - now)))
         return min(interval * 2, self.max_interval)
 
@@ -338,14 +326,14 @@ class AcmeClient:
             try:
                 return fn(*args)
             except Exception as exc:  # translated right here, once
-                error = _translate(exc, self._net.last_retry_after if self._net else None)
+                error = translate(exc, self._net.last_retry_after if self._net else None)
                 if error is None:
                     raise
                 if error.code == "badNonce":
                     nonce_errors += 1
                     if nonce_errors >= self.nonce_attempts:
                         raise error from exc
-                elif error.code in _RETRY_CODES:
+                elif error.code in RETRY_CODES:
                     server_errors += 1
                     if server_errors >= self.attempts:
                         raise error from exc
@@ -354,64 +342,3 @@ class AcmeClient:
                 else:
                     raise error from exc
                 log.debug("retrying %s after %s", what, error.code)
-
-
-def _translate(exc: Exception, retry_after: datetime.datetime | None) -> AcmeError | None:
-    if isinstance(exc, messages.Error):
-        code = exc.code or "unknown"
-        identifier = exc.identifier.value if exc.identifier else None
-        detail = exc.detail or exc.title or code
-        cls = RateLimited if code == "rateLimited" else AcmeError
-        return cls(
-            code,
-            detail,
-            identifier=identifier,
-            retry_after=retry_after,
-            transient=code in _TRANSIENT_CODES,
-        )
-    if isinstance(exc, errors.ConflictError):
-        # Raised for an account that already exists; its URL is the whole message.
-        return AcmeError("conflict", exc.location)
-    if isinstance(exc, errors.ClientError):
-        response = exc.args[0] if exc.args else None
-        if isinstance(response, tuple):
-            response = response[0]
-        status = getattr(response, "status_code", 0)
-        if status >= 500 or status == 0:
-            return AcmeError(
-                "serverInternal", f"HTTP {status or '?'} without a problem document", transient=True
-            )
-        return AcmeError("clientError", f"HTTP {status}: unexpected response")
-    if isinstance(exc, requests.RequestException):
-        return AcmeError("connection", f"cannot reach the CA: {exc}", transient=True)
-    if isinstance(exc, errors.Error | jose.DeserializationError):
-        return AcmeError("protocol", str(exc) or type(exc).__name__)
-    return None
-
-
-def _failures(authzr: messages.AuthorizationResource) -> tuple[tuple[str, str, str], ...]:
-    domain = authzr.body.identifier.value
-    found = [
-        (domain, c.error.code or "unknown", c.error.detail or "")
-        for c in authzr.body.challenges
-        if c.error is not None
-    ]
-    return tuple(found) or ((domain, "unknown", "authorization invalid"),)
-
-
-def _parse_retry_after(header: str | None) -> datetime.datetime | None:
-    if not header:
-        return None
-    try:
-        return _utcnow() + datetime.timedelta(seconds=int(header))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
-
-
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)

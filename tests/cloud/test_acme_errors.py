@@ -9,7 +9,7 @@ import pytest
 import requests
 from acme import errors, messages
 
-from cloud.acme_client import _Network, _translate
+from cloud.acme_problems import RetryAfterNetwork, translate
 from cloud.errors import AcmeError, RateLimited
 
 
@@ -26,7 +26,7 @@ def _response(status: int, body: dict | None, headers: dict[str, str]) -> reques
 
 
 def _raised(response: requests.Response) -> tuple[Exception, datetime | None]:
-    network = _Network(key=None)
+    network = RetryAfterNetwork(key=None)
     with pytest.raises(Exception) as caught:
         network._check_response(response)
     return caught.value, network.last_retry_after
@@ -40,7 +40,7 @@ def test_a_rate_limit_carries_its_code_identifier_and_retry_after():
     }
     exc, retry_after = _raised(_response(429, problem, {"Retry-After": "3600"}))
 
-    error = _translate(exc, retry_after)
+    error = translate(exc, retry_after)
 
     assert isinstance(error, RateLimited)
     assert error.code == "rateLimited"
@@ -63,7 +63,7 @@ def test_retry_after_as_an_http_date_is_understood():
 def test_a_5xx_without_a_problem_document_is_transient():
     exc, retry_after = _raised(_response(502, None, {}))
 
-    error = _translate(exc, retry_after)
+    error = translate(exc, retry_after)
 
     assert isinstance(exc, errors.ClientError)
     assert error.code == "serverInternal"
@@ -75,7 +75,7 @@ def test_a_5xx_without_a_problem_document_is_transient():
     [("badNonce", True), ("serverInternal", True), ("unauthorized", False), ("caa", False)],
 )
 def test_problem_codes_are_classed_transient_or_terminal(code, transient):
-    error = _translate(messages.Error.with_code(code, detail="x"), None)
+    error = translate(messages.Error.with_code(code, detail="x"), None)
 
     assert isinstance(error, AcmeError)
     assert error.code == code
@@ -83,7 +83,7 @@ def test_problem_codes_are_classed_transient_or_terminal(code, transient):
 
 
 def test_an_unreachable_ca_is_a_transient_connection_error():
-    error = _translate(requests.ConnectionError("refused"), None)
+    error = translate(requests.ConnectionError("refused"), None)
 
     assert error.code == "connection"
     assert error.transient
