@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cloud.cli import EXIT_ALERTS, EXIT_CONFIG, EXIT_OK
+from cloud.exit_codes import EXIT_ALERTS, EXIT_CONFIG, EXIT_OK
 from cloud.schedule import write_marker
 from tests.cloud.fleet_fixtures import SITES, make_fleet
 from tests.cloud.test_cli_issue import _run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud.cli import EXIT_CONFIG, EXIT_OK
+from cloud.exit_codes import EXIT_CONFIG, EXIT_OK
 from cloud.issuer import ESCROW_KEY, SIGNING_KEY
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys

@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from cloud.cli import EXIT_CONFIG, EXIT_DNS
+from cloud.exit_codes import EXIT_CONFIG, EXIT_DNS
 from cloud.keys import key_matches_certificate
 from tests.cloud.issuing import bind_config, txt_values
 

@@ -214,7 +214,8 @@ def test_a_message_that_cannot_be_run_is_a_batch_item_failure(aws):
 
 
 def test_the_operator_cli_works_against_the_deployed_stack(aws, tmp_path, monkeypatch, capsys):
-    from cloud.cli import EXIT_CONFIG, EXIT_OK, main
+    from cloud.cli import main
+    from cloud.exit_codes import EXIT_CONFIG, EXIT_OK
 
     moto, _, _, store = aws
     assert (

@@ -15,7 +15,7 @@ import pytest
 
 from cloud import runtime
 from cloud.acme_client import AcmeClient
-from cloud.cli import EXIT_DNS, EXIT_OK
+from cloud.exit_codes import EXIT_DNS, EXIT_OK
 from cloud.issuer import init_issuer
 from cloud.lock import Locked, SiteLock
 from cloud.runner import Runner

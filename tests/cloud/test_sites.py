@@ -8,8 +8,9 @@ import pytest
 
 from cloud import runtime
 from cloud.agents import AgentRegistry
-from cloud.cli import EXIT_CONFIG, EXIT_OK, main
+from cloud.cli import main
 from cloud.config import load
+from cloud.exit_codes import EXIT_CONFIG, EXIT_OK
 from cloud.issuer import init_issuer
 from cloud.publish import Publisher
 from nas_agent.bundle import parse_index

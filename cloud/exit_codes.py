@@ -1,0 +1,35 @@
+"""`certdrop`'s exit codes, and which error means which.
+
+0 done; 1 unexpected failure (a bug: the traceback is printed); 2 bad usage, configuration or
+request (unknown site or agent, bad token, issuer not initialized); 3 DNS (provider,
+propagation); 4 ACME (CA refused, rate limit, validation); 5 object store or key store; 6 the
+issued certificate failed our checks; 7 alerts could not be delivered (they are sent again at the
+next evaluation).
+"""
+
+from __future__ import annotations
+
+from cloud.errors import (
+    AcmeError,
+    AlertDeliveryFailed,
+    ConfigError,
+    DnsError,
+    IssuanceError,
+    SecretError,
+    StoreError,
+)
+
+EXIT_OK, EXIT_BUG, EXIT_CONFIG, EXIT_DNS, EXIT_ACME, EXIT_STORE, EXIT_ISSUED, EXIT_ALERTS = range(8)
+EXIT_BY_ERROR = (
+    (AlertDeliveryFailed, EXIT_ALERTS),
+    (ConfigError, EXIT_CONFIG),
+    (SecretError, EXIT_CONFIG),
+    (DnsError, EXIT_DNS),
+    (AcmeError, EXIT_ACME),
+    (StoreError, EXIT_STORE),
+    (IssuanceError, EXIT_ISSUED),
+)
+
+
+def exit_code(exc: Exception) -> int:
+    return next((code for cls, code in EXIT_BY_ERROR if isinstance(exc, cls)), EXIT_CONFIG)
