@@ -21,10 +21,6 @@ class KeyType(enum.Enum):
     RSA_3072 = "rsa-3072"
     RSA_4096 = "rsa-4096"
 
-    @property
-    def is_rsa(self) -> bool:
-        return self.value.startswith("rsa")
-
 
 _CURVES = {KeyType.EC_P256: ec.SECP256R1, KeyType.EC_P384: ec.SECP384R1}
 _RSA_BITS = {KeyType.RSA_2048: 2048, KeyType.RSA_3072: 3072, KeyType.RSA_4096: 4096}

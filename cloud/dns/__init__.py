@@ -21,13 +21,6 @@ class TxtRecord:
     value: str  # the dns-01 key-authorization digest
     ttl: int = 60
 
-    @property
-    def relative_name(self) -> str:
-        """The name relative to the zone ("_acme-challenge"; "@" at the apex)."""
-        if self.fqdn == self.zone:
-            return "@"
-        return self.fqdn[: -len(self.zone) - 1]
-
 
 class DnsProvider(Protocol):
     """Adds and removes single TXT values.
