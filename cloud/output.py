@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cloud.issuance import IssuedCertificate
 
+
 def write_pem_files(directory: Path, cert: IssuedCertificate) -> dict[str, Path]:
     """Writes the PKCS#8 key (mode 0600), the leaf, the chain and the full chain, each atomically,
     and returns their paths."""
