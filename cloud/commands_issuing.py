@@ -37,12 +37,15 @@ def issue(args: argparse.Namespace) -> int:
 
     config = config_module.load(args.config)
     object_store = runtime.store(config)
-    cert = runtime.issue_site(config, args.site, object_store=object_store)
-    if is_initialized(runtime.keystore(config)):
-        state = runtime.publisher(config, object_store).publish(cert)
-        published = f"version {state.current.version}"
-    else:
-        published = "not published: run `certdrop init` to create the issuer keys"
+    site_id = runtime.site(config, args.site).id
+    # The same lock as `certdrop run` and the Lambda: never two orders for one site at once.
+    with runtime.site_lock(config, object_store, site_id):
+        cert = runtime.issue_site(config, site_id, object_store=object_store)
+        if is_initialized(runtime.keystore(config)):
+            state = runtime.publisher(config, object_store).publish(cert)
+            published = f"version {state.current.version}"
+        else:
+            published = "not published: run `certdrop init` to create the issuer keys"
     lines = [
         f"issued {cert.site}: {', '.join(cert.names)}",
         f"  key type     {cert.key_type.value}",

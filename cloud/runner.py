@@ -27,7 +27,7 @@ from cloud.errors import AcmeError, CertdropError
 from cloud.issuance import issue
 from cloud.issuer import load_issuer
 from cloud.keystore import KeyStore
-from cloud.lock import Locked, SiteLock
+from cloud.lock import Locked
 from cloud.publish import Publisher
 from cloud.renewal import Decision, backoff, decide
 from cloud.schedule import write_marker
@@ -63,8 +63,6 @@ class Runner:
         self.now = now
         self.rng = rng or random.SystemRandom()
         self.publisher = Publisher(store, load_issuer(keys), now=now)
-        # Longer than any run can take: the order's deadline plus propagation plus slack.
-        self.lock_ttl = timedelta(seconds=config.ca.order_timeout + config.dns.timeout + 300)
 
     def run_many(
         self, site_ids: Sequence[str], *, concurrency: int = 1, force: bool = False
@@ -74,7 +72,7 @@ class Runner:
 
     def run_site(self, site_id: str, *, force: bool = False) -> Outcome:
         site = runtime.site(self.config, site_id)
-        lock = SiteLock(self.store, site.id, self.lock_ttl, now=self.now)
+        lock = runtime.site_lock(self.config, self.store, site.id, now=self.now)
         try:
             lock.acquire()
         except Locked as exc:

@@ -5,6 +5,9 @@ The CLI and the Lambda handlers call these; nothing here decides anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
 from cloud.acme_client import AcmeClient
 from cloud.challenges import ChallengeJournal, Dns01Solver
 from cloud.config import Config
@@ -14,6 +17,7 @@ from cloud.errors import ConfigError, ConfigProblem
 from cloud.issuance import IssuedCertificate, issue
 from cloud.issuer import load_issuer
 from cloud.keystore import KeyStore, LocalKeyStore
+from cloud.lock import SiteLock
 from cloud.publish import Publisher
 from cloud.secrets import SecretRef, resolve
 from cloud.store import Store
@@ -72,6 +76,18 @@ def issue_site(
         order_timeout=config.ca.order_timeout,
         preferred_chain=config.ca.preferred_chain,
     )
+
+
+def site_lock(
+    config: Config,
+    object_store: Store,
+    site_id: str,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> SiteLock:
+    """The site's lock, held longer than any run can take: the order's deadline, the
+    propagation deadline and some slack, so only a dead run's lock ever expires."""
+    ttl = timedelta(seconds=config.ca.order_timeout + config.dns.timeout + 300)
+    return SiteLock(object_store, site_id, ttl, now=now)
 
 
 def publisher(config: Config, object_store: Store | None = None) -> Publisher:

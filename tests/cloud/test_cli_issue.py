@@ -94,3 +94,17 @@ def test_secrets_never_appear_in_verbose_output(tmp_path, pebble, bind_auth, tsi
     assert result.returncode == 0, result.stderr
     assert tsig_key.secret not in result.stderr + result.stdout
     assert "PRIVATE KEY" not in result.stderr + result.stdout
+
+
+def test_issue_refuses_a_site_another_run_is_working_on(tmp_path, pebble, bind_auth):
+    from datetime import timedelta
+
+    from cloud import runtime
+    from cloud.lock import SiteLock
+
+    config = _config(tmp_path, pebble, bind_auth)
+    with SiteLock(runtime.store(config), "example", timedelta(minutes=5), owner="a-cron-run"):
+        result = _run("--config", config.source, "issue", "example")
+
+    assert result.returncode == EXIT_CONFIG
+    assert "site example is being worked on by a-cron-run" in result.stderr
