@@ -21,17 +21,17 @@ import contextlib
 import fcntl
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
-from nas_agent.bundle import open_entry, parse_index, verify_entry
+from nas_agent.bundle import IndexEntry, open_entry, parse_index, verify_entry
 from nas_agent.config import AgentConfig, check_runnable, dsm_password
 from nas_agent.config_types import SiteConfig
 from nas_agent.dsm import DsmClient
 from nas_agent.dsm_errors import DsmError
 from nas_agent.errors import AgentError, BundleError, SiteNotInIndex, StaleVersion
-from nas_agent.install import DsmInstaller, InstallFailed, LocalCopies, Material
+from nas_agent.install import DsmInstaller, Installed, InstallFailed, LocalCopies, Material
 from nas_agent.keys import AgentKeys, load_agent_keys
 from nas_agent.source_errors import SourceError
 from nas_agent.sources import Fetched, Source, open_source
@@ -108,6 +108,15 @@ def _exclusive(state_file: str) -> Iterator[bool]:
         os.close(handle)
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A site's bundle, verified and opened, waiting for DSM."""
+
+    site: SiteConfig
+    entry: IndexEntry
+    material: Material = field(repr=False)
+
+
 class _Cycle:
     def __init__(
         self,
@@ -144,13 +153,24 @@ class _Cycle:
             index = parse_index(fetched.body)
         except BundleError as exc:
             return self._fail(EXIT_REFUSED, exc)
-        installed, current, failures, codes = [], [], [], []
+        # First everything that needs no DSM, then one DSM session for all the installs.
+        outcomes: dict[str, tuple[int, str]] = {}
+        ready: list[_Ready] = []
         for site in self.config.sites.values():
-            code, message = self._site(index, site)
-            if code == EXIT_OK:
-                (installed if message == "installed" else current).append(site.id)
+            opened = self._open(index, site)
+            if isinstance(opened, _Ready):
+                ready.append(opened)
             else:
-                failures.append(f"{site.id}: {message}")
+                outcomes[site.id] = opened
+        if ready:
+            outcomes.update(self._install(ready))
+        installed, current, failures, codes = [], [], [], []
+        for site_id in self.config.sites:
+            code, message = outcomes[site_id]
+            if code == EXIT_OK:
+                (installed if message == "installed" else current).append(site_id)
+            else:
+                failures.append(f"{site_id}: {message}")
                 codes.append(code)
         if codes:
             return CycleResult(
@@ -159,7 +179,8 @@ class _Cycle:
         self._save(self.state.with_index_etag(fetched.etag).with_success(self.now()))
         return CycleResult(EXIT_OK, tuple(installed), tuple(current))
 
-    def _site(self, index, site: SiteConfig) -> tuple[int, str]:
+    def _open(self, index, site: SiteConfig) -> _Ready | tuple[int, str]:
+        """The site's new bundle, verified and opened; or why there is nothing to install."""
         installed = self.state.installed_version(site.id)
         try:
             entry = index.entry(site.id)
@@ -196,20 +217,39 @@ class _Cycle:
             )
         except BundleError as exc:
             return self._refused(site, exc)
+        _log.info("site %s: version %d verified", site.id, entry.version)
         material = Material(
             opened.plaintext.key_pem.encode("ascii"),
             opened.plaintext.leaf_pem.encode("ascii"),
             opened.plaintext.chain_pem.encode("ascii"),
         )
-        _log.info("site %s: version %d verified, installing into DSM", site.id, entry.version)
+        return _Ready(site, entry, material)
+
+    def _install(self, ready: list[_Ready]) -> dict[str, tuple[int, str]]:
+        outcomes: dict[str, tuple[int, str]] = {}
         try:
-            done = self._dsm().install(site, material)
+            with self._dsm().session() as install:
+                for item in ready:
+                    outcomes[item.site.id] = self._install_one(install, item)
+        except DsmError as exc:
+            # DSM unreachable, the login refused, or DSM stopped answering mid-way: every site
+            # not done yet keeps what it has.
+            for item in ready:
+                if item.site.id not in outcomes:
+                    self._record(exc, item.site.id)
+                    outcomes[item.site.id] = (EXIT_DSM, str(exc))
+        return outcomes
+
+    def _install_one(
+        self, install: Callable[[SiteConfig, Material], Installed], item: _Ready
+    ) -> tuple[int, str]:
+        site, entry = item.site, item.entry
+        _log.info("site %s: installing version %d into DSM", site.id, entry.version)
+        try:
+            done = install(site, item.material)
         except InstallFailed as exc:
             self._record(exc, site.id)
             return EXIT_ROLLED_BACK, str(exc)
-        except DsmError as exc:
-            self._record(exc, site.id)
-            return EXIT_DSM, str(exc)
         self._save(
             self.state.with_installed(
                 site.id,

@@ -10,12 +10,13 @@ the new one or the restored one, and both are checked certificates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -124,34 +125,47 @@ class DsmInstaller:
         self.clock = clock
         self.sleep = sleep
 
-    def install(self, site: SiteConfig, new: Material) -> Installed:
-        """Raises DsmError when DSM could not be reached or refused the login (nothing changed),
-        InstallFailed when the import or its confirmation failed."""
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Callable[[SiteConfig, Material], Installed]]:
+        """One DSM login for all of a run's installs (logins can take a minute on a busy NAS,
+        and each counts towards DSM's auto-block), logged out exactly once whatever happens.
+
+        Entering raises DsmError when DSM cannot be reached or refuses the login (nothing
+        changed); the install function it yields raises InstallFailed when an import or its
+        confirmation failed, and DsmError when DSM stopped answering.
+        """
         device_file = DeviceIdFile(self.dsm.device_id_file)
         with self.client.logged_in(
             self.dsm.username, self.password, device_file=device_file
         ) as session:
             _log.info("logged in to DSM as %s", self.dsm.username)
-            target = self.client.find_by_description(session, site.description)
-            backup = self._backup(session, site, target)
-            if target is None:
-                _log.info("no DSM certificate described %r yet: creating it", site.description)
-            else:
-                kept = "kept" if backup is not None else "not available"
-                _log.info("replacing DSM certificate %s in place (backup %s)", target.id, kept)
-            try:
-                result = self._put(session, site, new, target, as_default=site.make_default)
-            except DsmApiError as exc:
-                # DSM refused the upload: its store is as it was (reference case 31).
-                raise InstallFailed(site.id, str(exc), restored=None) from exc
-            except DsmTransportError as exc:
-                # The connection broke off: the import may or may not have happened.
-                restored = self._restore(session, site, target, backup)
-                raise InstallFailed(site.id, str(exc), restored) from exc
-            _log.info("imported as DSM certificate %s", result.id)
-            self._bind(session, site, result.id)
-            current = self.client.certificate(session, result.id)
-        confirmed = self._confirm(site, current, new, target, backup)
+            yield lambda site, new: self._install(session, site, new)
+
+    def install(self, site: SiteConfig, new: Material) -> Installed:
+        with self.session() as install:
+            return install(site, new)
+
+    def _install(self, session: Session, site: SiteConfig, new: Material) -> Installed:
+        target = self.client.find_by_description(session, site.description)
+        backup = self._backup(session, site, target)
+        if target is None:
+            _log.info("no DSM certificate described %r yet: creating it", site.description)
+        else:
+            kept = "kept" if backup is not None else "not available"
+            _log.info("replacing DSM certificate %s in place (backup %s)", target.id, kept)
+        try:
+            result = self._put(session, site, new, target, as_default=site.make_default)
+        except DsmApiError as exc:
+            # DSM refused the upload: its store is as it was (reference case 31).
+            raise InstallFailed(site.id, str(exc), restored=None) from exc
+        except DsmTransportError as exc:
+            # The connection broke off: the import may or may not have happened.
+            restored = self._restore(session, site, target, backup)
+            raise InstallFailed(site.id, str(exc), restored) from exc
+        _log.info("imported as DSM certificate %s", result.id)
+        self._bind(session, site, result.id)
+        current = self.client.certificate(session, result.id)
+        confirmed = self._confirm(session, site, current, new, target, backup)
         self.copies.save(site.id, new)
         # DSM names no version without another API; its Auth API's version tells 6 from 7.
         auth = self.client.discover().auth_max_version
@@ -189,6 +203,7 @@ class DsmInstaller:
 
     def _confirm(
         self,
+        session: Session,
         site: SiteConfig,
         current: Certificate,
         new: Material,
@@ -212,10 +227,7 @@ class DsmInstaller:
                 sleep=self.sleep,
             )
         except ConfirmFailed as exc:
-            with self.client.logged_in(
-                self.dsm.username, self.password, device_file=DeviceIdFile(self.dsm.device_id_file)
-            ) as session:
-                restored = self._restore(session, site, target, backup)
+            restored = self._restore(session, site, target, backup)
             raise InstallFailed(site.id, str(exc), restored) from exc
         return True
 

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from nas_agent.bundle import BundlePlaintext, IndexEntry, build_index, make_plaintext
+from nas_agent.bundle import BundlePlaintext, IndexEntry, build_index, make_plaintext, parse_index
 from nas_agent.config import load_config
 from nas_agent.cycle import CycleResult, run_cycle
 from nas_agent.dsm_emulator import EmulatorHandle, serve
@@ -86,7 +86,12 @@ make_default = true
     # --- the cloud's side ------------------------------------------------------------------
 
     def plaintext(
-        self, *, version: int, names: Sequence[str] = ("example.test", "*.example.test"), **kw: Any
+        self,
+        *,
+        version: int,
+        names: Sequence[str] = ("example.test", "*.example.test"),
+        site: str = SITE,
+        **kw: Any,
     ) -> BundlePlaintext:
         moment = now()
         issued = self.world.pki.issue(
@@ -96,7 +101,7 @@ make_default = true
             **kw,
         )
         return make_plaintext(
-            site=SITE,
+            site=site,
             version=version,
             key_pem=issued.key_pem,
             leaf_pem=issued.leaf_pem,
@@ -112,7 +117,10 @@ make_default = true
         sealed = prefix / published.entry.object_key
         sealed.parent.mkdir(parents=True, exist_ok=True)
         sealed.write_bytes(published.sealed)
-        (prefix / "index.json").write_bytes(build_index([published.entry]))
+        index = prefix / "index.json"
+        others = [e for e in parse_index(index.read_bytes()).entries] if index.exists() else []
+        entries = [e for e in others if e.site != plaintext.site] + [published.entry]
+        index.write_bytes(build_index(entries))
         return published.entry
 
     def sealed_path(self, entry: IndexEntry) -> Path:

@@ -281,3 +281,18 @@ def test_the_status_report_names_the_dsm_generation(lab):
     lab.run()
 
     assert lab.state.dsm_version == "DSM 7 (Auth API v7)"
+
+
+def test_one_dsm_login_serves_every_site_of_a_run(lab):
+    lab.config_path.write_text(
+        lab.config_path.read_text() + "\n[site:second.test]\nhostnames = www.second.test\n"
+    )
+    lab.publish(lab.plaintext(version=1))
+    lab.publish(lab.plaintext(version=1, site="second.test", names=("*.second.test",)))
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_OK, result.failures
+    assert result.installed == (SITE, "second.test")
+    assert [r.api_method for r in lab.dsm.requests].count("login") == 1
+    assert [r.api_method for r in lab.dsm.requests].count("logout") == 1
