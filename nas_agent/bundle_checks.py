@@ -36,7 +36,9 @@ CertificateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
 
 _CURVES = ("secp256r1", "secp384r1")
 _MIN_RSA_BITS = 2048
-_PARSE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm)
+# cryptography 47 (the agent's on Python 3.8) raises InvalidVersion, not ValueError, for a
+# certificate whose version field is out of range; hypothesis found it.
+_PARSE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def _is_supported(key: object) -> bool:
 def _certificates(pem: str, name: str) -> list[x509.Certificate]:
     try:
         return x509.load_pem_x509_certificates(pem.encode("ascii"))
-    except ValueError as exc:
+    except _PARSE_ERRORS as exc:
         raise MalformedPlaintext(f"{name} holds no parsable PEM certificate") from exc
 
 

@@ -52,9 +52,13 @@ class Material:
 
 
 def _certificates(data: bytes) -> list[x509.Certificate]:
-    if b"-----BEGIN" in data:
-        return x509.load_pem_x509_certificates(data)
-    return [x509.load_der_x509_certificate(data)]
+    """Raises ValueError for anything that is not certificates, as DSM refuses it."""
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except x509.InvalidVersion as exc:  # not a ValueError in cryptography 47
+        raise ValueError(str(exc)) from exc
 
 
 def _private_key(data: bytes) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nas_agent.bundle import build_index, sign_entry
@@ -130,6 +130,8 @@ def test_a_plaintext_field_replaced_by_any_json_value_is_refused(name, value):
 
 @SETTINGS
 @given(mutations)
+# Found on Python 3.8: cryptography 47 raised InvalidVersion, not ValueError, for this leaf.
+@example(changes=[(58, 43)])
 def test_a_mutated_plaintext_is_refused_or_still_holds_the_signed_certificate(changes):
     data = mutate(encode_plaintext(PLAINTEXT), changes)
     sealed = sealed_bytes(data)
