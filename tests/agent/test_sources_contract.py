@@ -20,21 +20,6 @@ INDEX = f"agents/{AGENT}/index.json"
 _buckets = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[Any]:
-    pytest.importorskip("moto", reason="moto (S3 server) is not installed for this Python")
-    from tests.services.moto import MotoServer, fake_aws_env
-
-    with fake_aws_env(), MotoServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def s3_admin(moto: Any) -> Any:
-    """The client that publishes into moto, made once: a boto3 client takes a while to make."""
-    return moto.client("s3")
-
-
 @pytest.fixture(params=["file", "https", "s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "file":

@@ -24,27 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 _buckets = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[Any]:
-    pytest.importorskip("moto", reason="moto (S3 server) is not installed for this Python")
-    from tests.services.moto import MotoServer, fake_aws_env
-
-    with fake_aws_env(), MotoServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def admin(moto: Any) -> Any:
-    return moto.client("s3")
-
-
 @pytest.fixture
-def bucket(moto: Any, admin: Any) -> str:
+def bucket(moto: Any, s3_admin: Any) -> str:
     name = f"agent-source-{next(_buckets)}"
-    admin.create_bucket(Bucket=name)
+    s3_admin.create_bucket(Bucket=name)
     for agent in (AGENT, "nas-02"):
         key = f"{PREFIX}/agents/{agent}/index.json"
-        admin.put_object(Bucket=name, Key=key, Body=f"index of {agent}".encode())
+        s3_admin.put_object(Bucket=name, Key=key, Body=f"index of {agent}".encode())
     return name
 
 
