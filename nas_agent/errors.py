@@ -35,6 +35,8 @@ The other subtrees of AgentError live beside the code that raises them:
                                          refusal), DsmDuplicateDescription, ...
     InstallFailed (install)              .restored: import or TLS confirmation failed
     ConfirmFailed (confirm)              DSM did not serve the expected leaf in time
+    TempAdminError (temp_admin)          .reason, .command: dsm.temp_admin cannot work here
+                                         (not local, not root, no tools) or a tool failed
     StatusReportInvalid (status)         a status.json that does not verify
 
 Nothing in the BundleError tree is transient: a bundle that fails a check fails it again until
