@@ -7,6 +7,7 @@ import os
 import re
 from types import MappingProxyType
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from nas_agent.config_errors import AgentConfigError, ConfigProblem
 from nas_agent.config_types import (
@@ -21,6 +22,7 @@ from nas_agent.enrollment import parse_issuer_key_line
 from nas_agent.errors import TokenError
 from nas_agent.ids import is_agent_id, is_site_id
 from nas_agent.sources import check_source_url
+from nas_agent.temp_admin import LOCAL_HOSTS, TEMP_ADMIN_USER
 
 # configparser copies a [DEFAULT] section into every other one; naming it impossibly makes
 # [DEFAULT] an ordinary, unknown section instead.
@@ -47,6 +49,7 @@ _KNOWN = {
         "insecure",
         "timeout",
         "confirm_timeout",
+        "temp_admin",
     },
 }
 _SITE_KEYS = {"hostnames", "description", "make_default", "services"}
@@ -221,9 +224,14 @@ class _Reader:
             self.problem(
                 "dsm.url", f"{url!r} is not an https:// URL", f"write url = {DEFAULT_DSM_URL}"
             )
-        username = self.required("dsm", raw, "username", "<an administrator account>")
+        temp_admin = self.flag("dsm", raw, "temp_admin")
+        if temp_admin:
+            self.temp_admin(raw, url)
+            username: str | None = TEMP_ADMIN_USER
+        else:
+            username = self.required("dsm", raw, "username", "<an administrator account>")
         password_file, password_env = self.path(raw, "password_file"), raw.get("password_env")
-        if password_file is None and password_env is None:
+        if password_file is None and password_env is None and not temp_admin:
             self.problem(
                 "dsm.password_file",
                 "missing",
@@ -257,7 +265,27 @@ class _Reader:
             insecure=insecure,
             timeout=self.seconds("dsm", raw, "timeout", 90.0, 1.0),
             confirm_timeout=self.seconds("dsm", raw, "confirm_timeout", 60.0, 1.0),
+            temp_admin=temp_admin,
         )
+
+    def temp_admin(self, raw: dict[str, str], url: str) -> None:
+        """Temp-admin mode makes its own account on this machine: no credentials, a local URL."""
+        for key in ("username", "password_file", "password_env", "device_id_file"):
+            if key in raw:
+                self.problem(
+                    f"dsm.{key}",
+                    "set together with temp_admin, which logs in as a temporary account "
+                    f"({TEMP_ADMIN_USER}) with a new random password each run",
+                    f"remove {key}, or remove temp_admin",
+                )
+        host = urlsplit(url).hostname or ""
+        if url.startswith("https://") and host not in LOCAL_HOSTS:
+            self.problem(
+                "dsm.temp_admin",
+                f"needs a DSM on this machine, but dsm.url names {host!r}",
+                f"write url = https://127.0.0.1:<port>, or remove temp_admin "
+                f"(local names: {', '.join(LOCAL_HOSTS)})",
+            )
 
     def sites(self) -> dict[str, SiteConfig]:
         sites: dict[str, SiteConfig] = {}

@@ -41,6 +41,10 @@ others, naming the file and the chmod that fixes it).
     insecure = true               # do not verify it (explicit only); with neither, system CAs
     # timeout = 90                # seconds per DSM request (logins can be slow)
     # confirm_timeout = 60        # seconds to wait for DSM to serve the new certificate
+    # temp_admin = true           # instead of username and password: the agent, as root on
+                                  # the NAS, makes a temporary administrator with DSM's tools
+                                  # for each run and deletes it after (2FA is lifted only for
+                                  # its login); url must be local (127.0.0.1, localhost, ::1)
 
     [site:example.com]            # one section per site, named by the cloud's site id
     hostnames = nas.example.com, files.example.com
@@ -144,6 +148,16 @@ def check_runnable(config: AgentConfig, environ: Mapping[str, str] = os.environ)
 
 def dsm_password(dsm: DsmConfig, environ: Mapping[str, str] = os.environ) -> str:
     """The DSM password from its 0600 file or its variable; AgentConfigError if unavailable."""
+    if dsm.temp_admin:
+        raise AgentConfigError(
+            [
+                ConfigProblem(
+                    "dsm.temp_admin",
+                    "set: the agent logs in as a temporary account and has no password",
+                    "nothing to do (no 2FA device to remember), or remove temp_admin",
+                )
+            ]
+        )
     if dsm.password_file is not None:
         return read_secret_file(dsm.password_file, key="dsm.password_file")
     value = environ.get(dsm.password_env or "")

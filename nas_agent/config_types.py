@@ -53,6 +53,7 @@ class DsmConfig:
     insecure: bool = False
     timeout: float = 90.0
     confirm_timeout: float = 60.0
+    temp_admin: bool = False  # log in as a throw-away administrator made with DSM's tools
 
     @property
     def verify(self) -> bool | str:
