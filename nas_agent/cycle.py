@@ -37,6 +37,7 @@ from nas_agent.source_errors import SourceError
 from nas_agent.sources import Fetched, Source, open_source
 from nas_agent.state import AgentState, StateUnwritable, load_state, save_state
 from nas_agent.status import signed_status
+from nas_agent.temp_admin import TempAdmin, TempAdminError
 
 _log = logging.getLogger(__name__)
 
@@ -69,9 +70,11 @@ def run_cycle(
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     dsm_client: Callable[[], DsmClient] | None = None,
     environ: dict | None = None,
+    temp_admin: TempAdmin | None = None,
 ) -> CycleResult:
     """One whole cycle. Raises AgentError subclasses only for problems of the agent's own set-up
-    (configuration, key files, state file); everything else is a CycleResult."""
+    (configuration, key files, state file); everything else is a CycleResult. `temp_admin`
+    runs DSM's tools when `dsm.temp_admin` is set (default: `TempAdmin()`)."""
     environ = dict(os.environ) if environ is None else environ
     check_runnable(config, environ)
     keys = load_agent_keys(config.agent.keys_dir, config.agent.id)
@@ -81,7 +84,7 @@ def run_cycle(
             return CycleResult(EXIT_OK)
         state = load_state(config.agent.state_file)
         with open_source(config.source.url, config.agent.id, **config.source.options()) as source:
-            cycle = _Cycle(config, keys, source, state, now, dsm_client, environ)
+            cycle = _Cycle(config, keys, source, state, now, dsm_client, environ, temp_admin)
             result = cycle.run()
             counters = source.counters
             _report(keys, source, cycle.state, now(), config.agent.poll_interval)
@@ -127,8 +130,10 @@ class _Cycle:
         now: Callable[[], datetime],
         dsm_client: Callable[[], DsmClient] | None,
         environ: dict,
+        temp_admin: TempAdmin | None = None,
     ):
         self.config = config
+        self.temp_admin = temp_admin
         self.keys = keys
         self.source = source
         self.state = state
@@ -231,9 +236,10 @@ class _Cycle:
             with self._dsm().session() as install:
                 for item in ready:
                     outcomes[item.site.id] = self._install_one(install, item)
-        except DsmError as exc:
-            # DSM unreachable, the login refused, or DSM stopped answering mid-way: every site
-            # not done yet keeps what it has.
+        except (DsmError, TempAdminError) as exc:
+            # DSM unreachable, the login refused, DSM stopped answering mid-way, or the
+            # temporary administrator could not be made: every site not done yet keeps what
+            # it has.
             for item in ready:
                 if item.site.id not in outcomes:
                     self._record(exc, item.site.id)
@@ -269,8 +275,11 @@ class _Cycle:
             copies = LocalCopies(
                 os.path.join(os.path.dirname(self.config.agent.state_file), "installed")
             )
-            password = dsm_password(self.config.dsm, self.environ)
-            self._installer = DsmInstaller(self.dsm_client(), self.config.dsm, password, copies)
+            dsm = self.config.dsm
+            password = None if dsm.temp_admin else dsm_password(dsm, self.environ)
+            self._installer = DsmInstaller(
+                self.dsm_client(), dsm, password, copies, temp_admin=self.temp_admin
+            )
         return self._installer
 
     def _refused(self, site: SiteConfig, exc: BundleError) -> tuple[int, str]:

@@ -36,6 +36,7 @@ from nas_agent.dsm_types import (
     read_export_archive,
 )
 from nas_agent.errors import AgentError
+from nas_agent.temp_admin import TempAdmin, TempAdminError
 
 _log = logging.getLogger(__name__)
 
@@ -112,18 +113,22 @@ class DsmInstaller:
         self,
         client: DsmClient,
         dsm: DsmConfig,
-        password: str,
+        password: str | None,
         copies: LocalCopies,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        temp_admin: TempAdmin | None = None,
     ):
+        """`password` is the configured account's; None in temp-admin mode (`dsm.temp_admin`),
+        where `temp_admin` runs DSM's tools (default: `TempAdmin()`)."""
         self.client = client
         self.dsm = dsm
         self.password = password
         self.copies = copies
         self.clock = clock
         self.sleep = sleep
+        self.temp_admin = temp_admin or TempAdmin()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Callable[[SiteConfig, Material], Installed]]:
@@ -132,14 +137,45 @@ class DsmInstaller:
 
         Entering raises DsmError when DSM cannot be reached or refuses the login (nothing
         changed); the install function it yields raises InstallFailed when an import or its
-        confirmation failed, and DsmError when DSM stopped answering.
+        confirmation failed, and DsmError when DSM stopped answering. In temp-admin mode
+        entering also raises TempAdminError, and the temporary account is deleted after the
+        logout, whatever happens.
         """
+        if self.dsm.temp_admin:
+            with self._temp_admin_session() as session:
+                yield lambda site, new: self._install(session, site, new)
+            return
         device_file = DeviceIdFile(self.dsm.device_id_file)
         with self.client.logged_in(
-            self.dsm.username, self.password, device_file=device_file
+            self.dsm.username, self.password or "", device_file=device_file
         ) as session:
             _log.info("logged in to DSM as %s", self.dsm.username)
             yield lambda site, new: self._install(session, site, new)
+
+    @contextlib.contextmanager
+    def _temp_admin_session(self) -> Iterator[Session]:
+        host = urlsplit(self.dsm.url).hostname or ""
+        with self.temp_admin.user(host) as admin:
+            session = None
+            try:
+                # Enforced 2FA is lifted for the login request alone (reference §8.1 step 4).
+                with self.temp_admin.login_window():
+                    session = self.client.login(admin.username, admin.password)
+            except TempAdminError:
+                if session is not None:  # logged in, but the 2FA policy was not restored
+                    self._logout(session)
+                raise
+            _log.info("logged in to DSM as temporary administrator %s", admin.username)
+            try:
+                yield session
+            finally:
+                self._logout(session)
+
+    def _logout(self, session: Session) -> None:
+        try:
+            self.client.logout(session)
+        except DsmError as exc:
+            _log.warning("DSM logout failed: %s", exc)
 
     def install(self, site: SiteConfig, new: Material) -> Installed:
         with self.session() as install:
