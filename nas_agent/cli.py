@@ -131,6 +131,13 @@ def _dsm_login(args: argparse.Namespace) -> int:
     from nas_agent.dsm_device import DeviceIdFile
 
     config = load_config(args.config)
+    if config.dsm.temp_admin:
+        print(
+            "certdrop-agent: dsm-login is for an account of your own with 2FA; with temp_admin "
+            "the agent lifts 2FA for its temporary account itself",
+            file=sys.stderr,
+        )
+        return cycle.EXIT_CONFIG
     code = args.otp or input(f"DSM 2FA code for {config.dsm.username}: ").strip()
     client = DsmClient(config.dsm.url, verify=config.dsm.verify, timeout=config.dsm.timeout)
     device_file = DeviceIdFile(config.dsm.device_id_file)
