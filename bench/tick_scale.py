@@ -24,26 +24,10 @@ from cloud.keys import KeyType
 from cloud.schedule import marker_key
 from cloud.store.s3 import S3Store
 from cloud.tick import run_tick
+from tests.cloud.fleet_fixtures import config_text
 from tests.services.moto import MotoServer, fake_aws_env
 
 BUCKET = "certdrop-bench"
-
-
-def config_text(count: int) -> str:
-    head = """
-[ca]
-directory = "https://acme.example/directory"
-terms_agreed = true
-
-[providers.dns]
-type = "exec"
-command = ["/bin/true"]
-"""
-    sites = "".join(
-        f'[sites.s{i:05d}]\ndomain = "s{i:05d}.example.test"\nprovider = "dns"\n'
-        for i in range(count)
-    )
-    return head + sites
 
 
 def site(i: int) -> SiteConfig:
@@ -93,7 +77,11 @@ def main() -> None:
     with fake_aws_env(), MotoServer() as moto:
         s3 = moto.client("s3")
         s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key="config/certdrop.toml", Body=config_text(args.sites))
+        s3.put_object(
+            Bucket=BUCKET,
+            Key="config/certdrop.toml",
+            Body=config_text(f"s{i:05d}" for i in range(args.sites)),
+        )
         queue_url = moto.client("sqs").create_queue(QueueName="bench")["QueueUrl"]
         writer = S3Store(BUCKET, endpoint_url=moto.endpoint_url)
         now = datetime.now(UTC)

@@ -18,14 +18,14 @@ from typing import Any, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from nas_agent.bundle import BundlePlaintext, IndexEntry, build_index, make_plaintext, parse_index
+from nas_agent.bundle import BundlePlaintext, IndexEntry, build_index, parse_index
 from nas_agent.config import load_config
 from nas_agent.cycle import CycleResult, run_cycle
 from nas_agent.dsm_emulator import EmulatorHandle, serve
 from nas_agent.enrollment import issuer_key_line
 from nas_agent.keys import save_agent_keys
 from nas_agent.state import AgentState, load_state
-from tests.agent.bundles import World, make_world
+from tests.agent.bundles import World, make_world, plaintext_of
 
 SITE = "example.test"
 HOSTNAMES = ("nas.example.test",)
@@ -100,14 +100,7 @@ make_default = true
             not_after=kw.pop("not_after", moment + timedelta(days=60)),
             **kw,
         )
-        return make_plaintext(
-            site=site,
-            version=version,
-            key_pem=issued.key_pem,
-            leaf_pem=issued.leaf_pem,
-            chain_pem=issued.chain_pem,
-            issued_at=moment,
-        )
+        return plaintext_of(issued, site=site, version=version, issued_at=moment)
 
     def publish(self, plaintext: BundlePlaintext, *, for_agent: str | None = None) -> IndexEntry:
         """Seals for `for_agent` (default: this lab's agent) and writes the result where this

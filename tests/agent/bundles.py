@@ -107,14 +107,16 @@ def make_world() -> World:
     )
 
 
-def plaintext_of(issued: Issued, *, site: str = SITE, version: int = 1) -> BundlePlaintext:
+def plaintext_of(
+    issued: Issued, *, site: str = SITE, version: int = 1, issued_at: datetime = NOW
+) -> BundlePlaintext:
     return make_plaintext(
         site=site,
         version=version,
         key_pem=issued.key_pem,
         leaf_pem=issued.leaf_pem,
         chain_pem=issued.chain_pem,
-        issued_at=NOW,
+        issued_at=issued_at,
     )
 
 

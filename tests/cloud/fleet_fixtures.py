@@ -5,6 +5,7 @@ failing, one quiet), for the status command, the dashboard and the alerts."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,9 +31,10 @@ class Fleet:
     agents: dict[str, AgentKeys]
 
 
-def _config(directory: Path) -> Config:
-    sites = "".join(f'[sites.{s}]\ndomain = "{s}.example.test"\nprovider = "dns"\n' for s in SITES)
-    text = textwrap.dedent(
+def config_text(site_ids: Iterable[str]) -> str:
+    """A configuration of sites `<id>.example.test` behind a do-nothing exec provider: enough
+    for everything that reads the fleet without issuing (status, dashboard, alerts, the tick)."""
+    head = textwrap.dedent(
         """
         [ca]
         directory = "https://acme.example/directory"
@@ -43,7 +45,14 @@ def _config(directory: Path) -> Config:
         command = ["/bin/true"]
         """
     )
-    return parse(text + sites, directory / "certdrop.toml")
+    sites = "".join(
+        f'[sites.{s}]\ndomain = "{s}.example.test"\nprovider = "dns"\n' for s in site_ids
+    )
+    return head + sites
+
+
+def _config(directory: Path) -> Config:
+    return parse(config_text(SITES), directory / "certdrop.toml")
 
 
 def _record(site: str, version: int, issued: datetime, lifetime: timedelta) -> CertificateRecord:
