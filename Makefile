@@ -6,13 +6,13 @@ VENV := .venv
 VENV38 := .venv38
 DEBS := pebble bind9 bind9-utils pdns-server pdns-backend-sqlite3 sqlite3
 
-.PHONY: demo test test-cloud test-agent38 lint debs venv venv38 bench bench-peers clean
+.PHONY: demo test test-cloud test-agent38 lint typecheck fmt debs venv venv38 bench bench-peers clean
 
 # The whole pipeline on one machine: BIND, Pebble, the DSM emulator, issue, publish, install.
 demo: debs venv
 	$(VENV)/bin/python demo/run.py
 
-test: debs venv venv38 lint lint-infra test-cloud test-agent38 package
+test: debs venv venv38 lint typecheck lint-infra test-cloud test-agent38 package
 
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -39,6 +39,15 @@ venv38: $(VENV38)/.stamp
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mypy over cloud/ and nas_agent/ (settings in pyproject.toml).
+typecheck: venv
+	$(VENV)/bin/mypy
+
+# Formats and fixes what ruff can; `make lint` then says what is left.
+fmt: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test-cloud: venv
 	$(VENV)/bin/pytest -q

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cloud.issuing import rfc2136_provider
+from lab.issuer_config import rfc2136_provider
 
 _OUTCOME = re.compile(r"^\S+\s+(issued|not due|failed|locked)\s+\S+\s+(.*)$")
 

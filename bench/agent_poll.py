@@ -23,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.agent.agent_lab import AgentLab  # noqa: E402 (after the path is set)
-from tests.services.moto import MotoServer, fake_aws_env  # noqa: E402
+from lab.agent_lab import AgentLab  # noqa: E402 (after the path is set)
+from lab.moto import MotoServer, fake_aws_env  # noqa: E402
 
 _COUNTS = re.compile(r"source: (\d+) request\(s\), (\d+) body byte\(s\)")
 

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _peers
 from bench._fleet import FleetRun, run_fleet, write_config
 from bench._loopback import enter_loopback_namespace, outside_loopback, tracing_available
-from tests.cloud.issuing import bind_config
-from tests.services.bind import BindServer, TsigKey, Zone
-from tests.services.pebble import Pebble
+from lab.bind import BindServer, TsigKey, Zone
+from lab.issuer_config import bind_config
+from lab.pebble import Pebble
 
 CONCURRENCY = (1, 4, 16)
 _NAMESERVERS = ("ns1", "ns2")

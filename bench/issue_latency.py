@@ -2,8 +2,9 @@
 
 Pebble runs with PEBBLE_VA_NOSLEEP=1 and no authorization reuse, so every run places both TXT
 values, checks both authoritative nameservers, and waits for real validation. Prints the median
-of N runs in-process (`runtime.issue_site`) and through the CLI (`certdrop issue`, a whole new
-process each time). The account is registered once before timing, as in production.
+of N runs in-process (the pipeline, forced, as `certdrop issue` runs it) and through the CLI
+(`certdrop issue`, a whole new process each time). The account is registered once before timing,
+as in production.
 
     .venv/bin/python bench/issue_latency.py [--runs 5]
 """
@@ -21,10 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cloud import runtime
-from tests.cloud.issuing import bind_config
-from tests.services.bind import BindServer, TsigKey, Zone
-from tests.services.pebble import Pebble
+from cloud.pipeline import parts
+from cloud.pipeline.site_run import Runner
+from lab.bind import BindServer, TsigKey, Zone
+from lab.issuer_config import bind_config
+from lab.pebble import Pebble
 
 
 def main() -> None:
@@ -43,14 +45,17 @@ def main() -> None:
             Pebble(work / "pebble", bind.address) as pebble,
         ):
             config = bind_config(work, pebble, bind)
+            # No issuer keys: the pipeline issues and publishes nothing, like `certdrop issue`
+            # before `certdrop init`.
+            runner = Runner(config, parts.store(config), parts.keystore(config), None)
             start = time.perf_counter()
-            runtime.issue_site(config, "example")
+            runner.run_site("example", force=True)
             first = time.perf_counter() - start
 
             in_process = []
             for _ in range(args.runs):
                 start = time.perf_counter()
-                runtime.issue_site(config, "example")
+                runner.run_site("example", force=True)
                 in_process.append(time.perf_counter() - start)
 
             cli = []

@@ -23,6 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cryptography
 
+from lab.sample_bundles import HOSTNAMES, SITE, make_world, plaintext_of
+from lab.sample_pki import NOW
 from nas_agent.bundle import (
     build_index,
     open_sealed,
@@ -30,9 +32,7 @@ from nas_agent.bundle import (
     sign_entry,
     verify_and_open,
 )
-from nas_agent.bundle_plaintext import encode_plaintext
-from tests.agent.bundles import HOSTNAMES, SITE, make_world, plaintext_of
-from tests.agent.certs import NOW
+from nas_agent.bundle.plaintext import encode_plaintext
 
 
 def _median_ms(call, rounds: int) -> float:

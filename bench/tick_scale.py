@@ -18,14 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cloud import aws
+from cloud.acme.certificate_keys import KeyType
+from cloud.aws import environment
 from cloud.config import SiteConfig
-from cloud.keys import KeyType
-from cloud.schedule import marker_key
+from cloud.pipeline.schedule import marker_key
+from cloud.pipeline.tick import run_tick
 from cloud.store.s3 import S3Store
-from cloud.tick import run_tick
-from tests.cloud.fleet_fixtures import config_text
-from tests.services.moto import MotoServer, fake_aws_env
+from lab.moto import MotoServer, fake_aws_env
+from lab.sample_fleet import config_text
 
 BUCKET = "certdrop-bench"
 
@@ -48,7 +48,7 @@ def schedule(store: S3Store, count: int, due_every: int | None, now: datetime) -
 def tick_once(moto: MotoServer, queue_url: str, label: str) -> None:
     store = S3Store(BUCKET, endpoint_url=moto.endpoint_url)
     sent: list[int] = []
-    queue = aws.SqsQueue(queue_url, client=moto.client("sqs"))
+    queue = environment.SqsQueue(queue_url, client=moto.client("sqs"))
     original = queue.client.send_message_batch
 
     def counting(**kwargs):
@@ -57,7 +57,7 @@ def tick_once(moto: MotoServer, queue_url: str, label: str) -> None:
 
     queue.client.send_message_batch = counting
     start = time.perf_counter()
-    config = aws.load_config(store, "config/certdrop.toml")
+    config = environment.load_config(store, "config/certdrop.toml")
     result = run_tick(config, store, queue, datetime.now(UTC))
     wall = time.perf_counter() - start
     requests = ", ".join(f"{op} {n}" for op, n in sorted(store.request_counts.items()))

@@ -1,21 +1,37 @@
-"""Errors of the issuing side. Each carries data, not only text, and says whether it is transient.
+"""Errors of the issuing side. Each carries data, not only text, says whether it is transient,
+and has a stable `code` to branch on.
 
 CertdropError                      transient: retry later; otherwise record, alert, stop
 ├── ConfigError                    .problems: every ConfigProblem found, reported together
 ├── SecretError                    .ref: the reference that could not be read (never the value)
 ├── StoreError                     .key
 │   ├── PreconditionFailed         a conditional write lost the race
-│   └── StoreRefused               .code; retrying cannot help (bad key, no bucket, denied)
+│   └── StoreRefused               .backend_code; retrying cannot help (bad key, no bucket, denied)
 ├── DnsError                       .fqdn
 │   ├── DnsProviderError           .provider; the DNS API refused or was unreachable
 │   ├── ZoneNotFoundError          no SOA found walking up from .fqdn
 │   ├── CnameChainError            a CNAME loop or a chain longer than allowed
 │   └── PropagationTimeout         .missing: the nameservers that never served .value
-├── AcmeError                      .code (ACME problem short name), .identifier, .retry_after
+├── AcmeError                      .problem (ACME problem short name), .identifier, .retry_after,
+│   │                              .location (the URL a conflict points at)
 │   ├── RateLimited
-│   └── ValidationFailed           .failures: (identifier, code, detail) per failed challenge
+│   └── ValidationFailed           .failures: (identifier, problem, detail) per failed challenge
 ├── IssuanceError                  the issued certificate does not match what was ordered
-└── AlertDeliveryFailed            .channel, .target (never a secret), .status: alerts not taken
+├── AlertDeliveryFailed            .channel, .target (never a secret), .status: alerts not taken
+├── Locked                         .site, .owner, .expires_at: another run holds the site's lock
+├── KeyExists                      .name: a private key is never replaced
+├── IssuerNotInitialized           .missing: `certdrop init` was not run
+├── IssuerKeyInvalid               .name: an issuer key that does not load
+├── AgentConflict                  .agent_id: registered already, with other keys
+├── UnknownAgent                   .agent_id: not registered
+└── EscrowUnavailable              .site: the escrow copy cannot be re-sealed for a new agent
+
+Codes are "<area>.<condition>", lower case with underscores ("store.refused",
+"acme.rate_limited"), one per class and never reused, so they can be stored and compared across
+versions; they share one namespace with the agent's codes (`nas_agent.errors`), which is why
+those of the agent's configuration are "agent_config.*". A code names the class, not the
+instance: what the CA or the store itself said stays in `.problem` and `.backend_code`. Never
+branch on message text or class names where an error leaves the process.
 """
 
 from __future__ import annotations
@@ -27,6 +43,7 @@ from datetime import datetime
 class CertdropError(Exception):
     """Base of every error certdrop raises on purpose."""
 
+    code = "certdrop.error"
     transient = False
 
 
@@ -41,6 +58,8 @@ class ConfigProblem:
 
 
 class ConfigError(CertdropError):
+    code = "config.invalid"
+
     def __init__(self, problems: list[ConfigProblem] | tuple[ConfigProblem, ...], source: str = ""):
         self.problems = tuple(problems)
         self.source = source
@@ -51,12 +70,15 @@ class ConfigError(CertdropError):
 
 
 class SecretError(CertdropError):
+    code = "secret.unreadable"
+
     def __init__(self, ref: str, cause: str):
         self.ref = ref
         super().__init__(f"secret {ref}: {cause}")
 
 
 class StoreError(CertdropError):
+    code = "store.failed"
     transient = True
 
     def __init__(self, key: str, cause: str):
@@ -65,20 +87,25 @@ class StoreError(CertdropError):
 
 
 class PreconditionFailed(StoreError):
+    code = "store.precondition_failed"
     transient = False
 
 
 class StoreRefused(StoreError):
-    """Retrying cannot help: an invalid key, a missing bucket, access denied, a path conflict."""
+    """Retrying cannot help: an invalid key, a missing bucket, access denied, a path conflict.
+    `backend_code` is the store's own name for it (S3's "NoSuchBucket", "InvalidKey", ...)."""
 
+    code = "store.refused"
     transient = False
 
-    def __init__(self, key: str, cause: str, *, code: str):
-        self.code = code
+    def __init__(self, key: str, cause: str, *, backend_code: str):
+        self.backend_code = backend_code
         super().__init__(key, cause)
 
 
 class DnsError(CertdropError):
+    code = "dns.failed"
+
     def __init__(self, fqdn: str, cause: str, *, transient: bool = False):
         self.fqdn = fqdn
         self.transient = transient
@@ -86,20 +113,24 @@ class DnsError(CertdropError):
 
 
 class DnsProviderError(DnsError):
+    code = "dns.provider_failed"
+
     def __init__(self, provider: str, fqdn: str, cause: str, *, transient: bool = False):
         self.provider = provider
         super().__init__(fqdn, f"{provider}: {cause}", transient=transient)
 
 
 class ZoneNotFoundError(DnsError):
-    pass
+    code = "dns.zone_not_found"
 
 
 class CnameChainError(DnsError):
-    pass
+    code = "dns.cname_chain_invalid"
 
 
 class PropagationTimeout(DnsError):
+    code = "dns.propagation_timeout"
+
     def __init__(self, fqdn: str, value: str, missing: tuple[str, ...], waited: float):
         self.value = value
         self.missing = missing
@@ -114,44 +145,55 @@ class PropagationTimeout(DnsError):
 
 
 class AcmeError(CertdropError):
+    """`problem` is the CA's problem type without its URN prefix ("badNonce", "caa"), or one of
+    certdrop's own for what never reached a problem document ("connection", "timeout")."""
+
+    code = "acme.failed"
+
     def __init__(
         self,
-        code: str,
+        problem: str,
         detail: str,
         *,
         identifier: str | None = None,
         retry_after: datetime | None = None,
+        location: str | None = None,
         transient: bool = False,
     ):
-        self.code = code
+        self.problem = problem
         self.detail = detail
         self.identifier = identifier
         self.retry_after = retry_after
+        self.location = location
         self.transient = transient
         where = f" ({identifier})" if identifier else ""
+        at = f" at {location}" if location else ""
         until = f", retry after {retry_after.isoformat()}" if retry_after else ""
-        super().__init__(f"ACME {code}{where}: {detail}{until}")
+        super().__init__(f"ACME {problem}{where}: {detail}{at}{until}")
 
 
 class RateLimited(AcmeError):
-    pass
+    code = "acme.rate_limited"
 
 
 class ValidationFailed(AcmeError):
+    code = "acme.validation_failed"
+
     def __init__(self, failures: tuple[tuple[str, str, str], ...]):
         self.failures = failures
-        detail = "; ".join(f"{ident}: {code}: {text}" for ident, code, text in failures)
+        detail = "; ".join(f"{ident}: {problem}: {text}" for ident, problem, text in failures)
         super().__init__("validation", detail, identifier=failures[0][0] if failures else None)
 
 
 class IssuanceError(CertdropError):
-    pass
+    code = "issuance.certificate_invalid"
 
 
 class AlertDeliveryFailed(CertdropError):
     """A channel did not take the alerts; they stay unsent and go out at the next evaluation.
     `target` names the receiver without anything secret (a webhook's scheme, host and port)."""
 
+    code = "alerts.delivery_failed"
     transient = True
 
     def __init__(self, channel: str, target: str, cause: str, *, status: int | None = None):
@@ -159,3 +201,67 @@ class AlertDeliveryFailed(CertdropError):
         self.target = target
         self.status = status
         super().__init__(f"alerts not delivered by {channel} to {target}: {cause}")
+
+
+class Locked(CertdropError):
+    """Another run holds the site's lock."""
+
+    code = "lock.held"
+    transient = True
+
+    def __init__(self, site: str, owner: str, expires_at: datetime):
+        self.site = site
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(f"site {site} is being worked on by {owner} until {expires_at:%H:%M:%S}")
+
+
+class KeyExists(CertdropError):
+    code = "keys.exists"
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"key {name} already exists; refusing to overwrite it")
+
+
+class IssuerNotInitialized(CertdropError):
+    code = "issuer.not_initialized"
+
+    def __init__(self, missing: str):
+        self.missing = missing
+        super().__init__(f"the issuer has no {missing}: run `certdrop init` first")
+
+
+class IssuerKeyInvalid(CertdropError):
+    code = "issuer.key_invalid"
+
+    def __init__(self, name: str, cause: str):
+        self.name = name
+        super().__init__(f"issuer key {name}: {cause}")
+
+
+class AgentConflict(CertdropError):
+    code = "registry.agent_conflict"
+
+    def __init__(self, agent_id: str):
+        self.agent_id = agent_id
+        super().__init__(
+            f"agent {agent_id} is already registered with other keys; if it was re-enrolled, "
+            f"run `certdrop agent remove {agent_id}` first"
+        )
+
+
+class UnknownAgent(CertdropError):
+    code = "registry.unknown_agent"
+
+    def __init__(self, agent_id: str):
+        self.agent_id = agent_id
+        super().__init__(f"no agent {agent_id} is registered (see `certdrop agent list`)")
+
+
+class EscrowUnavailable(CertdropError):
+    code = "escrow.unavailable"
+
+    def __init__(self, site: str, cause: str):
+        self.site = site
+        super().__init__(f"site {site}: cannot re-seal from escrow: {cause}")

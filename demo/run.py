@@ -30,10 +30,10 @@ from cryptography import x509
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from lab.bind import BindServer, TsigKey, Zone  # noqa: E402
+from lab.pebble import Pebble  # noqa: E402
+from lab.ports import free_port, wait_until  # noqa: E402
 from nas_agent import totp  # noqa: E402 (after the path is set)
-from tests.services.bind import BindServer, TsigKey, Zone  # noqa: E402
-from tests.services.pebble import Pebble  # noqa: E402
-from tests.services.ports import free_port, wait_until  # noqa: E402
 
 BIN = Path(sys.executable).parent
 DSM_USER, DSM_PASSWORD = "certdrop", "demo-password-not-a-secret"
@@ -144,14 +144,14 @@ def main() -> None:
 
 
 class _Emulator:
-    """An emulated NAS as a user would run it: `certdrop-agent dsm-emulator` in the background."""
+    """An emulated NAS, in a process of its own: `python -m lab.dsm_emulator` in the background."""
 
     def __init__(self, work: Path, nas: Nas):
         self.https_port = free_port()
         self.log_path = work / f"{nas.agent_id}-dsm.log"
         data = work / f"{nas.agent_id}-dsm"
         self.command = [
-            str(BIN / "certdrop-agent"), "dsm-emulator", "--data", str(data),
+            str(BIN / "python"), "-m", "lab.dsm_emulator", "--data", str(data),
             "--http-port", str(free_port()), "--https-port", str(self.https_port),
             "--user", DSM_USER, "--password", DSM_PASSWORD,
         ]  # fmt: skip

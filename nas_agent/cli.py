@@ -10,27 +10,24 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 import time
 
 from nas_agent import cycle
+from nas_agent.config.types import MIN_POLL_INTERVAL
+from nas_agent.duration import parse_duration
 from nas_agent.errors import AgentError
 
 _log = logging.getLogger("nas_agent.cli")
 
-_DURATION = re.compile(r"^(\d+)\s*([smh]?)$")
-
 
 def _duration(text: str) -> float:
-    match = _DURATION.match(text.strip())
-    if not match:
+    seconds = parse_duration(text)
+    if seconds is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 900, 15m or 1h")
-    value, unit = int(match.group(1)), match.group(2) or "s"
-    seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
-    if seconds < 60:
+    if seconds < MIN_POLL_INTERVAL:
         raise argparse.ArgumentTypeError("poll at most once a minute")
-    return float(seconds)
+    return seconds
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,18 +63,6 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--otp", help="the current code (asked for when omitted)")
     login.set_defaults(run=_dsm_login)
 
-    emulator = commands.add_parser(
-        "dsm-emulator", help="run the DSM web-API emulator (try the agent without a NAS)"
-    )
-    emulator.add_argument("--data", required=True, help="directory for its persistent state")
-    emulator.add_argument("--http-port", type=int, required=True)
-    emulator.add_argument("--https-port", type=int, required=True)
-    emulator.add_argument("--user", required=True)
-    emulator.add_argument("--password", required=True)
-    emulator.add_argument("--otp-secret", help="base32 TOTP secret: the account requires 2FA")
-    emulator.add_argument("--profile", choices=("dsm6", "dsm7", "dsm7.4"), default="dsm7")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.set_defaults(run=_dsm_emulator)
     return parser
 
 
@@ -127,8 +112,8 @@ def _one_cycle(config) -> int:
 
 def _dsm_login(args: argparse.Namespace) -> int:
     from nas_agent.config import dsm_password, load_config
-    from nas_agent.dsm import DsmClient
-    from nas_agent.dsm_device import DeviceIdFile
+    from nas_agent.dsm.client import DsmClient
+    from nas_agent.dsm.device import DeviceIdFile
 
     config = load_config(args.config)
     if config.dsm.temp_admin:
@@ -149,37 +134,8 @@ def _dsm_login(args: argparse.Namespace) -> int:
     return cycle.EXIT_OK
 
 
-def _dsm_emulator(args: argparse.Namespace) -> int:
-    try:
-        from nas_agent.dsm_emulator import serve
-    except ImportError as exc:
-        print(
-            f"certdrop-agent: the DSM emulator needs Flask ({exc.name} is missing): "
-            "pip install 'certdrop[emulator]'",
-            file=sys.stderr,
-        )
-        return cycle.EXIT_CONFIG
-
-    handle = serve(
-        args.data,
-        args.http_port,
-        args.https_port,
-        args.user,
-        args.password,
-        otp_secret=args.otp_secret,
-        profile=args.profile,
-        host=args.host,
-    )
-    print(f"DSM emulator ({args.profile}): {handle.http_url} and {handle.https_url}", flush=True)
-    try:
-        handle.wait()
-    except KeyboardInterrupt:
-        handle.stop()
-    return cycle.EXIT_OK
-
-
 def _exit_code(exc: AgentError) -> int:
-    from nas_agent.dsm_errors import DsmError
+    from nas_agent.dsm.errors import DsmError
 
     return cycle.EXIT_DSM if isinstance(exc, DsmError) else cycle.EXIT_CONFIG
 

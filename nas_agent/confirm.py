@@ -13,23 +13,7 @@ import ssl
 import time
 from typing import Callable
 
-from nas_agent.errors import AgentError
-
-
-class ConfirmFailed(AgentError):
-    """DSM did not serve the expected certificate before the deadline."""
-
-    transient = True
-
-    def __init__(self, host: str, port: int, expected: str, served: str | None, cause: str):
-        self.host = host
-        self.port = port
-        self.expected = expected
-        self.served = served
-        super().__init__(
-            f"DSM at {host}:{port} does not serve the new certificate "
-            f"(expected sha256 {expected[:16]}…, {cause})"
-        )
+from nas_agent.errors import ConfirmFailed
 
 
 def served_fingerprint(host: str, port: int, server_name: str, timeout: float) -> str:

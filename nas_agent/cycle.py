@@ -25,19 +25,28 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
+from nas_agent import store_layout
 from nas_agent.bundle import IndexEntry, open_entry, parse_index, verify_entry
 from nas_agent.config import AgentConfig, check_runnable, dsm_password
-from nas_agent.config_types import SiteConfig
-from nas_agent.dsm import DsmClient
-from nas_agent.dsm_errors import DsmError
-from nas_agent.errors import AgentError, BundleError, SiteNotInIndex, StaleVersion
-from nas_agent.install import DsmInstaller, Installed, InstallFailed, LocalCopies, Material
+from nas_agent.config.types import SiteConfig
+from nas_agent.dsm.client import DsmClient
+from nas_agent.dsm.errors import DsmError
+from nas_agent.errors import (
+    AgentError,
+    BundleError,
+    InstallFailed,
+    SiteNotInIndex,
+    StaleVersion,
+    StateUnwritable,
+    TempAdminError,
+)
+from nas_agent.install import DsmInstaller, Installed, LocalCopies, Material
 from nas_agent.keys import AgentKeys, load_agent_keys
-from nas_agent.source_errors import SourceError
 from nas_agent.sources import Fetched, Source, open_source
-from nas_agent.state import AgentState, StateUnwritable, load_state, save_state
+from nas_agent.sources.errors import SourceError
+from nas_agent.state import AgentState, load_state, save_state
 from nas_agent.status import signed_status
-from nas_agent.temp_admin import TempAdmin, TempAdminError
+from nas_agent.temp_admin import TempAdmin
 
 _log = logging.getLogger(__name__)
 
@@ -146,7 +155,7 @@ class _Cycle:
 
     def run(self) -> CycleResult:
         try:
-            fetched = self.source.fetch("index.json", etag=self.state.index_etag)
+            fetched = self.source.fetch(store_layout.INDEX, etag=self.state.index_etag)
         except SourceError as exc:
             return self._fail(EXIT_SOURCE, exc)
         if not isinstance(fetched, Fetched):
@@ -169,19 +178,23 @@ class _Cycle:
                 outcomes[site.id] = opened
         if ready:
             outcomes.update(self._install(ready))
-        installed, current, failures, codes = [], [], [], []
+        installed, current, failed, failures, codes = [], [], [], [], []
         for site_id in self.config.sites:
             code, message = outcomes[site_id]
             if code == EXIT_OK:
                 (installed if message == "installed" else current).append(site_id)
             else:
+                failed.append(site_id)
                 failures.append(f"{site_id}: {message}")
                 codes.append(code)
+        # Every configured site was just tried: the report names only those that failed now.
+        state = self.state.with_site_errors_of(failed)
         if codes:
+            self._save(state)
             return CycleResult(
                 min(codes, key=_SEVERITY.index), tuple(installed), tuple(current), tuple(failures)
             )
-        self._save(self.state.with_index_etag(fetched.etag).with_success(self.now()))
+        self._save(state.with_index_etag(fetched.etag).with_success(self.now()))
         return CycleResult(EXIT_OK, tuple(installed), tuple(current))
 
     def _open(self, index, site: SiteConfig) -> _Ready | tuple[int, str]:
@@ -292,8 +305,8 @@ class _Cycle:
         self._record(exc, None)
         return CycleResult(code, failures=(str(exc),))
 
-    def _record(self, exc: Exception, site: str | None) -> None:
-        self._save(self.state.with_error(type(exc).__name__, str(exc), self.now(), site=site))
+    def _record(self, exc: AgentError, site: str | None) -> None:
+        self._save(self.state.with_error(exc.code, str(exc), self.now(), site=site))
 
     def _save(self, state: AgentState) -> None:
         self.state = state

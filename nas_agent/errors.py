@@ -1,43 +1,46 @@
-"""Errors of the NAS agent. Each carries data, not only text, and says whether it is transient.
+"""Errors of the NAS agent. Each carries data, not only text, says whether it is transient, and
+has a stable `code` to branch on.
 
     AgentError                     .transient: retry next run; else record, report, stop
     ├── KeyMaterialError           keys, key files and the one-line key formats
     │   ├── TokenError             .kind, .reason: a line that does not parse or fails its checksum
     │   └── KeyFileError           .path: missing, unreadable, malformed, too open, or present
-    └── BundleError                .agent_id, .site, .version as far as known; .reason
-        ├── MalformedIndex         index.json is not an index (JSON, fields, sizes)
-        ├── UnsupportedFormat      .what, .found: a format this agent does not know: upgrade it
-        ├── SiteNotInIndex         the index holds no entry for .site
-        ├── UnknownIssuerKey       .key_id: an issuer key other than the pinned .pinned_key_id
-        ├── BadSignature           the entry's Ed25519 signature does not verify
-        ├── WrongAgent             .addressee: the entry was signed for another agent
-        ├── StaleVersion           .installed_version: .version is not newer (replay, up to date)
-        ├── SealedHashMismatch     the sealed object is not the one the signed entry names
-        ├── MalformedSealedObject  bad magic, too short or too large
-        ├── DecryptionFailed       HPKE open failed: another recipient's object, or tampered bytes
-        ├── MalformedPlaintext     the opened bytes are not a bundle (JSON, fields, PEM, key type)
-        ├── ContentMismatch        .field: contents disagree with the signed entry or the leaf
-        ├── KeyMismatch            the private key is not the certificate's
-        ├── ChainInvalid           the leaf is not signed by the first chain cert, or a link breaks
-        ├── CertificateNotYetValid .not_before is after .now
-        ├── CertificateExpired     .not_after is before .now
-        └── NamesNotCovered        .missing: configured hostnames the certificate does not cover
+    ├── BundleError                .agent_id, .site, .version as far as known; .reason
+    │   ├── MalformedIndex         index.json is not an index (JSON, fields, sizes)
+    │   ├── UnsupportedFormat      .what, .found: a format this agent does not know: upgrade it
+    │   ├── SiteNotInIndex         the index holds no entry for .site
+    │   ├── UnknownIssuerKey       .key_id: an issuer key other than the pinned .pinned_key_id
+    │   ├── BadSignature           the entry's Ed25519 signature does not verify
+    │   ├── WrongAgent             .addressee: the entry was signed for another agent
+    │   ├── StaleVersion           .installed_version: .version is not newer (replay, up to date)
+    │   ├── SealedHashMismatch     the sealed object is not the one the signed entry names
+    │   ├── MalformedSealedObject  bad magic, too short or too large
+    │   ├── DecryptionFailed       HPKE open failed: another recipient's object, or tampered bytes
+    │   ├── MalformedPlaintext     the opened bytes are not a bundle (JSON, fields, PEM, key type)
+    │   ├── ContentMismatch        .field: contents disagree with the signed entry or the leaf
+    │   ├── KeyMismatch            the private key is not the certificate's
+    │   ├── ChainInvalid           the leaf is not signed by the first chain cert, or a link breaks
+    │   ├── CertificateNotYetValid .not_before is after .now
+    │   ├── CertificateExpired     .not_after is before .now
+    │   └── NamesNotCovered        .missing: configured hostnames the certificate does not cover
+    ├── StateError                 .path
+    │   ├── StateCorrupt           the state file cannot be read: move it aside
+    │   └── StateUnwritable        transient: saving failed, the old file is unchanged
+    ├── InstallFailed              .site, .restored: import or TLS confirmation failed (transient)
+    ├── ConfirmFailed              transient: DSM did not serve the expected leaf in time
+    ├── TempAdminError             .reason, .command: dsm.temp_admin cannot work here (not local,
+    │                              not root, no tools) or a tool failed
+    ├── StatusReportInvalid        .reason: a status.json that does not verify
+    ├── AgentConfigError           in nas_agent.config.errors: configuration, secrets files
+    ├── SourceError                in nas_agent.sources.errors: fetching from the source
+    └── DsmError                   in nas_agent.dsm.errors: DSM's web API and its logins
 
-The other subtrees of AgentError live beside the code that raises them:
-
-    AgentConfigError (config_errors)     .problems: every ConfigProblem; SecretFileError too
-    SourceError (source_errors)          .url, .name, .code; NotFound, Unavailable (transient),
-                                         Denied, TooLarge
-    StateError (state)                   StateCorrupt, StateUnwritable (transient)
-    DsmError (dsm_errors)                DsmTransportError (transient; DsmTlsError,
-                                         DsmProtocolError), DsmApiError .code (DsmSessionError,
-                                         DsmNotAdmin, DsmAuthError and one class per login
-                                         refusal), DsmDuplicateDescription, ...
-    InstallFailed (install)              .restored: import or TLS confirmation failed
-    ConfirmFailed (confirm)              DSM did not serve the expected leaf in time
-    TempAdminError (temp_admin)          .reason, .command: dsm.temp_admin cannot work here
-                                         (not local, not root, no tools) or a tool failed
-    StatusReportInvalid (status)         a status.json that does not verify
+Codes are "<area>.<condition>", lower case with underscores ("bundle.signature_invalid",
+"dsm.login_failed"), one per class and never reused: the agent's status report carries them and
+the cloud's fleet view and alerts branch on them, across agent versions. They share one namespace
+with the cloud's codes (`cloud.errors`). Every BundleError code starts with "bundle.", so a
+reader tells a refused bundle by that prefix (`is_refusal`), whatever check a newer agent adds.
+What DSM or the source itself said stays in `.dsm_code` and `.backend_code`.
 
 Nothing in the BundleError tree is transient: a bundle that fails a check fails it again until
 the cloud publishes a new one. Messages never contain key material.
@@ -46,19 +49,31 @@ the cloud publishes a new one. Messages never contain key material.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Sequence
+
+UNKNOWN_CODE = "unknown"  # an error whose code cannot be read or named (see legacy_error_kinds)
+_REFUSAL_PREFIX = "bundle."
+
+
+def is_refusal(code: str) -> bool:
+    """The code of a refused bundle (a BundleError), from this or any later agent version."""
+    return code.startswith(_REFUSAL_PREFIX)
 
 
 class AgentError(Exception):
     """Base of every error the agent raises on purpose."""
 
+    code = "agent.error"
     transient = False
 
 
 class KeyMaterialError(AgentError):
-    pass
+    code = "key_material.invalid"
 
 
 class TokenError(KeyMaterialError):
+    code = "key_material.token_invalid"
+
     def __init__(self, kind: str, reason: str):
         self.kind = kind
         self.reason = reason
@@ -66,6 +81,8 @@ class TokenError(KeyMaterialError):
 
 
 class KeyFileError(KeyMaterialError):
+    code = "key_material.file_invalid"
+
     def __init__(self, path: str, reason: str):
         self.path = path
         self.reason = reason
@@ -75,6 +92,8 @@ class KeyFileError(KeyMaterialError):
 class BundleError(AgentError):
     """A bundle or index entry was refused. The message is built from the fields when shown, so
     the opener can add the agent, site and version it knows to an error raised deeper down."""
+
+    code = "bundle.refused"
 
     def __init__(
         self,
@@ -97,10 +116,12 @@ class BundleError(AgentError):
 
 
 class MalformedIndex(BundleError):
-    pass
+    code = "bundle.index_malformed"
 
 
 class UnsupportedFormat(BundleError):
+    code = "bundle.format_unsupported"
+
     def __init__(self, what: str, found: object, **where):
         self.what = what
         self.found = found
@@ -108,10 +129,12 @@ class UnsupportedFormat(BundleError):
 
 
 class SiteNotInIndex(BundleError):
-    pass
+    code = "bundle.site_not_in_index"
 
 
 class UnknownIssuerKey(BundleError):
+    code = "bundle.issuer_key_unknown"
+
     def __init__(self, key_id: str, pinned_key_id: str, **where):
         self.key_id = key_id
         self.pinned_key_id = pinned_key_id
@@ -121,16 +144,20 @@ class UnknownIssuerKey(BundleError):
 
 
 class BadSignature(BundleError):
-    pass
+    code = "bundle.signature_invalid"
 
 
 class WrongAgent(BundleError):
+    code = "bundle.wrong_agent"
+
     def __init__(self, addressee: str, **where):
         self.addressee = addressee
         super().__init__(f"entry is addressed to agent {addressee}", **where)
 
 
 class StaleVersion(BundleError):
+    code = "bundle.version_stale"
+
     def __init__(self, version: int, installed_version: int, **where):
         self.installed_version = installed_version
         super().__init__(
@@ -146,36 +173,40 @@ class StaleVersion(BundleError):
 
 
 class SealedHashMismatch(BundleError):
-    pass
+    code = "bundle.sealed_hash_mismatch"
 
 
 class MalformedSealedObject(BundleError):
-    pass
+    code = "bundle.sealed_object_malformed"
 
 
 class DecryptionFailed(BundleError):
-    pass
+    code = "bundle.decryption_failed"
 
 
 class MalformedPlaintext(BundleError):
-    pass
+    code = "bundle.plaintext_malformed"
 
 
 class ContentMismatch(BundleError):
+    code = "bundle.content_mismatch"
+
     def __init__(self, field: str, reason: str, **where):
         self.field = field
         super().__init__(f"{field}: {reason}", **where)
 
 
 class KeyMismatch(BundleError):
-    pass
+    code = "bundle.key_mismatch"
 
 
 class ChainInvalid(BundleError):
-    pass
+    code = "bundle.chain_invalid"
 
 
 class CertificateNotYetValid(BundleError):
+    code = "bundle.certificate_not_yet_valid"
+
     def __init__(self, not_before: datetime, now: datetime, **where):
         self.not_before = not_before
         self.now = now
@@ -185,6 +216,8 @@ class CertificateNotYetValid(BundleError):
 
 
 class CertificateExpired(BundleError):
+    code = "bundle.certificate_expired"
+
     def __init__(self, not_after: datetime, now: datetime, **where):
         self.not_after = not_after
         self.now = now
@@ -194,6 +227,8 @@ class CertificateExpired(BundleError):
 
 
 class NamesNotCovered(BundleError):
+    code = "bundle.names_not_covered"
+
     def __init__(self, missing: tuple[str, ...], names: tuple[str, ...], **where):
         self.missing = missing
         self.names = names
@@ -201,3 +236,90 @@ class NamesNotCovered(BundleError):
             f"certificate names {', '.join(names) or '(none)'} do not cover {', '.join(missing)}",
             **where,
         )
+
+
+class StateError(AgentError):
+    code = "state.failed"
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"state file {path}: {reason}")
+
+
+class StateCorrupt(StateError):
+    """The file is not a state this agent can read. Terminal until the file is moved aside."""
+
+    code = "state.corrupt"
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(
+            path,
+            f"{reason}; move it aside (mv {path} {path}.broken): the next run starts afresh and"
+            " reinstalls each site's current certificate once",
+        )
+
+
+class StateUnwritable(StateError):
+    """Saving failed (disk full, permissions); the old file is unchanged."""
+
+    code = "state.unwritable"
+    transient = True
+
+
+class InstallFailed(AgentError):
+    """The import or its confirmation failed. `.restored`: the previous certificate was put back
+    (True), there was nothing to put back (None: DSM refused the upload, or the certificate was
+    new), or putting it back failed too (False)."""
+
+    code = "install.failed"
+    transient = True
+
+    def __init__(self, site: str, cause: str, restored: bool | None):
+        self.site = site
+        self.cause = cause
+        self.restored = restored
+        outcome = {
+            True: "the previous certificate was restored",
+            None: "there was nothing to restore",
+            False: "restoring the previous certificate failed too; DSM keeps the new one",
+        }[restored]
+        super().__init__(f"site {site}: installing into DSM failed ({cause}); {outcome}")
+
+
+class ConfirmFailed(AgentError):
+    """DSM did not serve the expected certificate before the deadline."""
+
+    code = "install.not_served"
+    transient = True
+
+    def __init__(self, host: str, port: int, expected: str, served: str | None, cause: str):
+        self.host = host
+        self.port = port
+        self.expected = expected
+        self.served = served
+        super().__init__(
+            f"DSM at {host}:{port} does not serve the new certificate "
+            f"(expected sha256 {expected[:16]}…, {cause})"
+        )
+
+
+class TempAdminError(AgentError):
+    """Temp-admin mode cannot work here or a tool failed. `.reason`; `.command`, when a tool
+    failed, is its argv with the password replaced by `***`."""
+
+    code = "temp_admin.failed"
+
+    def __init__(self, reason: str, command: Sequence[str] = ()):
+        self.reason = reason
+        self.command = tuple(command)
+        shown = f" ({' '.join(self.command)})" if self.command else ""
+        super().__init__(f"temp_admin: {reason}{shown}")
+
+
+class StatusReportInvalid(AgentError):
+    code = "status.report_invalid"
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"status report refused: {reason}")

@@ -1,8 +1,13 @@
-"""The shapes of agent ids and site ids, shared by the cloud's config and the agent.
+"""The shapes of host names, agent ids and site ids: the one owner of each rule, shared by the
+cloud (its configuration, its DNS-01 names) and the agent (its configuration, bundles, state).
 
-Both end up in object keys (`agents/<agent>/bundles/<site>/<version>.sealed`), in HPKE `info` and in
-signed statements, so they are plain lowercase ASCII and can never contain `/`, `=`, whitespace or a
-line break.
+Agent and site ids end up in object keys (`agents/<agent>/bundles/<site>/<version>.sealed`), in
+HPKE `info` and in signed statements, so they are plain lowercase ASCII and can never contain `/`,
+`=`, whitespace or a line break.
+
+A host name is what a certificate names and DSM is reached by: two or more labels of lower-case
+letters, digits and inner hyphens (RFC 1123), at most 63 characters each, unicode labels in their
+IDNA form; a wildcard (`*.`) only as the whole leftmost label.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import re
 AGENT_ID_PATTERN = "[a-z0-9][a-z0-9-]{0,62}"
 # Sites may carry dots so an operator can name one after its domain (`example.com`).
 SITE_ID_PATTERN = "[a-z0-9][a-z0-9.-]{0,62}"
+HOST_LABEL_PATTERN = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+WILDCARD_PREFIX = "*."
 
 _AGENT_ID = re.compile(AGENT_ID_PATTERN)
 _SITE_ID = re.compile(SITE_ID_PATTERN)
+_HOST_LABEL = re.compile(HOST_LABEL_PATTERN)
 
 
 def is_agent_id(value: object) -> bool:
@@ -23,3 +31,29 @@ def is_agent_id(value: object) -> bool:
 
 def is_site_id(value: object) -> bool:
     return isinstance(value, str) and _SITE_ID.fullmatch(value) is not None
+
+
+def ascii_hostname(text: str) -> str:
+    """`text` lower-cased, without a trailing dot, unicode labels in their IDNA (ASCII) form.
+
+    Text IDNA cannot encode comes back only lower-cased: `is_hostname` refuses it.
+    """
+    name = text.lower().rstrip(".")
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+def is_hostname(value: object, *, wildcard: bool = False) -> bool:
+    """`value` is a host name in ASCII (`ascii_hostname` gives that form); with `wildcard`, one
+    leading `*.` label is allowed too."""
+    if not isinstance(value, str):
+        return False
+    name = value[len(WILDCARD_PREFIX) :] if wildcard and is_wildcard(value) else value
+    labels = name.split(".")
+    return len(labels) >= 2 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+def is_wildcard(name: str) -> bool:
+    return name.startswith(WILDCARD_PREFIX)

@@ -1,3 +1,4 @@
+# Over 300 lines: backup, import, bind, confirm and restore are one sequence of failure paths.
 """Installing one opened bundle into DSM: back up, import in place, bind, confirm, or roll back.
 
 The certificate DSM holds under the site's description is replaced by id, so every service bound
@@ -23,20 +24,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from nas_agent._atomic import write_atomic
-from nas_agent.config_types import DsmConfig, SiteConfig
-from nas_agent.confirm import ConfirmFailed, wait_until_served
-from nas_agent.dsm import DsmClient
-from nas_agent.dsm_device import DeviceIdFile
-from nas_agent.dsm_errors import DsmApiError, DsmError, DsmTransportError
-from nas_agent.dsm_types import (
+from nas_agent.config.types import DsmConfig, SiteConfig
+from nas_agent.confirm import wait_until_served
+from nas_agent.dsm.client import DsmClient
+from nas_agent.dsm.device import DeviceIdFile
+from nas_agent.dsm.errors import DsmApiError, DsmError, DsmTransportError
+from nas_agent.dsm.types import (
     Certificate,
     ExportedCertificate,
     ImportResult,
     Session,
     read_export_archive,
 )
-from nas_agent.errors import AgentError
-from nas_agent.temp_admin import TempAdmin, TempAdminError
+from nas_agent.errors import ConfirmFailed, InstallFailed, TempAdminError
+from nas_agent.temp_admin import TempAdmin
 
 _log = logging.getLogger(__name__)
 
@@ -62,25 +63,6 @@ class Installed:
     certificate_id: str
     confirmed: bool  # False when the certificate is not what DSM's HTTPS port serves
     dsm_version: str  # as far as the API tells: its Auth API's major version
-
-
-class InstallFailed(AgentError):
-    """The import or its confirmation failed. `.restored`: the previous certificate was put back
-    (True), there was nothing to put back (None: DSM refused the upload, or the certificate was
-    new), or putting it back failed too (False)."""
-
-    transient = True
-
-    def __init__(self, site: str, cause: str, restored: bool | None):
-        self.site = site
-        self.cause = cause
-        self.restored = restored
-        outcome = {
-            True: "the previous certificate was restored",
-            None: "there was nothing to restore",
-            False: "restoring the previous certificate failed too; DSM keeps the new one",
-        }[restored]
-        super().__init__(f"site {site}: installing into DSM failed ({cause}); {outcome}")
 
 
 class LocalCopies:

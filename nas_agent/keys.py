@@ -21,6 +21,7 @@ from typing import TypeVar, Union
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from nas_agent.errors import KeyFileError
 from nas_agent.ids import AGENT_ID_PATTERN, is_agent_id
@@ -88,15 +89,41 @@ def private_key_pem(key: ContractPrivateKey) -> bytes:
 
 
 def load_private_key_pem(data: bytes, kind: type[_K], *, source: str) -> _K:
-    """Read an unencrypted PKCS#8 PEM private key of the given type; `source` names it in errors."""
+    """Read an unencrypted PKCS#8 PEM private key of the given type; `source` names it in errors.
+
+    The key classes are abstract, and mypy accepts no abstract class where ``type[_K]`` is
+    expected: type-checked code calls `load_x25519_key_pem` or `load_ed25519_key_pem` instead.
+    """
+    key = _parse_private_key_pem(data, source)
+    if not isinstance(key, kind):
+        raise _wrong_key_type(source, key, kind)
+    return key
+
+
+def load_x25519_key_pem(data: bytes, *, source: str) -> x25519.X25519PrivateKey:
+    key = _parse_private_key_pem(data, source)
+    if not isinstance(key, x25519.X25519PrivateKey):
+        raise _wrong_key_type(source, key, x25519.X25519PrivateKey)
+    return key
+
+
+def load_ed25519_key_pem(data: bytes, *, source: str) -> ed25519.Ed25519PrivateKey:
+    key = _parse_private_key_pem(data, source)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise _wrong_key_type(source, key, ed25519.Ed25519PrivateKey)
+    return key
+
+
+def _parse_private_key_pem(data: bytes, source: str) -> PrivateKeyTypes:
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        return serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         # TypeError: the key is encrypted. Neither message quotes the key.
         raise KeyFileError(source, "not an unencrypted PKCS#8 PEM private key") from exc
-    if not isinstance(key, kind):
-        raise KeyFileError(source, f"holds a {type(key).__name__}, expected {kind.__name__}")
-    return key
+
+
+def _wrong_key_type(source: str, key: PrivateKeyTypes, expected: type) -> KeyFileError:
+    return KeyFileError(source, f"holds a {type(key).__name__}, expected {expected.__name__}")
 
 
 def save_private_key(path: str, key: ContractPrivateKey) -> None:
@@ -130,6 +157,11 @@ def save_private_key(path: str, key: ContractPrivateKey) -> None:
 
 def load_private_key(path: str, kind: type[_K]) -> _K:
     """Read a key file written by `save_private_key`; refuse one that others can read or write."""
+    return load_private_key_pem(_read_key_file(path), kind, source=path)
+
+
+def _read_key_file(path: str) -> bytes:
+    """The PEM of a key file; refuse one that others can read or write."""
     try:
         with open(path, "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
@@ -140,7 +172,7 @@ def load_private_key(path: str, kind: type[_K]) -> _K:
         raise KeyFileError(
             path, f"mode {stat.S_IMODE(mode):04o} lets others read it; run: chmod 600 {path}"
         )
-    return load_private_key_pem(data, kind, source=path)
+    return data
 
 
 def save_agent_keys(keys: AgentKeys, directory: str) -> None:
@@ -157,8 +189,8 @@ def load_agent_keys(directory: str, agent_id: str) -> AgentKeys:
     box_path, signing_path = _agent_key_paths(directory)
     return AgentKeys(
         agent_id=agent_id,
-        box_key=load_private_key(box_path, x25519.X25519PrivateKey),
-        signing_key=load_private_key(signing_path, ed25519.Ed25519PrivateKey),
+        box_key=load_x25519_key_pem(_read_key_file(box_path), source=box_path),
+        signing_key=load_ed25519_key_pem(_read_key_file(signing_path), source=signing_path),
     )
 
 

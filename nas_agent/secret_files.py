@@ -11,7 +11,7 @@ import errno
 import os
 import stat
 
-from nas_agent.config_errors import SecretFileError
+from nas_agent.config.errors import SecretFileError
 
 # Secrets are a line or a few lines; anything bigger is the wrong file.
 MAX_SECRET_BYTES = 64 * 1024

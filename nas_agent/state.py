@@ -5,7 +5,9 @@
                                "not_after": "2027-01-31T12:00:00Z", "dsm_certificate_id": "Ab12",
                                "installed_at": "2026-11-28T12:00:00Z"}},
      "last_success": "2026-11-28T12:00:00Z",
-     "last_error": {"kind": "SourceUnavailable", "message": "...", "at": "...", "site": null},
+     "last_error": {"code": "source.unavailable", "message": "...", "at": "...", "site": null},
+     "site_errors": {"shop": {"code": "bundle.names_not_covered", "message": "...", "at": "...",
+                              "site": "shop"}},
      "index_etag": "\\"9b2c...\\"",
      "dsm_version": "DSM 7.2.1-69057 Update 5"}
 
@@ -17,7 +19,11 @@ what refuses replays (`verify_entry(installed_version=...)`).
 that index was handled (installed, up to date, or refused for good). Saved earlier, a failed
 install would not be retried until the cloud published again.
 
-`status_report` renders the state as the `status.json` the agent writes back to its source.
+Errors are recorded by their stable code (`nas_agent.errors`). `last_error` is the newest of
+all; `site_errors` holds each site whose latest attempt failed, and loses a site once it is
+installed, up to date or no longer configured. A file written before codes holds "kind" (the
+class name) instead: it is read, and the name mapped to its code (`nas_agent.legacy_error_kinds`).
+`nas_agent.status` renders the state as the report the agent writes back to its source.
 
 A missing file is an empty state. A damaged one raises StateCorrupt telling the user to move it
 aside; the caller may go on with an empty state instead: the agent then reinstalls each site's
@@ -32,43 +38,19 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from nas_agent._atomic import write_atomic
 from nas_agent._encoding import format_timestamp, load_json_object, parse_timestamp
-from nas_agent.errors import AgentError
+from nas_agent.errors import StateCorrupt, StateUnwritable
 from nas_agent.ids import is_site_id
+from nas_agent.legacy_error_kinds import code_for_kind
 
 STATE_FORMAT = "certdrop-agent-state-v1"
-STATUS_FORMAT = "certdrop-agent-status-v1"
 MAX_STATE_BYTES = 1024 * 1024
 MAX_ERROR_MESSAGE = 2000  # characters kept of an error's text: enough to act on, state stays small
 _FILE_MODE = 0o600
 _HEX = frozenset("0123456789abcdef")
-
-
-class StateError(AgentError):
-    def __init__(self, path: str, reason: str):
-        self.path = path
-        self.reason = reason
-        super().__init__(f"state file {path}: {reason}")
-
-
-class StateCorrupt(StateError):
-    """The file is not a state this agent can read. Terminal until the file is moved aside."""
-
-    def __init__(self, path: str, reason: str):
-        super().__init__(
-            path,
-            f"{reason}; move it aside (mv {path} {path}.broken): the next run starts afresh and"
-            " reinstalls each site's current certificate once",
-        )
-
-
-class StateUnwritable(StateError):
-    """Saving failed (disk full, permissions); the old file is unchanged."""
-
-    transient = True
 
 
 @dataclass(frozen=True)
@@ -82,7 +64,7 @@ class InstalledSite:
 
 @dataclass(frozen=True)
 class LastError:
-    kind: str  # the error's class name, e.g. "SourceUnavailable", "NamesNotCovered"
+    code: str  # the error's stable code, e.g. "source.unavailable", "bundle.names_not_covered"
     message: str
     at: datetime
     site: str | None = None
@@ -93,6 +75,7 @@ class AgentState:
     sites: Mapping[str, InstalledSite] = field(default_factory=lambda: MappingProxyType({}))
     last_success: datetime | None = None
     last_error: LastError | None = None
+    site_errors: Mapping[str, LastError] = field(default_factory=lambda: MappingProxyType({}))
     index_etag: str | None = None
     dsm_version: str | None = None
 
@@ -129,10 +112,22 @@ class AgentState:
         return dataclasses.replace(self, sites=MappingProxyType(sites))
 
     def with_error(
-        self, kind: str, message: str, at: datetime, site: str | None = None
+        self, code: str, message: str, at: datetime, site: str | None = None
     ) -> AgentState:
-        error = LastError(kind, message[:MAX_ERROR_MESSAGE], _whole(at), site)
-        return dataclasses.replace(self, last_error=error)
+        error = LastError(code, message[:MAX_ERROR_MESSAGE], _whole(at), site)
+        if site is None:
+            return dataclasses.replace(self, last_error=error)
+        site_errors = dict(self.site_errors)
+        site_errors[site] = error
+        return dataclasses.replace(
+            self, last_error=error, site_errors=MappingProxyType(site_errors)
+        )
+
+    def with_site_errors_of(self, failed: Iterable[str]) -> AgentState:
+        """Keeps the errors of the sites in `failed` only: every other site was installed, is up
+        to date, or is no longer configured."""
+        kept = {site: self.site_errors[site] for site in failed if site in self.site_errors}
+        return dataclasses.replace(self, site_errors=MappingProxyType(kept))
 
     def with_success(self, at: datetime) -> AgentState:
         """A cycle that ended well; the last error stays on record (see `failing`)."""
@@ -170,7 +165,8 @@ def encode_state(state: AgentState) -> bytes:
         "format": STATE_FORMAT,
         "sites": {site: _site_json(installed) for site, installed in sorted(state.sites.items())},
         "last_success": _time_or_none(state.last_success),
-        "last_error": _error_json(state.last_error),
+        "last_error": error_json(state.last_error),
+        "site_errors": {site: error_json(e) for site, e in state.site_errors.items()},
         "index_etag": state.index_etag,
         "dsm_version": state.dsm_version,
     }
@@ -188,6 +184,7 @@ def decode_state(data: bytes, path: str = "(state)") -> AgentState:
             sites=MappingProxyType({str(k): _site(k, v) for k, v in sites.items()}),
             last_success=_optional_time(document.get("last_success")),
             last_error=_error(document.get("last_error")),
+            site_errors=_site_errors(document.get("site_errors")),
             index_etag=_optional_text(document, "index_etag"),
             dsm_version=_optional_text(document, "dsm_version"),
         )
@@ -196,33 +193,16 @@ def decode_state(data: bytes, path: str = "(state)") -> AgentState:
     return state
 
 
-def status_report(
-    state: AgentState, *, agent_id: str, now: datetime, poll_interval: float
-) -> bytes:
-    """The body of `agents/<id>/status.json`: what is installed, the DSM version, the last
-    success and error, when the agent was last seen and how often it means to report (the
-    operator's view calls it quiet after three missed reports). No local detail (ETag, DSM
-    ids)."""
-    document = {
-        "format": STATUS_FORMAT,
-        "agent": agent_id,
-        "poll_interval_s": int(poll_interval),
-        "seen_at": format_timestamp(_whole(now)),
-        "dsm_version": state.dsm_version,
-        "sites": {
-            site: {
-                "version": installed.version,
-                "fingerprint": installed.fingerprint,
-                "not_after": format_timestamp(installed.not_after),
-                "installed_at": format_timestamp(installed.installed_at),
-            }
-            for site, installed in sorted(state.sites.items())
-        },
-        "last_success": _time_or_none(state.last_success),
-        "last_error": _error_json(state.last_error),
-        "failing": state.failing,
+def error_json(error: LastError | None) -> dict[str, Any] | None:
+    """A recorded error as the state file and the status report both write it."""
+    if error is None:
+        return None
+    return {
+        "code": error.code,
+        "message": error.message,
+        "at": format_timestamp(error.at),
+        "site": error.site,
     }
-    return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
 
 def _whole(moment: datetime) -> datetime:
@@ -267,28 +247,30 @@ def _site(site: str, raw: Any) -> InstalledSite:
     return installed
 
 
-def _error_json(error: LastError | None) -> dict[str, Any] | None:
-    if error is None:
-        return None
-    return {
-        "kind": error.kind,
-        "message": error.message,
-        "at": format_timestamp(error.at),
-        "site": error.site,
-    }
-
-
 def _error(raw: Any) -> LastError | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
         raise ValueError("last_error is not an object")
+    # Written before codes: the class name instead.
+    code = _text(raw, "code") if "code" in raw else code_for_kind(_text(raw, "kind"))
     return LastError(
-        kind=_text(raw, "kind"),
+        code=code,
         message=_text(raw, "message"),
         at=parse_timestamp(raw["at"]),
         site=_optional_text(raw, "site"),
     )
+
+
+def _site_errors(raw: Any) -> Mapping[str, LastError]:
+    if raw is None:  # a file written before per-site errors
+        return MappingProxyType({})
+    if not isinstance(raw, dict):
+        raise ValueError("site_errors is not an object")
+    errors = {site: _error(value) for site, value in raw.items()}
+    if any(error is None or error.site != site for site, error in errors.items()):
+        raise ValueError("site_errors holds an entry that is not an error of its site")
+    return MappingProxyType(errors)
 
 
 def _object(document: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -2,9 +2,25 @@
 
     {"format": "certdrop-agent-status-signed-v1", "report": {...}, "signature": "<b64url>"}
 
-`report` is the body `nas_agent.state.status_report` builds; the Ed25519 signature (the agent's
-own key, registered at enrollment) covers a context string and the report's canonical JSON, so
-the cloud can tell a real report from one written by anyone else with write access.
+`report` is the body `status_report` builds:
+
+    {"format": "certdrop-agent-status-v1", "agent": "nas-01", "poll_interval_s": 900,
+     "seen_at": "2026-11-28T12:00:00Z", "dsm_version": "DSM 7.2.1-69057 Update 5",
+     "sites": {"shop": {"version": 7, "fingerprint": "<sha256 hex>",
+                        "not_after": "...", "installed_at": "..."}},
+     "last_success": "2026-11-28T11:45:00Z",
+     "last_error": {"code": "install.failed", "message": "...", "at": "...", "site": "shop"},
+     "site_errors": {"shop": {"code": "install.failed", "message": "...", "at": "...",
+                              "site": "shop"}},
+     "failing": true}
+
+Errors travel as their stable codes (`nas_agent.errors`); the message is for people only.
+`site_errors` holds the sites whose latest attempt failed. Reports written before codes carry
+"kind" (the class name) instead of "code", and no `site_errors`.
+
+The Ed25519 signature (the agent's own key, registered at enrollment) covers a context string
+and the report's canonical JSON, so the cloud can tell a real report from one written by anyone
+else with write access.
 """
 
 from __future__ import annotations
@@ -16,19 +32,49 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from nas_agent._encoding import b64url_decode, b64url_encode, canonical_json, load_json_object
-from nas_agent.errors import AgentError
-from nas_agent.state import AgentState, status_report
+from nas_agent._encoding import (
+    b64url_decode,
+    b64url_encode,
+    canonical_json,
+    format_timestamp,
+    load_json_object,
+)
+from nas_agent.errors import StatusReportInvalid
+from nas_agent.state import AgentState, error_json
 
+STATUS_FORMAT = "certdrop-agent-status-v1"
 SIGNED_FORMAT = "certdrop-agent-status-signed-v1"
 _CONTEXT = b"certdrop agent status v1\n"
 _MAX_BYTES = 256 * 1024
 
 
-class StatusReportInvalid(AgentError):
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(f"status report refused: {reason}")
+def status_report(
+    state: AgentState, *, agent_id: str, now: datetime, poll_interval: float
+) -> bytes:
+    """The report body: what is installed, the DSM version, the last success and errors, when
+    the agent was last seen and how often it means to report (the operator's view calls it
+    quiet after three missed reports). No local detail (ETag, DSM ids)."""
+    document = {
+        "format": STATUS_FORMAT,
+        "agent": agent_id,
+        "poll_interval_s": int(poll_interval),
+        "seen_at": format_timestamp(now.replace(microsecond=0)),
+        "dsm_version": state.dsm_version,
+        "sites": {
+            site: {
+                "version": installed.version,
+                "fingerprint": installed.fingerprint,
+                "not_after": format_timestamp(installed.not_after),
+                "installed_at": format_timestamp(installed.installed_at),
+            }
+            for site, installed in state.sites.items()
+        },
+        "last_success": format_timestamp(state.last_success) if state.last_success else None,
+        "last_error": error_json(state.last_error),
+        "site_errors": {site: error_json(e) for site, e in state.site_errors.items()},
+        "failing": state.failing,
+    }
+    return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
 
 def signed_status(

@@ -23,9 +23,9 @@ import secrets
 import string
 import subprocess
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
-from nas_agent.errors import AgentError
+from nas_agent.errors import TempAdminError
 
 _log = logging.getLogger(__name__)
 
@@ -39,17 +39,6 @@ _TIMEOUT = 120.0  # seconds per tool call; they are local and quick unless DSM h
 _MEMBER_LINE = re.compile(r"^\s*(?:\d+\s*:)?\s*\[(.+)\]\s*$")
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
-
-
-class TempAdminError(AgentError):
-    """Temp-admin mode cannot work here or a tool failed. `.reason`; `.command`, when a tool
-    failed, is its argv with the password replaced by `***`."""
-
-    def __init__(self, reason: str, command: Sequence[str] = ()):
-        self.reason = reason
-        self.command = tuple(command)
-        shown = f" ({' '.join(self.command)})" if self.command else ""
-        super().__init__(f"temp_admin: {reason}{shown}")
 
 
 @dataclass(frozen=True)

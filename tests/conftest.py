@@ -34,9 +34,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.services import netguard
-from tests.services.bind import BindResolver, BindServer, TsigKey, Zone
-from tests.services.pebble import Pebble
+from lab.bind import BindResolver, BindServer, TsigKey, Zone
+from lab.pebble import Pebble
+from tests import netguard
 
 TEST_ZONES = (
     Zone(

@@ -18,8 +18,8 @@ import pytest
 import requests
 from cryptography import x509
 
-from tests.services import netguard
-from tests.services.bind import BindServer, TsigKey
+from lab.bind import BindServer, TsigKey
+from tests import netguard
 
 
 def _update(key: TsigKey, zone: str) -> dns.update.UpdateMessage:

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(_ROOT))  # the fleet fixture lives in tests/, beside cloud/
+sys.path.insert(0, str(_ROOT))  # run from a checkout: cloud/ and lab/ beside tools/
 
-from cloud.dashboard import make_app  # noqa: E402
-from cloud.dashboard.server import serving  # noqa: E402
-from cloud.fleet import collect  # noqa: E402
-from tests.cloud.fleet_fixtures import make_fleet  # noqa: E402
+from cloud.fleet.dashboard import make_app  # noqa: E402
+from cloud.fleet.dashboard.server import serving  # noqa: E402
+from cloud.fleet.status import collect  # noqa: E402
+from lab.sample_fleet import make_fleet  # noqa: E402
 
 _CHROMIUM_TIMEOUT = 120  # seconds; a first start on a cold disk is slow
 

@@ -14,10 +14,10 @@ _MAX_KEY_BYTES = 1024
 
 
 def check_key(key: str) -> str:
-    """`key` itself, or `StoreRefused` (code "InvalidKey") saying what is wrong with it."""
+    """`key` itself, or `StoreRefused` (backend code "InvalidKey") saying what is wrong with it."""
     problem = key_problem(key)
     if problem:
-        raise StoreRefused(key, f"invalid key: {problem}", code="InvalidKey")
+        raise StoreRefused(key, f"invalid key: {problem}", backend_code="InvalidKey")
     return key
 
 
@@ -34,7 +34,7 @@ def check_prefix(prefix: str) -> str:
     complete = prefix.split("/")[:-1]
     problem = _text_problem(prefix) or (_segments_problem(complete) if complete else None)
     if problem:
-        raise StoreRefused(prefix, f"invalid prefix: {problem}", code="InvalidKey")
+        raise StoreRefused(prefix, f"invalid prefix: {problem}", backend_code="InvalidKey")
     return prefix
 
 

@@ -13,8 +13,8 @@ Creation additionally uses `link()`, which cannot replace an existing file.
 
 Objects are written 0644; directories the store creates get `dir_mode` (default 0755; pass 0o700
 to keep the whole store private to its user). Unlike S3, a key cannot be both an object and the
-parent of others ("a" and "a/b"); such a write raises `StoreRefused` with code "PathConflict".
-Directories emptied by deletes are left in place.
+parent of others ("a" and "a/b"); such a write raises `StoreRefused` with backend code
+"PathConflict". Directories emptied by deletes are left in place.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ class LocalStore:
         self._dir_mode = dir_mode
         if not os.path.isdir(self.root):
             if not create or os.path.lexists(self.root):
-                raise StoreRefused(self.root, "the store root is not a directory", code="NoRoot")
+                raise StoreRefused(
+                    self.root, "the store root is not a directory", backend_code="NoRoot"
+                )
             try:
                 os.makedirs(self.root, mode=dir_mode, exist_ok=True)
                 os.chmod(self.root, dir_mode)  # makedirs' mode is filtered by the umask
@@ -259,7 +261,7 @@ def _path_conflict(key: str) -> StoreRefused:
     return StoreRefused(
         key,
         "a local store cannot hold both an object and objects below it ('a' and 'a/b')",
-        code="PathConflict",
+        backend_code="PathConflict",
     )
 
 
@@ -267,5 +269,5 @@ def _os_error(key: str, action: str, exc: OSError) -> StoreError:
     name = errno.errorcode.get(exc.errno or 0, "OSError")
     cause = f"cannot {action} it: {exc.strerror or exc}"
     if exc.errno in _TERMINAL_ERRNOS:
-        return StoreRefused(key, cause, code=name)
+        return StoreRefused(key, cause, backend_code=name)
     return StoreError(key, cause)

@@ -11,7 +11,7 @@ S3 operation name: what a bill or a benchmark counts.
 
 Errors: 412 raises `PreconditionFailed`; throttling, 5xx and connection failures a transient
 `StoreError`; anything retrying cannot fix (no such bucket, access denied, bad credentials)
-`StoreRefused` with S3's error code.
+`StoreRefused` with S3's error code as its `backend_code`.
 """
 
 from __future__ import annotations
@@ -237,11 +237,11 @@ class S3Store:
                 )
             if code in _TRANSIENT_CODES or code == _CONFLICT or status >= 500 or status == 429:
                 return StoreError(key, cause)
-            return StoreRefused(key, cause, code=code)
+            return StoreRefused(key, cause, backend_code=code)
         cause = f"{where}: {exc}"
         if isinstance(exc, HTTPClientError | BotoConnectionError) and not isinstance(exc, SSLError):
             return StoreError(key, cause)
-        return StoreRefused(key, cause, code=type(exc).__name__)
+        return StoreRefused(key, cause, backend_code=type(exc).__name__)
 
 
 def _code(exc: ClientError) -> str:

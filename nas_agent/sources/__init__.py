@@ -24,7 +24,7 @@ URL's kind does not take, or a bad URL, raises AgentConfigError naming `source.<
 `fetch(name, etag=None)` returns Fetched(name, body, etag) or, when the object still has `etag`,
 NotModified(name, etag). It raises SourceNotFound (absent), SourceUnavailable (transient: network,
 timeouts, 5xx, throttling), SourceDenied (401/403, credentials), SourceTooLarge, or a terminal
-SourceError (see `nas_agent.source_errors`). `put_status(body)` writes `agents/<id>/status.json`
+SourceError (see `nas_agent.sources.errors`). `put_status(body)` writes `agents/<id>/status.json`
 and returns True; it returns False, with a warning logged, where the source cannot be written
 (https by nature; S3 AccessDenied; a read-only share), and raises SourceUnavailable when a write
 that should work failed. `counters` tells the requests made and the body bytes received.
@@ -37,11 +37,10 @@ import re
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from nas_agent.config_errors import AgentConfigError, ConfigProblem
+from nas_agent.config.errors import AgentConfigError, ConfigProblem
 from nas_agent.ids import is_agent_id
 from nas_agent.sources._base import (
     MAX_OBJECT_BYTES,
-    STATUS_NAME,
     Fetched,
     NotModified,
     SourceCounters,
@@ -50,7 +49,6 @@ from nas_agent.sources._base import (
 
 __all__ = [
     "MAX_OBJECT_BYTES",
-    "STATUS_NAME",
     "Fetched",
     "NotModified",
     "Source",

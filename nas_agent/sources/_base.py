@@ -7,12 +7,11 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from nas_agent.source_errors import SourceTooLarge
+from nas_agent.sources.errors import SourceTooLarge
 
 # The largest object an agent reads: index.json is capped at 1 MiB and a sealed bundle at about
 # 256 KiB. Bodies are untrusted, so reading stops here whatever the server claims.
 MAX_OBJECT_BYTES = 1024 * 1024
-STATUS_NAME = "status.json"
 
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 

@@ -18,14 +18,15 @@ import logging
 import os
 import stat
 
+from nas_agent import store_layout
 from nas_agent._atomic import write_atomic
-from nas_agent.source_errors import (
+from nas_agent.sources._base import BaseSource, Fetched, NotModified, check_name
+from nas_agent.sources.errors import (
     SourceDenied,
     SourceError,
     SourceNotFound,
     SourceUnavailable,
 )
-from nas_agent.sources._base import STATUS_NAME, BaseSource, Fetched, NotModified, check_name
 
 _log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class FileSource(BaseSource):
                 info = os.fstat(handle.fileno())
                 if not stat.S_ISREG(info.st_mode):
                     raise SourceError(
-                        "not a regular file", url=self.location, name=name, code="NotAFile"
+                        "not a regular file", url=self.location, name=name, backend_code="NotAFile"
                     )
                 self._check_size(name, info.st_size)
                 body = handle.read(self.max_bytes + 1)
@@ -77,7 +78,9 @@ class FileSource(BaseSource):
             return False
         try:
             os.makedirs(self._agent_dir, exist_ok=True)
-            write_atomic(os.path.join(self._agent_dir, STATUS_NAME), body, mode=_STATUS_MODE)
+            write_atomic(
+                os.path.join(self._agent_dir, store_layout.STATUS), body, mode=_STATUS_MODE
+            )
         except OSError as exc:
             if exc.errno in _READ_ONLY:
                 _log.warning(
@@ -85,27 +88,29 @@ class FileSource(BaseSource):
                 )
                 return False
             raise SourceUnavailable(
-                f"cannot write ({exc.strerror})", url=self.location, name=STATUS_NAME
+                f"cannot write ({exc.strerror})", url=self.location, name=store_layout.STATUS
             ) from exc
         return True
 
     def _not_found(self, name: str) -> SourceError:
         if os.path.isdir(self._agent_dir):
-            return SourceNotFound("no such object", url=self.location, name=name, code="NoSuchKey")
+            return SourceNotFound(
+                "no such object", url=self.location, name=name, backend_code="NoSuchKey"
+            )
         if not os.path.isdir(self.root):
             # The root itself is gone: a share that is not mounted, not an unpublished agent.
             return SourceUnavailable(
                 f"the directory {self.root} does not exist (is the share mounted?)",
                 url=self.location,
                 name=name,
-                code="NoRoot",
+                backend_code="NoRoot",
             )
         return SourceNotFound(
             f"nothing published for agent {self.agent_id} yet"
             f" (no agents/{self.agent_id}/ folder; or is the share not mounted?)",
             url=self.location,
             name=name,
-            code="NoSuchKey",
+            backend_code="NoSuchKey",
         )
 
     def _os_error(self, name: str, exc: OSError) -> SourceError:
@@ -114,12 +119,12 @@ class FileSource(BaseSource):
                 f"permission denied; let the agent's user read {self._agent_dir}",
                 url=self.location,
                 name=name,
-                code=errno.errorcode.get(exc.errno or 0),
+                backend_code=errno.errorcode.get(exc.errno or 0),
             )
         # EIO, ESTALE, ENOTCONN...: a network share that hiccupped may answer next time.
         return SourceUnavailable(
             f"cannot read ({exc.strerror})",
             url=self.location,
             name=name,
-            code=errno.errorcode.get(exc.errno or 0),
+            backend_code=errno.errorcode.get(exc.errno or 0),
         )

@@ -10,7 +10,7 @@ layout, or use `s3://` with read-only credentials for the agent's prefix.
 
 Statuses: 404/410 raise SourceNotFound; 401/403 SourceDenied; 408, 425, 429 and 5xx, connection
 failures and timeouts SourceUnavailable; a TLS failure and anything else a terminal SourceError
-carrying the status in `.code`.
+carrying the status in `.backend_code`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import time
 
 import requests
 
-from nas_agent.source_errors import (
+from nas_agent.sources._base import BaseSource, Fetched, NotModified, check_name, safe_url
+from nas_agent.sources.errors import (
     SourceDenied,
     SourceError,
     SourceNotFound,
     SourceTooLarge,
     SourceUnavailable,
 )
-from nas_agent.sources._base import BaseSource, Fetched, NotModified, check_name, safe_url
 
 _log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class HttpsSource(BaseSource):
                 "the server's TLS certificate is not trusted; set source.ca_file to its CA",
                 url=self.location,
                 name=name,
-                code="TLS",
+                backend_code="TLS",
             ) from exc
         except requests.RequestException as exc:
             raise SourceUnavailable(
@@ -121,26 +121,28 @@ class HttpsSource(BaseSource):
         status = response.status_code
         code = str(status)
         if status in (404, 410):
-            return SourceNotFound("no such object", url=self.location, name=name, code=code)
+            return SourceNotFound("no such object", url=self.location, name=name, backend_code=code)
         if status in (401, 403):
             return SourceDenied(
-                f"HTTP {status}: access refused", url=self.location, name=name, code=code
+                f"HTTP {status}: access refused", url=self.location, name=name, backend_code=code
             )
         if status in _TRANSIENT_STATUSES or status >= 500:
-            return SourceUnavailable(f"HTTP {status}", url=self.location, name=name, code=code)
+            return SourceUnavailable(
+                f"HTTP {status}", url=self.location, name=name, backend_code=code
+            )
         if 300 <= status < 400 and status != 304:
             target = safe_url(response.headers.get("Location", "")) or "(no Location)"
             return SourceError(
                 f"HTTP {status} redirect to {target}; set source.url to the final location",
                 url=self.location,
                 name=name,
-                code=code,
+                backend_code=code,
             )
         if status == 304:
             return SourceUnavailable(
                 "HTTP 304 to a request without If-None-Match",
                 url=self.location,
                 name=name,
-                code=code,
+                backend_code=code,
             )
-        return SourceError(f"HTTP {status}", url=self.location, name=name, code=code)
+        return SourceError(f"HTTP {status}", url=self.location, name=name, backend_code=code)

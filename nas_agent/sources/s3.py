@@ -24,15 +24,16 @@ import logging
 import threading
 from typing import Any
 
-from nas_agent.config_errors import SecretFileError
+from nas_agent import store_layout
+from nas_agent.config.errors import SecretFileError
 from nas_agent.secret_files import read_secret_file
-from nas_agent.source_errors import (
+from nas_agent.sources._base import BaseSource, Fetched, NotModified, check_name
+from nas_agent.sources.errors import (
     SourceDenied,
     SourceError,
     SourceNotFound,
     SourceUnavailable,
 )
-from nas_agent.sources._base import STATUS_NAME, BaseSource, Fetched, NotModified, check_name
 
 _log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class S3Source(BaseSource):
     ):
         super().__init__(url, agent_id, max_bytes)
         self.bucket = bucket
-        self._key_prefix = f"{prefix}/agents/{agent_id}/" if prefix else f"agents/{agent_id}/"
+        agent_prefix = store_layout.agent_prefix(agent_id)
+        self._key_prefix = f"{prefix}/{agent_prefix}" if prefix else agent_prefix
         self._endpoint_url = endpoint_url
         self._region = region
         self._credentials = _read_credentials(credentials_file) if credentials_file else {}
@@ -114,18 +116,18 @@ class S3Source(BaseSource):
         try:
             self._s3().put_object(
                 Bucket=self.bucket,
-                Key=self._key_prefix + STATUS_NAME,
+                Key=self._key_prefix + store_layout.STATUS,
                 Body=body,
                 ContentType="application/json",
             )
         except ClientError as exc:
-            error = self._error(STATUS_NAME, exc)
+            error = self._error(store_layout.STATUS, exc)
             if isinstance(error, SourceDenied):
                 _log.warning("status not written: %s", error)
                 return False
             raise error from exc
         except BotoCoreError as exc:
-            raise self._error(STATUS_NAME, exc) from exc
+            raise self._error(store_layout.STATUS, exc) from exc
         return True
 
     def _s3(self) -> Any:
@@ -178,28 +180,32 @@ class S3Source(BaseSource):
             message = str(exc.response.get("Error", {}).get("Message", ""))
             reason = f"{code} (HTTP {status}) {message}".rstrip()
             if code in ("NoSuchKey", "404"):
-                return SourceNotFound("no such object", code=code, **where)
+                return SourceNotFound("no such object", backend_code=code, **where)
             if code in _DENIED_CODES or status in (401, 403):
-                return SourceDenied(reason, code=code, **where)
+                return SourceDenied(reason, backend_code=code, **where)
             if code in _TRANSIENT_CODES or status >= 500 or status == 429:
-                return SourceUnavailable(reason, code=code, **where)
+                return SourceUnavailable(reason, backend_code=code, **where)
             if code == "NoSuchBucket":
                 reason = f"the bucket {self.bucket!r} does not exist; check source.url"
-            return SourceError(reason, code=code, **where)
+            return SourceError(reason, backend_code=code, **where)
         kind = type(exc).__name__
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
             return SourceDenied(
-                f"{exc}; set source.credentials_file or the AWS environment", code=kind, **where
+                f"{exc}; set source.credentials_file or the AWS environment",
+                backend_code=kind,
+                **where,
             )
         if isinstance(exc, SSLError):
             return SourceError(
-                f"TLS failed ({exc}); set source.ca_file to the endpoint's CA", code="TLS", **where
+                f"TLS failed ({exc}); set source.ca_file to the endpoint's CA",
+                backend_code="TLS",
+                **where,
             )
         if isinstance(
             exc, (ConnectionError, HTTPClientError, IncompleteReadError, ResponseStreamingError)
         ):
-            return SourceUnavailable(str(exc), code=kind, **where)
-        return SourceError(str(exc), code=kind, **where)
+            return SourceUnavailable(str(exc), backend_code=kind, **where)
+        return SourceError(str(exc), backend_code=kind, **where)
 
 
 def _code(exc: Any) -> str:

@@ -11,7 +11,7 @@ import pytest
 def moto() -> Iterator[Any]:
     """moto's S3 server on loopback, where moto is installed."""
     pytest.importorskip("moto", reason="moto (S3 server) is not installed for this Python")
-    from tests.services.moto import MotoServer, fake_aws_env
+    from lab.moto import MotoServer, fake_aws_env
 
     with fake_aws_env(), MotoServer() as server:
         yield server

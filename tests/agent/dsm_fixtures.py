@@ -24,15 +24,15 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from lab.dsm_emulator import EmulatorHandle, serve
+from lab.sample_pki import Issued, make_pki
 from nas_agent import totp
-from nas_agent.dsm import DsmClient
-from nas_agent.dsm_emulator import EmulatorHandle, serve
-from tests.agent.certs import Issued, make_pki
+from nas_agent.dsm.client import DsmClient
 
 USER = "certbot"
 PASSWORD = "correct horse: battery & staple?"
 OTP_SECRET = "JBSWY3DPEHPK3PXP"
-NOW_TS = 1_795_867_200.0  # 2026-11-28 12:00 UTC, tests.agent.certs.NOW
+NOW_TS = 1_795_867_200.0  # 2026-11-28 12:00 UTC, lab.sample_pki.NOW
 ALL_PROFILES = ("dsm6", "dsm7", "dsm7.4")
 DSM7_PROFILES = ("dsm7", "dsm7.4")
 FILE_TYPE = "application/octet-stream"

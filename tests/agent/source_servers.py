@@ -1,7 +1,7 @@
 """Backends for the source tests: a directory, an HTTPS server over it, and moto's S3.
 
 `StoreServer(root, tls_dir)` serves the files below `root` over TLS on 127.0.0.1 (a throw-away CA
-from `tests.services.tls`), as a static web server or CDN would: ETag is the quoted SHA-256 of the
+from `lab.tls`), as a static web server or CDN would: ETag is the quoted SHA-256 of the
 body, If-None-Match with the current ETag answers 304. Knobs for the failure tests:
 
 - `answer_status`: answer every GET with this status (and `location` for a redirect);
@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tests.services.tls import make_ca_and_server_cert
+from lab.tls import make_ca_and_server_cert
 
 LOOPBACK = "127.0.0.1"
 

@@ -21,9 +21,9 @@ from typing import Iterator
 
 import pytest
 
+from lab.agent_lab import REPO, SITE, AgentLab, fingerprint
 from nas_agent.cycle import EXIT_CONFIG, EXIT_OK
 from nas_agent.enrollment import parse_enrollment_token
-from tests.agent.agent_lab import REPO, SITE, AgentLab, fingerprint
 
 pytestmark = pytest.mark.skipif(
     sys.version_info < (3, 11),
@@ -182,7 +182,7 @@ def test_every_entry_is_sorted_root_owned_and_dated_alike(tarball):
     assert {m.type for m in members} <= {tarfile.REGTYPE, tarfile.DIRTYPE}
 
 
-def test_the_bundle_holds_the_agent_and_its_dependencies_but_not_the_issuer(tarball):
+def test_the_bundle_holds_the_agent_and_its_dependencies_but_not_the_issuer_or_the_lab(tarball):
     with tarfile.open(tarball) as tar:
         members = {m.name: m for m in tar.getmembers()}
         manifest = tar.extractfile("BUNDLE.txt").read().decode()
@@ -192,8 +192,8 @@ def test_the_bundle_holds_the_agent_and_its_dependencies_but_not_the_issuer(tarb
     assert "lib/nas_agent/cli.py" in members
     assert {"cryptography", "requests", "boto3"} <= dists
     assert "lib/cryptography-47.0.0.dist-info" in members
-    assert not {"lib/cloud", "lib/bin"} & set(members)
-    assert not {"__pycache__", "tests"} & parts
+    assert not {"lib/cloud", "lib/bin", "lib/lab"} & set(members)
+    assert not {"__pycache__", "tests", "dsm_emulator", "flask"} & parts
     assert members["certdrop-agent"].mode == 0o755
     assert f"all {ARCH}" in manifest
 
@@ -266,7 +266,7 @@ def test_run_once_from_the_bundle_reads_s3_with_its_credentials_file_and_reports
     installed, python38, lab
 ):
     pytest.importorskip("moto", reason="moto (S3 server) is not installed for this Python")
-    from tests.services.moto import REGION, MotoServer, fake_aws_env
+    from lab.moto import REGION, MotoServer, fake_aws_env
 
     plaintext = lab.plaintext(version=1)
     lab.publish(plaintext)

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from lab.agent_lab import AgentLab
 from nas_agent import cycle, totp
 from nas_agent.enrollment import parse_enrollment_token
-from tests.agent.agent_lab import AgentLab
 from tests.agent.dsm_fixtures import OTP_SECRET
 
 

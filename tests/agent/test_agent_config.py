@@ -19,7 +19,7 @@ from nas_agent.config import (
     load_config,
     parse_config,
 )
-from nas_agent.config_errors import AgentConfigError, SecretFileError
+from nas_agent.config.errors import AgentConfigError, SecretFileError
 from nas_agent.enrollment import issuer_key_line
 from nas_agent.keys import raw_public_bytes
 from nas_agent.secret_files import check_secret_file, read_secret_file

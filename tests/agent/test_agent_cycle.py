@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
+from lab.agent_lab import SITE, AgentLab, fingerprint, now
 from nas_agent import cycle
 from nas_agent.status import verify_status
-from tests.agent.agent_lab import SITE, AgentLab, fingerprint, now
 
 
 @pytest.fixture
@@ -107,15 +107,15 @@ def _wrong_names(lab):
 
 
 @pytest.mark.parametrize(
-    ("make_bad", "error_kind"),
+    ("make_bad", "error_code"),
     [
-        (_tamper, "SealedHashMismatch"),
-        (_for_another_agent, "WrongAgent"),
-        (_expired, "CertificateExpired"),
-        (_wrong_names, "NamesNotCovered"),
+        (_tamper, "bundle.sealed_hash_mismatch"),
+        (_for_another_agent, "bundle.wrong_agent"),
+        (_expired, "bundle.certificate_expired"),
+        (_wrong_names, "bundle.names_not_covered"),
     ],
 )
-def test_a_refused_bundle_never_reaches_dsm(lab, make_bad, error_kind):
+def test_a_refused_bundle_never_reaches_dsm(lab, make_bad, error_code):
     served = lab.served()
     make_bad(lab)
 
@@ -124,7 +124,8 @@ def test_a_refused_bundle_never_reaches_dsm(lab, make_bad, error_kind):
     assert result.exit_code == cycle.EXIT_REFUSED
     assert lab.imports() == 0
     assert lab.served() == served
-    assert lab.state.last_error.kind == error_kind
+    assert lab.state.last_error.code == error_code
+    assert lab.state.site_errors[SITE].code == error_code
     assert lab.state.installed(SITE) is None
 
 
@@ -140,8 +141,24 @@ def test_a_replayed_older_version_is_refused(lab):
 
     assert result.exit_code == cycle.EXIT_REFUSED
     assert lab.imports() == imports
-    assert lab.state.last_error.kind == "StaleVersion"
+    assert lab.state.last_error.code == "bundle.version_stale"
     assert lab.state.installed(SITE).version == 2
+
+
+def test_the_status_report_carries_a_refusal_by_its_code_for_the_site(lab):
+    _wrong_names(lab)
+    lab.run()
+
+    body = (lab.store / "agents" / "nas-a" / "status.json").read_bytes()
+    report = verify_status(
+        body, agent_id="nas-a", public_key=lab.world.agents["nas-a"].signing_key.public_key()
+    )
+
+    assert report["failing"] is True
+    assert report["last_error"]["code"] == "bundle.names_not_covered"
+    assert report["site_errors"][SITE]["code"] == "bundle.names_not_covered"
+    assert "other.test" in report["site_errors"][SITE]["message"]
+    assert "kind" not in report["last_error"]
 
 
 # --- DSM faults: DSM always ends serving a valid certificate ---------------------------------
@@ -155,7 +172,7 @@ def test_dsm_down_is_its_own_exit_code_and_changes_nothing(lab):
 
     assert result.exit_code == cycle.EXIT_DSM
     assert lab.state.installed(SITE) is None
-    assert lab.state.last_error.kind == "DsmTransportError"
+    assert lab.state.last_error.code == "dsm.unreachable"
 
 
 def test_a_wrong_password_is_reported_and_not_retried(lab):
@@ -167,7 +184,7 @@ def test_a_wrong_password_is_reported_and_not_retried(lab):
     assert result.exit_code == cycle.EXIT_DSM
     logins = [r for r in lab.dsm.requests if r.api_method == "login"]
     assert len(logins) == 1
-    assert lab.state.last_error.kind == "DsmWrongPassword"
+    assert lab.state.last_error.code == "dsm.login_wrong_password"
 
 
 def test_a_2fa_account_without_a_remembered_device_says_to_run_dsm_login(tmp_path):
@@ -179,7 +196,7 @@ def test_a_2fa_account_without_a_remembered_device_says_to_run_dsm_login(tmp_pat
 
         assert result.exit_code == cycle.EXIT_DSM
         assert "dsm-login" in result.failures[0]
-        assert lab.state.last_error.kind == "DsmOtpRequired"
+        assert lab.state.last_error.code == "dsm.login_otp_required"
     finally:
         lab.close()
 
@@ -196,7 +213,7 @@ def test_an_import_dsm_refuses_leaves_the_previous_certificate(lab):
     assert result.exit_code == cycle.EXIT_ROLLED_BACK
     assert lab.served() == served
     assert lab.state.installed(SITE).version == 1
-    assert lab.state.last_error.kind == "InstallFailed"
+    assert lab.state.last_error.code == "install.failed"
 
 
 @pytest.mark.parametrize("when", ["before_apply", "after_apply"])
@@ -234,11 +251,13 @@ def test_a_failed_install_is_retried_on_the_next_run(lab):
     lab.publish(lab.plaintext(version=1))
     lab.faults(fail_next_import=5510)
     assert lab.run().exit_code == cycle.EXIT_ROLLED_BACK
+    assert lab.state.site_errors[SITE].code == "install.failed"
 
     result = lab.run()
 
     assert result.exit_code == cycle.EXIT_OK, result.failures
     assert lab.state.installed(SITE).version == 1
+    assert lab.state.site_errors == {}
 
 
 def test_an_unreachable_source_is_its_own_exit_code(lab):

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
+from lab.agent_lab import PASSWORD, SITE, USER, AgentLab, fingerprint
 from nas_agent import cycle
-from nas_agent.dsm import DsmClient
-from tests.agent.agent_lab import PASSWORD, SITE, USER, AgentLab, fingerprint
+from nas_agent.dsm.client import DsmClient
 
 # The install logs one line per step (index, verified, login, backup, import, confirm, report):
 # killing after the n-th line stops the agent before, between and after each DSM call.

@@ -14,17 +14,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nas_agent.errors import StateCorrupt, StateUnwritable
 from nas_agent.state import (
     MAX_ERROR_MESSAGE,
     AgentState,
-    StateCorrupt,
-    StateUnwritable,
     decode_state,
     encode_state,
     load_state,
     save_state,
-    status_report,
 )
+from nas_agent.status import status_report
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
 FINGERPRINT = hashlib.sha256(b"leaf").hexdigest()
@@ -44,7 +43,7 @@ def installed_state(version: int = 7, site: str = "example.com") -> AgentState:
 def full_state() -> AgentState:
     return (
         installed_state()
-        .with_error("SourceUnavailable", "HTTP 503", NOW - timedelta(hours=1))
+        .with_error("source.unavailable", "HTTP 503", NOW - timedelta(hours=1))
         .with_success(NOW)
         .with_index_etag('"9b2c"')
         .with_dsm_version("DSM 7.2.1-69057 Update 5")
@@ -138,15 +137,48 @@ def test_an_install_record_with_bad_fields_is_refused(
 
 
 def test_an_error_after_the_last_success_is_failing_and_a_success_clears_that() -> None:
-    errored = AgentState().with_success(NOW).with_error("NamesNotCovered", "x", NOW, "example.com")
+    errored = (
+        AgentState()
+        .with_success(NOW)
+        .with_error("bundle.names_not_covered", "x", NOW, "example.com")
+    )
     recovered = errored.with_success(NOW + timedelta(minutes=5))
     assert errored.failing and not recovered.failing
     assert recovered.last_error is not None and recovered.last_error.site == "example.com"
-    assert AgentState().with_error("AgentConfigError", "x", NOW).failing
+    assert AgentState().with_error("agent_config.invalid", "x", NOW).failing
+
+
+def test_a_sites_error_stays_until_a_cycle_in_which_it_did_not_fail() -> None:
+    state = (
+        AgentState()
+        .with_error("bundle.names_not_covered", "names", NOW, "shop")
+        .with_error("install.failed", "rolled back", NOW, "blog")
+    )
+    assert {site: e.code for site, e in state.site_errors.items()} == {
+        "shop": "bundle.names_not_covered",
+        "blog": "install.failed",
+    }
+    assert state.last_error is not None and state.last_error.code == "install.failed"
+    assert set(state.with_site_errors_of(["blog", "gone"]).site_errors) == {"blog"}
+    assert decode_state(encode_state(state)) == state
+
+
+def test_a_state_file_written_before_codes_reads_its_class_names_as_codes() -> None:
+    document = json.loads(encode_state(full_state()))
+    del document["site_errors"]
+    document["last_error"] = {"kind": "SourceUnavailable", "message": "HTTP 503",
+                              "at": "2026-11-28T11:00:00Z", "site": None}  # fmt: skip
+    old = decode_state(json.dumps(document).encode())
+    document["last_error"]["kind"] = "ErrorOfAnAgentLongGone"
+    gone = decode_state(json.dumps(document).encode())
+
+    assert old.last_error is not None and old.last_error.code == "source.unavailable"
+    assert old.site_errors == {}
+    assert gone.last_error is not None and gone.last_error.code == "unknown"
 
 
 def test_long_error_messages_are_cut_to_keep_the_file_small() -> None:
-    state = AgentState().with_error("SourceError", "e" * 10_000, NOW)
+    state = AgentState().with_error("source.failed", "e" * 10_000, NOW)
     assert state.last_error is not None and len(state.last_error.message) == MAX_ERROR_MESSAGE
 
 
@@ -185,7 +217,8 @@ def test_the_status_report_shows_what_is_installed_and_nothing_local() -> None:
     assert report["sites"]["example.com"]["version"] == 7
     assert report["sites"]["example.com"]["fingerprint"] == FINGERPRINT
     assert report["dsm_version"] == "DSM 7.2.1-69057 Update 5"
-    assert report["last_error"]["kind"] == "SourceUnavailable" and report["failing"] is False
+    assert report["last_error"]["code"] == "source.unavailable" and report["failing"] is False
+    assert report["site_errors"] == {}
     text = json.dumps(report)
     assert "Ab12Cd" not in text and "9b2c" not in text
 
@@ -203,6 +236,7 @@ _FIELDS = [
     ("last_success",),
     ("last_error",),
     ("last_error", "at"),
+    ("site_errors",),
     ("index_etag",),
     ("sites", "example.com"),
     ("sites", "example.com", "version"),
@@ -239,7 +273,7 @@ def test_any_field_replaced_by_any_json_is_read_or_refused_as_corrupt(
 def test_any_state_round_trips(version: int, message: str, etag: str | None, site: str) -> None:
     state = (
         installed_state(version, site)
-        .with_error("SourceError", message, NOW, site)
+        .with_error("source.failed", message, NOW, site)
         .with_index_etag(etag)
     )
     assert decode_state(encode_state(state)) == state

@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from lab.sample_bundles import HEADER_V1, SITE, make_world
 from nas_agent.bundle import hpke_info, open_sealed, seal
-from nas_agent.bundle_plaintext import decode_plaintext, encode_plaintext
+from nas_agent.bundle.plaintext import decode_plaintext, encode_plaintext
 from nas_agent.keys import raw_public_bytes
-from tests.agent.bundles import HEADER_V1, SITE, make_world
 
 try:
     from Crypto.Protocol import DH, HPKE

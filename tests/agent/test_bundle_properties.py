@@ -12,10 +12,10 @@ import json
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from lab.sample_bundles import HEADER_V1, SITE, make_world, seal_raw
 from nas_agent.bundle import build_index, sign_entry
-from nas_agent.bundle_plaintext import encode_plaintext
+from nas_agent.bundle.plaintext import encode_plaintext
 from nas_agent.errors import BundleError
-from tests.agent.bundles import HEADER_V1, SITE, make_world, seal_raw
 
 WORLD = make_world()
 PLAINTEXT = WORLD.plaintext(version=2)

@@ -14,8 +14,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from lab.sample_bundles import SITE, Published, make_world, resign, seal_raw
+from lab.sample_pki import NOW, cert_pem, key_pem, make_pki, new_key
 from nas_agent.bundle import build_index, sign_entry, verify_entry
-from nas_agent.bundle_plaintext import encode_plaintext
+from nas_agent.bundle.plaintext import encode_plaintext
 from nas_agent.errors import (
     BadSignature,
     BundleError,
@@ -36,8 +38,6 @@ from nas_agent.errors import (
     UnsupportedFormat,
     WrongAgent,
 )
-from tests.agent.bundles import SITE, Published, make_world, resign, seal_raw
-from tests.agent.certs import NOW, cert_pem, key_pem, make_pki, new_key
 
 # Regions of a v1 sealed object: magic, format version, HPKE enc, ciphertext body, tag.
 REGIONS = {

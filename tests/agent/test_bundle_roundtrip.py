@@ -9,6 +9,8 @@ from datetime import timedelta, timezone
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from lab.sample_bundles import AGENTS, SITE, make_world
+from lab.sample_pki import NAMES, NOW
 from nas_agent.bundle import (
     ESCROW_RECIPIENT,
     build_index,
@@ -19,10 +21,8 @@ from nas_agent.bundle import (
     seal,
     verify_entry,
 )
-from nas_agent.bundle_plaintext import decode_plaintext, encode_plaintext
+from nas_agent.bundle.plaintext import decode_plaintext, encode_plaintext
 from nas_agent.errors import DecryptionFailed, StaleVersion, WrongAgent
-from tests.agent.bundles import AGENTS, SITE, make_world
-from tests.agent.certs import NAMES, NOW
 
 
 @pytest.fixture(scope="module")

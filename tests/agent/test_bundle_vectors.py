@@ -24,7 +24,7 @@ from nas_agent.bundle import (
     sign_entry,
     verify_and_open,
 )
-from nas_agent.bundle_plaintext import decode_plaintext, encode_plaintext
+from nas_agent.bundle.plaintext import decode_plaintext, encode_plaintext
 from nas_agent.enrollment import (
     Enrollment,
     escrow_key_line,

@@ -6,8 +6,8 @@ import datetime
 
 import pytest
 
-from nas_agent.dsm import strip_blank_lines
-from nas_agent.dsm_errors import (
+from nas_agent.dsm.client import strip_blank_lines
+from nas_agent.dsm.errors import (
     DsmApiError,
     DsmCertificateNotFound,
     DsmDuplicateDescription,
@@ -15,7 +15,7 @@ from nas_agent.dsm_errors import (
     DsmSessionError,
     DsmTransportError,
 )
-from nas_agent.dsm_types import read_export_archive
+from nas_agent.dsm.types import read_export_archive
 from tests.agent.dsm_fixtures import (
     ALL_PROFILES,
     PASSWORD,
@@ -100,7 +100,7 @@ def test_a_logged_out_session_is_rejected_as_a_session_error(lab, profile):
     nas.client.logout(nas.session)
     with pytest.raises(DsmSessionError) as caught:
         nas.listed()
-    assert caught.value.code == 119
+    assert caught.value.dsm_code == 119
 
 
 @pytest.mark.parametrize("profile", ALL_PROFILES)
@@ -109,7 +109,7 @@ def test_non_admin_account_is_reported_and_still_logged_out_once(lab, profile):
     client = lab.client(handle)
     with pytest.raises(DsmNotAdmin) as caught, client.logged_in(USER, PASSWORD) as session:
         client.list_certificates(session)
-    assert caught.value.code == 105 and "administrators" in str(caught.value)
+    assert caught.value.dsm_code == 105 and "administrators" in str(caught.value)
     assert len(_logouts(handle)) == 1
 
 
@@ -218,7 +218,7 @@ def test_refused_import_raises_the_dsm_code_and_leaves_the_store_as_it_was(
     material[bad[0]] = bad[1]
     with pytest.raises(DsmApiError) as caught:
         nas.client.import_certificate(nas.session, desc="x", replace=target, **material)
-    assert caught.value.code == code and caught.value.api == "SYNO.Core.Certificate"
+    assert caught.value.dsm_code == code and caught.value.api == "SYNO.Core.Certificate"
     assert nas.listed() == before
 
 
@@ -228,7 +228,7 @@ def test_an_injected_import_failure_leaves_the_store_as_it_was(lab, leaf):
     nas.handle.emulator.controls.update_faults(fail_next_import=5517)
     with pytest.raises(DsmApiError) as caught:
         nas.create(leaf, replace=nas.default())
-    assert caught.value.code == 5517 and nas.listed() == before
+    assert caught.value.dsm_code == 5517 and nas.listed() == before
 
 
 def test_dsm74_accepts_the_clients_uploads(lab, leaf):
@@ -241,7 +241,7 @@ def test_dsm6_refuses_ec_keys_with_5529(lab):
     nas = Nas(lab, "dsm6")
     with pytest.raises(DsmApiError) as caught:
         nas.create(issue("ec"))
-    assert caught.value.code == 5529
+    assert caught.value.dsm_code == 5529
 
 
 def test_duplicate_descriptions_are_refused_naming_every_id(lab, leaf):

@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from nas_agent.dsm import DsmClient
-from nas_agent.dsm_device import DeviceIdFile
-from nas_agent.dsm_errors import (
+from nas_agent.dsm.client import DsmClient
+from nas_agent.dsm.device import DeviceIdFile
+from nas_agent.dsm.errors import (
     DsmAccountDisabled,
     DsmDeviceIdNotIssued,
     DsmDeviceRevoked,
@@ -102,7 +102,7 @@ def test_wrong_password_fails_once_without_retry(lab, profile):
     client = lab.client(handle)
     with pytest.raises(DsmWrongPassword) as caught:
         client.login(USER, "Tr0ub4dor&3")
-    assert caught.value.code == 400 and USER in str(caught.value)
+    assert caught.value.dsm_code == 400 and USER in str(caught.value)
     assert "Tr0ub4dor&3" not in str(caught.value)
     assert len(_logins(handle)) == 1 and _logouts(handle) == []
 
@@ -124,7 +124,7 @@ def test_each_refused_account_state_is_its_own_error(lab, profile, state, error,
     handle.emulator.controls.update_account(**state)
     with pytest.raises(error) as caught:
         lab.client(handle).login(USER, PASSWORD)
-    assert type(caught.value) is error and caught.value.code == code
+    assert type(caught.value) is error and caught.value.dsm_code == code
     assert len(_logins(handle)) == 1
 
 
@@ -278,7 +278,7 @@ def test_non_200_or_non_json_answers_are_transport_errors(status, content_type, 
         server.server_close()
         thread.join()
     assert isinstance(caught.value, DsmTransportError)
-    assert not hasattr(caught.value, "code")
+    assert not hasattr(caught.value, "dsm_code")
     if status != 200:
         assert caught.value.status == status
 

@@ -10,7 +10,7 @@ import stat
 import pytest
 import requests
 
-from nas_agent.dsm_emulator import serve
+from lab.dsm_emulator import serve
 from tests.agent.dsm_fixtures import (
     OTP_SECRET,
     PASSWORD,

@@ -11,8 +11,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from nas_agent.source_errors import SourceNotFound, SourceTooLarge
 from nas_agent.sources import Fetched, NotModified, Source, open_source
+from nas_agent.sources.errors import SourceNotFound, SourceTooLarge
 from tests.agent.source_servers import Backend, DirectoryBackend, S3Backend, StoreServer
 
 AGENT = "nas-01"
@@ -32,7 +32,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     else:
         moto = request.getfixturevalue("moto")
         admin = request.getfixturevalue("s3_admin")
-        from tests.services.moto import REGION
+        from lab.moto import REGION
 
         bucket = f"agent-sources-{next(_buckets)}"
         admin.create_bucket(Bucket=bucket)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nas_agent.source_errors import SourceError, SourceNotFound, SourceUnavailable
 from nas_agent.sources import Fetched, open_source
+from nas_agent.sources.errors import SourceError, SourceNotFound, SourceUnavailable
 
 AGENT = "nas-01"
 
@@ -25,7 +25,7 @@ def test_a_missing_root_is_transient_as_a_share_not_mounted(tmp_path: Path) -> N
     source = open_source((tmp_path / "gone").as_uri(), AGENT)
     with source, pytest.raises(SourceUnavailable) as caught:
         source.fetch("index.json")
-    assert caught.value.transient and caught.value.code == "NoRoot"
+    assert caught.value.transient and caught.value.backend_code == "NoRoot"
     assert "mounted" in str(caught.value)
 
 
@@ -70,7 +70,7 @@ def test_a_fifo_where_an_object_should_be_is_refused_without_hanging(tmp_path: P
     os.mkfifo(published(tmp_path) / "status.json")
     with open_source(tmp_path.as_uri(), AGENT) as source, pytest.raises(SourceError) as caught:
         source.fetch("status.json")
-    assert caught.value.code == "NotAFile"
+    assert caught.value.backend_code == "NotAFile"
 
 
 def test_a_percent_encoded_root_is_decoded(tmp_path: Path) -> None:

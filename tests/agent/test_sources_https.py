@@ -8,14 +8,14 @@ from typing import Iterator
 
 import pytest
 
-from nas_agent.source_errors import (
+from nas_agent.sources import Fetched, NotModified, Source, open_source
+from nas_agent.sources.errors import (
     SourceDenied,
     SourceError,
     SourceNotFound,
     SourceTooLarge,
     SourceUnavailable,
 )
-from nas_agent.sources import Fetched, NotModified, Source, open_source
 from tests.agent.source_servers import StoreServer
 
 AGENT = "nas-01"
@@ -60,7 +60,7 @@ def test_refused_access_is_source_denied(server: StoreServer, status: int) -> No
     server.answer_status = status
     with source_of(server) as source, pytest.raises(SourceDenied) as caught:
         source.fetch("index.json")
-    assert caught.value.code == str(status) and not caught.value.transient
+    assert caught.value.backend_code == str(status) and not caught.value.transient
 
 
 @pytest.mark.parametrize("status", [404, 410])
@@ -75,7 +75,7 @@ def test_server_trouble_is_transient(server: StoreServer, status: int) -> None:
     server.answer_status = status
     with source_of(server) as source, pytest.raises(SourceUnavailable) as caught:
         source.fetch("index.json")
-    assert caught.value.transient and caught.value.code == str(status)
+    assert caught.value.transient and caught.value.backend_code == str(status)
 
 
 def test_other_client_errors_are_terminal(server: StoreServer) -> None:
@@ -98,7 +98,7 @@ def test_a_redirect_is_refused_without_showing_the_query(server: StoreServer) ->
 def test_an_untrusted_certificate_is_a_terminal_tls_error(server: StoreServer) -> None:
     with open_source(server.url, AGENT) as source, pytest.raises(SourceError) as caught:
         source.fetch("index.json")
-    assert caught.value.code == "TLS" and not caught.value.transient
+    assert caught.value.backend_code == "TLS" and not caught.value.transient
     assert "ca_file" in str(caught.value)
 
 

@@ -14,9 +14,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from nas_agent.config_errors import SecretFileError
-from nas_agent.source_errors import SourceDenied, SourceError, SourceUnavailable
+from nas_agent.config.errors import SecretFileError
 from nas_agent.sources import Fetched, open_source
+from nas_agent.sources.errors import SourceDenied, SourceError, SourceUnavailable
 
 AGENT = "nas-01"
 PREFIX = "certdrop"
@@ -85,7 +85,7 @@ def read_statements(bucket: str) -> list:
 
 
 def source_for(moto: Any, bucket: str, agent: str = AGENT, **options: Any) -> Any:
-    from tests.services.moto import REGION
+    from lab.moto import REGION
 
     url = f"s3://{bucket}/{PREFIX}"
     return open_source(url, agent, endpoint_url=moto.endpoint_url, region=REGION, **options)
@@ -101,7 +101,7 @@ def test_least_privilege_reads_its_own_prefix_and_nothing_else(
     with other, pytest.raises(SourceDenied) as caught:
         other.fetch("index.json")
     assert isinstance(fetched, Fetched) and fetched.body == b"index of nas-01"
-    assert caught.value.code == "AccessDenied" and not caught.value.transient
+    assert caught.value.backend_code == "AccessDenied" and not caught.value.transient
 
 
 def test_a_denied_status_write_is_a_warning_not_a_failure(
@@ -151,7 +151,7 @@ def test_a_credentials_file_without_the_secret_is_refused(tmp_path: Path) -> Non
 def test_a_missing_bucket_is_terminal(moto: Any) -> None:
     with source_for(moto, "no-such-bucket-here") as source, pytest.raises(SourceError) as caught:
         source.fetch("index.json")
-    assert caught.value.code == "NoSuchBucket" and not caught.value.transient
+    assert caught.value.backend_code == "NoSuchBucket" and not caught.value.transient
 
 
 def test_an_unreachable_endpoint_is_transient_and_every_attempt_counts(moto: Any) -> None:

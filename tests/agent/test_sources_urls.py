@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas_agent.config_errors import AgentConfigError
+from nas_agent.config.errors import AgentConfigError
 from nas_agent.sources import check_source_url, open_source
 from nas_agent.sources.file import FileSource
 from nas_agent.sources.https import HttpsSource

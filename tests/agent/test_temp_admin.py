@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from lab.agent_lab import AgentLab, fingerprint
+from lab.dsm_emulator import serve
 from nas_agent import cycle
 from nas_agent.config import parse_config
-from nas_agent.config_errors import AgentConfigError
-from nas_agent.dsm_emulator import serve
+from nas_agent.config.errors import AgentConfigError
+from nas_agent.errors import TempAdminError
 from nas_agent.temp_admin import (
     TEMP_ADMIN_USER,
     TempAdmin,
-    TempAdminError,
     new_password,
     otp_enforcement_lifted,
     temporary_admin,
 )
-from tests.agent.agent_lab import AgentLab, fingerprint
 
 PASSWORD = "Tmp0nlyForTests1"
 OTP = "/etc/synoinfo.conf:otp_enforce_option"

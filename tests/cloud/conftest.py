@@ -5,8 +5,9 @@ backend really holds at that name, read without going through the provider (BIND
 DNS with RD off, Route53 and Cloudflare through their APIs, the exec script's JSON file). It is a
 list, not a set, so a duplicate would show.
 
-Servers and providers (which keep no state) are made once per session, servers on free loopback
-ports; tests use unique names under `example.test.` so they can share them.
+Providers are built from settings typed as `cloud.config` hands them over (`build_provider`
+checks nothing). Servers and providers (which keep no state) are made once per session, servers
+on free loopback ports; tests use unique names under `example.test.` so they can share them.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from typing import Any
 import pytest
 import requests
 
-from cloud.dns import DnsProvider, _txt
-from cloud.dns.registry import build_provider
-from tests.services.cloudflare_fake import CloudflareFake
-from tests.services.moto import REGION, MotoServer, fake_aws_env
-from tests.services.powerdns import PowerDns
+from cloud.dns01.providers import _txt
+from cloud.dns01.providers.base import DnsProvider
+from cloud.dns01.providers.registry import build_provider
+from cloud.dns01.providers.rfc2136 import parse_server
+from cloud.secrets import SecretRef
+from lab.cloudflare_fake import CloudflareFake
+from lab.moto import REGION, MotoServer, fake_aws_env
+from lab.powerdns import PowerDns
 
 ZONE = "example.test."
 
@@ -63,7 +67,7 @@ def rfc2136_harness(bind_auth, tsig_key) -> Harness:
     provider = build_provider(
         "rfc2136",
         {
-            "server": bind_auth.address,
+            "server": parse_server(bind_auth.address),
             "tsig_name": tsig_key.name,
             "tsig_secret": tsig_key.secret,
             "tsig_algorithm": tsig_key.algorithm,
@@ -229,7 +233,7 @@ def lexicon_harness(
             {
                 "provider": "powerdns",
                 "options": {"pdns_server": powerdns_server.api_url},
-                "secret_options": {"auth_token": "env:CERTDROP_TEST_PDNS_KEY"},
+                "secret_options": {"auth_token": SecretRef("env", "CERTDROP_TEST_PDNS_KEY")},
             },
         )
         yield Harness(

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Mapping
-from pathlib import Path
-
 import dns.flags
 import dns.message
 import dns.query
@@ -14,81 +10,14 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from cloud.config import Config, load
-from cloud.issuance import IssuedCertificate
-from cloud.keys import KeyType, key_matches_certificate, key_type_of
-
-
-def write_config(
-    directory: Path,
-    *,
-    pebble,
-    resolver: str,
-    nameservers: Mapping[str, str],
-    provider: str,
-    site: str = 'domain = "example.test"',
-    ca_extra: str = "",
-    propagation_timeout: float = 10,
-) -> Config:
-    """A configuration issuing from `pebble`, checking propagation only against loopback."""
-    mapping = ", ".join(f'"{ns}" = "{addr}"' for ns, addr in nameservers.items())
-    text = f"""
-    [ca]
-    directory = "{pebble.directory_url}"
-    ca_bundle = "{pebble.ca_bundle}"
-    terms_agreed = true
-    contact = "ops@example.test"
-    order_timeout = 30
-    {ca_extra}
-
-    [storage]
-    url = "store"
-    keys_dir = "keys"
-
-    [dns]
-    resolvers = ["{resolver}"]
-    nameservers = {{ {mapping} }}
-    propagation_timeout = {propagation_timeout}
-
-    [providers.dns]
-    {provider}
-
-    [sites.example]
-    provider = "dns"
-    {site}
-    """
-    path = directory / "certdrop.toml"
-    path.write_text(textwrap.dedent(text))
-    return load(path)
-
-
-def bind_config(directory: Path, pebble, bind, **overrides) -> Config:
-    """The usual set-up: `bind` (a BindServer) answers discovery and is every nameserver of
-    example.test and validation.test, written to through RFC 2136 with its TSIG key (secret in
-    `directory`/tsig). Keyword arguments override write_config's."""
-    settings = {
-        "pebble": pebble,
-        "resolver": bind.address,
-        "nameservers": {
-            "ns1.example.test": bind.address,
-            "ns2.example.test": bind.address,
-            "ns1.validation.test": bind.address,
-        },
-        "provider": rfc2136_provider(bind.address, bind.tsig, directory / "tsig"),
-    }
-    return write_config(directory, **{**settings, **overrides})
-
-
-def rfc2136_provider(server: str, tsig_key, secret_file: Path) -> str:
-    secret_file.write_text(tsig_key.secret)
-    return textwrap.dedent(
-        f"""
-        type = "rfc2136"
-        server = "{server}"
-        tsig_name = "{tsig_key.name}"
-        tsig_secret = "file:{secret_file}"
-        """
-    )
+from cloud.acme.certificate_keys import KeyType, key_matches_certificate, key_type_of
+from cloud.acme.client import AcmeClient
+from cloud.acme.order import IssuedCertificate, issue
+from cloud.config import Config
+from cloud.dns01.solver import ChallengeJournal, Dns01Solver
+from cloud.pipeline import parts
+from cloud.pipeline.site_run import Runner
+from cloud.store import Store
 
 
 def txt_values(server: str, fqdn: str) -> set[str]:
@@ -134,3 +63,34 @@ def _issued_by(cert: x509.Certificate, root: x509.Certificate) -> bool:
     except (ValueError, InvalidSignature):
         return False
     return True
+
+
+def order_certificate(config: Config, site_id: str, *, object_store: Store | None = None):
+    """The ordering stage alone (ACME order, DNS-01, finalize), outside the pipeline: no state
+    is read or written, nothing is published. For tests of the stage itself."""
+    site = parts.site(config, site_id)
+    object_store = object_store or parts.store(config)
+    solver = Dns01Solver(
+        site.provider,
+        parts.provider(config, site.provider),
+        config.dns,
+        ChallengeJournal(object_store, site.id),
+        provider_by_name=lambda name: parts.provider(config, name),
+    )
+    acme = AcmeClient(config.ca, parts.keystore(config))
+    acme.connect()
+    return issue(
+        site,
+        acme,
+        solver,
+        order_timeout=config.ca.order_timeout,
+        preferred_chain=config.ca.preferred_chain,
+    )
+
+
+def issue_and_publish(config: Config, store: Store, publisher):
+    """`certdrop issue` in process: the pipeline, forced, for the site "example"."""
+    runner = Runner(config, store, parts.keystore(config), publisher)
+    outcome = runner.run_site("example", force=True)
+    assert outcome.result == "issued", outcome.reason
+    return outcome

@@ -18,7 +18,7 @@ import pytest
 from cloud.store import Store
 from cloud.store.local import LocalStore
 from cloud.store.s3 import S3Store
-from tests.services.moto import REGION, MotoServer, fake_aws_env
+from lab.moto import REGION, MotoServer, fake_aws_env
 
 S3_PREFIX = "some/prefix"
 

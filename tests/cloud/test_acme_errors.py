@@ -1,4 +1,5 @@
-"""ACME problem documents become AcmeErrors carrying the code, the identifier and Retry-After."""
+"""ACME problem documents become AcmeErrors carrying the problem, the identifier, Retry-After
+and the location a conflict points at."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import requests
 from acme import errors, messages
 
-from cloud.acme_problems import RetryAfterNetwork, translate
+from cloud.acme.problems import RetryAfterNetwork, translate
 from cloud.errors import AcmeError, RateLimited
 
 
@@ -43,7 +44,7 @@ def test_a_rate_limit_carries_its_code_identifier_and_retry_after():
     error = translate(exc, retry_after)
 
     assert isinstance(error, RateLimited)
-    assert error.code == "rateLimited"
+    assert error.problem == "rateLimited" and error.code == "acme.rate_limited"
     assert error.identifier == "example.test"
     assert error.transient
     expected = datetime.now(UTC) + timedelta(seconds=3600)
@@ -66,24 +67,42 @@ def test_a_5xx_without_a_problem_document_is_transient():
     error = translate(exc, retry_after)
 
     assert isinstance(exc, errors.ClientError)
-    assert error.code == "serverInternal"
+    assert error.problem == "serverInternal"
     assert error.transient
 
 
 @pytest.mark.parametrize(
-    ("code", "transient"),
+    ("problem", "transient"),
     [("badNonce", True), ("serverInternal", True), ("unauthorized", False), ("caa", False)],
 )
-def test_problem_codes_are_classed_transient_or_terminal(code, transient):
-    error = translate(messages.Error.with_code(code, detail="x"), None)
+def test_problem_types_are_classed_transient_or_terminal(problem, transient):
+    error = translate(messages.Error.with_code(problem, detail="x"), None)
 
     assert isinstance(error, AcmeError)
-    assert error.code == code
+    assert error.problem == problem and error.code == "acme.failed"
     assert error.transient is transient
 
 
 def test_an_unreachable_ca_is_a_transient_connection_error():
     error = translate(requests.ConnectionError("refused"), None)
 
-    assert error.code == "connection"
+    assert error.problem == "connection"
     assert error.transient
+
+
+def test_a_conflict_carries_the_url_it_points_at_as_its_location():
+    url = "https://ca.example/acme/acct/17"
+
+    error = translate(errors.ConflictError(url), None)
+
+    assert (error.problem, error.location) == ("conflict", url)
+    assert url in str(error)
+
+
+def test_a_conflict_without_a_location_header_has_no_location():
+    exc, _ = _raised(_response(409, {"type": "urn:ietf:params:acme:error:malformed"}, {}))
+
+    error = translate(exc, None)
+
+    assert isinstance(exc, errors.ConflictError)
+    assert (error.problem, error.location) == ("conflict", None)

@@ -14,28 +14,29 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from cloud import handler
-from cloud.agents import AgentRegistry
-from cloud.alerting import current_alerts, due_notices, evaluate_and_send, notify_outcomes
-from cloud.alerts import FORMAT
-from cloud.alerts.memory import PREFIX
-from cloud.alerts.sns import SnsChannel
-from cloud.alerts.webhook import SIGNATURE_HEADER, WebhookChannel
+from cloud.aws import handlers
 from cloud.config import AlertsConfig
 from cloud.errors import AlertDeliveryFailed, SecretError
-from cloud.runner import Outcome
+from cloud.fleet.alerts import FORMAT
+from cloud.fleet.alerts.evaluate import (
+    current_alerts,
+    due_notices,
+    evaluate_and_send,
+    notify_outcomes,
+)
+from cloud.fleet.alerts.memory import PREFIX
+from cloud.fleet.alerts.sns import SnsChannel
+from cloud.fleet.alerts.webhook import SIGNATURE_HEADER, WebhookChannel
+from cloud.pipeline.site_run import Outcome
+from cloud.pipeline.site_state import ErrorRecord, load_site_state, save_site_state
+from cloud.pipeline.tick import run_tick
 from cloud.secrets import SecretRef
-from cloud.sitestate import ErrorRecord, load_site_state, save_site_state
 from cloud.store.s3 import S3Store
-from cloud.tick import run_tick
-from nas_agent.enrollment import enrollment_of
-from nas_agent.keys import generate_agent_keys
-from nas_agent.state import AgentState, LastError
-from nas_agent.status import signed_status
-from tests.cloud.fleet_fixtures import DAY, SITES, make_fleet
-from tests.services.moto import MotoServer, fake_aws_env
-from tests.services.ports import LOOPBACK
-from tests.services.webhook_receiver import WebhookReceiver
+from lab.moto import MotoServer, fake_aws_env
+from lab.ports import LOOPBACK
+from lab.sample_fleet import DAY, SITES, add_agent, make_fleet
+from lab.webhook_receiver import WebhookReceiver
+from nas_agent.state import AgentState
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -78,18 +79,16 @@ def _send(fleet, hook, now=NOW, channel=None, **alerts):
     )
 
 
-def _add_agent(fleet, agent_id, error_kind, *, recovered=False, seen=None):
-    """An agent on site `healthy` whose signed report carries a last error of `error_kind`."""
-    keys = generate_agent_keys(agent_id)
-    AgentRegistry(fleet.store).add(enrollment_of(keys), ("healthy",), fleet.now - 30 * DAY)
+def _add_agent(fleet, agent_id, error_code, *, recovered=False, seen=None):
+    """An agent on site `healthy` whose signed report carries a last error of `error_code`."""
     seen = seen or fleet.now - timedelta(minutes=5)
-    error = LastError(error_kind, "the sealed object is not the one the signed entry names",
-                      seen - timedelta(minutes=1), "healthy")  # fmt: skip
-    state = AgentState(last_success=seen if recovered else None, last_error=error)
-    body = signed_status(
-        state, agent_id=agent_id, signing_key=keys.signing_key, now=seen, poll_interval=900
+    state = AgentState(last_success=seen if recovered else None).with_error(
+        error_code,
+        "the sealed object is not the one the signed entry names",
+        seen - timedelta(minutes=1),
+        "healthy",
     )
-    fleet.store.put(f"agents/{agent_id}/status.json", body)
+    add_agent(fleet, agent_id, ("healthy",), state, seen)
 
 
 def _remembered(fleet) -> set[str]:
@@ -105,7 +104,7 @@ def test_a_site_whose_runs_fail_alerts_with_its_last_error(fleet, hook):
     alert = sent[("issuance_failed", "expired")]
     assert alert["status"] == "firing" and alert["reason"] == "new"
     assert alert["severity"] == "error"
-    assert "rateLimited: too many certificates" in alert["message"]
+    assert "acme.rate_limited: too many certificates" in alert["message"]
     assert alert["details"]["failures"] == 4
     assert not any(kind == "issuance_failed" for kind, _ in sent if _ != "expired")
 
@@ -142,19 +141,19 @@ def test_an_agent_that_rolled_back_an_install_alerts(fleet, hook):
 
 
 def test_an_agent_that_refused_a_bundle_alerts_with_the_check_that_failed(fleet, hook):
-    _add_agent(fleet, "nas-refusing", "SealedHashMismatch")
-    _add_agent(fleet, "nas-recovered", "SealedHashMismatch", recovered=True)
+    _add_agent(fleet, "nas-refusing", "bundle.sealed_hash_mismatch")
+    _add_agent(fleet, "nas-recovered", "bundle.sealed_hash_mismatch", recovered=True)
 
     sent = _send(fleet, hook)
 
     alert = sent[("bundle_refused", "nas-refusing")]
-    assert "refused a bundle (SealedHashMismatch)" in alert["message"]
+    assert "refused a bundle (bundle.sealed_hash_mismatch)" in alert["message"]
     assert ("bundle_refused", "nas-recovered") not in sent
     assert ("bundle_rolled_back", "nas-refusing") not in sent
 
 
 def test_an_agent_error_that_is_not_about_a_bundle_is_not_a_refusal(fleet):
-    _add_agent(fleet, "nas-offline", "SourceUnavailable")
+    _add_agent(fleet, "nas-offline", "source.unavailable")
 
     alerts = current_alerts(_config(fleet), fleet.store, NOW)
 
@@ -475,8 +474,8 @@ def test_the_tick_function_publishes_the_fleets_alerts_once(tmp_path, sns_topic,
     monkeypatch.setenv("CERTDROP_QUEUE_URL", queue_url)
     monkeypatch.setenv("CERTDROP_METRIC_NAMESPACE", "off")
 
-    first = handler.tick({"source": "certdrop.schedule"}, None)
-    second = handler.tick({"source": "certdrop.schedule"}, None)
+    first = handlers.tick({"source": "certdrop.schedule"}, None)
+    second = handlers.tick({"source": "certdrop.schedule"}, None)
 
     assert (first["alerts"], second["alerts"]) == (4, 0)
     subjects = sorted(m["Subject"] for m in read(4))

@@ -15,15 +15,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cloud import runtime
-from cloud.ari import ari_cert_id, fetch_window
+from cloud.acme.ari import ari_cert_id, fetch_window
+from cloud.cli.exit_codes import EXIT_OK
+from cloud.cli.main import main
 from cloud.config import load
 from cloud.errors import AcmeError
-from cloud.issuer import init_issuer
-from cloud.runner import Runner
-from cloud.sitestate import load_site_state
-from tests.cloud.issuing import bind_config
-from tests.services.ari_front import AriFront
+from cloud.keys.issuer import init_issuer
+from cloud.pipeline import parts
+from cloud.pipeline.site_run import Runner
+from cloud.pipeline.site_state import load_site_state
+from cloud.pipeline.tick import run_tick, site_of
+from lab.ari_front import AriFront
+from lab.issuer_config import bind_config
 
 
 def _cert(serial: int, key_identifier: bytes) -> x509.Certificate:
@@ -59,7 +62,7 @@ def test_a_failing_renewal_info_endpoint_is_a_transient_error():
             now=datetime.now(UTC),
         )
 
-    assert caught.value.code == "ari"
+    assert caught.value.problem == "ari"
     assert caught.value.transient
 
 
@@ -72,7 +75,7 @@ def ari(tmp_path, pebble, bind_auth):
         text = text.replace(str(pebble.ca_bundle), str(front.ca_bundle))
         config.source.write_text(text)
         config = load(config.source)
-        init_issuer(runtime.keystore(config))
+        init_issuer(parts.keystore(config))
         yield front, config
 
 
@@ -95,8 +98,9 @@ def new_orders(monkeypatch):
 def _runner(config, now):
     return Runner(
         config,
-        runtime.store(config),
-        runtime.keystore(config),
+        parts.store(config),
+        parts.keystore(config),
+        parts.publisher(config),
         now=lambda: now,
         rng=random.Random(3),
     )
@@ -109,7 +113,7 @@ def test_a_renewal_waits_for_the_window_and_then_orders_with_replaces(ari, new_o
     front.retry_after = 3600
 
     first = _runner(config, now).run_site("example")
-    state = load_site_state(runtime.store(config), "example")
+    state = load_site_state(parts.store(config), "example")
 
     assert first.result == "issued"
     assert "replaces" not in new_orders[0]
@@ -131,4 +135,38 @@ def test_a_renewal_waits_for_the_window_and_then_orders_with_replaces(ari, new_o
     assert renewed.result == "issued"
     assert "ARI" in renewed.reason
     assert new_orders[1]["replaces"] == state.current.ari_id
-    assert load_site_state(runtime.store(config), "example").current.version == 2
+    assert load_site_state(parts.store(config), "example").current.version == 2
+
+
+class _Queue:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, bodies):
+        self.sent.extend(bodies)
+
+
+def test_a_manual_reissue_replaces_and_leaves_run_and_tick_nothing_to_order(ari, new_orders):
+    front, config = ari
+    store = parts.store(config)
+    now = datetime.now(UTC)
+    # The CA wants the first certificate renewed at once.
+    front.window = (now - timedelta(hours=2), now - timedelta(hours=1))
+    assert _runner(config, now).run_site("example").result == "issued"
+    first = load_site_state(store, "example").current
+
+    # The operator renews by hand; the CA's window for the new certificate is weeks away.
+    front.window = (now + timedelta(days=30), now + timedelta(days=32))
+    assert main(["-c", str(config.source), "issue", "example"]) == EXIT_OK
+    assert main(["-c", str(config.source), "run"]) == EXIT_OK
+    queue = _Queue()
+    tick = run_tick(config, store, queue, datetime.now(UTC))
+    for body in queue.sent:  # what the issue Lambda would do with each message
+        _runner(config, datetime.now(UTC)).run_site(site_of(body))
+
+    assert len(new_orders) == 2
+    assert new_orders[1]["replaces"] == first.ari_id
+    assert tick.due == ()
+    state = load_site_state(store, "example")
+    assert state.current.version == 2
+    assert front.window[0] <= state.window.renew_at < front.window[1]

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cloud.exit_codes import EXIT_ALERTS, EXIT_CONFIG, EXIT_OK
-from cloud.schedule import write_marker
-from tests.cloud.fleet_fixtures import SITES, make_fleet
+from cloud.cli.exit_codes import EXIT_ALERTS, EXIT_CONFIG, EXIT_OK
+from cloud.pipeline.schedule import write_marker
+from lab.sample_fleet import SITES, make_fleet
+from lab.webhook_receiver import WebhookReceiver
 from tests.cloud.test_cli_issue import _run
-from tests.services.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from cloud.exit_codes import EXIT_CONFIG, EXIT_OK
-from cloud.issuer import ESCROW_KEY, SIGNING_KEY
+from cloud.cli.exit_codes import EXIT_CONFIG, EXIT_OK
+from cloud.keys.issuer import ESCROW_KEY, SIGNING_KEY
+from lab.issuer_config import bind_config
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys
-from tests.cloud.issuing import bind_config
 from tests.cloud.test_cli_issue import _run
 
 

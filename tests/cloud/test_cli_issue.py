@@ -9,9 +9,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from cloud.exit_codes import EXIT_CONFIG, EXIT_DNS
-from cloud.keys import key_matches_certificate
-from tests.cloud.issuing import bind_config, txt_values
+from cloud.acme.certificate_keys import key_matches_certificate
+from cloud.cli.exit_codes import EXIT_CONFIG, EXIT_DNS
+from lab.issuer_config import bind_config
+from tests.cloud.issuing import txt_values
 
 CERTDROP = [sys.executable, "-m", "cloud.cli"]
 
@@ -99,11 +100,11 @@ def test_secrets_never_appear_in_verbose_output(tmp_path, pebble, bind_auth, tsi
 def test_issue_refuses_a_site_another_run_is_working_on(tmp_path, pebble, bind_auth):
     from datetime import timedelta
 
-    from cloud import runtime
-    from cloud.lock import SiteLock
+    from cloud.pipeline import parts
+    from cloud.pipeline.lock import SiteLock
 
     config = _config(tmp_path, pebble, bind_auth)
-    with SiteLock(runtime.store(config), "example", timedelta(minutes=5), owner="a-cron-run"):
+    with SiteLock(parts.store(config), "example", timedelta(minutes=5), owner="a-cron-run"):
         result = _run("--config", config.source, "issue", "example")
 
     assert result.returncode == EXIT_CONFIG

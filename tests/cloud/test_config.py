@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cloud.acme.certificate_keys import KeyType
 from cloud.config import load, parse
 from cloud.errors import ConfigError
-from cloud.keys import KeyType
 from cloud.secrets import SecretRef
 
 GOOD = """

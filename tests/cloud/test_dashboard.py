@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from cloud.dashboard import make_app
-from cloud.dashboard.server import serving
 from cloud.errors import StoreError
-from cloud.fleet import FleetStatus, collect
-from cloud.sitestate import ErrorRecord, load_site_state, save_site_state
-from tests.cloud.fleet_fixtures import SITES, make_fleet
+from cloud.fleet.dashboard import make_app
+from cloud.fleet.dashboard.server import serving
+from cloud.fleet.status import FleetStatus, collect
+from cloud.pipeline.site_state import ErrorRecord, load_site_state, save_site_state
+from lab.sample_fleet import SITES, make_fleet
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -75,10 +75,10 @@ def test_the_sites_table_shows_the_last_error_and_how_many_failures_in_a_row(cli
     page = client.get("/").text
 
     expired = _text(_element(page, "tr", site="expired"))
-    assert "rateLimited: too many certificates" in expired
+    assert "acme.rate_limited: too many certificates" in expired
     assert "4 failures in a row" in expired
     assert "backing off after 4 failures" in expired
-    assert "rateLimited" not in _text(_element(page, "tr", site="healthy"))
+    assert "rate_limited" not in _text(_element(page, "tr", site="healthy"))
 
 
 def test_the_grid_shows_each_agents_version_of_each_site(client):
@@ -114,7 +114,7 @@ def test_the_agents_table_flags_the_quiet_and_the_failing_agent_and_shows_its_er
     assert ("red", "quiet") in _badges(quiet)
     assert "2 days ago" in _text(quiet) and "reports every 15 min" in _text(quiet)
     assert ("red", "failing") in _badges(behind)
-    assert "InstallFailed: DSM did not serve the new certificate" in _text(behind)
+    assert "install.failed: DSM did not serve the new certificate" in _text(behind)
     assert _badges(ok) == [("green", "ok")]
     assert "10 min ago" in _text(ok)
     header = page.split("<thead>", 2)[1].split("</thead>")[0]  # the grid's column heads
@@ -402,7 +402,7 @@ def deployed(tmp_path, monkeypatch):
     """The bucket of a deployed stack on moto, holding make_fleet's fleet and its config."""
     pytest.importorskip("apig_wsgi")
     from cloud.store.s3 import S3Store
-    from tests.services.moto import MotoServer, fake_aws_env
+    from lab.moto import MotoServer, fake_aws_env
 
     fleet = make_fleet(tmp_path, datetime.now(UTC))
     with fake_aws_env(), MotoServer() as moto:
@@ -420,9 +420,9 @@ def deployed(tmp_path, monkeypatch):
 
 
 def test_the_lambda_answers_a_function_url_request_for_the_page(deployed):
-    from cloud import handler
+    from cloud.aws import handlers
 
-    response = handler.dashboard(_function_url_event("/"), None)
+    response = handlers.dashboard(_function_url_event("/"), None)
 
     assert response["statusCode"] == 200
     assert response["headers"]["content-type"].startswith("text/html")
@@ -433,10 +433,10 @@ def test_the_lambda_answers_a_function_url_request_for_the_page(deployed):
 
 
 def test_the_lambda_answers_status_json_and_the_timeline(deployed):
-    from cloud import handler
+    from cloud.aws import handlers
 
-    data = handler.dashboard(_function_url_event("/status.json"), None)
-    picture = handler.dashboard(_function_url_event("/timeline.svg"), None)
+    data = handlers.dashboard(_function_url_event("/status.json"), None)
+    picture = handlers.dashboard(_function_url_event("/timeline.svg"), None)
 
     assert data["statusCode"] == 200
     assert data["headers"]["content-type"] == "application/json"
@@ -452,9 +452,9 @@ def test_the_lambda_answers_status_json_and_the_timeline(deployed):
 
 
 def test_the_served_times_are_the_stores_now_not_a_cached_page(deployed, monkeypatch):
-    from cloud import handler
+    from cloud.aws import handlers
 
-    first = handler.dashboard(_function_url_event("/status.json"), None)
+    first = handlers.dashboard(_function_url_event("/status.json"), None)
     later = datetime.now(UTC) + timedelta(days=30)
 
     class _Later(datetime):
@@ -462,8 +462,8 @@ def test_the_served_times_are_the_stores_now_not_a_cached_page(deployed, monkeyp
         def now(cls, tz=None):
             return later
 
-    monkeypatch.setattr(handler, "datetime", _Later)
-    second = handler.dashboard(_function_url_event("/status.json"), None)
+    monkeypatch.setattr(handlers, "datetime", _Later)
+    second = handlers.dashboard(_function_url_event("/status.json"), None)
 
     assert first["body"] != second["body"]
     assert later.isoformat() in second["body"]

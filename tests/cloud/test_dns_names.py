@@ -8,7 +8,7 @@ import dns.name
 import dns.resolver
 import pytest
 
-from cloud.dns.names import (
+from cloud.dns01.names import (
     TxtLocation,
     build_resolver,
     challenge_name,
@@ -18,10 +18,10 @@ from cloud.dns.names import (
     normalize,
     parse_address,
 )
+from cloud.dns01.propagation import DnsCheckSettings
 from cloud.errors import CnameChainError, DnsError, ZoneNotFoundError
-from cloud.propagation import DnsCheckSettings
-from tests.services.bind import BindServer, Zone
-from tests.services.ports import free_port
+from lab.bind import BindServer, Zone
+from lab.ports import free_port
 
 _CHAIN_LENGTH = 9  # CNAMEs from _acme-challenge.long.chain.test. to end.chain.test.
 

@@ -7,11 +7,11 @@ import secrets
 import pytest
 import requests
 
-from cloud.dns import TxtRecord
-from cloud.dns.registry import build_provider
+from cloud.dns01.providers.base import TxtRecord
+from cloud.dns01.providers.registry import build_provider
 from cloud.errors import DnsProviderError
+from lab.ports import free_port
 from tests.cloud.conftest import ZONE, cloudflare_held
-from tests.services.ports import free_port
 
 
 def record(zone: str = ZONE, value: str | None = None) -> TxtRecord:

@@ -11,16 +11,17 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from cloud import runtime
-from cloud.issuer import init_issuer, public_lines
-from cloud.publish import Publisher
+from cloud.keys.issuer import init_issuer, public_lines
+from cloud.pipeline import parts
+from cloud.publish.publisher import Publisher
+from lab.dsm_emulator import serve
+from lab.issuer_config import bind_config
 from nas_agent import cycle
 from nas_agent.config import load_config
-from nas_agent.dsm import DsmClient
-from nas_agent.dsm_emulator import serve
+from nas_agent.dsm.client import DsmClient
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys, save_agent_keys
-from tests.cloud.issuing import bind_config
+from tests.cloud.issuing import issue_and_publish
 
 USER, PASSWORD = "certdrop", "s3cret-for-the-emulator"
 
@@ -53,8 +54,8 @@ def test_a_published_certificate_reaches_dsm_and_a_second_poll_imports_nothing(
     # The issuer: config, keys, one site.
     (tmp_path / "cloud").mkdir()
     config = bind_config(tmp_path / "cloud", pebble, bind_auth)
-    store = runtime.store(config)
-    issuer = init_issuer(runtime.keystore(config))
+    store = parts.store(config)
+    issuer = init_issuer(parts.keystore(config))
     issuer_line, _ = public_lines(issuer)
 
     # The NAS: an emulated DSM and an enrolled agent reading the store's directory.
@@ -78,8 +79,7 @@ def test_a_published_certificate_reaches_dsm_and_a_second_poll_imports_nothing(
         publisher.subscribe(record, ("example",))
         bindings_before = _bindings(dsm.http_url)
 
-        cert = runtime.issue_site(config, "example", object_store=store)
-        publisher.publish(cert)
+        cert = issue_and_publish(config, store, publisher).certificate
         agent_config = load_config(str(nas / "agent.conf"))
         first = cycle.run_cycle(agent_config)
         second = cycle.run_cycle(agent_config)

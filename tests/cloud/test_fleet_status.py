@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cloud.fleet import collect
-from tests.cloud.fleet_fixtures import make_fleet
+from cloud.fleet.status import ReportedError, collect
+from lab.sample_fleet import make_fleet
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -24,7 +24,7 @@ def test_each_site_has_its_health_days_left_and_next_renewal(fleet):
     expired, due, healthy = (status.site(s) for s in ("expired", "due", "healthy"))
     assert (expired.health, round(expired.days_left)) == ("expired", -5)
     assert expired.failures == 4
-    assert expired.last_error == "rateLimited: too many certificates"
+    assert expired.last_error == ReportedError("acme.rate_limited", "too many certificates")
     assert "backing off" in expired.next_reason
     assert (due.health, round(due.days_left)) == ("due", 25)
     assert due.next_check == NOW
@@ -41,7 +41,8 @@ def test_each_agent_shows_what_it_has_installed_and_whether_it_is_current(fleet)
     assert ok.poll_interval == 900
     assert not behind.installed["healthy"].current
     assert behind.failing
-    assert "restored" in behind.last_error
+    assert behind.last_error.code == "install.failed"
+    assert "restored" in behind.last_error.message
     assert quiet.quiet
 
 

@@ -11,17 +11,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cloud import handler
-from cloud.acme_client import AcmeClient
-from cloud.agents import AgentRegistry
+from cloud.acme.certificate_keys import KeyType
+from cloud.acme.client import AcmeClient
+from cloud.aws import handlers
 from cloud.config import SiteConfig
-from cloud.keys import KeyType
-from cloud.schedule import marker_key
+from cloud.pipeline.schedule import marker_key
+from cloud.publish.registry import AgentRegistry
 from cloud.store.s3 import S3Store
+from lab.moto import MotoServer, fake_aws_env
 from nas_agent.bundle import parse_index
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys, generate_issuer_keys, private_key_pem
-from tests.services.moto import MotoServer, fake_aws_env
 
 BUCKET = "certdrop-fleet"
 SITES = ("never-run", "future", "past", "changed", "later")
@@ -162,7 +162,7 @@ def test_a_tick_enqueues_exactly_the_due_sites(aws):
     store.put(marker_key(old, now + timedelta(days=30), now + timedelta(days=60)), b"")
     store.request_counts.clear()
 
-    result = handler.tick(_scheduler_event(), None)
+    result = handlers.tick(_scheduler_event(), None)
 
     assert sorted(result["due"]) == ["changed", "never-run", "past"]
     assert sorted(_received(moto, queue_url)) == ["changed", "never-run", "past"]
@@ -175,7 +175,7 @@ def test_an_issue_message_leads_to_published_bundles(aws):
     keys = generate_agent_keys("nas-1")
     AgentRegistry(store).add(enrollment_of(keys), ("never-run",), datetime.now(UTC))
 
-    result = handler.issue(_sqs_event([json.dumps({"site": "never-run"})]), None)
+    result = handlers.issue(_sqs_event([json.dumps({"site": "never-run"})]), None)
 
     assert result == {"batchItemFailures": []}
     index = store.get("agents/nas-1/index.json")
@@ -198,8 +198,8 @@ def test_the_same_message_delivered_twice_places_one_order(aws, monkeypatch):
     monkeypatch.setattr(AcmeClient, "new_order", counting)
     event = _sqs_event([json.dumps({"site": "past"})])
 
-    first = handler.issue(event, None)
-    second = handler.issue(event, None)
+    first = handlers.issue(event, None)
+    second = handlers.issue(event, None)
 
     assert first == second == {"batchItemFailures": []}
     assert len(placed) == 1
@@ -208,18 +208,18 @@ def test_the_same_message_delivered_twice_places_one_order(aws, monkeypatch):
 def test_a_message_that_cannot_be_run_is_a_batch_item_failure(aws):
     event = _sqs_event([json.dumps({"site": "past"}), "not json"])
 
-    result = handler.issue(event, None)
+    result = handlers.issue(event, None)
 
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
 
 
 def test_the_operator_cli_works_against_the_deployed_stack(aws, tmp_path, monkeypatch, capsys):
-    from cloud.cli import main
-    from cloud.exit_codes import EXIT_CONFIG, EXIT_OK
+    from cloud.cli.exit_codes import EXIT_CONFIG, EXIT_OK
+    from cloud.cli.main import main
 
     moto, _, _, store = aws
     assert (
-        handler.issue(_sqs_event([json.dumps({"site": "past"})]), None)["batchItemFailures"] == []
+        handlers.issue(_sqs_event([json.dumps({"site": "past"})]), None)["batchItemFailures"] == []
     )
     body = moto.client("s3").get_object(Bucket=BUCKET, Key="config/certdrop.toml")["Body"].read()
     storage = "\n".join(

@@ -84,8 +84,8 @@ def test_both_functions_run_python_3_12_on_arm64_with_the_named_handlers(templat
     glob = template["Globals"]["Function"]
     assert glob["Runtime"] == "python3.12"
     assert glob["Architectures"] == ["arm64"]
-    assert _function(template, "TickFunction")["Handler"] == "cloud.handler.tick"
-    assert _function(template, "IssueFunction")["Handler"] == "cloud.handler.issue"
+    assert _function(template, "TickFunction")["Handler"] == "cloud.aws.handlers.tick"
+    assert _function(template, "IssueFunction")["Handler"] == "cloud.aws.handlers.issue"
 
 
 def test_each_function_names_the_artifact_itself_since_cloudformation_package_skips_globals(
@@ -365,7 +365,7 @@ def test_the_dashboard_runs_its_handler_from_the_same_artifact_and_logs_to_its_o
     template,
 ):
     dashboard = _function(template, "DashboardFunction")
-    assert dashboard["Handler"] == "cloud.handler.dashboard"
+    assert dashboard["Handler"] == "cloud.aws.handlers.dashboard"
     assert dashboard["CodeUri"] == "../build/certdrop-lambda.zip"
     assert dashboard["Role"] == {"Fn::GetAtt": ["DashboardRole", "Arn"]}
     assert dashboard["LoggingConfig"]["LogGroup"] == {"Ref": "DashboardLogGroup"}

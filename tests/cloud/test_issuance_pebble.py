@@ -6,17 +6,18 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from cloud import runtime
+from cloud.acme.certificate_keys import KeyType
 from cloud.errors import (
     AcmeError,
     DnsProviderError,
     PropagationTimeout,
     ValidationFailed,
 )
-from cloud.keys import KeyType
-from tests.cloud.issuing import assert_issued, rfc2136_provider, txt_values, write_config
-from tests.cloud.issuing import bind_config as standard_config
-from tests.services.pebble import Pebble
+from cloud.pipeline import parts
+from lab.issuer_config import bind_config as standard_config
+from lab.issuer_config import rfc2136_provider, write_config
+from lab.pebble import Pebble
+from tests.cloud.issuing import assert_issued, order_certificate, txt_values
 
 NAMES = ("example.test", "*.example.test")
 CHALLENGE = "_acme-challenge.example.test."
@@ -36,7 +37,7 @@ def bind_config(tmp_path, pebble, bind_auth):
 def test_issues_apex_and_wildcard_through_rfc2136(bind_config, pebble, bind_auth, key_type):
     config = bind_config(site=f'domain = "example.test"\nkey_type = "{key_type.value}"')
 
-    cert = runtime.issue_site(config, "example")
+    cert = order_certificate(config, "example")
 
     assert_issued(cert, pebble, NAMES, key_type)
     assert txt_values(bind_auth.address, CHALLENGE) == set()
@@ -49,7 +50,7 @@ def test_the_preferred_chain_is_picked_by_its_top_issuer(tmp_path, bind_config, 
         for wanted in names:
             config = bind_config(pebble_=pebble, ca_extra=f'preferred_chain = "{wanted}"')
 
-            cert = runtime.issue_site(config, "example")
+            cert = order_certificate(config, "example")
 
             assert cert.issuer_cn == wanted
             assert_issued(cert, pebble, NAMES, KeyType.EC_P256)
@@ -58,7 +59,7 @@ def test_the_preferred_chain_is_picked_by_its_top_issuer(tmp_path, bind_config, 
 def test_issues_through_a_cname_into_a_separate_validation_zone(bind_config, pebble, bind_auth):
     config = bind_config(site='domain = "delegated.example.test"')
 
-    cert = runtime.issue_site(config, "example")
+    cert = order_certificate(config, "example")
 
     assert_issued(
         cert, pebble, ("delegated.example.test", "*.delegated.example.test"), KeyType.EC_P256
@@ -77,7 +78,7 @@ def test_issues_with_external_account_binding(
         ca_extra=f'eab_kid = "{pebble_eab.eab_kid}"\neab_hmac_key = "env:TEST_EAB_HMAC"',
     )
 
-    cert = runtime.issue_site(config, "example")
+    cert = order_certificate(config, "example")
 
     assert_issued(cert, pebble_eab, NAMES, KeyType.EC_P256)
     assert txt_values(bind_auth.address, CHALLENGE) == set()
@@ -87,18 +88,18 @@ def test_a_ca_requiring_eab_is_refused_clearly_without_it(bind_config, pebble_ea
     config = bind_config(pebble_=pebble_eab)
 
     with pytest.raises(AcmeError) as caught:
-        runtime.issue_site(config, "example")
+        order_certificate(config, "example")
 
-    assert caught.value.code == "externalAccountRequired"
+    assert caught.value.problem == "externalAccountRequired"
 
 
 def test_the_account_key_is_created_once_and_reused(bind_config, tmp_path):
     config = bind_config()
-    runtime.issue_site(config, "example")
+    order_certificate(config, "example")
     keys = sorted(p.name for p in (tmp_path / "keys").iterdir())
     account = (tmp_path / "keys" / keys[0]).read_bytes()
 
-    runtime.issue_site(config, "example")
+    order_certificate(config, "example")
 
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == keys
     assert (tmp_path / "keys" / keys[0]).read_bytes() == account
@@ -118,7 +119,7 @@ def test_issues_through_powerdns(tmp_path, powerdns_server, monkeypatch):
             provider=f'type = "powerdns"\napi_url = "{pdns.api_url}"\napi_key = "env:PDNS_KEY"',
         )
 
-        cert = runtime.issue_site(config, "example")
+        cert = order_certificate(config, "example")
 
         assert_issued(cert, pebble, NAMES, KeyType.EC_P256)
     assert txt_values(dns_address, CHALLENGE) == set()
@@ -135,7 +136,7 @@ def test_a_wrong_tsig_key_is_a_clear_terminal_error(bind_config, bind_auth, tsig
     config = bind_config(provider=provider)
 
     with pytest.raises(DnsProviderError) as caught:
-        runtime.issue_site(config, "example")
+        order_certificate(config, "example")
 
     assert "TSIG" in str(caught.value)
     assert not caught.value.transient
@@ -148,7 +149,7 @@ def test_an_unreachable_dns_api_is_a_transient_error(bind_config, bind_auth):
     )
 
     with pytest.raises(DnsProviderError) as caught:
-        runtime.issue_site(config, "example")
+        order_certificate(config, "example")
 
     assert caught.value.transient
     assert txt_values(bind_auth.address, CHALLENGE) == set()
@@ -166,7 +167,7 @@ def test_a_value_never_served_by_one_nameserver_names_that_server(
     )
 
     with pytest.raises(PropagationTimeout) as caught:
-        runtime.issue_site(config, "example")
+        order_certificate(config, "example")
 
     assert any("ns2.example.test" in server for server in caught.value.missing)
     assert not any("ns1.example.test" in server for server in caught.value.missing)
@@ -181,9 +182,9 @@ def test_the_ca_rejecting_validation_is_reported_with_its_problem(
         config = bind_config(pebble_=blind)
 
         with pytest.raises(ValidationFailed) as caught:
-            runtime.issue_site(config, "example")
+            order_certificate(config, "example")
 
-    assert caught.value.code == "validation"
+    assert caught.value.problem == "validation"
     assert caught.value.failures[0][1] == "unauthorized"
     assert txt_values(bind_auth.address, CHALLENGE) == set()
 
@@ -194,24 +195,24 @@ def test_issuance_succeeds_when_the_ca_rejects_half_the_nonces(
     with Pebble(tmp_path / "pebble", bind_resolver.address, nonce_reject_percent=50) as flaky:
         config = bind_config(pebble_=flaky)
 
-        cert = runtime.issue_site(config, "example")
+        cert = order_certificate(config, "example")
 
         assert_issued(cert, flaky, NAMES, KeyType.EC_P256)
 
 
 def test_a_crashed_runs_values_are_removed_by_the_next_run(bind_config, bind_auth):
-    from cloud.challenges import ChallengeJournal
-    from cloud.dns import TxtRecord
+    from cloud.dns01.providers.base import TxtRecord
+    from cloud.dns01.solver import ChallengeJournal
 
     config = bind_config()
-    store = runtime.store(config)
+    store = parts.store(config)
     stale = TxtRecord("example.test.", CHALLENGE, "left-by-a-crashed-run")
-    provider = runtime.provider(config, "dns")
+    provider = parts.provider(config, "dns")
     ChallengeJournal(store, "example").record("dns", [stale])
     provider.add_txt(stale)
     assert txt_values(bind_auth.address, CHALLENGE) == {"left-by-a-crashed-run"}
 
-    runtime.issue_site(config, "example", object_store=store)
+    order_certificate(config, "example", object_store=store)
 
     assert txt_values(bind_auth.address, CHALLENGE) == set()
     assert ChallengeJournal(store, "example").pending() is None

@@ -18,17 +18,17 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from cloud.dns import TxtRecord
-from cloud.errors import DnsError, PropagationTimeout
-from cloud.propagation import (
+from cloud.dns01.propagation import (
     DnsCheckSettings,
     Nameserver,
     authoritative_servers,
     wait_for_records,
     wait_for_txt,
 )
-from tests.services.bind import BindResolver, BindServer, TsigKey, Zone
-from tests.services.ports import free_port
+from cloud.dns01.providers.base import TxtRecord
+from cloud.errors import DnsError, PropagationTimeout
+from lab.bind import BindResolver, BindServer, TsigKey, Zone
+from lab.ports import free_port
 
 _NS1 = "ns1.example.test."
 _NS2 = "ns2.example.test."

@@ -6,17 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cloud import runtime
-from cloud.acme_client import AcmeClient
-from cloud.agents import UnknownAgent
-from cloud.issuer import init_issuer
-from cloud.publish import Publisher
+from cloud.acme.client import AcmeClient
+from cloud.errors import UnknownAgent
+from cloud.keys.issuer import init_issuer
+from cloud.pipeline import parts
+from cloud.pipeline.site_state import load_site_state
+from cloud.publish.publisher import Publisher
 from cloud.store import StoredObject
+from lab.issuer_config import bind_config
 from nas_agent.bundle import open_sealed, parse_index, verify_and_open
 from nas_agent.enrollment import enrollment_of
 from nas_agent.errors import DecryptionFailed, StaleVersion, WrongAgent
 from nas_agent.keys import generate_agent_keys
-from tests.cloud.issuing import bind_config
+from tests.cloud.issuing import issue_and_publish
 
 HOSTNAMES = ("nas.example.test",)
 
@@ -25,8 +27,8 @@ HOSTNAMES = ("nas.example.test",)
 def fleet(tmp_path, pebble, bind_auth):
     """A configured issuer with three registered agents and a publisher."""
     config = bind_config(tmp_path, pebble, bind_auth)
-    store = runtime.store(config)
-    issuer = init_issuer(runtime.keystore(config))
+    store = parts.store(config)
+    issuer = init_issuer(parts.keystore(config))
     publisher = Publisher(store, issuer)
     agents = {name: generate_agent_keys(name) for name in ("nas-a", "nas-b", "nas-c")}
     for keys in agents.values():
@@ -60,10 +62,9 @@ def _open(store, issuer, keys, *, installed=None, index_of=None):
 def test_each_of_three_agents_opens_its_own_bundle_of_the_issued_certificate(fleet):
     config, store, issuer, publisher, agents = fleet
 
-    cert = runtime.issue_site(config, "example", object_store=store)
-    state = publisher.publish(cert)
+    cert = issue_and_publish(config, store, publisher).certificate
 
-    assert state.current.version == 1
+    assert load_site_state(store, "example").current.version == 1
     for keys in agents.values():
         opened = _open(store, issuer, keys)
         assert opened.version == 1
@@ -74,7 +75,7 @@ def test_each_of_three_agents_opens_its_own_bundle_of_the_issued_certificate(fle
 
 def test_an_agent_cannot_open_another_agents_bundle(fleet):
     config, store, issuer, publisher, agents = fleet
-    publisher.publish(runtime.issue_site(config, "example", object_store=store))
+    issue_and_publish(config, store, publisher)
     b = agents["nas-b"]
 
     with pytest.raises(WrongAgent):
@@ -87,8 +88,7 @@ def test_an_agent_cannot_open_another_agents_bundle(fleet):
 
 def test_nothing_in_the_store_holds_the_plaintext_key(fleet):
     config, store, _issuer, publisher, _agents = fleet
-    cert = runtime.issue_site(config, "example", object_store=store)
-    publisher.publish(cert)
+    cert = issue_and_publish(config, store, publisher).certificate
 
     key_body = cert.key_pem.split(b"\n")[1]
     for info in store.list(""):
@@ -99,11 +99,12 @@ def test_nothing_in_the_store_holds_the_plaintext_key(fleet):
 
 def test_a_new_issuance_is_the_next_version_and_old_bundles_go(fleet):
     config, store, issuer, publisher, agents = fleet
-    publisher.publish(runtime.issue_site(config, "example", object_store=store))
+    issue_and_publish(config, store, publisher)
 
-    state = publisher.publish(runtime.issue_site(config, "example", object_store=store))
+    outcome = issue_and_publish(config, store, publisher)
 
-    assert state.current.version == 2
+    assert outcome.version == 2
+    assert load_site_state(store, "example").current.version == 2
     opened = _open(store, issuer, agents["nas-a"], installed=1)
     assert opened.version == 2
     assert [i.key for i in store.list("agents/nas-a/bundles/")] == [
@@ -116,8 +117,7 @@ def test_a_new_issuance_is_the_next_version_and_old_bundles_go(fleet):
 
 def test_a_fourth_agent_gets_the_current_certificate_without_a_new_order(fleet, monkeypatch):
     config, store, issuer, publisher, _agents = fleet
-    cert = runtime.issue_site(config, "example", object_store=store)
-    publisher.publish(cert)
+    cert = issue_and_publish(config, store, publisher).certificate
 
     def no_orders(*_args, **_kwargs):
         raise AssertionError("adding an agent placed an ACME order")
@@ -136,7 +136,7 @@ def test_a_fourth_agent_gets_the_current_certificate_without_a_new_order(fleet, 
 
 def test_removing_an_agent_deletes_its_objects_and_registration(fleet):
     config, store, issuer, publisher, agents = fleet
-    publisher.publish(runtime.issue_site(config, "example", object_store=store))
+    issue_and_publish(config, store, publisher)
 
     publisher.remove_agent("nas-b")
 
@@ -149,7 +149,7 @@ def test_removing_an_agent_deletes_its_objects_and_registration(fleet):
 
 def test_withdrawing_a_site_removes_only_that_entry(fleet):
     config, store, _issuer, publisher, _agents = fleet
-    publisher.publish(runtime.issue_site(config, "example", object_store=store))
+    issue_and_publish(config, store, publisher)
 
     publisher.withdraw("nas-c", "example")
 

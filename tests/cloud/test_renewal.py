@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cloud.ari import SuggestedWindow, pick_renewal_time
+from cloud.acme.ari import SuggestedWindow, pick_renewal_time
+from cloud.acme.certificate_keys import KeyType
 from cloud.config import SiteConfig
-from cloud.keys import KeyType
-from cloud.renewal import BACKOFF_CAP, backoff, decide
-from cloud.sitestate import CertificateRecord, RenewalWindow, SiteState
+from cloud.pipeline.renewal import BACKOFF_CAP, backoff, decide
+from cloud.pipeline.site_state import CertificateRecord, RenewalWindow, SiteState
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -13,15 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from cloud import runtime
-from cloud.acme_client import AcmeClient
-from cloud.exit_codes import EXIT_DNS, EXIT_OK
-from cloud.issuer import init_issuer
-from cloud.lock import Locked, SiteLock
-from cloud.runner import Runner
-from cloud.schedule import read_markers
-from cloud.sitestate import load_site_state
-from tests.cloud.issuing import bind_config, txt_values
+from cloud.acme.client import AcmeClient
+from cloud.cli.exit_codes import EXIT_DNS, EXIT_OK
+from cloud.errors import Locked
+from cloud.keys.issuer import init_issuer
+from cloud.pipeline import parts
+from cloud.pipeline.lock import SiteLock
+from cloud.pipeline.schedule import read_markers
+from cloud.pipeline.site_run import Runner
+from cloud.pipeline.site_state import load_site_state
+from lab.issuer_config import bind_config
+from tests.cloud.issuing import txt_values
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def config(tmp_path, pebble, bind_auth):
     config = bind_config(tmp_path, pebble, bind_auth)
-    init_issuer(runtime.keystore(config))
+    init_issuer(parts.keystore(config))
     return config
 
 
@@ -49,7 +51,7 @@ def orders(monkeypatch):
 
 
 def _runner(config):
-    return Runner(config, runtime.store(config), runtime.keystore(config))
+    return Runner(config, parts.store(config), parts.keystore(config), parts.publisher(config))
 
 
 def test_a_site_run_twice_is_issued_once(config, orders):
@@ -59,10 +61,10 @@ def test_a_site_run_twice_is_issued_once(config, orders):
     assert (first.result, first.reason) == ("issued", "never issued")
     assert second.result == "not due"
     assert len(orders) == 1
-    state = load_site_state(runtime.store(config), "example")
+    state = load_site_state(parts.store(config), "example")
     assert state.current.version == 1
     assert state.order_url is None
-    marker = read_markers(runtime.store(config))["example"]
+    marker = read_markers(parts.store(config))["example"]
     assert marker.next_check > datetime.now(UTC) + timedelta(days=30)  # 2/3 of Pebble's 5 years
     assert marker.not_after == state.current.not_after.replace(microsecond=0)
 
@@ -95,12 +97,14 @@ def test_a_run_killed_after_ordering_is_resumed_without_a_new_order(config, orde
         process.wait()
     finally:
         watchdog.cancel()
-    saved = load_site_state(runtime.store(config), "example")
+        process.stderr.close()
+    saved = load_site_state(parts.store(config), "example")
     assert saved.order_url is not None and saved.current is None
     later = Runner(  # the dead run's lock has expired by then
         config,
-        runtime.store(config),
-        runtime.keystore(config),
+        parts.store(config),
+        parts.keystore(config),
+        parts.publisher(config),
         now=lambda: datetime.now(UTC) + timedelta(minutes=10),
     )
     assert _runner(config).run_site("example").result == "locked"
@@ -109,7 +113,7 @@ def test_a_run_killed_after_ordering_is_resumed_without_a_new_order(config, orde
 
     assert outcome.result == "issued"
     assert orders == []  # the interrupted run's order was finished, none placed
-    assert load_site_state(runtime.store(config), "example").order_url is None
+    assert load_site_state(parts.store(config), "example").order_url is None
     assert txt_values(bind_auth.address, "_acme-challenge.example.test.") == set()
 
 
@@ -120,18 +124,18 @@ def test_a_failed_run_backs_off_and_is_not_retried_before_its_time(config, order
     again = _runner(config).run_site("example")
 
     assert failed.result == "failed"
-    state = load_site_state(runtime.store(config), "example")
+    state = load_site_state(parts.store(config), "example")
     assert state.failures == 1
-    assert state.last_error.code == "DnsProviderError"
+    assert state.last_error.code == "dns.provider_failed"
     assert timedelta(minutes=3) < state.next_attempt - datetime.now(UTC) < timedelta(minutes=7)
-    assert read_markers(runtime.store(config))["example"].next_check <= state.next_attempt
+    assert read_markers(parts.store(config))["example"].next_check <= state.next_attempt
     assert again.result == "not due"
     assert "backing off after 1 failure" in again.reason
     assert len(orders) == 1
 
 
 def test_a_site_locked_by_another_run_is_left_alone(config, orders):
-    store = runtime.store(config)
+    store = parts.store(config)
     with SiteLock(store, "example", timedelta(minutes=5), owner="someone-else"):
         outcome = _runner(config).run_site("example")
 
@@ -141,7 +145,7 @@ def test_a_site_locked_by_another_run_is_left_alone(config, orders):
 
 
 def test_an_expired_lock_of_a_dead_run_is_taken_over(config):
-    store = runtime.store(config)
+    store = parts.store(config)
     dead = SiteLock(store, "example", timedelta(minutes=5), owner="dead-run",
                     now=lambda: datetime.now(UTC) - timedelta(hours=1))  # fmt: skip
     dead.acquire()  # and never released
@@ -150,7 +154,7 @@ def test_an_expired_lock_of_a_dead_run_is_taken_over(config):
 
 
 def test_two_lock_holders_cannot_both_win(config):
-    store = runtime.store(config)
+    store = parts.store(config)
     first = SiteLock(store, "example", timedelta(minutes=5), owner="a")
     first.acquire()
 
@@ -175,7 +179,16 @@ def test_certdrop_run_issues_the_due_sites_and_reports_each(config):
 
 def test_certdrop_run_exit_code_names_the_failure(config, tmp_path):
     (tmp_path / "tsig").write_text("AAAA" + (tmp_path / "tsig").read_text()[4:])
-    run = [sys.executable, "-m", "cloud.cli", "-c", str(config.source), "run", "--site", "example"]
+    run = [
+        sys.executable,
+        "-m",
+        "cloud.cli",
+        "-c",
+        str(config.source),
+        "run",
+        "--site",
+        "example",
+    ]
 
     done = subprocess.run(
         run, capture_output=True, text=True, cwd=REPO,

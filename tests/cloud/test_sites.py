@@ -6,17 +6,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cloud import runtime
-from cloud.agents import AgentRegistry
-from cloud.cli import main
+from cloud.cli.exit_codes import EXIT_CONFIG, EXIT_OK
+from cloud.cli.main import main
 from cloud.config import load
-from cloud.exit_codes import EXIT_CONFIG, EXIT_OK
-from cloud.issuer import init_issuer
-from cloud.publish import Publisher
+from cloud.keys.issuer import init_issuer
+from cloud.pipeline import parts
+from cloud.publish.publisher import Publisher
+from cloud.publish.registry import AgentRegistry
+from lab.issuer_config import bind_config
 from nas_agent.bundle import parse_index
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys
-from tests.cloud.issuing import bind_config
+from tests.cloud.issuing import issue_and_publish
 
 
 @pytest.fixture
@@ -68,11 +69,11 @@ def test_site_list_shows_each_site(config, capsys):
 
 
 def test_site_remove_takes_the_site_from_the_file_the_store_and_its_agents(config, capsys):
-    store = runtime.store(config)
-    publisher = Publisher(store, init_issuer(runtime.keystore(config)))
+    store = parts.store(config)
+    publisher = Publisher(store, init_issuer(parts.keystore(config)))
     keys = generate_agent_keys("nas-1")
     publisher.registry.add(enrollment_of(keys), ("example",), datetime.now(UTC))
-    publisher.publish(runtime.issue_site(config, "example", object_store=store))
+    issue_and_publish(config, store, publisher)
     assert parse_index(store.get("agents/nas-1/index.json").body).sites == ("example",)
 
     code = main(["-c", str(config.source), "site", "remove", "example"])

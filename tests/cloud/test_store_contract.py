@@ -264,7 +264,7 @@ def test_invalid_keys_are_refused_before_anything_is_touched(store, key):
     ):
         with pytest.raises(StoreRefused) as caught:
             call()
-        assert caught.value.code == "InvalidKey"
+        assert caught.value.backend_code == "InvalidKey"
         assert caught.value.key == key
         assert caught.value.transient is False
     assert list(store.list("")) == []

@@ -176,7 +176,7 @@ def test_an_object_cannot_also_be_a_directory_of_objects(local_store, first, sec
     with pytest.raises(StoreRefused) as caught:
         local_store.put(second, b"second")
 
-    assert caught.value.code == "PathConflict"
+    assert caught.value.backend_code == "PathConflict"
     assert local_store.get(first).body == b"first"
     assert local_store.get(second) is None
 
@@ -187,7 +187,7 @@ def test_creating_a_key_that_is_a_directory_is_a_conflict_not_a_lost_race(local_
     with pytest.raises(StoreRefused) as caught:
         local_store.put("a", b"", if_absent=True)
 
-    assert caught.value.code == "PathConflict"
+    assert caught.value.backend_code == "PathConflict"
 
 
 def test_deleting_a_key_that_is_a_directory_leaves_the_objects_below(local_store):
@@ -204,12 +204,12 @@ def test_a_root_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(StoreRefused) as caught:
         LocalStore(tmp_path / "file")
 
-    assert caught.value.code == "NoRoot"
+    assert caught.value.backend_code == "NoRoot"
 
 
 def test_a_missing_root_is_refused_when_creation_is_off(tmp_path):
     with pytest.raises(StoreRefused) as caught:
         LocalStore(tmp_path / "missing", create=False)
 
-    assert caught.value.code == "NoRoot"
+    assert caught.value.backend_code == "NoRoot"
     assert not (tmp_path / "missing").exists()

@@ -16,9 +16,9 @@ from botocore.exceptions import ConnectionClosedError
 
 from cloud.errors import PreconditionFailed, StoreError, StoreRefused
 from cloud.store.s3 import S3Store
+from lab.moto import REGION, MotoServer
+from lab.ports import free_port
 from tests.cloud import store_fixtures
-from tests.services.moto import REGION, MotoServer
-from tests.services.ports import free_port
 
 moto = store_fixtures.moto
 s3_store = store_fixtures.s3_store
@@ -137,7 +137,7 @@ def test_a_missing_bucket_is_a_terminal_error_that_names_it(moto):
     ):
         with pytest.raises(StoreRefused) as caught:
             call()
-        assert caught.value.code == "NoSuchBucket"
+        assert caught.value.backend_code == "NoSuchBucket"
         assert caught.value.transient is False
         assert "bucket 'no-such-bucket-here' does not exist" in str(caught.value)
 
@@ -173,7 +173,7 @@ def test_access_denied_is_terminal_and_carries_the_code(moto):
     with pytest.raises(StoreRefused) as caught:
         store.get("k")
 
-    assert caught.value.code == "AccessDenied"
+    assert caught.value.backend_code == "AccessDenied"
 
 
 def test_a_conditional_request_conflict_is_sent_again_after_a_short_wait(moto):

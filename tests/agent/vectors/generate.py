@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
+from lab.sample_pki import NOW, make_pki
 from nas_agent.bundle import (
     ESCROW_RECIPIENT,
     build_index,
@@ -27,9 +28,8 @@ from nas_agent.bundle import (
     seal,
     sign_entry,
 )
-from nas_agent.bundle_plaintext import encode_plaintext
+from nas_agent.bundle.plaintext import encode_plaintext
 from nas_agent.enrollment import Enrollment, escrow_key_line, issuer_key_line
-from tests.agent.certs import NOW, make_pki
 
 
 def seed(label: str) -> bytes:

@@ -1,0 +1,199 @@
+"""Issuing one site's certificate: fresh key, order, dns-01 for every name, finalize, checks.
+
+TXT values are removed as soon as the authorizations are settled, and on every failure path; a
+crash between adding and removing is covered by the journal the next run sweeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from cloud.acme.ari import ari_cert_id
+from cloud.acme.certificate_keys import (
+    KeyType,
+    generate_key,
+    key_matches_certificate,
+    key_type_of,
+    make_csr,
+    pkcs8_pem,
+)
+from cloud.acme.chains import Chain, select_chain
+from cloud.acme.client import AcmeClient
+from cloud.config import SiteConfig
+from cloud.dns01.solver import Challenge, Dns01Solver
+from cloud.errors import CertdropError, IssuanceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    site: str
+    names: tuple[str, ...]
+    key_type: KeyType
+    key_pem: bytes  # PKCS#8; lives in memory only, sealed before it is stored anywhere
+    cert_pem: str
+    chain_pem: str
+    not_before: datetime
+    not_after: datetime
+    serial: int
+    fingerprint_sha256: str
+    issuer_cn: str | None
+    order_url: str
+    profile: str | None = None
+    ari_id: str | None = None  # RFC 9773 CertID, for the renewal's `replaces`
+
+    @property
+    def fullchain_pem(self) -> str:
+        return self.cert_pem + self.chain_pem
+
+    def __repr__(self) -> str:  # keeps the key out of logs and tracebacks
+        return f"IssuedCertificate(site={self.site!r}, serial={self.serial:x})"
+
+
+class Steps:
+    """Logs each step of a run with its duration, so a terminal shows progress."""
+
+    def __init__(self, site: str, clock: Callable[[], float] = time.monotonic):
+        self.site = site
+        self.clock = clock
+        self.started = clock()
+
+    @contextlib.contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        start = self.clock()
+        yield
+        ms = round((self.clock() - start) * 1000)
+        log.info("%s", what, extra={"site": self.site, "step": what, "duration_ms": ms})
+
+    @property
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+
+def issue(
+    site: SiteConfig,
+    acme: AcmeClient,
+    solver: Dns01Solver,
+    *,
+    order_timeout: float,
+    preferred_chain: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    replaces: str | None = None,
+    resume_order: str | None = None,
+    on_order: Callable[[str], None] | None = None,
+) -> IssuedCertificate:
+    """Issues `site` now. `replaces` names the certificate this renews (ARI CertID);
+    `resume_order` is the URL of an order an interrupted run placed, finished instead of placing
+    a new one when the CA still has it pending or ready; `on_order` is told the order's URL
+    before any challenge is touched, so a crash after it can be resumed."""
+    steps = Steps(site.id, clock)
+    solver.sweep()
+    with steps.step(f"generated {site.key_type.value} key and CSR"):
+        key = generate_key(site.key_type)
+        key_pem = pkcs8_pem(key)
+        csr = make_csr(key_pem, site.names)
+    order = None
+    if resume_order is not None:
+        with steps.step("order of an interrupted run looked up"):
+            order = acme.resume_order(resume_order, csr)
+        if order is not None:
+            log.info("resuming the interrupted run's order", extra={"site": site.id})
+    if order is None:
+        with steps.step("order placed"):
+            order = acme.new_order(csr, site.profile, replaces)
+    if on_order is not None:
+        on_order(order.uri)
+    deadline = clock() + order_timeout
+    pending = acme.dns01_challenges(order)
+    challenges = [Challenge(domain, acme.validation(challb)) for domain, challb in pending]
+    records: tuple = ()
+    try:
+        if challenges:
+            with steps.step(f"located {len(challenges)} challenge record(s)"):
+                records = solver.present(challenges)
+            with steps.step(f"added {len(records)} TXT value(s)"):
+                solver.add(records)
+            with steps.step("TXT values served by every authoritative nameserver"):
+                solver.wait(records)
+            with steps.step("challenges answered"):
+                for _, challb in pending:
+                    acme.answer(challb)
+        with steps.step("authorizations valid"):
+            order = acme.wait_for_authorizations(order, deadline)
+    finally:
+        if records:
+            _cleanup(solver, records, steps)
+    with steps.step("order finalized, certificate downloaded"):
+        order = acme.finalize(order, deadline)
+    chain = select_chain(order.fullchain_pem, order.alternative_fullchains_pem, preferred_chain)
+    result = _checked(site, key, key_pem, chain, order.uri)
+    log.info(
+        "issued",
+        extra={"site": site.id, "duration_ms": round(steps.elapsed * 1000), "order_url": order.uri},
+    )
+    return result
+
+
+def _cleanup(solver: Dns01Solver, records: tuple, steps: Steps) -> None:
+    """Removes the values; a failure here must not hide the error that got us here."""
+    try:
+        with steps.step(f"removed {len(records)} TXT value(s)"):
+            solver.cleanup(records)
+    except CertdropError as exc:
+        log.error("cleanup failed: %s", exc, extra={"site": steps.site})
+
+
+def _checked(
+    site: SiteConfig,
+    key: CertificateIssuerPrivateKeyTypes,
+    key_pem: bytes,
+    chain: Chain,
+    order_url: str,
+) -> IssuedCertificate:
+    """Refuses a certificate that is not what was ordered."""
+    leaf = chain.leaf
+    if not key_matches_certificate(key, leaf):
+        raise IssuanceError(f"site {site.id}: the certificate is not for the key we generated")
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as exc:
+        raise IssuanceError(f"site {site.id}: the certificate has no SAN extension") from exc
+    names = {n.lower() for n in san.get_values_for_type(x509.DNSName)}
+    if names != set(site.names):
+        raise IssuanceError(
+            f"site {site.id}: the certificate names {sorted(names)} differ from the order "
+            f"{sorted(site.names)}"
+        )
+    if chain.intermediates:
+        try:
+            leaf.verify_directly_issued_by(chain.intermediates[0])
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise IssuanceError(f"site {site.id}: the chain does not sign the leaf") from exc
+    return IssuedCertificate(
+        site=site.id,
+        names=site.names,
+        key_type=key_type_of(leaf.public_key()) or site.key_type,
+        key_pem=key_pem,
+        cert_pem=chain.leaf_pem,
+        chain_pem=chain.chain_pem,
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        serial=leaf.serial_number,
+        fingerprint_sha256=hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),
+        issuer_cn=chain.top_issuer_cn,
+        order_url=order_url,
+        profile=site.profile,
+        ari_id=ari_cert_id(leaf),
+    )

@@ -1,0 +1,5 @@
+"""`python -m cloud.cli`: the same as the `certdrop` command."""
+
+from cloud.cli.main import main
+
+raise SystemExit(main())

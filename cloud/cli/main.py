@@ -1,0 +1,124 @@
+"""`certdrop`: the operator's command line. Translates arguments into calls of the core.
+
+The commands themselves are in `commands_issuing` and `commands_fleet`; the exit codes and
+which error means which in `exit_codes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cloud import log as log_setup
+from cloud.cli import fleet_commands, issue_commands
+from cloud.cli.exit_codes import exit_code
+from cloud.errors import CertdropError
+from nas_agent.errors import AgentError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="certdrop",
+        description="Issue wildcard certificates by ACME DNS-01 and deliver them to NAS agents.",
+    )
+    parser.add_argument(
+        "--config", "-c", type=Path, default=Path("certdrop.toml"), help="configuration file"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.add_argument("--json-logs", action="store_true", help="log JSON lines")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser("init", help="create the issuer's signing and escrow keys (once)")
+    init.set_defaults(run=issue_commands.init)
+
+    issue = commands.add_parser(
+        "issue", help="issue one site's certificate now and publish it to its agents"
+    )
+    issue.add_argument("site", help="the site id (a [sites.ID] table of the configuration)")
+    issue.add_argument("--out", type=Path, help="also write privkey/cert/chain/fullchain PEMs here")
+    issue.set_defaults(run=issue_commands.issue)
+
+    run = commands.add_parser(
+        "run", help="issue and publish every site that is due (renewal policy), or the given ones"
+    )
+    run.add_argument("--site", action="append", dest="sites", help="only this site (repeat)")
+    run.add_argument("--force", action="store_true", help="issue even when not due")
+    run.add_argument("--concurrency", type=int, default=4, help="sites issued at once")
+    run.set_defaults(run=issue_commands.run)
+
+    alerts = commands.add_parser(
+        "alerts", help="send the fleet's alerts that are new, changed or due a reminder, now"
+    )
+    alerts.add_argument(
+        "--dry-run", action="store_true", help="show what would be sent; send and record nothing"
+    )
+    alerts.set_defaults(run=issue_commands.alerts)
+
+    status = commands.add_parser("status", help="sites and agents: certificates, renewals, reports")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=fleet_commands.status)
+
+    site = commands.add_parser("site", help="the sites of the configuration").add_subparsers(
+        dest="site_command", required=True, metavar="ACTION"
+    )
+    site_add = site.add_parser("add", help="add a site to the configuration file")
+    site_add.add_argument("site_id", help="its id: lower-case letters, digits, '.' and '-'")
+    site_add.add_argument("--domain", required=True, help="the apex, e.g. example.com")
+    site_add.add_argument("--provider", required=True, help="a [providers.NAME] of the file")
+    site_add.add_argument("--no-wildcard", action="store_true", help="the apex only")
+    site_add.add_argument("--extra-name", action="append", default=[], dest="extra_names")
+    site_add.add_argument("--key-type", help="ec-p256 (default), ec-p384, rsa-2048/3072/4096")
+    site_add.add_argument("--profile", help="an ACME profile the CA offers")
+    site_add.set_defaults(run=fleet_commands.site_add)
+    site_list = site.add_parser("list", help="show the configured sites")
+    site_list.set_defaults(run=fleet_commands.site_list)
+    site_remove = site.add_parser(
+        "remove", help="remove a site from the file, its agents' entries and its state"
+    )
+    site_remove.add_argument("site_id")
+    site_remove.set_defaults(run=fleet_commands.site_remove)
+
+    dashboard = commands.add_parser(
+        "dashboard", help="serve the read-only fleet dashboard: who has which certificate, expiries"
+    )
+    dashboard.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (the page has no login)"
+    )
+    dashboard.set_defaults(run=fleet_commands.dashboard)
+
+    agent = commands.add_parser("agent", help="enrolled NAS agents").add_subparsers(
+        dest="agent_command", required=True, metavar="ACTION"
+    )
+    add = agent.add_parser(
+        "add", help="register an agent's enrollment token for sites; delivers current certs"
+    )
+    add.add_argument("token", help="the line `certdrop-agent enroll` printed on the NAS")
+    add.add_argument(
+        "--site", action="append", required=True, dest="sites", help="a site it receives (repeat)"
+    )
+    add.set_defaults(run=fleet_commands.agent_add)
+    listing = agent.add_parser("list", help="show registered agents and their sites")
+    listing.set_defaults(run=fleet_commands.agent_list)
+    remove = agent.add_parser("remove", help="delete an agent's registration and its objects")
+    remove.add_argument("agent_id")
+    remove.set_defaults(run=fleet_commands.agent_remove)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    log_setup.setup(verbose=args.verbose, json_lines=args.json_logs or None)
+    try:
+        return args.run(args)
+    except (CertdropError, AgentError) as exc:
+        # One clear line (the config error lists each problem below it).
+        print(f"certdrop: error: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

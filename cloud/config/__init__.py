@@ -1,0 +1,462 @@
+"""The operator's configuration: one TOML file, parsed and validated once into frozen dataclasses.
+
+Every problem is collected and reported together, each naming the key, what is wrong and what to
+write instead. Secrets are written as references (`env:NAME`, `file:/path`), never inline.
+Relative paths are relative to the configuration file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path, PurePath
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from cloud.acme.certificate_keys import KeyType
+from cloud.config._checker import Checker
+from cloud.config.dns_providers import ProviderConfig, check_provider, parse_provider
+from cloud.dns01.names import parse_address
+from cloud.dns01.propagation import PROPAGATION_TIMEOUT, DnsCheckSettings
+from cloud.errors import ConfigError, ConfigProblem
+from cloud.secrets import SecretRef
+from nas_agent.ids import ascii_hostname, is_hostname, is_site_id
+
+__all__ = [
+    "ORDER_TIMEOUT",
+    "AlertsConfig",
+    "CaConfig",
+    "Config",
+    "EabConfig",
+    "KeySecrets",
+    "ProviderConfig",
+    "SiteConfig",
+    "StorageConfig",
+    "load",
+    "parse",
+    "parse_provider",
+]
+
+ORDER_TIMEOUT = 90.0  # seconds the CA gets to validate an order's challenges and issue it
+_EAB_ALGS = ("HS256", "HS384", "HS512")
+_SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+# Plain http only where nothing crosses a network: a relay on the same machine, the tests.
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True)
+class EabConfig:
+    kid: str
+    hmac_key: SecretRef
+    alg: str = "HS256"
+
+
+@dataclass(frozen=True)
+class CaConfig:
+    directory: str
+    contact: tuple[str, ...] = ()
+    ca_bundle: Path | None = None
+    eab: EabConfig | None = None
+    preferred_chain: str | None = None
+    order_timeout: float = ORDER_TIMEOUT
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    id: str
+    domain: str
+    names: tuple[str, ...]  # apex first, then the wildcard, then extra names
+    key_type: KeyType
+    provider: str
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class KeySecrets:
+    """Secrets Manager ids of the issuer's keys (the stack's outputs), instead of keys_dir."""
+
+    acme: str
+    signing: str
+    escrow: str
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    store_url: str  # s3://bucket/prefix or file:///abs/dir
+    keys_dir: Path  # local mode: private keys (ACME account, issuer) as owner-only files
+    key_secrets: KeySecrets | None = None  # AWS mode from the operator's machine
+    endpoint_url: str | None = None  # an S3-compatible service (MinIO, R2, B2, ...)
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Where alerts go (at least one of the webhook and the SNS topic) and when they fire."""
+
+    webhook_url: str | None = None
+    webhook_secret: SecretRef | None = None  # signs each POST (HMAC-SHA256) when set
+    sns_topic_arn: str | None = None
+    expiry_days: float = 14.0  # alert when a certificate has fewer days left than this
+    remind_after: timedelta = timedelta(hours=24)  # re-send an alert still firing after this
+
+
+@dataclass(frozen=True)
+class Config:
+    source: PurePath  # the file read; in Lambda, the object key under "/" (nothing local)
+    ca: CaConfig
+    storage: StorageConfig
+    dns: DnsCheckSettings
+    providers: Mapping[str, ProviderConfig]
+    sites: Mapping[str, SiteConfig]
+    alerts: AlertsConfig | None = None  # no [alerts] table: nothing is evaluated or sent
+
+
+def load(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = ConfigProblem(str(path), f"cannot read ({exc.strerror})", "check the path")
+        raise ConfigError([problem]) from exc
+    return parse(text, path)
+
+
+def parse(text: str, source: PurePath) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        problem = ConfigProblem("(file)", f"not valid TOML: {exc}", "fix the syntax")
+        raise ConfigError([problem], str(source)) from exc
+    parser = _Parser(source.parent)
+    config = parser.config(raw, source)
+    if parser.problems:
+        raise ConfigError(parser.problems, str(source))
+    assert config is not None
+    return config
+
+
+class _Parser(Checker):
+    """Walks the raw TOML tables, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, base: PurePath):
+        super().__init__()
+        self.base = base
+
+    def config(self, raw: dict[str, Any], source: PurePath) -> Config | None:
+        self.unknown_keys("", raw, {"ca", "storage", "dns", "providers", "sites", "alerts"})
+        ca_table = self.table(raw, "ca", required=True)
+        ca = self.ca(ca_table) if "ca" in raw else None
+        storage = self.storage(self.table(raw, "storage"))
+        dns = self.dns(self.table(raw, "dns"))
+        alerts = None
+        if "alerts" in raw:
+            table = self.table(raw, "alerts")  # reports a value that is not a table
+            alerts = self.alerts(table) if table is raw["alerts"] else None
+        providers = {
+            name: p
+            for name, table in self.table(raw, "providers").items()
+            if (p := check_provider(self, name, table)) is not None
+        }
+        sites_raw = self.table(raw, "sites")
+        sites = {
+            sid: s
+            for sid, table in sites_raw.items()
+            if (s := self.site(sid, table, providers, raw.get("providers", {}))) is not None
+        }
+        if ca is None or self.problems:
+            return None
+        return Config(
+            source=source,
+            ca=ca,
+            storage=storage,
+            dns=dns,
+            providers=MappingProxyType(providers),
+            sites=MappingProxyType(sites),
+            alerts=alerts,
+        )
+
+    # --- generic helpers -------------------------------------------------------------------
+
+    def table(self, raw: Mapping[str, Any], key: str, *, required: bool = False) -> dict:
+        value = raw.get(key)
+        if value is None:
+            if required:
+                self.problem(key, "missing", f"add a [{key}] table")
+            return {}
+        return value if self.is_table(key, value) else {}
+
+    def path(self, text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else Path(self.base, path)
+
+    # --- sections ---------------------------------------------------------------------------
+
+    def ca(self, raw: dict) -> CaConfig | None:
+        self.unknown_keys(
+            "ca",
+            raw,
+            {
+                "directory",
+                "contact",
+                "terms_agreed",
+                "ca_bundle",
+                "eab_kid",
+                "eab_hmac_key",
+                "eab_hmac_alg",
+                "preferred_chain",
+                "order_timeout",
+            },
+        )
+        # Production or staging is a safety-critical choice: no default directory.
+        directory = self.value("ca", raw, "directory", str, required=True)
+        if directory is not None and not directory.startswith("https://"):
+            self.problem(
+                "ca.directory",
+                f"{directory!r} is not an https:// URL",
+                "give the CA's ACME directory URL, e.g. "
+                "https://acme-staging-v02.api.letsencrypt.org/directory",
+            )
+        agreed = self.value("ca", raw, "terms_agreed", bool, required=True)
+        if agreed is False:
+            self.problem(
+                "ca.terms_agreed",
+                "the CA's terms of service must be agreed to register an account",
+                "read them and write terms_agreed = true",
+            )
+        contact = self.value("ca", raw, "contact", (str, list), default=[])
+        contacts = [contact] if isinstance(contact, str) else contact
+        for item in contacts:
+            if not isinstance(item, str) or "@" not in item:
+                self.problem(
+                    "ca.contact", f"{item!r} is not an e-mail address", 'write "ops@example.com"'
+                )
+        bundle = self.value("ca", raw, "ca_bundle", str)
+        bundle_path = self.path(bundle) if bundle else None
+        if bundle_path is not None and not bundle_path.is_file():
+            self.problem("ca.ca_bundle", f"{bundle_path} does not exist", "give a PEM file")
+        eab = self.eab(raw)
+        timeout = self.value("ca", raw, "order_timeout", (int, float), default=ORDER_TIMEOUT)
+        if timeout is not None and timeout <= 0:
+            self.problem(
+                "ca.order_timeout", "must be positive", f"give seconds, e.g. {ORDER_TIMEOUT:g}"
+            )
+        if directory is None:
+            return None
+        return CaConfig(
+            directory=directory,
+            contact=tuple(c if c.startswith("mailto:") else f"mailto:{c}" for c in contacts),
+            ca_bundle=bundle_path,
+            eab=eab,
+            preferred_chain=self.value("ca", raw, "preferred_chain", str),
+            order_timeout=float(timeout or ORDER_TIMEOUT),
+        )
+
+    def eab(self, raw: dict) -> EabConfig | None:
+        kid = self.value("ca", raw, "eab_kid", str)
+        key = raw.get("eab_hmac_key")
+        if kid is None and key is None:
+            return None
+        if kid is None:
+            self.problem("ca.eab_kid", "missing while eab_hmac_key is set", "add the CA's key id")
+            return None
+        if key is None:
+            self.problem(
+                "ca.eab_hmac_key", "missing while eab_kid is set", 'write "env:EAB_HMAC_KEY"'
+            )
+            return None
+        ref = self.secret("ca.eab_hmac_key", key)
+        alg = self.value("ca", raw, "eab_hmac_alg", str, default="HS256")
+        if alg not in _EAB_ALGS:
+            self.problem("ca.eab_hmac_alg", f"{alg!r} is not supported", f"use {_EAB_ALGS}")
+        return EabConfig(kid, ref, alg) if ref else None
+
+    def storage(self, raw: dict) -> StorageConfig:
+        secret_keys = ("acme_secret", "signing_secret", "escrow_secret")
+        self.unknown_keys(
+            "storage", raw, {"url", "keys_dir", "endpoint_url", "region", *secret_keys}
+        )
+        url = self.value("storage", raw, "url", str, default="data/store")
+        if not url.startswith(("s3://", "file://")):
+            url = self.path(url).as_uri()
+        elif url.startswith("s3://") and len(url) <= len("s3://"):
+            self.problem("storage.url", "no bucket", "write s3://bucket/prefix")
+        keys_dir = self.path(self.value("storage", raw, "keys_dir", str, default="data/keys"))
+        ids = [self.value("storage", raw, key, str) for key in secret_keys]
+        if any(ids) and not all(ids):
+            for key, given in zip(secret_keys, ids, strict=True):
+                if not given:
+                    self.problem(
+                        f"storage.{key}",
+                        "missing while another key secret is set",
+                        "give all three secrets (the stack's outputs), or none to use keys_dir",
+                    )
+        secrets = KeySecrets(*ids) if all(ids) else None
+        endpoint = self.value("storage", raw, "endpoint_url", str)
+        region = self.value("storage", raw, "region", str)
+        if (endpoint or region) and not url.startswith("s3://"):
+            self.problem(
+                "storage.endpoint_url" if endpoint else "storage.region",
+                "applies to s3:// stores only",
+                "remove it, or set url = s3://bucket/prefix",
+            )
+        return StorageConfig(url, keys_dir, secrets, endpoint, region)
+
+    def dns(self, raw: dict) -> DnsCheckSettings:
+        self.unknown_keys("dns", raw, {"resolvers", "nameservers", "propagation_timeout"})
+        resolvers = self.value("dns", raw, "resolvers", list)
+        resolvers = [r for r in resolvers or [] if self.hostport("dns.resolvers", r)]
+        mapping = self.value("dns", raw, "nameservers", dict, default={})
+        addresses: dict[str, tuple[str, ...]] = {}
+        for name, where in mapping.items():
+            items = [where] if isinstance(where, str) else where
+            full = f'dns.nameservers."{name}"'
+            if not isinstance(items, list) or not all(self.hostport(full, i) for i in items):
+                continue
+            addresses[name.lower().rstrip(".") + "."] = tuple(items)
+        timeout = self.value(
+            "dns", raw, "propagation_timeout", (int, float), default=PROPAGATION_TIMEOUT
+        )
+        if timeout is not None and timeout <= 0:
+            self.problem(
+                "dns.propagation_timeout",
+                "must be positive",
+                f"give seconds, e.g. {PROPAGATION_TIMEOUT:g}",
+            )
+        return DnsCheckSettings(
+            resolvers=tuple(resolvers) if resolvers else None,
+            nameserver_addresses=MappingProxyType(addresses),
+            timeout=float(timeout or PROPAGATION_TIMEOUT),
+        )
+
+    def hostport(self, full: str, item: Any) -> bool:
+        # An IP address, never a name: looking a server's name up would need the very resolver
+        # this setting replaces.
+        try:
+            parse_address(item) if isinstance(item, str) else parse_address("")
+        except ValueError:
+            self.problem(
+                full,
+                f"{item!r} is not an IP address with an optional port",
+                'write "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"',
+            )
+            return False
+        return True
+
+    def alerts(self, raw: dict) -> AlertsConfig | None:
+        self.unknown_keys(
+            "alerts",
+            raw,
+            {"webhook_url", "webhook_secret", "sns_topic_arn", "expiry_days", "remind_after_hours"},
+        )
+        url = self.value("alerts", raw, "webhook_url", str)
+        if url is not None and not _is_webhook_url(url):
+            self.problem(
+                "alerts.webhook_url",
+                f"{url!r} is not an https:// URL",
+                "give the receiver's https:// URL (http:// only to 127.0.0.1, ::1 or localhost)",
+            )
+        secret = None
+        if "webhook_secret" in raw:
+            secret = self.secret("alerts.webhook_secret", raw["webhook_secret"])
+            if "webhook_url" not in raw:
+                self.problem(
+                    "alerts.webhook_secret",
+                    "set while webhook_url is not",
+                    "add webhook_url, or remove webhook_secret",
+                )
+        topic = self.value("alerts", raw, "sns_topic_arn", str)
+        if topic is not None and not _SNS_TOPIC_ARN.match(topic):
+            self.problem(
+                "alerts.sns_topic_arn",
+                f"{topic!r} is not an SNS topic ARN",
+                'write "arn:aws:sns:REGION:ACCOUNT:TOPIC" (the stack\'s AlarmTopicArn output)',
+            )
+        if "webhook_url" not in raw and "sns_topic_arn" not in raw:
+            self.problem(
+                "alerts",
+                "no channel to send alerts to",
+                'add webhook_url = "https://..." or sns_topic_arn = "arn:aws:sns:..."',
+            )
+        days = self.value("alerts", raw, "expiry_days", (int, float), default=14.0)
+        if days is not None and days <= 0:
+            self.problem("alerts.expiry_days", "must be positive", "give days, e.g. 14")
+        hours = self.value("alerts", raw, "remind_after_hours", (int, float), default=24.0)
+        if hours is not None and hours <= 0:
+            self.problem("alerts.remind_after_hours", "must be positive", "give hours, e.g. 24")
+        return AlertsConfig(
+            webhook_url=url,
+            webhook_secret=secret,
+            sns_topic_arn=topic,
+            expiry_days=float(days or 14.0),
+            remind_after=timedelta(hours=float(hours or 24.0)),
+        )
+
+    def site(
+        self, sid: str, raw: Any, providers: Mapping[str, ProviderConfig], raw_providers: Any
+    ) -> SiteConfig | None:
+        where = f"sites.{sid}"
+        # The agent checks the same shape: site ids end up in object keys and signed entries.
+        if not is_site_id(sid):
+            self.problem(
+                where,
+                "a site id must be lower-case letters, digits, '.' and '-' (max 63), "
+                "starting with a letter or digit",
+                'rename the table, e.g. [sites.example-com] or [sites."example.com"]',
+            )
+        if not self.is_table(where, raw):
+            return None
+        self.unknown_keys(
+            where, raw, {"domain", "wildcard", "extra_names", "key_type", "provider", "profile"}
+        )
+        domain = self.value(where, raw, "domain", str, required=True)
+        if domain is not None:
+            domain = ascii_hostname(domain)
+            if not is_hostname(domain):
+                self.problem(
+                    f"{where}.domain", f"{domain!r} is not a domain name", 'write "example.com"'
+                )
+        wildcard = self.value(where, raw, "wildcard", bool, default=True)
+        extra = self.value(where, raw, "extra_names", list, default=[])
+        names = [domain, f"*.{domain}"] if wildcard else [domain]
+        for item in extra:
+            name = ascii_hostname(item) if isinstance(item, str) else item
+            if not is_hostname(name, wildcard=True):
+                self.problem(
+                    f"{where}.extra_names",
+                    f"{item!r} is not a domain name",
+                    'write names such as "nas.example.org" or "*.lan.example.org"',
+                )
+            elif name not in names:
+                names.append(name)
+        key_text = self.value(where, raw, "key_type", str, default=KeyType.EC_P256.value)
+        try:
+            key_type = KeyType(key_text)
+        except ValueError:
+            choices = ", ".join(k.value for k in KeyType)
+            self.problem(f"{where}.key_type", f"unknown key type {key_text!r}", f"use {choices}")
+            key_type = KeyType.EC_P256
+        provider = self.value(where, raw, "provider", str, required=True)
+        if provider is not None and provider not in providers and provider not in raw_providers:
+            known = ", ".join(sorted(raw_providers)) or "none defined"
+            self.problem(
+                f"{where}.provider",
+                f"no provider named {provider!r}",
+                f"define [providers.{provider}] or use one of: {known}",
+            )
+        profile = self.value(where, raw, "profile", str)
+        if domain is None or provider is None:
+            return None
+        return SiteConfig(sid, domain, tuple(names), key_type, provider, profile or None)
+
+
+def _is_webhook_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme == "http":
+        return parts.hostname in _LOOPBACK_HOSTS
+    return parts.scheme == "https" and bool(parts.hostname)

@@ -1,0 +1,87 @@
+"""How one value of the configuration is checked, and the words of each complaint.
+
+`Checker` collects problems instead of stopping at the first; the parsers of the file's sections
+(`cloud.config`) and of provider tables (`cloud.config.dns_providers`) share it, so a type, a
+missing key or an inline secret is reported in the same words wherever it appears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cloud.errors import ConfigProblem
+from cloud.secrets import SecretRef, parse_ref
+
+Kind = type | tuple[type, ...]
+
+
+class Checker:
+    def __init__(self) -> None:
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, key: str, cause: str, fix: str) -> None:
+        self.problems.append(ConfigProblem(key, cause, fix))
+
+    def is_table(self, where: str, value: Any) -> bool:
+        """True for a table; otherwise reports that `where` must be written as one."""
+        if isinstance(value, dict):
+            return True
+        self.problem(where, "must be a table", f"write it as [{where}]")
+        return False
+
+    def unknown_keys(self, where: str, raw: Mapping[str, Any], known: set[str]) -> None:
+        for key in sorted(set(raw) - known):
+            full = f"{where}.{key}" if where else key
+            self.problem(full, "unknown key", f"remove it; known keys: {', '.join(sorted(known))}")
+
+    def value(
+        self,
+        where: str,
+        raw: Mapping[str, Any],
+        key: str,
+        kind: Kind,
+        *,
+        required: bool = False,
+        default: Any = None,
+    ) -> Any:
+        full = f"{where}.{key}"
+        if key not in raw:
+            if required:
+                self.problem(full, "missing", f"add {key} = <{kind_name(kind)}>")
+            return default
+        value = raw[key]
+        # TOML booleans are ints in Python: never accept one for the other.
+        if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+            self.problem(
+                full,
+                f"must be {kind_name(kind)}, not {kind_name(type(value))}",
+                f"write {key} = <{kind_name(kind)}>",
+            )
+            return default
+        return value
+
+    def secret(self, full: str, value: Any) -> SecretRef | None:
+        if not isinstance(value, str) or (ref := parse_ref(value)) is None:
+            self.problem(
+                full,
+                "a secret must be given by reference, not inline",
+                'write "env:VARIABLE", "file:/path/to/secret" or "aws-sm:secret-name"',
+            )
+            return None
+        return ref
+
+
+def toml_kind(kind: Kind) -> Kind:
+    """What TOML may hold for `kind`: an integer is a number too."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    widened = tuple(k for each in kinds for k in ((int, float) if each is float else (each,)))
+    return widened if len(widened) > 1 else widened[0]
+
+
+def kind_name(kind: Kind) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    names |= {list: "a list", dict: "a table"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)

@@ -1,0 +1,104 @@
+"""Adding and removing sites: edits of the operator's TOML file that keep its comments and
+layout (tomlkit), and, on removal, the site's objects in the store.
+
+Every edit is checked by parsing the edited text as the configuration before it is written, so
+a bad `site add` leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
+
+from cloud import config as config_module
+from cloud.errors import ConfigError, ConfigProblem
+from cloud.publish.publisher import Publisher
+from cloud.publish.registry import AgentRegistry
+from cloud.store import Store
+from nas_agent import store_layout
+
+
+@dataclass(frozen=True)
+class NewSite:
+    site_id: str
+    domain: str
+    provider: str
+    wildcard: bool = True
+    extra_names: tuple[str, ...] = ()
+    key_type: str | None = None
+    profile: str | None = None
+
+
+def add_site(path: Path, site: NewSite) -> config_module.Config:
+    """Adds a [sites.ID] table; refuses an id already there. Returns the new configuration."""
+    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    sites = document.setdefault("sites", tomlkit.table(is_super_table=True))
+    if site.site_id in sites:
+        problem = ConfigProblem(
+            f"sites.{site.site_id}", "already exists", "pick another id, or remove it first"
+        )
+        raise ConfigError([problem], str(path))
+    table = tomlkit.table()
+    table["domain"] = site.domain
+    if not site.wildcard:
+        table["wildcard"] = False
+    if site.extra_names:
+        table["extra_names"] = list(site.extra_names)
+    if site.key_type:
+        table["key_type"] = site.key_type
+    if site.profile:
+        table["profile"] = site.profile
+    table["provider"] = site.provider
+    sites[site.site_id] = table
+    return _write_checked(path, tomlkit.dumps(document))
+
+
+def remove_site(path: Path, site_id: str) -> config_module.Config:
+    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    sites = document.get("sites", {})
+    if site_id not in sites:
+        known = ", ".join(sorted(sites)) or "none configured"
+        raise ConfigError(
+            [ConfigProblem(f"sites.{site_id}", "no such site", f"use one of: {known}")], str(path)
+        )
+    del sites[site_id]
+    return _write_checked(path, tomlkit.dumps(document))
+
+
+def forget_site(store: Store, publisher: Publisher | None, site_id: str) -> int:
+    """Takes the site from every agent (index entry, bundles, subscription), deletes its escrow
+    copies, state and schedule; returns how many agents had it. Certificates already installed
+    on NAS units stay there, valid until they expire."""
+    registry = AgentRegistry(store)
+    holders = [record for record in registry.all() if site_id in record.sites]
+    # Without issuer keys (before `certdrop init`) no agent can have been registered.
+    if publisher is not None:
+        for record in holders:
+            publisher.withdraw(record.agent_id, site_id)
+            registry.set_sites(record.agent_id, tuple(s for s in record.sites if s != site_id))
+    for prefix in (store_layout.escrow_prefix(site_id), store_layout.schedule_prefix(site_id)):
+        for info in list(store.list(prefix)):
+            store.delete(info.key)
+    store.delete(store_layout.site_state(site_id))
+    store.delete(store_layout.challenge_journal(site_id))
+    return len(holders)
+
+
+def _write_checked(path: Path, text: str) -> config_module.Config:
+    config = config_module.parse(text, path)  # raises ConfigError; the file is untouched
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return config

@@ -1,0 +1,340 @@
+# Over 300 lines: discovery and polling share one query layer (UDP/TCP, AA flag, addresses).
+"""Waits until every authoritative nameserver of a zone serves a challenge's TXT values.
+
+The servers are found once (`authoritative_servers`), then asked directly — recursion off, the
+AA flag required, UDP with TCP on truncation — until each serves every value, with exponential
+backoff and one deadline. The first poll is immediate and servers already confirmed are not
+asked again, so a record that is already in place costs one round of queries.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+from cloud.dns01.names import build_resolver, lookup, normalize, parse_address
+from cloud.dns01.providers.base import TxtRecord
+from cloud.errors import DnsError, PropagationTimeout
+
+_log = logging.getLogger(__name__)
+
+_ADDRESS_TYPES = {4: "A", 6: "AAAA"}
+_MAX_WORKERS = 16
+# Near the deadline a query still gets this long: the last poll must be able to succeed.
+_MIN_QUERY_TIMEOUT = 0.05
+# Seconds one whole propagation check may take unless configured ([dns] propagation_timeout).
+PROPAGATION_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class DnsCheckSettings:
+    """How the challenge's location and its propagation are checked.
+
+    `resolvers` ("host:port") answer the discovery lookups (CNAME, zone, NS, addresses); None
+    means the system's resolver and is for production only. `nameserver_addresses` maps an
+    absolute NS name to the "host:port" addresses to ask instead of looking its name up.
+    Raises `ValueError` naming the setting on bad input.
+    """
+
+    resolvers: tuple[str, ...] | None = None
+    nameserver_addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    timeout: float = PROPAGATION_TIMEOUT  # deadline of one whole propagation check, seconds
+    query_timeout: float = 2.0  # one DNS query
+    first_interval: float = 0.05  # pause after the first poll, doubling up to max_interval
+    max_interval: float = 2.0
+    require_all: bool = True  # False: one authoritative server serving every value is enough
+    # Address families of nameservers to ask. Set (4,) where this host has no IPv6 route (Lambda
+    # outside an IPv6 VPC): an address it cannot reach never confirms, and the check times out.
+    ip_versions: tuple[int, ...] = (4, 6)
+    max_cname_hops: int = 8
+
+    def __post_init__(self) -> None:
+        if self.resolvers is not None:
+            if isinstance(self.resolvers, str) or not self.resolvers:
+                raise ValueError("resolvers: give a non-empty list of host:port, or None")
+            object.__setattr__(self, "resolvers", tuple(self.resolvers))
+            _check_addresses("resolvers", self.resolvers)
+        mapping = {}
+        for name, addresses in self.nameserver_addresses.items():
+            key = f"nameserver_addresses[{name!r}]"
+            if isinstance(addresses, str) or not addresses:
+                raise ValueError(f"{key}: give a list of host:port")
+            _check_addresses(key, addresses)
+            mapping[normalize(name)] = tuple(addresses)
+        object.__setattr__(self, "nameserver_addresses", MappingProxyType(mapping))
+        for key in ("timeout", "query_timeout", "first_interval", "max_interval"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key}: must be a positive number of seconds")
+        if self.first_interval > self.max_interval:
+            raise ValueError("first_interval: must not exceed max_interval")
+        if not self.ip_versions or not set(self.ip_versions) <= set(_ADDRESS_TYPES):
+            raise ValueError("ip_versions: give a non-empty subset of (4, 6)")
+        if self.max_cname_hops < 1:
+            raise ValueError("max_cname_hops: must be at least 1")
+
+
+def _check_addresses(key: str, addresses: Iterable[str]) -> None:
+    for text in addresses:
+        try:
+            parse_address(text)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Nameserver:
+    """One address of one authoritative nameserver; a name with two addresses is two of these."""
+
+    name: str  # "ns1.example.test."
+    address: str
+    port: int = 53
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.name} {host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PropagationResult:
+    """A name whose values the authoritative servers were seen serving."""
+
+    fqdn: str
+    values: tuple[str, ...]
+    servers: tuple[Nameserver, ...]  # the servers seen serving every value
+    polls: int  # rounds of queries it took
+    duration: float  # seconds from the start of the check until confirmed
+
+
+@dataclass(frozen=True)
+class _Check:
+    fqdn: str
+    values: tuple[str, ...]
+    servers: tuple[Nameserver, ...]
+
+
+def authoritative_servers(zone: str, settings: DnsCheckSettings) -> tuple[Nameserver, ...]:
+    """Every address of every NS of `zone`, from `settings.nameserver_addresses` where mapped.
+
+    Raises `DnsError` when the zone has no NS records or none of them has an address, and
+    `DnsError(transient=True)` when a lookup fails.
+    """
+    zone = normalize(zone)
+    resolver = build_resolver(settings.resolvers, settings.query_timeout)
+    answer = lookup(resolver, zone, "NS")
+    if answer is None or answer.rrset is None:
+        raise DnsError(zone, "the zone has no NS records")
+    servers: list[Nameserver] = []
+    for name in sorted({rdata.target.canonicalize().to_text() for rdata in answer.rrset}):
+        if name in settings.nameserver_addresses:
+            found = [parse_address(text) for text in settings.nameserver_addresses[name]]
+        else:
+            found = [
+                (rdata.address, 53)
+                for version in settings.ip_versions
+                if (reply := lookup(resolver, name, _ADDRESS_TYPES[version])) and reply.rrset
+                for rdata in reply.rrset
+            ]
+        if not found:
+            # Nobody can reach a nameserver without an address, the CA's resolver included.
+            _log.warning("nameserver %s of %s has no address; not checked", name, zone)
+        servers.extend(Nameserver(name, address, port) for address, port in found)
+    if not servers:
+        raise DnsError(zone, "no authoritative nameserver has an address", transient=True)
+    return tuple(servers)
+
+
+def wait_for_txt(
+    fqdn: str,
+    values: Collection[str],
+    servers: Collection[Nameserver],
+    settings: DnsCheckSettings,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PropagationResult:
+    """Polls `servers` until each serves every one of `values` at `fqdn`.
+
+    Raises `PropagationTimeout` at the deadline, naming each server still lacking a value and why.
+    """
+    check = _Check(normalize(fqdn), tuple(dict.fromkeys(values)), tuple(servers))
+    return _wait([check], settings, clock, sleep)[0]
+
+
+def wait_for_records(
+    records: Iterable[TxtRecord],
+    settings: DnsCheckSettings,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[PropagationResult, ...]:
+    """Checks several records at once, under one deadline: one result per distinct name.
+
+    Records sharing a name (the apex and the wildcard) are one check with several values; the
+    nameservers of each zone are looked up once. Raises what `authoritative_servers` and
+    `wait_for_txt` raise (for the first name still missing at the deadline).
+    """
+    grouped: dict[tuple[str, str], dict[str, None]] = {}
+    for record in records:
+        key = (normalize(record.zone), normalize(record.fqdn))
+        grouped.setdefault(key, {})[record.value] = None
+    if not grouped:
+        return ()
+    servers_of = {zone: authoritative_servers(zone, settings) for zone, _ in grouped}
+    checks = [
+        _Check(fqdn, tuple(values), servers_of[zone]) for (zone, fqdn), values in grouped.items()
+    ]
+    return _wait(checks, settings, clock, sleep)
+
+
+def _wait(
+    checks: list[_Check],
+    settings: DnsCheckSettings,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> tuple[PropagationResult, ...]:
+    for check in checks:
+        if not check.values or not check.servers:
+            raise ValueError(f"{check.fqdn}: need at least one value and one nameserver")
+    start = clock()
+    deadline = start + settings.timeout
+    interval = settings.first_interval
+    # What each (check, server) pair still lacks, or None once the server serves every value.
+    lacking: dict[tuple[_Check, Nameserver], _Lack | None] = {
+        (check, server): _Lack(check.values, "not asked yet")
+        for check in checks
+        for server in check.servers
+    }
+    finished: dict[_Check, PropagationResult] = {}
+    polls = 0
+    with ThreadPoolExecutor(min(len(lacking), _MAX_WORKERS)) as pool:
+        while True:
+            polls += 1
+            ask = [pair for pair, lack in lacking.items() if lack and pair[0] not in finished]
+            timeout = min(settings.query_timeout, max(deadline - clock(), _MIN_QUERY_TIMEOUT))
+            lacks = _poll(pool, ask, timeout)
+            lacking.update(zip(ask, lacks, strict=True))
+            _log.debug("poll %d: %s", polls, _describe(ask, lacks))
+            now = clock()
+            for check in checks:
+                if check not in finished and _confirmed(check, lacking, settings.require_all):
+                    finished[check] = _result(check, lacking, polls, now - start)
+            if len(finished) == len(checks):
+                return tuple(finished[check] for check in checks)
+            if now >= deadline:
+                pending = next(check for check in checks if check not in finished)
+                raise _timeout(pending, lacking, now - start)
+            sleep(min(interval, deadline - now))
+            interval = min(interval * 2, settings.max_interval)
+
+
+@dataclass(frozen=True)
+class _Lack:
+    values: tuple[str, ...]  # the values the server did not serve
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _poll(
+    pool: ThreadPoolExecutor, ask: list[tuple[_Check, Nameserver]], timeout: float
+) -> list[_Lack | None]:
+    def ask_one(pair: tuple[_Check, Nameserver]) -> _Lack | None:
+        return _ask(*pair, timeout)
+
+    if len(ask) == 1:
+        return [ask_one(ask[0])]
+    return list(pool.map(ask_one, ask))
+
+
+def _ask(check: _Check, server: Nameserver, timeout: float) -> _Lack | None:
+    """What `server` does not serve of `check.values`, and why; None when it serves them all."""
+    query = dns.message.make_query(check.fqdn, dns.rdatatype.TXT)
+    query.flags &= ~dns.flags.RD
+    family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+    try:
+        # A connected socket hears the ICMP "port unreachable" of a server that is down, so
+        # that is reported at once instead of as a timeout.
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.setblocking(False)
+            udp.connect((server.address, server.port))
+            response, _ = dns.query.udp_with_fallback(
+                query, server.address, timeout=timeout, port=server.port, udp_sock=udp
+            )
+    except dns.exception.Timeout:
+        return _Lack(check.values, f"no answer within {timeout:.2g}s")
+    except OSError as exc:
+        return _Lack(check.values, f"unreachable: {(exc.strerror or str(exc)).lower()}")
+    except dns.exception.DNSException as exc:
+        return _Lack(check.values, f"bad answer: {exc}")
+    if not response.flags & dns.flags.AA:
+        return _Lack(check.values, "answer not authoritative (AA flag unset)")
+    if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return _Lack(check.values, f"answered {dns.rcode.to_text(response.rcode())}")
+    rrset = response.get_rrset(
+        response.answer, dns.name.from_text(check.fqdn), dns.rdataclass.IN, dns.rdatatype.TXT
+    )
+    served = {b"".join(rdata.strings).decode("utf-8", "replace") for rdata in rrset or ()}
+    missing = tuple(value for value in check.values if value not in served)
+    if not missing:
+        return None
+    return _Lack(
+        missing, f"serves {len(check.values) - len(missing)} of {len(check.values)} values"
+    )
+
+
+def _describe(ask: list[tuple[_Check, Nameserver]], lacks: list[_Lack | None]) -> str:
+    lines = [
+        f"{check.fqdn} at {server}: {lack or 'confirmed'}"
+        for (check, server), lack in zip(ask, lacks, strict=True)
+    ]
+    return "; ".join(lines)
+
+
+def _confirmed(
+    check: _Check, lacking: Mapping[tuple[_Check, Nameserver], _Lack | None], require_all: bool
+) -> bool:
+    served = [lacking[check, server] is None for server in check.servers]
+    return all(served) if require_all else any(served)
+
+
+def _result(
+    check: _Check,
+    lacking: Mapping[tuple[_Check, Nameserver], _Lack | None],
+    polls: int,
+    duration: float,
+) -> PropagationResult:
+    serving = tuple(server for server in check.servers if lacking[check, server] is None)
+    _log.info(
+        "TXT %s served by %d of %d authoritative servers after %d ms",
+        check.fqdn,
+        len(serving),
+        len(check.servers),
+        round(duration * 1000),
+        extra={"fqdn": check.fqdn, "duration_ms": round(duration * 1000)},
+    )
+    return PropagationResult(check.fqdn, check.values, serving, polls, duration)
+
+
+def _timeout(
+    check: _Check, lacking: Mapping[tuple[_Check, Nameserver], _Lack | None], waited: float
+) -> PropagationTimeout:
+    lacks = {server: lack for server in check.servers if (lack := lacking[check, server])}
+    value = next(value for value in check.values if any(value in x.values for x in lacks.values()))
+    return PropagationTimeout(
+        check.fqdn, value, tuple(f"{server}: {lack}" for server, lack in lacks.items()), waited
+    )

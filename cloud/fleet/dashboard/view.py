@@ -1,0 +1,154 @@
+"""What the dashboard says about each number: the colour of days left, with a word beside it (so
+the page does not rely on colour alone), what an agent's error did to its certificate (told by
+the error's code), and times as a person reads them.
+
+Pure functions over the fleet read model; the page template and the timeline both use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cloud.fleet.status import (
+    AgentStatus,
+    FleetStatus,
+    InstalledStatus,
+    ReportedError,
+    SiteStatus,
+)
+
+RED_DAYS = 7  # fewer days left than this (or expired): red
+AMBER_DAYS = 21  # fewer than this: amber; otherwise green
+
+
+@dataclass(frozen=True)
+class Badge:
+    level: str  # "red", "amber", "green" or "grey": the colour
+    word: str  # what the colour means
+    text: str  # what the page shows: the word, and the figure if there is one
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One site on one agent in the grid."""
+
+    state: str  # "current", "behind", "not installed" or "not assigned"
+    version: int | None
+    expiry: Badge | None  # of the certificate the agent has installed
+    error: ReportedError | None = None  # why the agent's latest attempt at the site failed
+
+
+def level_for(days_left: float) -> str:
+    if days_left < RED_DAYS:
+        return "red"
+    return "amber" if days_left < AMBER_DAYS else "green"
+
+
+def expiry_badge(days_left: float) -> Badge:
+    if days_left <= 0:
+        word = "expired"
+    elif days_left < RED_DAYS:
+        word = "expires soon"
+    elif days_left < AMBER_DAYS:
+        word = "renew soon"
+    else:
+        word = "ok"
+    figure = days_text(days_left)
+    # "80 days left" needs no word, and "expired" is one.
+    text = figure if word == "ok" or figure == word else f"{word} · {figure}"
+    return Badge(level_for(days_left), word, text)
+
+
+def days_text(days_left: float) -> str:
+    if days_left <= -1:
+        return f"{_count(-days_left, 'day')} ago"
+    if days_left < 1:
+        return "expired" if days_left <= 0 else "less than a day left"
+    return f"{_count(days_left, 'day')} left"
+
+
+_HEALTH_LEVELS = {
+    "healthy": "green",
+    "due": "amber",
+    "failing": "red",
+    "expired": "red",
+    "never issued": "grey",
+}
+
+
+def health_badge(site: SiteStatus) -> Badge:
+    return Badge(_HEALTH_LEVELS.get(site.health, "grey"), site.health, site.health)
+
+
+def cell(agent: AgentStatus, site: SiteStatus, now: datetime) -> Cell:
+    got: InstalledStatus | None = agent.installed.get(site.site)
+    error = agent.site_errors.get(site.site)
+    if got is not None:
+        days = (got.not_after - now).total_seconds() / 86400
+        state = "current" if got.current else "behind"
+        return Cell(state, got.version, expiry_badge(days), error)
+    if site.site in agent.sites:
+        return Cell("not installed", None, None, error)
+    return Cell("not assigned", None, None, error)
+
+
+def problem_badge(error: ReportedError) -> Badge:
+    """What an agent's error did: a bundle refused or an install rolled back (red), or another
+    failure (amber: DSM or the source unreachable, a login refused)."""
+    if error.outcome is None:
+        return Badge("amber", "error", "error")
+    return Badge("red", error.outcome, error.outcome)
+
+
+def agent_flags(agent: AgentStatus) -> tuple[Badge, ...]:
+    """What is wrong with an agent, worst first; a single green "ok" when nothing is."""
+    flags = []
+    if agent.report_problem:
+        flags.append(Badge("red", "report problem", "report problem"))
+    if agent.quiet:
+        flags.append(Badge("red", "quiet", "quiet"))
+    if agent.failing:
+        flags.append(Badge("red", "failing", "failing"))
+    return tuple(flags) or (Badge("green", "ok", "ok"),)
+
+
+def counts(status: FleetStatus) -> dict[str, int]:
+    """Sites by health and agents needing a look, for the page's summary line."""
+    found = {h: 0 for h in _HEALTH_LEVELS}
+    for site in status.sites:
+        found[site.health] = found.get(site.health, 0) + 1
+    found["agents needing a look"] = sum(
+        1 for a in status.agents if a.quiet or a.failing or a.report_problem
+    )
+    return found
+
+
+def when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "—"
+
+
+def ago(now: datetime, moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    seconds = (now - moment).total_seconds()
+    if seconds < 0:
+        return f"in {_duration(-seconds)}"
+    return "just now" if seconds < 60 else f"{_duration(seconds)} ago"
+
+
+def interval_text(seconds: float) -> str:
+    return f"every {_duration(seconds)}"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            amount = seconds / size
+            return _count(amount, unit) if unit == "day" else f"{amount:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _count(amount: float, noun: str) -> str:
+    whole = int(amount)
+    return f"{whole} {noun}" if whole == 1 else f"{whole} {noun}s"

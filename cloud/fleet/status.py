@@ -1,0 +1,217 @@
+"""The fleet at a glance: every site's certificate and renewal, every agent's last report.
+
+One read model for `certdrop status`, the dashboard and the alerts. Agents' status reports are
+believed only when their signature verifies with the key the agent enrolled with.
+
+Errors are read as a stable code and a message; whoever branches does so on the code only.
+Reports of agents that predate codes name the error's class instead: the name is mapped to its
+code, or to "unknown" when no class has it any more; an unreadable error never fails the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cloud.config import Config, SiteConfig
+from cloud.pipeline.renewal import decide
+from cloud.pipeline.site_state import SiteState, load_site_state
+from cloud.publish.registry import AgentRecord, AgentRegistry
+from cloud.store import Store, StoredObject
+from nas_agent import store_layout
+from nas_agent.errors import UNKNOWN_CODE, InstallFailed, StatusReportInvalid, is_refusal
+from nas_agent.legacy_error_kinds import code_for_kind
+from nas_agent.status import verify_status
+
+QUIET_AFTER_MISSED = 3  # reports an agent may miss before it counts as quiet
+DEFAULT_POLL_INTERVAL = 3600.0  # for reports that do not say
+REFUSED = "refused"  # an agent refused a bundle: a check failed, nothing was installed
+ROLLED_BACK = "rolled back"  # DSM did not hold the new certificate; the agent put the old back
+
+
+@dataclass(frozen=True)
+class ReportedError:
+    code: str  # stable, from cloud.errors or nas_agent.errors; "unknown" when none could be read
+    message: str  # for people only
+
+    @property
+    def outcome(self) -> str | None:
+        """REFUSED or ROLLED_BACK for an agent's error that is one of those, else None."""
+        if is_refusal(self.code):
+            return REFUSED
+        return ROLLED_BACK if self.code == InstallFailed.code else None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    site: str
+    names: tuple[str, ...]
+    version: int | None
+    not_before: datetime | None
+    not_after: datetime | None
+    days_left: float | None
+    health: str  # "healthy", "due", "failing", "expired" or "never issued"
+    next_check: datetime
+    next_reason: str
+    failures: int
+    last_error: ReportedError | None
+
+
+@dataclass(frozen=True)
+class InstalledStatus:
+    version: int
+    fingerprint: str
+    not_after: datetime
+    current: bool  # the site's published version
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    agent_id: str
+    sites: tuple[str, ...]  # the sites it receives
+    installed: Mapping[str, InstalledStatus]
+    last_seen: datetime | None
+    poll_interval: float
+    quiet: bool  # no report for longer than QUIET_AFTER_MISSED poll intervals
+    dsm_version: str | None
+    last_error: ReportedError | None
+    site_errors: Mapping[str, ReportedError]  # sites whose latest attempt failed
+    failing: bool
+    report_problem: str | None  # a report that is missing, unreadable or not its own
+
+
+@dataclass(frozen=True)
+class FleetStatus:
+    at: datetime
+    sites: tuple[SiteStatus, ...]
+    agents: tuple[AgentStatus, ...]
+
+    def site(self, site_id: str) -> SiteStatus:
+        return next(s for s in self.sites if s.site == site_id)
+
+    def agent(self, agent_id: str) -> AgentStatus:
+        return next(a for a in self.agents if a.agent_id == agent_id)
+
+    def as_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+def collect(config: Config, store: Store, now: datetime) -> FleetStatus:
+    states = {sid: load_site_state(store, sid) for sid in config.sites}
+    sites = tuple(_site(site, states[site.id], now) for site in config.sites.values())
+    current = {s.site: s.version for s in sites}
+    agents = tuple(
+        _agent(record, store, current, now)
+        for record in sorted(AgentRegistry(store).all(), key=lambda r: r.agent_id)
+    )
+    return FleetStatus(now, sites, agents)
+
+
+def _site(site: SiteConfig, state: SiteState | None, now: datetime) -> SiteStatus:
+    decision = decide(site, state, now)
+    cert = state.current if state is not None else None
+    if cert is None:
+        health = "never issued"
+    elif cert.not_after <= now:
+        health = "expired"
+    elif state.failures:
+        health = "failing"
+    elif decision.due:
+        health = "due"
+    else:
+        health = "healthy"
+    error = state.last_error if state is not None and state.failures else None
+    return SiteStatus(
+        site=site.id,
+        names=site.names,
+        version=cert.version if cert else None,
+        not_before=cert.not_before if cert else None,
+        not_after=cert.not_after if cert else None,
+        days_left=(cert.not_after - now).total_seconds() / 86400 if cert else None,
+        health=health,
+        next_check=decision.next_check,
+        next_reason=decision.reason,
+        failures=state.failures if state is not None else 0,
+        last_error=ReportedError(error.code, error.message) if error else None,
+    )
+
+
+def _agent(
+    record: AgentRecord, store: Store, current: Mapping[str, int | None], now: datetime
+) -> AgentStatus:
+    found = store.get(store_layout.agent_status(record.agent_id))
+    report: dict[str, Any] = {}
+    problem = None
+    if not isinstance(found, StoredObject):
+        problem = "no status report yet"
+    else:
+        try:
+            report = verify_status(
+                found.body,
+                agent_id=record.agent_id,
+                public_key=record.enrollment.signing_public_key,
+            )
+        except StatusReportInvalid as exc:
+            problem = exc.reason
+    seen = _time(report.get("seen_at"))
+    interval = float(report.get("poll_interval_s") or DEFAULT_POLL_INTERVAL)
+    # Quiet also before the first report, once it is overdue since the agent was added.
+    since = seen or record.added_at
+    quiet = now - since > timedelta(seconds=interval * QUIET_AFTER_MISSED)
+    installed = {
+        site: InstalledStatus(
+            version=entry["version"],
+            fingerprint=entry["fingerprint"],
+            not_after=_time(entry["not_after"]),
+            current=entry["version"] == current.get(site),
+        )
+        for site, entry in (report.get("sites") or {}).items()
+    }
+    site_errors = report.get("site_errors")
+    if not isinstance(site_errors, Mapping):  # reports before per-site errors have none
+        site_errors = {}
+    return AgentStatus(
+        agent_id=record.agent_id,
+        sites=record.sites,
+        installed=installed,
+        last_seen=seen,
+        poll_interval=interval,
+        quiet=quiet,
+        dsm_version=report.get("dsm_version"),
+        last_error=_reported(report.get("last_error")),
+        site_errors={
+            site: error
+            for site, raw in site_errors.items()
+            if (error := _reported(raw)) is not None
+        },
+        failing=bool(report.get("failing")),
+        report_problem=problem,
+    )
+
+
+def _reported(raw: Any) -> ReportedError | None:
+    if not isinstance(raw, Mapping):
+        return None
+    code, kind, message = raw.get("code"), raw.get("kind"), raw.get("message")
+    if not isinstance(code, str):
+        code = code_for_kind(kind) if isinstance(kind, str) else UNKNOWN_CODE
+    return ReportedError(code, message if isinstance(message, str) else "")
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,111 @@
+"""The schedule as object names, so one listing tells the tick which sites are due.
+
+    state/schedule/<site>@<next check, epoch s>@<not_after, epoch s or 0>@<config hash>
+
+Each site has one such empty object, rewritten after every run of that site. A tick lists the
+prefix (one request per 1,000 sites) and reads nothing else: a site is due when its next check
+has come, when its names, key type or profile differ from the hash, or when it has no marker yet.
+The not_after in the name gives every site's days to expiry from the same listing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cloud.config import SiteConfig
+from cloud.pipeline.renewal import requested
+from cloud.store import Store
+from nas_agent import store_layout
+
+PREFIX = store_layout.SCHEDULE_PREFIX
+
+
+@dataclass(frozen=True)
+class Marker:
+    site: str
+    next_check: datetime
+    not_after: datetime | None
+    config_hash: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Due:
+    site: str
+    reason: str
+
+
+def config_hash(site: SiteConfig) -> str:
+    names, key_type, profile = requested(site)
+    text = "|".join([*sorted(names), key_type, profile or ""])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def marker_key(site: SiteConfig, next_check: datetime, not_after: datetime | None) -> str:
+    expiry = int(not_after.timestamp()) if not_after else 0
+    return f"{PREFIX}{site.id}@{int(next_check.timestamp())}@{expiry}@{config_hash(site)}"
+
+
+def parse_marker(key: str) -> Marker | None:
+    """The marker a key names, or None for anything else under the prefix."""
+    parts = key.removeprefix(PREFIX).split("@")
+    if not key.startswith(PREFIX) or len(parts) != 4:
+        return None
+    site, check, expiry, digest = parts
+    if not (check.isdigit() and expiry.isdigit()):
+        return None
+    return Marker(
+        site=site,
+        next_check=datetime.fromtimestamp(int(check), UTC),
+        not_after=datetime.fromtimestamp(int(expiry), UTC) if int(expiry) else None,
+        config_hash=digest,
+        key=key,
+    )
+
+
+def read_markers(store: Store) -> dict[str, Marker]:
+    markers: dict[str, Marker] = {}
+    for info in store.list(PREFIX):
+        marker = parse_marker(info.key)
+        if marker is not None and (
+            marker.site not in markers or marker.next_check < markers[marker.site].next_check
+        ):
+            markers[marker.site] = marker  # two markers (a crash between put and delete): earlier
+    return markers
+
+
+def write_marker(
+    store: Store, site: SiteConfig, next_check: datetime, not_after: datetime | None
+) -> None:
+    """Replaces the site's marker: the new one first, so the site is never unscheduled."""
+    key = marker_key(site, next_check, not_after)
+    store.put(key, b"")
+    for info in list(store.list(store_layout.schedule_prefix(site.id))):
+        if info.key != key:
+            store.delete(info.key)
+
+
+def due_sites(
+    sites: Mapping[str, SiteConfig], markers: Mapping[str, Marker], now: datetime
+) -> list[Due]:
+    due = []
+    for site in sites.values():
+        marker = markers.get(site.id)
+        if marker is None:
+            due.append(Due(site.id, "not scheduled yet"))
+        elif marker.config_hash != config_hash(site):
+            due.append(Due(site.id, "names, key type or profile changed"))
+        elif marker.next_check <= now:
+            due.append(Due(site.id, "check due"))
+    return due
+
+
+def days_to_expiry(markers: Mapping[str, Marker], now: datetime) -> dict[str, float]:
+    return {
+        site: (marker.not_after - now).total_seconds() / 86400
+        for site, marker in markers.items()
+        if marker.not_after is not None
+    }

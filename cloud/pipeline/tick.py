@@ -1,0 +1,70 @@
+"""The scheduler's tick: which sites are due, from one listing, and one queue message each;
+then the alerts, when the configuration has an [alerts] table (one read per site and agent)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+from cloud.config import Config
+from cloud.errors import CertdropError
+from cloud.fleet.alerts import Channel, Notice
+from cloud.fleet.alerts.evaluate import channels_for, evaluate_and_send
+from cloud.pipeline.schedule import Due, days_to_expiry, due_sites, read_markers
+from cloud.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Queue(Protocol):
+    def send(self, bodies: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class TickResult:
+    due: tuple[Due, ...]
+    days_to_expiry: dict[str, float]
+    alerts: tuple[Notice, ...] = ()  # the notices sent
+    # Alerts that could not be sent (they are due again next tick). Kept, not raised, so the
+    # caller still reports its metric; the Lambda handler raises it then.
+    alerts_error: CertdropError | None = None
+
+
+def message_for(site: str) -> str:
+    return json.dumps({"site": site})
+
+
+def site_of(body: str) -> str:
+    return json.loads(body)["site"]
+
+
+def run_tick(
+    config: Config,
+    store: Store,
+    queue: Queue,
+    now: datetime,
+    *,
+    channels: Sequence[Channel] | None = None,
+) -> TickResult:
+    """`channels` default to the configuration's (webhook and/or SNS)."""
+    markers = read_markers(store)
+    due = due_sites(config.sites, markers, now)
+    if due:
+        queue.send([message_for(d.site) for d in due])
+    log.info("tick: %d of %d site(s) due", len(due), len(config.sites))
+    result = TickResult(tuple(due), days_to_expiry(markers, now))
+    if config.alerts is None:
+        return result
+    if channels is None:
+        channels = channels_for(config.alerts)
+    try:
+        sent = evaluate_and_send(config, store, now, channels)
+    except CertdropError as exc:
+        log.error("alerts not sent: %s", exc)
+        return replace(result, alerts_error=exc)
+    log.info("tick: %d alert notice(s) sent", len(sent))
+    return replace(result, alerts=tuple(sent))

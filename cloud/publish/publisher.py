@@ -1,0 +1,198 @@
+"""Publishing certificates to the object store, sealed for the escrow key and each agent.
+
+    escrow/<site>/<version>.sealed                 sealed to the issuer's escrow key
+    agents/<agent>/bundles/<site>/<version>.sealed sealed to that agent
+    agents/<agent>/index.json                      one signed entry per site, written last
+
+Sealed objects are written before the index that names them, so an agent never sees an entry
+pointing at nothing; the pipeline writes the site state after every agent's index. The plaintext key
+exists only in memory. A new agent gets the current certificate by re-sealing the escrow copy:
+no ACME order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from cloud.acme.order import IssuedCertificate
+from cloud.errors import EscrowUnavailable, PreconditionFailed, StoreError
+from cloud.pipeline.site_state import CertificateRecord, load_site_state
+from cloud.publish.registry import AgentRecord, AgentRegistry
+from cloud.store import Store, StoredObject
+from nas_agent import store_layout
+from nas_agent.bundle import (
+    ESCROW_RECIPIENT,
+    BundlePlaintext,
+    IndexEntry,
+    build_index,
+    make_plaintext,
+    open_sealed,
+    parse_index,
+    seal,
+    sign_entry,
+)
+from nas_agent.keys import IssuerKeys
+
+log = logging.getLogger(__name__)
+
+_INDEX_ATTEMPTS = 8
+
+
+class Publisher:
+    def __init__(
+        self,
+        store: Store,
+        issuer: IssuerKeys,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.store = store
+        self.issuer = issuer
+        self.now = now
+        self.registry = AgentRegistry(store)
+
+    def publish(self, cert: IssuedCertificate, version: int) -> CertificateRecord:
+        """Seals a freshly issued certificate as the site's `version` for the escrow key and
+        every subscribed agent; returns the record for the site state, which the pipeline
+        saves."""
+        plaintext = make_plaintext(
+            site=cert.site,
+            version=version,
+            key_pem=cert.key_pem.decode("ascii"),
+            leaf_pem=cert.cert_pem,
+            chain_pem=cert.chain_pem,
+            issued_at=self.now(),
+        )
+        escrow = seal(
+            plaintext,
+            recipient_id=ESCROW_RECIPIENT,
+            recipient_public_key=self.issuer.escrow_key.public_key(),
+        )
+        escrow_object = store_layout.escrow(cert.site, version)
+        self.store.put(escrow_object, escrow)
+        agents = self.registry.subscribers(cert.site)
+        for agent in agents:
+            self.deliver(plaintext, agent)
+        log.info(
+            "published version %d to escrow and %d agent(s)",
+            version,
+            len(agents),
+            extra={"site": cert.site},
+        )
+        return CertificateRecord(
+            version=version,
+            cert_sha256=plaintext.leaf_sha256(),
+            serial=f"{cert.serial:x}",
+            names=cert.names,
+            key_type=cert.key_type.value,
+            profile=cert.profile,
+            not_before=cert.not_before,
+            not_after=cert.not_after,
+            issued_at=plaintext.issued_at,
+            escrow_object=escrow_object,
+            ari_id=cert.ari_id,
+        )
+
+    def retire(self, previous: CertificateRecord) -> None:
+        """Deletes a replaced certificate's escrow copy (once the new one is recorded)."""
+        self.store.delete(previous.escrow_object)
+
+    def deliver(self, plaintext: BundlePlaintext, agent: AgentRecord) -> IndexEntry:
+        """Seals `plaintext` for one agent, writes the object, then the agent's index."""
+        sealed = seal(
+            plaintext,
+            recipient_id=agent.agent_id,
+            recipient_public_key=agent.enrollment.box_public_key,
+        )
+        entry = sign_entry(
+            plaintext, sealed, agent_id=agent.agent_id, signing_key=self.issuer.signing_key
+        )
+        prefix = store_layout.agent_prefix(agent.agent_id)
+        self.store.put(prefix + entry.object_key, sealed)
+        self._set_index_entry(agent.agent_id, plaintext.site, entry)
+        self._prune(agent.agent_id, plaintext.site, keep=prefix + entry.object_key)
+        log.info(
+            "sealed version %d for agent %s",
+            plaintext.version,
+            agent.agent_id,
+            extra={"site": plaintext.site, "agent": agent.agent_id},
+        )
+        return entry
+
+    def subscribe(self, agent: AgentRecord, sites: tuple[str, ...]) -> list[str]:
+        """Delivers the current certificate of each site that has one to `agent`, re-sealed
+        from escrow; returns the sites delivered."""
+        delivered = []
+        for site in sites:
+            state = load_site_state(self.store, site)
+            if state is None or state.current is None:
+                continue  # not issued yet: the first issuance will include this agent
+            self.deliver(self._from_escrow(site, state.current), agent)
+            delivered.append(site)
+        return delivered
+
+    def withdraw(self, agent_id: str, site: str) -> None:
+        """Takes a site away from an agent: its index entry, then its bundles."""
+        self._set_index_entry(agent_id, site, None)
+        self._prune(agent_id, site, keep=None)
+
+    def remove_agent(self, agent_id: str) -> int:
+        """Deletes everything under the agent's prefix and its registration; returns how many
+        objects were deleted."""
+        self.registry.require(agent_id)
+        prefix = store_layout.agent_prefix(agent_id)
+        index = store_layout.agent_index(agent_id)
+        # The index first: from then on nothing the agent could read points anywhere.
+        self.store.delete(index)
+        removed = 1
+        for info in list(self.store.list(prefix)):
+            self.store.delete(info.key)
+            removed += 1
+        self.registry.forget(agent_id)
+        return removed
+
+    def _from_escrow(self, site: str, record: CertificateRecord) -> BundlePlaintext:
+        found = self.store.get(record.escrow_object)
+        if not isinstance(found, StoredObject):
+            raise EscrowUnavailable(site, f"{record.escrow_object} is missing")
+        if record.not_after <= self.now():
+            raise EscrowUnavailable(site, "its certificate has expired; issue it again")
+        return open_sealed(
+            found.body,
+            recipient_id=ESCROW_RECIPIENT,
+            private_key=self.issuer.escrow_key,
+            site=site,
+            version=record.version,
+        )
+
+    def _set_index_entry(self, agent_id: str, site: str, entry: IndexEntry | None) -> None:
+        """Replaces (or, with None, removes) the site's entry in the agent's index.
+
+        Other sites' entries are kept as they are, signatures included. A conditional write
+        keeps two publishes for different sites to one agent from losing each other's entry.
+        """
+        key = store_layout.agent_index(agent_id)
+        for _ in range(_INDEX_ATTEMPTS):
+            found = self.store.get(key)
+            current = parse_index(found.body).entries if isinstance(found, StoredObject) else ()
+            entries = [e for e in current if e.site != site]
+            if entry is not None:
+                entries.append(entry)
+            body = build_index(entries)
+            try:
+                if isinstance(found, StoredObject):
+                    self.store.put(key, body, if_match=found.etag)
+                else:
+                    self.store.put(key, body, if_absent=True)
+                return
+            except PreconditionFailed:
+                continue
+        raise StoreError(key, f"the index changed under {_INDEX_ATTEMPTS} attempts to update it")
+
+    def _prune(self, agent_id: str, site: str, keep: str | None) -> None:
+        """Deletes the agent's older bundles of `site` (all of them when `keep` is None)."""
+        for info in list(self.store.list(store_layout.agent_bundles(agent_id, site))):
+            if info.key != keep:
+                self.store.delete(info.key)

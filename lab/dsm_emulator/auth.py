@@ -1,0 +1,115 @@
+"""``SYNO.API.Auth`` login and logout (reference §3, §7; cases 3-11, 16)."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Response
+from nas_agent import totp
+
+from .envelope import ApiFailure, success
+from .faults import PASSWORD_STATES
+from .recording import Incoming
+from .state import NO_SESSION, Emulator
+
+WRONG_PASSWORD = 400
+DISABLED = 401
+OTP_REQUIRED = 403
+OTP_WRONG = 404
+OTP_NOT_ENROLLED = 406
+IP_BLOCKED = 407
+TOKEN_PLACEHOLDER = "--------"
+_DEVICE_COOKIE_SECONDS = 30 * 24 * 3600
+
+# How the login asked for a SynoToken: "real", "placeholder" (DSM's "--------") or "none".
+_TokenMode = str
+
+
+def _yes(value: object) -> bool:
+    return value == "yes"
+
+
+def _login_fields(incoming: Incoming) -> tuple[dict[str, str], _TokenMode]:
+    """The login parameters DSM reads, with its POST quirk (acme.sh 7d7789ae, case 11).
+
+    A POST login is read from the body when the body has fields, otherwise from the query;
+    ``enable_syno_token=yes`` works only when it is in both: body only gives the placeholder
+    token, query only gives none.
+    """
+    if incoming.method != "POST" or not incoming.form:
+        fields = {**incoming.query, **incoming.form}
+        return fields, "real" if _yes(fields.get("enable_syno_token")) else "none"
+    in_body = _yes(incoming.form.get("enable_syno_token"))
+    in_query = _yes(incoming.query.get("enable_syno_token"))
+    mode = "real" if in_body and in_query else ("placeholder" if in_body else "none")
+    return dict(incoming.form), mode
+
+
+def _otp_required(emu: Emulator) -> ApiFailure:
+    if not emu.profile.otp_403_details:
+        return ApiFailure(OTP_REQUIRED)
+    types = [{"type": "authenticator"}, {"type": "fido"}, {"type": "otp"}]
+    return ApiFailure(OTP_REQUIRED, {"token": secrets.token_urlsafe(24), "types": types})
+
+
+def login(emu: Emulator, incoming: Incoming, version: int) -> Response:
+    fields, token_mode = _login_fields(incoming)
+    state = emu.controls.account
+    if state.ip_blocked:
+        raise ApiFailure(IP_BLOCKED)
+    account = fields.get("account", "")
+    if account != emu.user or not fields.get("passwd") or fields["passwd"] != emu.password:
+        raise ApiFailure(WRONG_PASSWORD)
+    if state.disabled:
+        raise ApiFailure(DISABLED)
+    expired = PASSWORD_STATES[state.password]
+    if expired is not None:
+        raise ApiFailure(expired)
+
+    used_otp = False
+    issued_device = ""
+    if emu.otp_secret is None:
+        if state.otp_enforced:
+            raise ApiFailure(OTP_NOT_ENROLLED)
+    elif not emu.devices.is_valid(account, fields.get("device_id", "")):
+        # A stale or unknown device id is answered like a missing code (acme.sh's flow).
+        code = fields.get("otp_code", "")
+        if not code:
+            raise _otp_required(emu)
+        if not totp.verify(emu.otp_secret, code, emu.clock()):
+            raise ApiFailure(OTP_WRONG)
+        first_use = emu.sessions.first_use_of(code, emu.clock())
+        if not first_use and emu.controls.faults.otp_single_use:
+            raise ApiFailure(OTP_WRONG)
+        used_otp = True
+        wants_device = _yes(fields.get("enable_device_token"))
+        if wants_device and not (version >= 7 and emu.profile.v7_issues_no_device_id):
+            issued_device = emu.devices.issue(account, fields.get("device_name", ""))
+
+    session = emu.sessions.create(account, with_token=token_mode != "none")
+    data: dict[str, object] = {"is_portal_port": False, "sid": session.sid}
+    if token_mode == "real":
+        data["synotoken"] = session.token
+    elif token_mode == "placeholder":
+        data["synotoken"] = TOKEN_PLACEHOLDER
+    if version >= 7:
+        data["account"] = account
+        if used_otp:
+            data["ik_message"] = ""
+    if issued_device:
+        data["device_id" if version >= 7 else "did"] = issued_device
+    response = success(data)
+    if issued_device:
+        response.set_cookie(
+            "did", issued_device, max_age=_DEVICE_COOKIE_SECONDS, path="/", httponly=True
+        )
+    if fields.get("format") == "cookie":
+        response.set_cookie("id", session.sid, path="/", httponly=True)
+    return response
+
+
+def logout(emu: Emulator, incoming: Incoming, version: int) -> Response:
+    sid = incoming.param("_sid") or incoming.cookies.get("id")
+    if not sid or not emu.sessions.end(sid):
+        raise ApiFailure(NO_SESSION)  # emulator choice: a second logout is visible as 119
+    return success()

@@ -1,0 +1,184 @@
+"""The bundle contract between the cloud and the NAS agent; both sides import it from here.
+
+The cloud seals and signs (plaintext keys stay in memory and are dropped after sealing):
+
+    plaintext = make_plaintext(site=..., version=..., key_pem=..., leaf_pem=..., chain_pem=...,
+                               issued_at=now)
+    sealed = seal(plaintext, recipient_id=agent_id, recipient_public_key=enrollment.box_public_key)
+    entry = sign_entry(plaintext, sealed, agent_id=agent_id, signing_key=issuer.signing_key)
+    # write agents/<agent>/<entry.object_key> first, agents/<agent>/index.json =
+    # build_index(entries) last; the escrow copy is seal(..., recipient_id=ESCROW_RECIPIENT, ...)
+
+The agent verifies before it downloads, then opens, and `open_entry` repeats every check:
+
+    index = parse_index(index_bytes)
+    entry = verify_entry(index.entry(site), agent_id=..., issuer_public_key=...,
+                         installed_version=...)
+    opened = open_entry(entry, fetch(entry.object_key), agent_id=..., agent_private_key=...,
+                        issuer_public_key=..., installed_version=..., hostnames=..., now=...)
+
+Every refusal is a BundleError subclass (nas_agent.errors); docs/bundle-format.md is the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Sequence
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from nas_agent.bundle.checks import CertificateMaterial, check_material, load_material, name_covers
+from nas_agent.bundle.index import (
+    Index,
+    IndexEntry,
+    build_index,
+    parse_index,
+    sign_entry,
+    verify_entry,
+)
+from nas_agent.bundle.plaintext import BundlePlaintext, make_plaintext
+from nas_agent.bundle.sealed import ESCROW_RECIPIENT, hpke_info, open_sealed, seal
+from nas_agent.errors import BundleError, ContentMismatch, MalformedSealedObject, SealedHashMismatch
+
+__all__ = [
+    "ESCROW_RECIPIENT",
+    "BundlePlaintext",
+    "CertificateMaterial",
+    "Index",
+    "IndexEntry",
+    "OpenedBundle",
+    "build_index",
+    "hpke_info",
+    "make_plaintext",
+    "name_covers",
+    "open_entry",
+    "open_sealed",
+    "parse_index",
+    "seal",
+    "sign_entry",
+    "verify_and_open",
+    "verify_entry",
+]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OpenedBundle:
+    """A bundle that passed every check. repr shows the entry only."""
+
+    entry: IndexEntry
+    plaintext: BundlePlaintext = field(repr=False)
+    material: CertificateMaterial = field(repr=False)
+
+    @property
+    def site(self) -> str:
+        return self.entry.site
+
+    @property
+    def version(self) -> int:
+        return self.entry.version
+
+
+def open_entry(
+    entry: IndexEntry,
+    sealed: bytes,
+    *,
+    agent_id: str,
+    agent_private_key: x25519.X25519PrivateKey,
+    issuer_public_key: ed25519.Ed25519PublicKey,
+    installed_version: int | None,
+    hostnames: Sequence[str],
+    now: datetime,
+) -> OpenedBundle:
+    """Verify `entry` (as verify_entry does), then open `sealed` and check what it holds.
+
+    Raises, in order of checking: UnknownIssuerKey, BadSignature, WrongAgent, StaleVersion,
+    SealedHashMismatch, MalformedSealedObject, UnsupportedFormat, DecryptionFailed,
+    MalformedPlaintext, ContentMismatch, KeyMismatch, ChainInvalid, CertificateNotYetValid,
+    CertificateExpired, NamesNotCovered. Each carries the agent id, site and version.
+    """
+    try:
+        verify_entry(
+            entry,
+            agent_id=agent_id,
+            issuer_public_key=issuer_public_key,
+            installed_version=installed_version,
+        )
+        if not isinstance(sealed, (bytes, bytearray)):
+            raise MalformedSealedObject("sealed object is not bytes")
+        if hashlib.sha256(sealed).hexdigest() != entry.object_sha256:
+            raise SealedHashMismatch("the sealed object's SHA-256 is not the one the entry signs")
+        plaintext = open_sealed(
+            sealed,
+            recipient_id=agent_id,
+            private_key=agent_private_key,
+            site=entry.site,
+            version=entry.version,
+        )
+        if plaintext.site != entry.site:
+            raise ContentMismatch("site", f"the bundle is for site {plaintext.site}")
+        if plaintext.version != entry.version:
+            raise ContentMismatch("version", f"the bundle is version {plaintext.version}")
+        material = load_material(plaintext)
+        if material.sha256 != entry.cert_sha256:
+            raise ContentMismatch("cert_sha256", "the certificate is not the one the entry signs")
+        if material.leaf.not_valid_after_utc != entry.not_after:
+            raise ContentMismatch("not_after", "the certificate's not_after differs from the entry")
+        check_material(plaintext, material, hostnames=hostnames, now=now)
+    except BundleError as err:
+        _locate(err, agent_id, entry)
+        raise
+    _log.debug(
+        "bundle opened: agent=%s site=%s version=%s sha256=%s",
+        agent_id,
+        entry.site,
+        entry.version,
+        entry.cert_sha256,
+    )
+    return OpenedBundle(entry, plaintext, material)
+
+
+def verify_and_open(
+    index_bytes: bytes,
+    sealed: bytes,
+    *,
+    site: str,
+    agent_id: str,
+    agent_private_key: x25519.X25519PrivateKey,
+    issuer_public_key: ed25519.Ed25519PublicKey,
+    installed_version: int | None,
+    hostnames: Sequence[str],
+    now: datetime,
+) -> OpenedBundle:
+    """parse_index, pick the site's entry, open_entry. Adds MalformedIndex, UnsupportedFormat
+    and SiteNotInIndex to what open_entry raises."""
+    try:
+        entry = parse_index(index_bytes).entry(site)
+    except BundleError as err:
+        err.agent_id = err.agent_id or agent_id
+        err.site = err.site or site
+        raise
+    return open_entry(
+        entry,
+        sealed,
+        agent_id=agent_id,
+        agent_private_key=agent_private_key,
+        issuer_public_key=issuer_public_key,
+        installed_version=installed_version,
+        hostnames=hostnames,
+        now=now,
+    )
+
+
+def _locate(err: BundleError, agent_id: str, entry: IndexEntry) -> None:
+    """Name the agent, site and version on an error raised by a step that did not know them."""
+    if err.agent_id is None:
+        err.agent_id = agent_id
+    if err.site is None:
+        err.site = entry.site
+    if err.version is None:
+        err.version = entry.version

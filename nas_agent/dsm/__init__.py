@@ -1,0 +1,7 @@
+"""The agent's client for DSM's certificate web API (reference: dsm-certificate-api.md): transport,
+login, typed answers, the remembered 2FA device, and its errors.
+"""
+
+# Seconds per DSM request unless configured: generous, as one DS920+ took up to 62 s for a login
+# (reference §9).
+REQUEST_TIMEOUT = 90.0

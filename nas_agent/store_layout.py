@@ -1,0 +1,89 @@
+"""The object store's layout: every key certdrop reads or writes is built here, and nowhere else.
+
+    config/certdrop.toml                         the operator's configuration (AWS mode)
+    state/sites/<site>.json                      what the issuer knows of a site
+    state/locks/<site>                           a run's lock (conditional write)
+    state/schedule/<site>@<check>@<expiry>@<hash> due times in names: the tick lists, never reads
+    state/agents/<agent>.json                    the agent registry
+    state/challenges/<site>.json                 TXT values placed, so any later run removes them
+    state/alerts/                                what was alerted
+    escrow/<site>/<version>.sealed               the bundle sealed to the escrow key
+    agents/<agent>/index.json                    the agent's signed index, written last
+    agents/<agent>/bundles/<site>/<version>.sealed
+    agents/<agent>/status.json                   the agent's signed report
+
+It lives with the agent because both sides need it and the agent may not import `cloud`. An
+agent's source is rooted at `agents/<agent>/`, so the agent uses the names relative to it
+(`INDEX`, `STATUS`, `bundle_name`).
+"""
+
+from __future__ import annotations
+
+CONFIG = "config/certdrop.toml"
+SITE_STATE_PREFIX = "state/sites/"
+LOCK_PREFIX = "state/locks/"
+SCHEDULE_PREFIX = "state/schedule/"
+REGISTRY_PREFIX = "state/agents/"
+CHALLENGES_PREFIX = "state/challenges/"
+ALERTS_PREFIX = "state/alerts/"
+ESCROW_PREFIX = "escrow/"
+AGENTS_PREFIX = "agents/"
+
+# Below an agent's own prefix.
+INDEX = "index.json"
+STATUS = "status.json"
+
+
+def site_state(site: str) -> str:
+    return f"{SITE_STATE_PREFIX}{site}.json"
+
+
+def lock(site: str) -> str:
+    return f"{LOCK_PREFIX}{site}"
+
+
+def schedule_prefix(site: str) -> str:
+    """Every schedule marker of `site` starts with this (`@` ends the site id)."""
+    return f"{SCHEDULE_PREFIX}{site}@"
+
+
+def registry_record(agent: str) -> str:
+    return f"{REGISTRY_PREFIX}{agent}.json"
+
+
+def challenge_journal(site: str) -> str:
+    return f"{CHALLENGES_PREFIX}{site}.json"
+
+
+def escrow_prefix(site: str) -> str:
+    return f"{ESCROW_PREFIX}{site}/"
+
+
+def escrow(site: str, version: int) -> str:
+    return f"{escrow_prefix(site)}{version}.sealed"
+
+
+def agent_prefix(agent: str) -> str:
+    return f"{AGENTS_PREFIX}{agent}/"
+
+
+def agent_index(agent: str) -> str:
+    return agent_prefix(agent) + INDEX
+
+
+def agent_status(agent: str) -> str:
+    return agent_prefix(agent) + STATUS
+
+
+def bundles_of(site: str) -> str:
+    """The folder of a site's bundles below an agent's prefix."""
+    return f"bundles/{site}/"
+
+
+def bundle_name(site: str, version: int) -> str:
+    """A bundle's key below its agent's prefix (what an index entry names)."""
+    return f"{bundles_of(site)}{version}.sealed"
+
+
+def agent_bundles(agent: str, site: str) -> str:
+    return agent_prefix(agent) + bundles_of(site)
