@@ -8,7 +8,7 @@ the bundle tests pass in. Runs on Python 3.8 and 3.11.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from cryptography import x509
@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
 NAMES = ("example.test", "*.example.test")
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from nas_agent import store_layout
 from nas_agent.bundle import IndexEntry, open_entry, parse_index, verify_entry
 from nas_agent.config import AgentConfig, check_runnable, dsm_password
@@ -85,7 +87,7 @@ def run_cycle(
     (configuration, key files, state file); everything else is a CycleResult. `temp_admin`
     runs DSM's tools when `dsm.temp_admin` is set (default: `TempAdmin()`)."""
     environ = dict(os.environ) if environ is None else environ
-    check_runnable(config, environ)
+    issuer_key = check_runnable(config, environ)
     keys = load_agent_keys(config.agent.keys_dir, config.agent.id)
     with _exclusive(config.agent.state_file) as alone:
         if not alone:
@@ -93,7 +95,9 @@ def run_cycle(
             return CycleResult(EXIT_OK)
         state = load_state(config.agent.state_file)
         with open_source(config.source.url, config.agent.id, **config.source.options()) as source:
-            cycle = _Cycle(config, keys, source, state, now, dsm_client, environ, temp_admin)
+            cycle = _Cycle(
+                config, issuer_key, keys, source, state, now, dsm_client, environ, temp_admin
+            )
             result = cycle.run()
             counters = source.counters
             _report(keys, source, cycle.state, now(), config.agent.poll_interval)
@@ -133,6 +137,7 @@ class _Cycle:
     def __init__(
         self,
         config: AgentConfig,
+        issuer_key: ed25519.Ed25519PublicKey,
         keys: AgentKeys,
         source: Source,
         state: AgentState,
@@ -143,6 +148,7 @@ class _Cycle:
     ):
         self.config = config
         self.temp_admin = temp_admin
+        self.issuer_key = issuer_key
         self.keys = keys
         self.source = source
         self.state = state
@@ -178,7 +184,11 @@ class _Cycle:
                 outcomes[site.id] = opened
         if ready:
             outcomes.update(self._install(ready))
-        installed, current, failed, failures, codes = [], [], [], [], []
+        installed: list[str] = []
+        current: list[str] = []
+        failed: list[str] = []
+        failures: list[str] = []
+        codes: list[int] = []
         for site_id in self.config.sites:
             code, message = outcomes[site_id]
             if code == EXIT_OK:
@@ -205,7 +215,7 @@ class _Cycle:
             verify_entry(
                 entry,
                 agent_id=self.keys.agent_id,
-                issuer_public_key=self.config.agent.issuer_key,
+                issuer_public_key=self.issuer_key,
                 installed_version=installed,
             )
         except SiteNotInIndex:
@@ -222,13 +232,14 @@ class _Cycle:
         except SourceError as exc:
             self._record(exc, site.id)
             return EXIT_SOURCE, str(exc)
+        assert isinstance(sealed, Fetched)  # asked without an ETag: never NotModified
         try:
             opened = open_entry(
                 entry,
                 sealed.body,
                 agent_id=self.keys.agent_id,
                 agent_private_key=self.keys.box_key,
-                issuer_public_key=self.config.agent.issuer_key,
+                issuer_public_key=self.issuer_key,
                 installed_version=installed,
                 hostnames=site.hostnames,
                 now=self.now(),

@@ -1,3 +1,4 @@
+# Over 300 lines: the whole agent error tree in one place, as its docstring draws it.
 """Errors of the NAS agent. Each carries data, not only text, says whether it is transient, and
 has a stable `code` to branch on.
 

@@ -267,9 +267,12 @@ def _site_errors(raw: Any) -> Mapping[str, LastError]:
         return MappingProxyType({})
     if not isinstance(raw, dict):
         raise ValueError("site_errors is not an object")
-    errors = {site: _error(value) for site, value in raw.items()}
-    if any(error is None or error.site != site for site, error in errors.items()):
-        raise ValueError("site_errors holds an entry that is not an error of its site")
+    errors: dict[str, LastError] = {}
+    for site, value in raw.items():
+        error = _error(value)
+        if error is None or error.site != site:
+            raise ValueError("site_errors holds an entry that is not an error of its site")
+        errors[site] = error
     return MappingProxyType(errors)
 
 

@@ -92,7 +92,13 @@ class AcmeClient:
 
     def _open(self, jwk: jose.JWK) -> None:
         verify: bool | str = str(self.ca.ca_bundle) if self.ca.ca_bundle else True
-        self._net = RetryAfterNetwork(jwk, alg=jose.ES256, verify_ssl=verify, user_agent=USER_AGENT)
+        self._net = RetryAfterNetwork(
+            jwk,
+            alg=jose.ES256,
+            # acme types it bool; it goes to requests' `verify`, which also takes a CA file.
+            verify_ssl=verify,  # type: ignore[arg-type]
+            user_agent=USER_AGENT,
+        )
         directory = self._call(
             "fetch directory", client.ClientV2.get_directory, self.ca.directory, self._net
         )
@@ -280,8 +286,8 @@ class AcmeClient:
             if body.status == messages.STATUS_INVALID:
                 error = body.error
                 raise AcmeError(
-                    error.code if error else "orderInvalid",
-                    error.detail if error else "the CA marked the order invalid",
+                    (error.code if error else None) or "orderInvalid",
+                    (error.detail if error else None) or "the CA marked the order invalid",
                 )
             if body.status == messages.STATUS_VALID and body.certificate:
                 cert = self._call("download certificate", self.acme._post_as_get, body.certificate)

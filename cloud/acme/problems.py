@@ -28,7 +28,8 @@ class RetryAfterNetwork(client.ClientNetwork):
 
     last_retry_after: datetime.datetime | None = None
 
-    def _check_response(
+    # acme declares it a classmethod; this one records on the instance, which is how it is called.
+    def _check_response(  # type: ignore[override]
         self, response: requests.Response, content_type: str | None = None
     ) -> requests.Response:
         self.last_retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -1,3 +1,4 @@
+# Over 300 lines: one parser object walks the whole file so every problem is reported at once.
 """The operator's configuration: one TOML file, parsed and validated once into frozen dataclasses.
 
 Every problem is collected and reported together, each naming the key, what is wrong and what to
@@ -106,7 +107,7 @@ class AlertsConfig:
 
 @dataclass(frozen=True)
 class Config:
-    source: PurePath  # the file read; in Lambda, the object key under "/" (nothing local)
+    source: PurePath  # the file read; in Lambda the object key, as "/<key>" (not a local file)
     ca: CaConfig
     storage: StorageConfig
     dns: DnsCheckSettings

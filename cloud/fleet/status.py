@@ -119,7 +119,7 @@ def _site(site: SiteConfig, state: SiteState | None, now: datetime) -> SiteStatu
         health = "never issued"
     elif cert.not_after <= now:
         health = "expired"
-    elif state.failures:
+    elif state is not None and state.failures:
         health = "failing"
     elif decision.due:
         health = "due"
@@ -167,7 +167,7 @@ def _agent(
         site: InstalledStatus(
             version=entry["version"],
             fingerprint=entry["fingerprint"],
-            not_after=_time(entry["not_after"]),
+            not_after=datetime.fromisoformat(entry["not_after"].replace("Z", "+00:00")),
             current=entry["version"] == current.get(site),
         )
         for site, entry in (report.get("sites") or {}).items()

@@ -166,7 +166,7 @@ class _SiteRun:
                 failures=failures,
                 next_attempt=backoff(failures, self.now, self.runner.rng, retry_after),
                 last_error=ErrorRecord(
-                    code=getattr(exc, "code", type(exc).__name__),
+                    code=exc.code,
                     message=str(exc),
                     at=self.now,
                     transient=exc.transient,

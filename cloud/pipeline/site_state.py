@@ -49,7 +49,7 @@ class RenewalWindow:
 
 @dataclass(frozen=True)
 class ErrorRecord:
-    code: str  # the ACME problem code, or the error class for other failures
+    code: str  # the error's stable code (cloud/errors.py); the ACME problem is in the message
     message: str
     at: datetime
     transient: bool

@@ -113,7 +113,7 @@ def validate_upload(cert: bytes, key: bytes, chain: bytes, accepts_ec_keys: bool
 
 def openssl_time(moment: datetime.datetime) -> str:
     """OpenSSL's text form, day space-padded: ``Mar  6 15:49:37 2027 GMT``."""
-    utc = moment.astimezone(datetime.UTC)
+    utc = moment.astimezone(datetime.timezone.utc)
     month = _MONTHS[utc.month - 1]
     return f"{month} {utc.day:2d} {utc:%H:%M:%S} {utc.year} GMT"
 

@@ -106,7 +106,7 @@ class CertStore:
             with open(self._path, encoding="utf-8") as fh:
                 self._records = tuple(_from_json(r) for r in json.load(fh)["certificates"])
         else:
-            now = datetime.datetime.fromtimestamp(clock(), datetime.UTC)
+            now = datetime.datetime.fromtimestamp(clock(), datetime.timezone.utc)
             factory = Record(
                 id=self._new_id(()),
                 desc="",

@@ -61,6 +61,8 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from nas_agent.config.errors import AgentConfigError, ConfigProblem, SecretFileError
 from nas_agent.config.reader import read_config
 from nas_agent.config.types import (
@@ -105,10 +107,13 @@ def parse_config(text: str, path: str) -> AgentConfig:
     return read_config(text, os.path.abspath(path))
 
 
-def check_runnable(config: AgentConfig, environ: Mapping[str, str] = os.environ) -> None:
+def check_runnable(
+    config: AgentConfig, environ: Mapping[str, str] = os.environ
+) -> ed25519.Ed25519PublicKey:
     """What `run` needs beyond a well-formed file: the pinned issuer key, secrets files that
     exist and only this user can read, the password variable, CA files. Raises AgentConfigError
-    listing every problem, each naming the file and the command that fixes it."""
+    listing every problem, each naming the file and the command that fixes it; returns the
+    pinned issuer key."""
     problems: list[ConfigProblem] = []
     if config.agent.issuer_key is None:
         problems.append(
@@ -142,8 +147,9 @@ def check_runnable(config: AgentConfig, environ: Mapping[str, str] = os.environ)
     for key, ca_file in (("dsm.ca_file", dsm.ca_file), ("source.ca_file", source.ca_file)):
         if ca_file is not None and not os.path.isfile(ca_file):
             problems.append(ConfigProblem(key, f"{ca_file} does not exist", "give a PEM file"))
-    if problems:
+    if problems or config.agent.issuer_key is None:
         raise AgentConfigError(problems, config.path)
+    return config.agent.issuer_key
 
 
 def dsm_password(dsm: DsmConfig, environ: Mapping[str, str] = os.environ) -> str:

@@ -1,3 +1,4 @@
+# Over 300 lines: one parser object walks the whole file so every problem is reported at once.
 """Reads the agent's INI text into `nas_agent.config.types`, collecting every problem."""
 
 from __future__ import annotations

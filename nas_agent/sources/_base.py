@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from nas_agent.sources.errors import SourceTooLarge
@@ -12,6 +13,8 @@ from nas_agent.sources.errors import SourceTooLarge
 # The largest object an agent reads: index.json is capped at 1 MiB and a sealed bundle at about
 # 256 KiB. Bodies are untrusted, so reading stops here whatever the server claims.
 MAX_OBJECT_BYTES = 1024 * 1024
+
+_Self = TypeVar("_Self", bound="BaseSource")
 
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 
@@ -85,10 +88,10 @@ class BaseSource:
     def close(self) -> None:
         """Release connections; the source is not used afterwards."""
 
-    def __enter__(self) -> BaseSource:
+    def __enter__(self: _Self) -> _Self:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _count(self, *, requests: int = 0, body_bytes: int = 0) -> None:

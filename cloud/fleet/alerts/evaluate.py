@@ -138,8 +138,8 @@ def _deliver(
             channel.send(due.notices, now)
         except CertdropError as exc:
             failed.append(exc)
-    for exc in failed[1:]:
-        log.error("%s", exc)
+    for error in failed[1:]:
+        log.error("%s", error)
     if failed:
         raise failed[0]
     memory.record(due.notices, now)

@@ -39,7 +39,7 @@ def render(status: FleetStatus) -> str:
         height=str(height),
         viewBox=f"0 0 {_WIDTH} {height}",
         role="img",
-        **{"aria-labelledby": "timeline-title", "font-family": "system-ui, sans-serif"},
+        attrib={"aria-labelledby": "timeline-title", "font-family": "system-ui, sans-serif"},
     )
     ET.SubElement(svg, "title", id="timeline-title").text = "Certificate expiry timeline"
     description = f"{len(status.sites)} site(s) from {when(start)} to {when(end)}"
@@ -138,7 +138,7 @@ def _row(svg: ET.Element, scale: _Scale, status: FleetStatus, site: SiteStatus, 
             r="4",
             fill=COLOURS[level_for(days)] if got.current else "#ffffff",
             stroke=COLOURS[level_for(days)],
-            **{"stroke-width": "2"},
+            attrib={"stroke-width": "2"},
         )
         behind = "" if got.current else " (behind)"
         tip = f"{agent.agent_id}: v{got.version}{behind}, expires {when(got.not_after)}"
@@ -149,7 +149,7 @@ def _renewal(row: ET.Element, scale: _Scale, site: SiteStatus, now: datetime, y:
     x = scale.x(max(site.next_check, now))
     points = f"{x},{y - 7} {x + 6},{y} {x},{y + 7} {x - 6},{y}"
     marker = ET.SubElement(
-        row, "polygon", points=points, fill="#ffffff", stroke=_INK, **{"stroke-width": "1.5"}
+        row, "polygon", points=points, fill="#ffffff", stroke=_INK, attrib={"stroke-width": "1.5"}
     )
     ET.SubElement(marker, "title").text = (
         f"next renewal: {'now' if site.next_check <= now else when(site.next_check)}"
@@ -167,7 +167,7 @@ def _now_line(svg: ET.Element, scale: _Scale, now: datetime, bottom: float) -> N
         y1=str(_TOP - 6),
         y2=str(bottom),
         stroke=_INK,
-        **{"stroke-width": "1.5", "stroke-dasharray": "4 3"},
+        attrib={"stroke-width": "1.5", "stroke-dasharray": "4 3"},
     )
     _text(svg, x, _TOP - 12, "now", fill=_INK, anchor="middle", weight="700", size=11)
 
@@ -192,7 +192,7 @@ def _legend(svg: ET.Element, y: float) -> None:
     ET.SubElement(svg, "circle", cx=str(x + 5), cy=str(y - 4), r="4", fill=_MUTED)
     ET.SubElement(
         svg, "circle", cx=str(x + 17), cy=str(y - 4), r="4", fill="#ffffff", stroke=_MUTED,
-        **{"stroke-width": "2"},
+        attrib={"stroke-width": "2"},
     )  # fmt: skip
     dots = "an agent's installed certificate (hollow: not the current version)"
     _text(svg, x + 28, y, dots, fill=_MUTED, size=11)
@@ -215,7 +215,7 @@ def _text(
         x=str(x),
         y=str(y),
         fill=fill,
-        **{"text-anchor": anchor, "font-size": str(size), "font-weight": weight},
+        attrib={"text-anchor": anchor, "font-size": str(size), "font-weight": weight},
     )
     element.text = content
     return element
