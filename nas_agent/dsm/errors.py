@@ -88,14 +88,9 @@ class DsmSessionError(DsmApiError):
     def __init__(
         self, dsm_code: int, api: str, method: str, errors: Mapping[str, Any] | None = None
     ):
-        super().__init__(
-            dsm_code,
-            api,
-            method,
-            errors,
-            f"DSM rejected the session for {api} {method} (error {dsm_code}: unknown or expired"
-            " sid, or missing SynoToken)",
-        )
+        why = "unknown or expired sid, or missing SynoToken"
+        message = f"DSM rejected the session for {api} {method} (error {dsm_code}: {why})"
+        super().__init__(dsm_code, api, method, errors, message)
 
 
 class DsmNotAdmin(DsmApiError):
@@ -104,14 +99,9 @@ class DsmNotAdmin(DsmApiError):
     def __init__(
         self, dsm_code: int, api: str, method: str, errors: Mapping[str, Any] | None = None
     ):
-        super().__init__(
-            dsm_code,
-            api,
-            method,
-            errors,
-            f"DSM refused {api} {method} (error {dsm_code}): the account must be a member of the"
-            " administrators group to manage certificates",
-        )
+        why = "the account must be a member of the administrators group to manage certificates"
+        message = f"DSM refused {api} {method} (error {dsm_code}): {why}"
+        super().__init__(dsm_code, api, method, errors, message)
 
 
 class DsmAuthError(DsmApiError):
