@@ -18,7 +18,8 @@ CertdropError                      transient: retry later; otherwise record, ale
 │   └── ValidationFailed           .failures: (identifier, problem, detail) per failed challenge
 ├── IssuanceError                  the issued certificate does not match what was ordered
 ├── AlertDeliveryFailed            .channel, .target (never a secret), .status: alerts not taken
-├── Locked                         .site, .owner, .expires_at: another run holds the site's lock
+├── Locked                         .site, .owner, .expires_at, .dead: another run holds the lock
+├── LockChanged                    .site: the lock to break changed hands meanwhile
 ├── KeyExists                      .name: a private key is never replaced
 ├── IssuerNotInitialized           .missing: `certdrop init` was not run
 ├── IssuerKeyInvalid               .name: an issuer key that does not load
@@ -209,11 +210,30 @@ class Locked(CertdropError):
     code = "lock.held"
     transient = True
 
-    def __init__(self, site: str, owner: str, expires_at: datetime):
+    def __init__(self, site: str, owner: str, expires_at: datetime, *, dead: bool = False):
         self.site = site
         self.owner = owner
         self.expires_at = expires_at
-        super().__init__(f"site {site} is being worked on by {owner} until {expires_at:%H:%M:%S}")
+        self.dead = dead
+        until = f"{expires_at:%Y-%m-%d %H:%M:%S} UTC"
+        if dead:
+            message = (
+                f"site {site} is locked by {owner}, which is no longer running; the lock expires "
+                f"at {until}, or break it now with `certdrop unlock {site}`"
+            )
+        else:
+            message = f"site {site} is being worked on by {owner} until {until}"
+        super().__init__(message)
+
+
+class LockChanged(CertdropError):
+    """The lock an operator was about to break was released or taken by another run since."""
+
+    code = "lock.changed"
+
+    def __init__(self, site: str):
+        self.site = site
+        super().__init__(f"the lock of site {site} changed hands meanwhile; nothing was broken")
 
 
 class KeyExists(CertdropError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -90,6 +91,13 @@ class Pebble(Service):
 
     def intermediates_pem(self, index: int = 0) -> str:
         return self._management_get(f"/intermediates/{index}")
+
+    def order_ids(self) -> list[str]:
+        """Every order Pebble has accepted since it started, from its log: what a test counts
+        to prove no run placed an order twice (in-process counters miss other processes)."""
+        log = self.workdir / "pebble.log"
+        text = log.read_text() if log.exists() else ""
+        return re.findall(r'Added order "([^"]+)" to the db', text)
 
     def set_renewal_info(self, cert_pem: str, start: str, end: str) -> None:
         """Makes the CA suggest the window [start, end) (RFC 3339) for this certificate, through

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from cloud import config as config_module
-from cloud.cli.exit_codes import EXIT_OK, exit_code
+from cloud.cli.exit_codes import EXIT_CONFIG, EXIT_OK, exit_code
 from cloud.errors import CertdropError
 from cloud.pipeline import parts
 
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         for o in outcomes:
             version = f"v{o.version}" if o.version else "-"
             print(f"{o.site:<{width}}  {o.result:<8}  {version:<5}  {o.reason}")
-        failed = [o.error for o in outcomes if o.error is not None]
+        # A site another run holds is not a failure of this run: its row says so.
+        failed = [o.error for o in outcomes if o.result == "failed" and o.error is not None]
         code = exit_code(failed[0]) if failed else EXIT_OK
     if config.alerts is None:
         return code
@@ -112,6 +113,40 @@ def _send_alerts(config: config_module.Config, alerts: config_module.AlertsConfi
         print(f"certdrop: error: {exc}", file=sys.stderr)
         return exit_code(exc)
     _print_notices(notices, "sent")
+    return EXIT_OK
+
+
+def unlock(args: argparse.Namespace) -> int:
+    """Shows who holds the site's lock and, once confirmed, deletes that lock (and only it)."""
+    from datetime import UTC, datetime
+
+    from cloud.pipeline.lock import break_lock, read_holder
+
+    config = config_module.load(args.config)
+    store = parts.store(config)
+    site_id = parts.site(config, args.site).id
+    holder = read_holder(store, site_id)
+    if holder is None:
+        print(f"site {site_id} is not locked")
+        return EXIT_OK
+    state = "no longer running" if holder.dead() else "possibly still running"
+    left = holder.expires_at - datetime.now(UTC)
+    print(
+        f"site {site_id} is locked by {holder.describe()}, {state}; "
+        f"the lock expires at {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC "
+        f"({max(left.total_seconds(), 0) / 60:.0f} min)"
+    )
+    if not args.yes:
+        print("Breaking a live run's lock lets a second run order at the same time.")
+        try:
+            answer = input(f"type the site id ({site_id}) to break the lock: ").strip()
+        except EOFError:  # no terminal: nothing was confirmed
+            answer = ""
+        if answer != site_id:
+            print("not broken")
+            return EXIT_CONFIG
+    break_lock(store, site_id, holder)
+    print(f"lock of {site_id} broken")
     return EXIT_OK
 
 

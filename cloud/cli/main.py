@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=4, help="sites issued at once")
     run.set_defaults(run=issue_commands.run)
 
+    unlock = commands.add_parser(
+        "unlock", help="break a site's lock left by a run that died (asks to confirm)"
+    )
+    unlock.add_argument("site")
+    unlock.add_argument("--yes", action="store_true", help="do not ask; break it")
+    unlock.set_defaults(run=issue_commands.unlock)
+
     alerts = commands.add_parser(
         "alerts", help="send the fleet's alerts that are new, changed or due a reminder, now"
     )

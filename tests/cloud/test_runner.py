@@ -73,19 +73,11 @@ def test_a_site_run_twice_is_issued_once(config, orders):
     assert marker.not_after == state.current.not_after.replace(microsecond=0)
 
 
-def test_a_run_killed_after_ordering_is_resumed_without_a_new_order(config, orders, bind_auth):
-    command = [
-        sys.executable,
-        "-m",
-        "cloud.cli",
-        "-c",
-        str(config.source),
-        "run",
-        "--site",
-        "example",
-    ]
+def _kill_run_after_ordering(config) -> None:
+    """`certdrop run --site example`, SIGKILLed as soon as it has saved its order."""
+    command = [sys.executable, "-m", "cloud.cli", "-c", str(config.source), "run"]
     process = subprocess.Popen(
-        command,
+        [*command, "--site", "example"],
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
@@ -102,6 +94,10 @@ def test_a_run_killed_after_ordering_is_resumed_without_a_new_order(config, orde
     finally:
         watchdog.cancel()
         process.stderr.close()
+
+
+def test_a_run_killed_after_ordering_is_resumed_without_a_new_order(config, orders, bind_auth):
+    _kill_run_after_ordering(config)
     saved = load_site_state(parts.store(config), "example")
     assert saved.order_url is not None and saved.current is None
     later = Runner(  # the dead run's lock has expired by then
@@ -119,6 +115,27 @@ def test_a_run_killed_after_ordering_is_resumed_without_a_new_order(config, orde
     assert orders == []  # the interrupted run's order was finished, none placed
     assert load_site_state(parts.store(config), "example").order_url is None
     assert txt_values(bind_auth.address, "_acme-challenge.example.test.") == set()
+
+
+def test_a_dead_runs_lock_is_named_as_such_and_the_operator_can_break_it(config, pebble):
+    before = len(pebble.order_ids())
+    _kill_run_after_ordering(config)
+    cli = [sys.executable, "-m", "cloud.cli", "-c", str(config.source)]
+
+    blocked = subprocess.run([*cli, "run", "--site", "example"], capture_output=True, text=True)
+    refused = subprocess.run([*cli, "unlock", "example"], capture_output=True, text=True, input="")
+    broken = subprocess.run([*cli, "unlock", "example", "--yes"], capture_output=True, text=True)
+    resumed = subprocess.run([*cli, "run", "--site", "example"], capture_output=True, text=True)
+
+    assert blocked.returncode == 0, blocked.stderr
+    assert "no longer running" in blocked.stdout
+    assert "certdrop unlock example" in blocked.stdout
+    assert "not broken" in refused.stdout
+    assert "pid" in broken.stdout and "no longer running" in broken.stdout
+    assert broken.returncode == 0, broken.stderr
+    assert resumed.returncode == 0, resumed.stderr
+    assert "issued" in resumed.stdout
+    assert len(pebble.order_ids()) == before + 1  # the dead run's order, finished; no other
 
 
 def test_a_failed_run_backs_off_and_is_not_retried_before_its_time(config, orders, tmp_path):
