@@ -77,6 +77,7 @@ bench: debs pebble venv
 	$(VENV)/bin/python bench/seal_open.py
 	$(VENV)/bin/python bench/agent_poll.py
 	$(VENV)/bin/python bench/tick_scale.py
+	$(VENV)/bin/python bench/fault_campaign.py
 
 # certdrop against Debian's lego and certbot, and fleet throughput (about 12 minutes).
 bench-peers: debs pebble venv

@@ -5,9 +5,11 @@ launcher's settings) validating through one BIND (authoritative for example.test
 names, RFC 2136 updates with TSIG):
 
 - the median, min and max of N issuances of example.test + *.example.test, each one whole
-  process: `certdrop issue` (its ACME account registered beforehand, as in production),
-  Debian's `lego` (rfc2136 provider) and `certbot` with `certbot-dns-rfc2136`, both with their
-  defaults and a fresh directory per run (so each run registers an account: one request);
+  process: `certdrop issue` (its ACME account registered beforehand, as in production) by
+  DNS-01 and by DNS-PERSIST-01 (its record placed once beforehand, as its owner would: no TXT
+  write, no propagation wait, the record read at both nameservers), Debian's `lego` (rfc2136
+  provider) and `certbot` with `certbot-dns-rfc2136`, both with their defaults and a fresh
+  directory per run (so each run registers an account: one request);
 - certificates per minute of one `certdrop run --force` over 200 sites at concurrency 1, 4, 16
   (a fresh store each time, the account and issuer keys shared).
 
@@ -71,7 +73,9 @@ def main() -> None:
             runs = work / "runs"
             _certdrop_issue(issue, runs / "certdrop-warmup")  # registers the account
             certdrop_runs = [_certdrop_issue(issue, runs / f"cd-{i}") for i in range(args.runs)]
-            timings = {"certdrop": certdrop_runs}
+            persist = _persist_issue(certdrop, work / "persist", pebble, bind)
+            persist_runs = [_certdrop_issue(persist, runs / f"cdp-{i}") for i in range(args.runs)]
+            timings = {"certdrop": certdrop_runs, "certdrop dns-persist-01": persist_runs}
             contacted: dict[str, set[str]] = {}
             if not args.skip_peers:
                 target = _peers.Target(
@@ -96,6 +100,22 @@ def _certdrop_issue(command: list[str], out: Path) -> float:
     if names != tuple(sorted(_peers.NAMES)):
         raise RuntimeError(f"certdrop issued a certificate for {names}")
     return seconds
+
+
+def _persist_issue(certdrop: Path, directory: Path, pebble, bind) -> list[str]:
+    """The `certdrop issue` command of a DNS-PERSIST-01 site for example.test, after its record
+    is placed once: printed by `certdrop site persist-record` (which registers the account),
+    added to BIND by an RFC 2136 update as the zone's owner would."""
+    directory.mkdir()
+    config = bind_config(directory, pebble, bind, persist=True).source
+    printed = subprocess.run(
+        [str(certdrop), "--config", str(config), "site", "persist-record", "example"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    bind.update_add("example.test.", next(x for x in printed.splitlines() if x.startswith("_")))
+    return [str(certdrop), "--config", str(config), "issue", "example"]
 
 
 def _repeat(run: Callable[[int], _peers.Run], runs: int) -> tuple[list[float], set[str]]:
@@ -138,13 +158,13 @@ def _report(
         "wildcard issuance (example.test + *.example.test), Pebble no-sleep + BIND RFC2136, "
         f"median of {runs}, whole processes",
         "(Pebble: PEBBLE_VA_NOSLEEP=1, authorization reuse 0 %, nonce rejection 0 %)",
-        f"{'tool':<10}{'median':>10}{'min':>10}{'max':>10}{'vs certdrop':>14}",
+        f"{'tool':<24}{'median':>10}{'min':>10}{'max':>10}{'vs certdrop':>14}",
     ]
     for tool, seconds in timings.items():
         median = statistics.median(seconds)
-        ratio = "" if tool == "certdrop" else f"{median / base:.0f}x"
+        ratio = "" if tool == "certdrop" else f"{median / base:.{2 if median < 10 * base else 0}f}x"
         lines.append(
-            f"{tool:<10}{median:>8.2f} s{min(seconds):>8.2f} s{max(seconds):>8.2f} s{ratio:>14}"
+            f"{tool:<24}{median:>8.2f} s{min(seconds):>8.2f} s{max(seconds):>8.2f} s{ratio:>14}"
         )
     lines.append(network)
     for tool, addresses in contacted.items():

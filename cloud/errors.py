@@ -1,9 +1,11 @@
+# Over 300 lines: the whole issuing-side error tree in one place, as its docstring draws it.
 """Errors of the issuing side. Each carries data, not only text, says whether it is transient,
 and has a stable `code` to branch on.
 
 CertdropError                      transient: retry later; otherwise record, alert, stop
 ├── ConfigError                    .problems: every ConfigProblem found, reported together
 ├── SecretError                    .ref: the reference that could not be read (never the value)
+│   └── SecretUnavailable          the secret store (Secrets Manager) could not be reached
 ├── StoreError                     .key
 │   ├── PreconditionFailed         a conditional write lost the race
 │   └── StoreRefused               .backend_code; retrying cannot help (bad key, no bucket, denied)
@@ -11,10 +13,20 @@ CertdropError                      transient: retry later; otherwise record, ale
 │   ├── DnsProviderError           .provider; the DNS API refused or was unreachable
 │   ├── ZoneNotFoundError          no SOA found walking up from .fqdn
 │   ├── CnameChainError            a CNAME loop or a chain longer than allowed
-│   └── PropagationTimeout         .missing: the nameservers that never served .value
+│   ├── PropagationTimeout         .missing: the nameservers that never served .value
+│   └── PersistRecordInvalid       .nameserver, .found, .expected: a dns-persist-01 record that
+│       │                          does not authorize this issuer (malformed)
+│       ├── PersistRecordMissing   no value for the CA's issuer domain
+│       ├── PersistRecordMismatch  .field: another account (accounturi), no policy=wildcard
+│       └── PersistRecordExpired   .persist_until: passed
 ├── AcmeError                      .problem (ACME problem short name), .identifier, .retry_after,
 │   │                              .location (the URL a conflict points at)
+│   ├── DirectoryUnavailable       .directory, .setting: no ACME directory at the configured URL
 │   ├── RateLimited
+│   ├── ChallengeNotOffered        .challenge, .directory, .identifiers: the CA offers no such
+│   │                              challenge for the order's identifiers
+│   ├── AlreadyReplaced            the certificate a renewal `replaces` already has a replacement
+│   ├── ProfileUnknown             .profile, .offered: a profile the CA's directory does not list
 │   └── ValidationFailed           .failures: (identifier, problem, detail) per failed challenge
 ├── IssuanceError                  the issued certificate does not match what was ordered
 ├── AlertDeliveryFailed            .channel, .target (never a secret), .status: alerts not taken
@@ -76,6 +88,14 @@ class SecretError(CertdropError):
     def __init__(self, ref: str, cause: str):
         self.ref = ref
         super().__init__(f"secret {ref}: {cause}")
+
+
+class SecretUnavailable(SecretError):
+    """Where the secret lives could not be reached (a connection, a timeout, throttling, a 5xx):
+    nothing is wrong with the configuration, and a later run may read it."""
+
+    code = "secret.unavailable"
+    transient = True
 
 
 class StoreError(CertdropError):
@@ -145,6 +165,74 @@ class PropagationTimeout(DnsError):
         )
 
 
+class PersistRecordInvalid(DnsError):
+    """A dns-persist-01 record, read at one authoritative nameserver, that would not authorize
+    this issuer: `found` is every TXT value there, `expected` what would. This class is a value
+    for the CA's issuer domain that does not parse; the subclasses name the other conditions.
+    Terminal: only the domain's owner can change the record."""
+
+    code = "dns.persist_record_invalid"
+
+    def __init__(
+        self,
+        fqdn: str,
+        nameserver: str,
+        found: tuple[str, ...],
+        expected: str,
+        problem: str,
+    ):
+        self.nameserver = nameserver
+        self.found = found
+        self.expected = expected
+        shown = "; ".join(f'"{value}"' for value in found) or "no TXT value"
+        super().__init__(
+            fqdn,
+            f"dns-persist-01 record at {nameserver}: {problem}. Found: {shown}. "
+            f'Expected: "{expected}"',
+        )
+
+
+class PersistRecordMissing(PersistRecordInvalid):
+    code = "dns.persist_record_missing"
+
+
+class PersistRecordMismatch(PersistRecordInvalid):
+    """`field` is "accounturi" (the record names another ACME account: a new account
+    invalidates every record) or "policy" (a wildcard needs policy=wildcard)."""
+
+    code = "dns.persist_record_mismatch"
+
+    def __init__(
+        self,
+        fqdn: str,
+        nameserver: str,
+        found: tuple[str, ...],
+        expected: str,
+        problem: str,
+        *,
+        field: str,
+    ):
+        self.field = field
+        super().__init__(fqdn, nameserver, found, expected, problem)
+
+
+class PersistRecordExpired(PersistRecordInvalid):
+    code = "dns.persist_record_expired"
+
+    def __init__(
+        self,
+        fqdn: str,
+        nameserver: str,
+        found: tuple[str, ...],
+        expected: str,
+        problem: str,
+        *,
+        persist_until: datetime,
+    ):
+        self.persist_until = persist_until
+        super().__init__(fqdn, nameserver, found, expected, problem)
+
+
 class AcmeError(CertdropError):
     """`problem` is the CA's problem type without its URN prefix ("badNonce", "caa"), or one of
     certdrop's own for what never reached a problem document ("connection", "timeout")."""
@@ -175,6 +263,83 @@ class AcmeError(CertdropError):
 
 class RateLimited(AcmeError):
     code = "acme.rate_limited"
+
+
+class OrderGone(AcmeError):
+    """An interrupted run's order that was to be finished is gone at the CA (expired, invalid,
+    or issued for a key nobody kept), and the site is not due: nothing new is ordered."""
+
+    code = "acme.order_gone"
+
+    def __init__(self, order_url: str):
+        self.order_url = order_url
+        super().__init__(
+            "orderGone", f"the interrupted order {order_url} can no longer be finished"
+        )
+
+
+class AlreadyReplaced(AcmeError):
+    """The CA refused a renewal order: the certificate it `replaces` already has a replacement
+    order (RFC 9773 §5, problem "alreadyReplaced")."""
+
+    code = "acme.already_replaced"
+
+
+class DirectoryUnavailable(AcmeError):
+    """No ACME directory could be read at `directory`, the URL the configuration key `setting`
+    gives ("ca.directory", or "ca.staging_directory" for a dry run): the first request of every
+    run, so a wrong URL ends here. Transient when the CA could not be reached."""
+
+    code = "acme.directory_unavailable"
+
+    def __init__(self, directory: str, setting: str, cause: str, fix: str, *, transient: bool):
+        self.directory = directory
+        self.setting = setting
+        super().__init__(
+            "directory", f"{directory} ({setting}) {cause} — {fix}", transient=transient
+        )
+
+
+class ProfileUnknown(AcmeError):
+    """A site asks for an ACME profile the CA does not offer: refused before any order.
+    `offered` is what the CA's directory lists (`meta.profiles`), empty when it lists none."""
+
+    code = "acme.profile_unknown"
+
+    def __init__(self, profile: str, offered: tuple[str, ...], directory: str):
+        self.profile = profile
+        self.offered = offered
+        if offered:
+            detail = (
+                f"the CA at {directory} offers no profile {profile!r}; its directory lists "
+                f"{', '.join(offered)}: set the site's profile to one of them, or remove it"
+            )
+        else:
+            detail = (
+                f"the CA at {directory} lists no profiles in its directory, so it cannot issue "
+                f"the profile {profile!r}: remove the site's profile"
+            )
+        super().__init__("invalidProfile", detail)
+
+
+class ChallengeNotOffered(AcmeError):
+    """The CA offers no `challenge` for some of an order's identifiers: the order's pending
+    authorizations were deactivated, and scheduled runs do not order the site again until its
+    configuration or the CA's directory changes (`certdrop issue` still does when told to)."""
+
+    code = "acme.challenge_not_offered"
+
+    def __init__(self, challenge: str, directory: str, identifiers: tuple[str, ...]):
+        self.challenge = challenge
+        self.directory = directory
+        self.identifiers = identifiers
+        super().__init__(
+            "unsupportedChallenge",
+            f"the CA at {directory} offers no {challenge} challenge for "
+            f"{', '.join(identifiers)}; the order's authorizations were deactivated, and "
+            "runs leave the site alone until its configuration or ca.directory changes",
+            identifier=identifiers[0] if identifiers else None,
+        )
 
 
 class ValidationFailed(AcmeError):

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud.errors import SecretError
+from cloud.errors import SecretError, SecretUnavailable
 
 SCHEMES = ("env", "file", "aws-sm")
 
@@ -56,11 +56,32 @@ def _from_secrets_manager(ref: SecretRef) -> str:
     secret_id, _, field = ref.target.partition("#")
     try:
         value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
-    except (ClientError, BotoCoreError, KeyError) as exc:
+    except (ClientError, BotoCoreError) as exc:
+        if _unavailable(exc):
+            raise SecretUnavailable(str(ref), f"cannot reach Secrets Manager ({exc})") from exc
         raise SecretError(str(ref), f"cannot read it from Secrets Manager ({exc})") from exc
+    except KeyError as exc:
+        raise SecretError(str(ref), "the secret holds no string (SecretString)") from exc
     if not field:
         return value
     try:
         return str(json.loads(value)[field])
     except (ValueError, KeyError, TypeError) as exc:
         raise SecretError(str(ref), f"the secret holds no JSON field {field!r}") from exc
+
+
+def _unavailable(exc: Exception) -> bool:
+    """Secrets Manager could not be reached, or asked to be asked later (throttling, a 5xx), as
+    opposed to refusing (no such secret, access denied, no credentials or region configured)."""
+    from botocore.exceptions import (
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
+
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        code = exc.response.get("Error", {}).get("Code")
+        return status >= 500 or code in ("ThrottlingException", "InternalServiceError")
+    return not isinstance(exc, NoCredentialsError | PartialCredentialsError | NoRegionError)

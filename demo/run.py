@@ -1,12 +1,15 @@
 """`make demo`: a small fleet on one machine, with the commands a user would type.
 
-Starts BIND (the DNS server of example.test and shop.test, taking RFC 2136 updates), Pebble (the
-ACME CA) and three DSM emulators (three NAS units, one of them with a 2FA account), all on
-127.0.0.1. Then, through the real `certdrop` and `certdrop-agent` commands: init the issuer, add a
-second site, enroll the three agents and register them, issue both sites, run each agent once
-(after a one-time `dsm-login` on the 2FA unit), show what each emulated DSM serves, and end with
-the operator's status table and how to open the dashboard. Everything it started is stopped at
-the end; its files are under .demo/ (or $CERTDROP_DEMO_DIR) and are replaced by the next run.
+Starts BIND (the DNS server of example.test, shop.test and vault.test, taking RFC 2136 updates),
+Pebble (the ACME CA) and three DSM emulators (three NAS units, one of them with a 2FA account), all
+on 127.0.0.1. Then, through the real `certdrop` and `certdrop-agent` commands: init the issuer,
+add a second site, add a third one by DNS-PERSIST-01 (no DNS credentials: its owner creates the
+record `certdrop site persist-record` prints, once, by an RFC 2136 update as `nsupdate` would,
+and `certdrop doctor` checks it), enroll the three agents and register them, issue all three
+sites, run each agent once (after a one-time `dsm-login` on the 2FA unit), show what each emulated
+DSM serves, and end with the operator's status table and how to open the dashboard. Everything
+it started is stopped at the end; its files are under .demo/ (or $CERTDROP_DEMO_DIR) and are
+replaced by the next run.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from lab.ports import free_port, wait_until  # noqa: E402
 from nas_agent import totp  # noqa: E402 (after the path is set)
 
 BIN = Path(sys.executable).parent
+ZONES = ("example.test", "shop.test", "vault.test")
 DSM_USER, DSM_PASSWORD = "certdrop", "demo-password-not-a-secret"
 OTP_SECRET = "JBSWY3DPEHPK3PXP"  # the 2FA unit's authenticator secret (a demo value)
 
@@ -53,7 +57,7 @@ class Nas:
 
 
 FLEET = (
-    Nas("nas-office", (("example", "nas.example.test"),)),
+    Nas("nas-office", (("example", "nas.example.test"), ("vault", "files.vault.test"))),
     Nas("nas-shop", (("shop", "files.shop.test"),)),
     Nas("nas-home", (("example", "home.example.test"), ("shop", "home.shop.test")), True),
 )
@@ -92,10 +96,10 @@ def main() -> None:
     started = time.monotonic()
     operator = ("certdrop", "-c", work / "certdrop.toml")
 
-    step("starting BIND (example.test, shop.test), Pebble (ACME CA) and 3 DSM emulators")
+    step("starting BIND (example.test, shop.test, vault.test), Pebble and 3 DSM emulators")
     tsig = TsigKey.generate("certdrop-demo")
     (work / "tsig.secret").write_text(tsig.secret)
-    zones = [Zone(f"{z}.", nameservers=("ns1", "ns2")) for z in ("example.test", "shop.test")]
+    zones = [Zone(f"{z}.", nameservers=("ns1", "ns2")) for z in ZONES]
     with contextlib.ExitStack() as stack:
         bind = stack.enter_context(BindServer(work / "bind", zones, tsig))
         pebble = stack.enter_context(Pebble(work / "pebble", bind.address))
@@ -112,6 +116,16 @@ def main() -> None:
         issuer_line = word_starting(run(*operator, "init"), "certdrop-issuer-v1:")
         run(*operator, "site", "add", "shop", "--domain", "shop.test", "--provider", "bind")
 
+        step("a site by DNS-PERSIST-01: the issuer holds no DNS credentials for vault.test")
+        run(*operator, "site", "add", "vault", "--domain", "vault.test",
+            "--challenge", "dns-persist-01")  # fmt: skip
+        printed = run(*operator, "site", "persist-record", "vault")
+        print("    its owner creates that record once at the DNS host of vault.test:")
+        record = next(line for line in printed.splitlines() if line.startswith("_"))
+        print(f"$ printf 'update add {record.replace(' IN ', ' ')}\\nsend\\n' | nsupdate -y ...")
+        bind.update_add("vault.test.", record)
+        run(*operator, "doctor")
+
         step("each NAS enrolls (its keys never leave it); the operator registers the tokens")
         for nas in FLEET:
             conf = _write_agent_config(work, nas, issuer_line, ports[nas.agent_id].https_port)
@@ -119,7 +133,7 @@ def main() -> None:
             sites = [arg for site, _ in nas.sites for arg in ("--site", site)]
             run(*operator, "agent", "add", token, *sites)
 
-        step("issue every due site by DNS-01 and publish each, sealed, for its agents")
+        step("issue every due site (DNS-01, DNS-PERSIST-01), publish each, sealed, for its agents")
         run(*operator, "run")
 
         step("the 2FA unit remembers this agent as a device, once")
@@ -180,11 +194,7 @@ class _Emulator:
 
 
 def _write_cloud_config(work: Path, bind: BindServer, pebble: Pebble) -> None:
-    nameservers = "\n".join(
-        f'"ns{i}.{zone}" = "{bind.address}"'
-        for zone in ("example.test", "shop.test")
-        for i in (1, 2)
-    )
+    nameservers = "\n".join(f'"ns{i}.{zone}" = "{bind.address}"' for zone in ZONES for i in (1, 2))
     (work / "certdrop.toml").write_text(
         textwrap.dedent(
             f"""\

@@ -3,6 +3,8 @@
 - `bind.BindServer` / `bind.BindResolver`: authoritative BIND taking TSIG updates of TXT records,
   and a forwarding resolver in front of it that follows CNAMEs between the test zones.
 - `pebble.Pebble`: the ACME test CA, validating through a given loopback DNS server.
+- `pebble_front.PebbleFront`: Pebble behind an HTTPS front that hides a challenge type (a CA
+  without dns-persist-01).
 - `tls.make_ca_and_server_cert`: the throw-away CA behind Pebble's HTTPS listener.
 - `ports.free_port` / `ports.wait_until`: free loopback ports and deadline-bounded polling.
 - `netguard.install`: the suite-wide guard refusing any traffic beyond loopback.

@@ -1,8 +1,9 @@
 """BIND on 127.0.0.1 for tests: an authoritative server taking TSIG updates, and a resolver.
 
 `BindServer` serves zones written fresh on every start; with a TSIG key and `allow_update` it
-accepts RFC 2136 updates of TXT records anywhere in its zones. A second `BindServer` over the same
-zones with `allow_update=False` plays a nameserver that never receives the update.
+accepts RFC 2136 updates of TXT records anywhere in its zones (`update_add` sends one). A second
+`BindServer` over the same zones with `allow_update=False` plays a nameserver that never receives
+the update.
 
 `BindResolver` sits in front of a `BindServer` with recursion on and every zone forwarded to it, so
 a validator (Pebble) can follow a CNAME from one zone into another. It never queries past loopback:
@@ -201,6 +202,28 @@ class BindServer(_Named):
 
     def _recursion_desired(self) -> bool:
         return False
+
+    def update_add(self, zone: str, zone_line: str) -> None:
+        """Adds the record of one zone-file line (`NAME TTL IN TYPE DATA`) to `zone` by an RFC
+        2136 update signed with the TSIG key: what `nsupdate` does for a zone's owner (the
+        demo and the bench place a dns-persist-01 record so)."""
+        import dns.query
+        import dns.rcode
+        import dns.tsigkeyring
+        import dns.update
+
+        if self.tsig is None:
+            raise ServiceError(self.role, "started without a TSIG key: it takes no updates")
+        name, ttl, _class, rdtype, data = zone_line.split(None, 4)
+        keyring = dns.tsigkeyring.from_text(
+            {self.tsig.name: (self.tsig.algorithm, self.tsig.secret)}
+        )
+        update = dns.update.UpdateMessage(zone, keyring=keyring)
+        update.add(name, int(ttl), rdtype, data)
+        answer = dns.query.tcp(update, self.host, port=self.port, timeout=5)
+        if answer.rcode() != dns.rcode.NOERROR:
+            rcode = dns.rcode.to_text(answer.rcode())
+            raise ServiceError(self.role, f"the update of {name} was refused: {rcode}")
 
 
 class BindResolver(_Named):

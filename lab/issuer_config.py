@@ -1,5 +1,5 @@
-"""certdrop.toml for the local lab: issuing from Pebble, writing TXT values to BIND by RFC 2136,
-checking propagation only against loopback servers."""
+"""certdrop.toml for the local lab: issuing from Pebble, writing TXT values to BIND by RFC 2136
+(or, for a dns-persist-01 site, writing nothing), checking DNS only against loopback servers."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ def write_config(
     site: str = 'domain = "example.test"',
     ca_extra: str = "",
     propagation_timeout: float = 10,
+    persist: bool = False,
 ) -> Config:
-    """A configuration issuing from `pebble`, checking propagation only against loopback."""
+    """A configuration issuing from `pebble`, checking propagation only against loopback. With
+    `persist` the site "example" uses dns-persist-01 and names no provider."""
+    how = 'challenge = "dns-persist-01"' if persist else 'provider = "dns"'
     mapping = ", ".join(f'"{ns}" = "{addr}"' for ns, addr in nameservers.items())
     text = f"""
     [ca]
@@ -45,7 +48,7 @@ def write_config(
     {provider}
 
     [sites.example]
-    provider = "dns"
+    {how}
     {site}
     """
     path = directory / "certdrop.toml"

@@ -99,6 +99,12 @@ class Pebble(Service):
         text = log.read_text() if log.exists() else ""
         return re.findall(r'Added order "([^"]+)" to the db', text)
 
+    def issued_serials(self) -> list[str]:
+        """Every certificate Pebble has issued since it started, from its log."""
+        log = self.workdir / "pebble.log"
+        text = log.read_text() if log.exists() else ""
+        return re.findall(r"Issued certificate serial (\S+) for order", text)
+
     def set_renewal_info(self, cert_pem: str, start: str, end: str) -> None:
         """Makes the CA suggest the window [start, end) (RFC 3339) for this certificate, through
         the management interface's `POST /set-renewal-info/`."""

@@ -2,14 +2,15 @@
 
 Exit codes of `run`: 0 nothing to do or installed; 2 configuration, key, secrets or state file
 problem; 3 a bundle was refused; 4 DSM import or confirmation failed and the previous certificate
-stays; 5 the source was unreachable or refused us; 6 DSM was unreachable or refused the login
-(nothing changed); 1 a bug (the traceback is printed).
+stays; 5 the source was unreachable or refused us; 6 DSM was unreachable or refused the login,
+to install or in the daily credential check (nothing changed); 1 a bug (the traceback is printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -17,8 +18,10 @@ from nas_agent import cycle
 from nas_agent.config.types import MIN_POLL_INTERVAL
 from nas_agent.duration import parse_duration
 from nas_agent.errors import AgentError
+from nas_agent.version import package_version
 
 _log = logging.getLogger("nas_agent.cli")
+CONFIG_ENV = "CERTDROP_AGENT_CONFIG"  # names the configuration file when --config does not
 
 
 def _duration(text: str) -> float:
@@ -35,7 +38,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="certdrop-agent",
         description="Pull sealed certificates for this NAS and install them into DSM.",
     )
-    parser.add_argument("--config", "-c", default="agent.conf", help="the agent's INI file")
+    parser.add_argument(
+        "--version", action="version", version="certdrop-agent " + package_version()
+    )
+    named = os.environ.get(CONFIG_ENV)
+    where = f"{named}, from ${CONFIG_ENV}" if named else f"agent.conf; ${CONFIG_ENV} names another"
+    parser.add_argument(
+        "--config",
+        "-c",
+        default=named or "agent.conf",
+        help=f"the agent's INI file (default: {where})".replace("%", "%%"),
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

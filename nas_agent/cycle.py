@@ -1,18 +1,24 @@
+# Over 300 lines: one run's steps and the failure paths between them, sharing the run's state.
 """One agent cycle: poll the index, verify and open what is new, install it into DSM, report.
 
-    poll index.json (If-None-Match) ─ unchanged ─► report, exit 0
-        │ changed
-        ▼
-    per configured site: entry newer than installed? ─ no ─► nothing to do
-        │ yes: verify the signed entry, fetch the sealed object, open and check it
-        ▼
-    DSM: back up, import in place, bind services, TLS-confirm, or roll back
+    poll index.json (If-None-Match) ─ unchanged ─► (no install) ─────────────┐
+        │ changed                                                            │
+        ▼                                                                    │
+    per configured site: entry newer than installed? ─ no ─► (no install) ───┤
+        │ yes: verify the signed entry; fetch, open and check the bundle     │
+        ▼                                                                    │
+    DSM: back up, import in place, bind services, TLS-confirm, or roll back  │
+        ▼                                                                    ▼
+    no DSM login in this run and the credential check due: log in, log out
         ▼
     state (atomically), signed status report to the source when writable
 
 The index ETag is remembered only when every site was handled, so a failed install is retried
-on the next run even though the index did not change. State is written after each install, so
-an agent killed at any step converges on its next run.
+on the next run even though the index did not change; and it is used only under the
+configuration it was recorded with (`index_scope`), so a site added to agent.conf, or a site id
+corrected, is looked for at the next run. Index entries for sites agent.conf does not name are
+logged and reported (`unconfigured_sites`), never installed. State is written after each
+install, so an agent killed at any step converges on its next run.
 """
 
 from __future__ import annotations
@@ -23,14 +29,17 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from nas_agent import store_layout
-from nas_agent.bundle import IndexEntry, open_entry, parse_index, verify_entry
+from nas_agent._encoding import format_timestamp
+from nas_agent.bundle import Index, IndexEntry, open_entry, parse_index, verify_entry
 from nas_agent.config import AgentConfig, check_runnable, dsm_password
+from nas_agent.config.digest import index_scope
 from nas_agent.config.types import SiteConfig
+from nas_agent.credential_check import check_due, credentials_basis, next_check
 from nas_agent.dsm.client import DsmClient
 from nas_agent.dsm.errors import DsmError
 from nas_agent.errors import (
@@ -41,6 +50,7 @@ from nas_agent.errors import (
     StaleVersion,
     StateUnwritable,
     TempAdminError,
+    VersionConflict,
 )
 from nas_agent.install import DsmInstaller, Installed, LocalCopies, Material
 from nas_agent.keys import AgentKeys, load_agent_keys
@@ -58,7 +68,7 @@ EXIT_CONFIG = 2  # configuration, key files, secrets files or the state file
 EXIT_REFUSED = 3  # a bundle was refused (tampered, replayed, wrong agent, expired, names)
 EXIT_ROLLED_BACK = 4  # DSM import or confirmation failed; the previous certificate stays
 EXIT_SOURCE = 5  # the source (S3, HTTPS, share) was unreachable or refused us
-EXIT_DSM = 6  # DSM unreachable or the login refused; nothing was changed
+EXIT_DSM = 6  # DSM unreachable or the login refused (to install, or checked); nothing changed
 
 # When several sites fail differently, the exit code names the most serious.
 _SEVERITY = (EXIT_ROLLED_BACK, EXIT_REFUSED, EXIT_DSM, EXIT_SOURCE)
@@ -158,14 +168,26 @@ class _Cycle:
             lambda: DsmClient(config.dsm.url, verify=config.dsm.verify, timeout=config.dsm.timeout)
         )
         self._installer: DsmInstaller | None = None
+        # This run's DSM login: None before any, then whether DSM accepted it.
+        self._dsm_logged_in: bool | None = None
 
     def run(self) -> CycleResult:
+        return self._check_dsm(self._poll())
+
+    def _poll(self) -> CycleResult:
+        scope = index_scope(self.config)
+        etag = self.state.index_etag
+        if etag is not None and self.state.index_scope != scope:
+            _log.info("agent.conf changed since the index was last read: reading it again")
+            etag = None
         try:
-            fetched = self.source.fetch(store_layout.INDEX, etag=self.state.index_etag)
+            fetched = self.source.fetch(store_layout.INDEX, etag=etag)
         except SourceError as exc:
             return self._fail(EXIT_SOURCE, exc)
         if not isinstance(fetched, Fetched):
             _log.info("index unchanged: nothing to do")
+            if self.state.unconfigured_sites:
+                self._log_unconfigured(self.state.unconfigured_sites, logging.INFO)
             self._save(self.state.with_success(self.now()))
             return CycleResult(EXIT_OK, index_unchanged=True)
         _log.info("index changed: checking %d site(s)", len(self.config.sites))
@@ -173,6 +195,7 @@ class _Cycle:
             index = parse_index(fetched.body)
         except BundleError as exc:
             return self._fail(EXIT_REFUSED, exc)
+        self._note_unconfigured(index)
         # First everything that needs no DSM, then one DSM session for all the installs.
         outcomes: dict[str, tuple[int, str]] = {}
         ready: list[_Ready] = []
@@ -204,8 +227,39 @@ class _Cycle:
             return CycleResult(
                 min(codes, key=_SEVERITY.index), tuple(installed), tuple(current), tuple(failures)
             )
-        self._save(state.with_index_etag(fetched.etag).with_success(self.now()))
+        self._save(state.with_index_etag(fetched.etag, scope).with_success(self.now()))
         return CycleResult(EXIT_OK, tuple(installed), tuple(current))
+
+    def _note_unconfigured(self, index: Index) -> None:
+        """Entries for sites agent.conf has no section for: logged and reported, not installed.
+        Only entries that verify (signed by the pinned issuer, for this agent) are named."""
+        found: list[str] = []
+        for entry in index.entries:
+            if entry.site in self.config.sites:
+                continue
+            try:
+                verify_entry(
+                    entry,
+                    agent_id=self.keys.agent_id,
+                    issuer_public_key=self.issuer_key,
+                    installed_version=None,
+                )
+            except BundleError as exc:
+                _log.warning("index entry for %s, a site not in agent.conf: %s", entry.site, exc)
+                continue
+            found.append(entry.site)
+        if found:
+            self._log_unconfigured(found, logging.WARNING)
+        self._save(self.state.with_unconfigured_sites(found))
+
+    def _log_unconfigured(self, sites: Sequence[str], level: int) -> None:
+        _log.log(
+            level,
+            "the index holds certificates for %s, not configured here: add a [site:<id>] section"
+            " to %s for each one this NAS should install",
+            ", ".join(sites),
+            self.config.path,
+        )
 
     def _open(self, index, site: SiteConfig) -> _Ready | tuple[int, str]:
         """The site's new bundle, verified and opened; or why there is nothing to install."""
@@ -222,6 +276,12 @@ class _Cycle:
             _log.info("site %s: nothing published for this agent yet", site.id)
             return EXIT_OK, "not published"
         except StaleVersion as exc:
+            held = self.state.sites.get(site.id)
+            if exc.up_to_date and held is not None and held.fingerprint != entry.cert_sha256:
+                conflict = VersionConflict(
+                    entry.version, held.fingerprint, entry.cert_sha256, site=site.id
+                )
+                return self._refused(site, conflict)
             if exc.up_to_date:
                 return EXIT_OK, "up to date"
             return self._refused(site, exc)
@@ -258,9 +318,12 @@ class _Cycle:
         outcomes: dict[str, tuple[int, str]] = {}
         try:
             with self._dsm().session() as install:
+                self._dsm_login(None)
                 for item in ready:
                     outcomes[item.site.id] = self._install_one(install, item)
         except (DsmError, TempAdminError) as exc:
+            if not self._dsm_logged_in:
+                self._dsm_login(exc)
             # DSM unreachable, the login refused, DSM stopped answering mid-way, or the
             # temporary administrator could not be made: every site not done yet keeps what
             # it has.
@@ -293,6 +356,58 @@ class _Cycle:
         confirmed = "served by DSM" if done.confirmed else "imported (not DSM's default)"
         _log.info("site %s: version %d %s", site.id, entry.version, confirmed)
         return EXIT_OK, "installed"
+
+    def _check_dsm(self, result: CycleResult) -> CycleResult:
+        """Logs in and out once when no install did and the credential check is due, so a
+        password DSM no longer accepts is reported before a certificate depends on it."""
+        if self._dsm_logged_in is not None:
+            return result
+        last = self.state.dsm_check
+        if not check_due(last, credentials_basis(self.config), self.now()):
+            if last is not None and last.error is not None:
+                _log.warning(
+                    "DSM refused the agent's login at %s (%s); checked again from %s, or at the"
+                    " next run after agent.conf or the DSM password or device file changes",
+                    format_timestamp(last.at),
+                    last.error.code,
+                    format_timestamp(next_check(last)),
+                )
+            return result
+        _log.info("checking that DSM accepts the agent's login (daily, and after changes)")
+        try:
+            with self._dsm().session():
+                self._dsm_login(None)
+        except (DsmError, TempAdminError) as exc:
+            # The login refused or DSM unreachable; or, logged in, the temporary account could
+            # not be deleted: reported either way.
+            if not self._dsm_logged_in:
+                self._dsm_login(exc)
+            _log.error("DSM login check: %s", exc)
+            self._record(exc, None)
+            codes = [code for code in (result.exit_code, EXIT_DSM) if code != EXIT_OK]
+            return replace(
+                result,
+                exit_code=min(codes, key=_SEVERITY.index),
+                failures=(*result.failures, f"DSM login check: {exc}"),
+            )
+        return result
+
+    def _dsm_login(self, error: AgentError | None) -> None:
+        """Records this run's DSM login, accepted (`error` None) or not: the credential check."""
+        self._dsm_logged_in = error is None
+        basis = credentials_basis(self.config)  # after the login: it may clear the device file
+        if error is None:
+            self._save(self.state.with_dsm_check(self.now(), basis))
+        else:
+            self._save(
+                self.state.with_dsm_check(
+                    self.now(),
+                    basis,
+                    code=error.code,
+                    message=str(error),
+                    transient=error.transient,
+                )
+            )
 
     def _dsm(self) -> DsmInstaller:
         if self._installer is None:

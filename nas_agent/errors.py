@@ -14,6 +14,7 @@ has a stable `code` to branch on.
     │   ├── BadSignature           the entry's Ed25519 signature does not verify
     │   ├── WrongAgent             .addressee: the entry was signed for another agent
     │   ├── StaleVersion           .installed_version: .version is not newer (replay, up to date)
+    │   ├── VersionConflict        the installed version, named with another certificate
     │   ├── SealedHashMismatch     the sealed object is not the one the signed entry names
     │   ├── MalformedSealedObject  bad magic, too short or too large
     │   ├── DecryptionFailed       HPKE open failed: another recipient's object, or tampered bytes
@@ -154,6 +155,24 @@ class WrongAgent(BundleError):
     def __init__(self, addressee: str, **where):
         self.addressee = addressee
         super().__init__(f"entry is addressed to agent {addressee}", **where)
+
+
+class VersionConflict(BundleError):
+    """The entry names the installed version with another certificate: one version, two
+    certificates. The issuer reserves every version so this cannot happen; if it does, it is
+    refused and reported, never taken as "up to date"."""
+
+    code = "bundle.version_conflict"
+
+    def __init__(self, version: int, installed_sha256: str, entry_sha256: str, **where):
+        self.installed_sha256 = installed_sha256
+        self.entry_sha256 = entry_sha256
+        super().__init__(
+            f"version {version} is installed as certificate {installed_sha256[:16]}…, but the "
+            f"index names certificate {entry_sha256[:16]}… for it: refused; report this",
+            version=version,
+            **where,
+        )
 
 
 class StaleVersion(BundleError):

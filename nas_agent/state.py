@@ -1,3 +1,4 @@
+# Over 300 lines: one file format, its fields, their checks and the helpers that build them.
 """The agent's local state: one small JSON file, replaced atomically, readable by its user only.
 
     {"format": "certdrop-agent-state-v1",
@@ -8,7 +9,10 @@
      "last_error": {"code": "source.unavailable", "message": "...", "at": "...", "site": null},
      "site_errors": {"shop": {"code": "bundle.names_not_covered", "message": "...", "at": "...",
                               "site": "shop"}},
-     "index_etag": "\\"9b2c...\\"",
+     "index_etag": "\\"9b2c...\\"", "index_scope": "<sha256 hex>",
+     "unconfigured_sites": ["blog"],
+     "dsm_check": {"at": "2026-11-28T12:00:00Z", "basis": "<sha256 hex>", "error": null,
+                   "transient": false},
      "dsm_version": "DSM 7.2.1-69057 Update 5"}
 
 `AgentState` is a frozen value; `with_*` helpers return a changed copy, so a cycle builds the new
@@ -17,7 +21,15 @@ what refuses replays (`verify_entry(installed_version=...)`).
 
 `index_etag` is what the next poll sends as If-None-Match: record it only once every entry of
 that index was handled (installed, up to date, or refused for good). Saved earlier, a failed
-install would not be retried until the cloud published again.
+install would not be retried until the cloud published again. `index_scope` names the
+configuration it was handled under (`nas_agent.config.digest.index_scope`): under another one
+(a site added, a site id corrected) the ETag is not sent and the index is read again.
+`unconfigured_sites` are the sites that index holds entries for but agent.conf does not name.
+
+`dsm_check` is the agent's latest DSM login, a scheduled credential check or an install's login
+(`nas_agent.credential_check`): when, under which `basis` (configuration and credential files),
+and the error if DSM refused it; it stays until the next login, and while it holds an error the
+agent is `failing`.
 
 Errors are recorded by their stable code (`nas_agent.errors`). `last_error` is the newest of
 all; `site_errors` holds each site whose latest attempt failed, and loses a site once it is
@@ -71,12 +83,25 @@ class LastError:
 
 
 @dataclass(frozen=True)
+class DsmCheck:
+    """The agent's latest DSM login: a scheduled credential check, or the login of an install."""
+
+    at: datetime
+    basis: str  # `credential_check.credentials_basis` when it was made
+    error: LastError | None = None  # None: DSM accepted the login
+    transient: bool = False  # the error may pass by itself (DSM unreachable): check next run
+
+
+@dataclass(frozen=True)
 class AgentState:
     sites: Mapping[str, InstalledSite] = field(default_factory=lambda: MappingProxyType({}))
     last_success: datetime | None = None
     last_error: LastError | None = None
     site_errors: Mapping[str, LastError] = field(default_factory=lambda: MappingProxyType({}))
     index_etag: str | None = None
+    index_scope: str | None = None  # the configuration index_etag was recorded under
+    unconfigured_sites: tuple[str, ...] = ()  # in the index, not in agent.conf
+    dsm_check: DsmCheck | None = None
     dsm_version: str | None = None
 
     def installed(self, site: str) -> InstalledSite | None:
@@ -88,7 +113,10 @@ class AgentState:
 
     @property
     def failing(self) -> bool:
-        """The last error is newer than the last success (or there was never a success)."""
+        """The last error is newer than the last success (or there was never a success), or
+        DSM refused the agent's latest login."""
+        if self.dsm_check is not None and self.dsm_check.error is not None:
+            return True
         if self.last_error is None:
             return False
         return self.last_success is None or self.last_error.at >= self.last_success
@@ -133,8 +161,26 @@ class AgentState:
         """A cycle that ended well; the last error stays on record (see `failing`)."""
         return dataclasses.replace(self, last_success=_whole(at))
 
-    def with_index_etag(self, etag: str | None) -> AgentState:
-        return dataclasses.replace(self, index_etag=etag)
+    def with_index_etag(self, etag: str | None, scope: str | None = None) -> AgentState:
+        return dataclasses.replace(self, index_etag=etag, index_scope=scope)
+
+    def with_unconfigured_sites(self, sites: Iterable[str]) -> AgentState:
+        return dataclasses.replace(self, unconfigured_sites=tuple(sorted(set(sites))))
+
+    def with_dsm_check(
+        self,
+        at: datetime,
+        basis: str,
+        *,
+        code: str | None = None,
+        message: str = "",
+        transient: bool = False,
+    ) -> AgentState:
+        """A DSM login: accepted when `code` is None, else refused or failed with that code."""
+        moment = _whole(at)
+        error = None if code is None else LastError(code, message[:MAX_ERROR_MESSAGE], moment)
+        check = DsmCheck(moment, basis, error, transient and error is not None)
+        return dataclasses.replace(self, dsm_check=check)
 
     def with_dsm_version(self, version: str | None) -> AgentState:
         return dataclasses.replace(self, dsm_version=version)
@@ -168,6 +214,9 @@ def encode_state(state: AgentState) -> bytes:
         "last_error": error_json(state.last_error),
         "site_errors": {site: error_json(e) for site, e in state.site_errors.items()},
         "index_etag": state.index_etag,
+        "index_scope": state.index_scope,
+        "unconfigured_sites": list(state.unconfigured_sites),
+        "dsm_check": _check_json(state.dsm_check),
         "dsm_version": state.dsm_version,
     }
     return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
@@ -186,6 +235,9 @@ def decode_state(data: bytes, path: str = "(state)") -> AgentState:
             last_error=_error(document.get("last_error")),
             site_errors=_site_errors(document.get("site_errors")),
             index_etag=_optional_text(document, "index_etag"),
+            index_scope=_optional_text(document, "index_scope"),
+            unconfigured_sites=_site_ids(document.get("unconfigured_sites")),
+            dsm_check=_check(document.get("dsm_check")),
             dsm_version=_optional_text(document, "dsm_version"),
         )
     except (ValueError, TypeError, KeyError) as exc:
@@ -202,6 +254,17 @@ def error_json(error: LastError | None) -> dict[str, Any] | None:
         "message": error.message,
         "at": format_timestamp(error.at),
         "site": error.site,
+    }
+
+
+def _check_json(check: DsmCheck | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    return {
+        "at": format_timestamp(check.at),
+        "basis": check.basis,
+        "error": error_json(check.error),
+        "transient": check.transient,
     }
 
 
@@ -274,6 +337,28 @@ def _site_errors(raw: Any) -> Mapping[str, LastError]:
             raise ValueError("site_errors holds an entry that is not an error of its site")
         errors[site] = error
     return MappingProxyType(errors)
+
+
+def _site_ids(raw: Any) -> tuple[str, ...]:
+    if raw is None:  # a file written before unconfigured sites were noted
+        return ()
+    if not isinstance(raw, list) or not all(is_site_id(site) for site in raw):
+        raise ValueError("unconfigured_sites is not a list of site ids")
+    return tuple(sorted(set(raw)))
+
+
+def _check(raw: Any) -> DsmCheck | None:
+    if raw is None:  # a file written before credential checks
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("transient"), bool):
+        raise ValueError("dsm_check is not an object with transient true or false")
+    error = _error(raw.get("error"))
+    return DsmCheck(
+        at=parse_timestamp(raw["at"]),
+        basis=_text(raw, "basis"),
+        error=error,
+        transient=raw["transient"] and error is not None,
+    )
 
 
 def _object(document: Mapping[str, Any], key: str) -> dict[str, Any]:

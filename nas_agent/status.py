@@ -12,11 +12,20 @@
      "last_error": {"code": "install.failed", "message": "...", "at": "...", "site": "shop"},
      "site_errors": {"shop": {"code": "install.failed", "message": "...", "at": "...",
                               "site": "shop"}},
+     "unconfigured_sites": ["blog"],
+     "dsm_check": {"at": "2026-11-28T11:45:00Z",
+                   "error": {"code": "dsm.login_wrong_password", "message": "...",
+                             "at": "2026-11-28T11:45:00Z", "site": null}},
      "failing": true}
 
 Errors travel as their stable codes (`nas_agent.errors`); the message is for people only.
 `site_errors` holds the sites whose latest attempt failed. Reports written before codes carry
 "kind" (the class name) instead of "code", and no `site_errors`.
+
+`unconfigured_sites` are sites the agent's index holds certificates for but its agent.conf has
+no `[site:<id>]` section for: they are not installed. `dsm_check` is the agent's latest DSM login
+(a daily credential check, or an install's login; null before the first) with the error when
+DSM refused it; `failing` stays true while it holds one. Older agents send neither field.
 
 The Ed25519 signature (the agent's own key, registered at enrollment) covers a context string
 and the report's canonical JSON, so the cloud can tell a real report from one written by anyone
@@ -53,7 +62,8 @@ def status_report(
 ) -> bytes:
     """The report body: what is installed, the DSM version, the last success and errors, when
     the agent was last seen and how often it means to report (the operator's view calls it
-    quiet after three missed reports). No local detail (ETag, DSM ids)."""
+    quiet after three missed reports), index entries for sites it has no configuration for, and
+    its latest DSM login. No local detail (ETag, DSM ids, configuration digests)."""
     document = {
         "format": STATUS_FORMAT,
         "agent": agent_id,
@@ -72,6 +82,15 @@ def status_report(
         "last_success": format_timestamp(state.last_success) if state.last_success else None,
         "last_error": error_json(state.last_error),
         "site_errors": {site: error_json(e) for site, e in state.site_errors.items()},
+        "unconfigured_sites": list(state.unconfigured_sites),
+        "dsm_check": (
+            None
+            if state.dsm_check is None
+            else {
+                "at": format_timestamp(state.dsm_check.at),
+                "error": error_json(state.dsm_check.error),
+            }
+        ),
         "failing": state.failing,
     }
     return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"

@@ -2,6 +2,8 @@
 
     config/certdrop.toml                         the operator's configuration (AWS mode)
     state/sites/<site>.json                      what the issuer knows of a site
+    state/versions/<site>/<version>              a version reserved (conditional write); kept
+                                                 when the site is removed, so versions only grow
     state/locks/<site>                           a run's lock (conditional write)
     state/schedule/<site>@<check>@<expiry>@<hash> due times in names: the tick lists, never reads
     state/agents/<agent>.json                    the agent registry
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 CONFIG = "config/certdrop.toml"
 SITE_STATE_PREFIX = "state/sites/"
+VERSIONS_PREFIX = "state/versions/"
 LOCK_PREFIX = "state/locks/"
 SCHEDULE_PREFIX = "state/schedule/"
 REGISTRY_PREFIX = "state/agents/"
@@ -36,6 +39,14 @@ STATUS = "status.json"
 
 def site_state(site: str) -> str:
     return f"{SITE_STATE_PREFIX}{site}.json"
+
+
+def versions_of(site: str) -> str:
+    return f"{VERSIONS_PREFIX}{site}/"
+
+
+def version_reservation(site: str, version: int) -> str:
+    return f"{versions_of(site)}{version}"
 
 
 def lock(site: str) -> str:

@@ -21,6 +21,8 @@ Session fixtures (each started on first request, on free 127.0.0.1 ports, stoppe
   nonce_reject_percent=..., alternate_roots=..., ...)` in a `with` block.
 - `pebble_eab` -> the same with externalAccountBindingRequired; `eab_kid`, `eab_hmac_key`
   (base64url) are the one accepted binding.
+- `pebble_profiles` -> the same offering two profiles, Let's Encrypt's "classic" (90 days) and
+  "shortlived" (6 days). Pebble picks one at random for an order naming none: name one.
 
 This file imports only the stdlib, pytest, cryptography and requests (dnspython lazily): it also
 runs under Python 3.8 for the agent's tests.
@@ -35,7 +37,7 @@ from collections.abc import Iterator
 import pytest
 
 from lab.bind import BindResolver, BindServer, TsigKey, Zone
-from lab.pebble import Pebble
+from lab.pebble import CLASSIC, SHORTLIVED, Pebble
 from tests import netguard
 
 TEST_ZONES = (
@@ -97,4 +99,14 @@ def pebble_eab(
     hmac_key = base64.urlsafe_b64encode(os.urandom(48)).decode("ascii")  # 64 chars, no padding
     workdir = tmp_path_factory.mktemp("pebble-eab")
     with Pebble(workdir, bind_resolver.address, eab_keys={"certdrop-kid-1": hmac_key}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pebble_profiles(
+    tmp_path_factory: pytest.TempPathFactory, bind_resolver: BindResolver
+) -> Iterator[Pebble]:
+    profiles = {"classic": CLASSIC, "shortlived": SHORTLIVED}
+    workdir = tmp_path_factory.mktemp("pebble-profiles")
+    with Pebble(workdir, bind_resolver.address, profiles=profiles) as server:
         yield server

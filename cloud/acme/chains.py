@@ -52,6 +52,11 @@ def select_chain(default: str, alternates: list[str], preferred_issuer: str | No
     return chain
 
 
+def leaf_issuer_cn(cert_pem: str) -> str | None:
+    """The CN of the certificate's issuer: for a leaf, the CA's intermediate that signed it."""
+    return _cn(x509.load_pem_x509_certificate(cert_pem.encode()).issuer)
+
+
 def _cn(name: x509.Name) -> str | None:
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else None

@@ -5,6 +5,8 @@ Adds what the library leaves to its callers: the account key kept and reused, Ex
 Binding, a bounded retry around badNonce and transient server errors (the library retries a bad
 nonce once), polling with a short backoff instead of its fixed one-second sleeps, and problem
 documents turned into `AcmeError`s carrying the problem type, the identifier and Retry-After.
+Orders name a profile only one the CA's directory lists, and may say what they replace (ARI);
+every request, the renewal-info GET included, carries certdrop's User-Agent.
 """
 
 from __future__ import annotations
@@ -14,24 +16,35 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import josepy as jose
+import requests
 from acme import challenges, client, crypto_util, messages
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cloud.acme.ari import SuggestedWindow, fetch_window
 from cloud.acme.certificate_keys import pkcs8_pem
 from cloud.acme.problems import (
     RETRY_PROBLEMS,
     RetryAfterNetwork,
+    directory_failure,
     failures,
+    problem_name,
     translate,
     utcnow,
 )
-from cloud.config import CaConfig
-from cloud.errors import AcmeError, KeyExists, ValidationFailed
+from cloud.config import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, CaConfig
+from cloud.errors import (
+    AcmeError,
+    DirectoryUnavailable,
+    KeyExists,
+    ProfileUnknown,
+    ValidationFailed,
+)
 from cloud.keys.store import KeyStore
 from cloud.secrets import resolve
 
@@ -39,6 +52,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 USER_AGENT = "certdrop/0.1"
+# What every ACME directory lists; a JSON document without them is something else.
+_DIRECTORY_RESOURCES = ("newNonce", "newAccount", "newOrder")
 
 
 class _ReplacingNewOrder(messages.NewOrder):
@@ -48,13 +63,18 @@ class _ReplacingNewOrder(messages.NewOrder):
 
 
 class AcmeClient:
-    """One CA, one account. Not shared between threads: make one per concurrent issuance."""
+    """One CA, one account. Not shared between threads: make one per concurrent issuance.
+
+    With `staging`, `ca.directory` is the CA's staging directory (a dry run's): its account is
+    kept under a name of its own, and messages name `ca.staging_directory`.
+    """
 
     def __init__(
         self,
         ca: CaConfig,
         keys: KeyStore,
         *,
+        staging: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         attempts: int = 6,
@@ -64,6 +84,7 @@ class AcmeClient:
     ):
         self.ca = ca
         self.keys = keys
+        self.staging = staging
         self.clock = clock
         self.sleep = sleep
         self.attempts = attempts
@@ -77,7 +98,8 @@ class AcmeClient:
 
     def connect(self) -> None:
         """Fetches the directory and loads the account, registering it on first use."""
-        key_name = "acme-account-" + hashlib.sha256(self.ca.directory.encode()).hexdigest()[:16]
+        kind = "acme-account-staging-" if self.staging else "acme-account-"
+        key_name = kind + hashlib.sha256(self.ca.directory.encode()).hexdigest()[:16]
         stored = self.keys.load(key_name)
         if stored is None:
             self._register(key_name)
@@ -99,10 +121,37 @@ class AcmeClient:
             verify_ssl=verify,  # type: ignore[arg-type]
             user_agent=USER_AGENT,
         )
-        directory = self._call(
-            "fetch directory", client.ClientV2.get_directory, self.ca.directory, self._net
-        )
-        self._client = client.ClientV2(directory, self._net)
+        self._client = client.ClientV2(self._directory(self._net), self._net)
+
+    def _directory(self, net: RetryAfterNetwork) -> messages.Directory:
+        """The CA's directory; DirectoryUnavailable, naming the URL and the setting that gave
+        it, when the URL serves none."""
+        url = self.ca.directory
+        setting = "ca.staging_directory" if self.staging else "ca.directory"
+        example = LETSENCRYPT_STAGING if self.staging else LETSENCRYPT_PRODUCTION
+        fix = f"set {setting} to the CA's ACME directory URL, e.g. {example}"
+        try:
+            # Any content type: what is not JSON is told below, not retried as a server error.
+            response = self._call("fetch directory", net.get, url, None)
+        except AcmeError as exc:
+            if exc.transient:
+                fix = f"check {setting}, or try again when the CA is back"
+            raise DirectoryUnavailable(
+                url, setting, directory_failure(exc), fix, transient=exc.transient
+            ) from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not all(r in body for r in _DIRECTORY_RESOURCES):
+            kind = response.headers.get("Content-Type") or "no content type"
+            cause = f"answered HTTP {response.status_code} ({kind}), not an ACME directory"
+            raise DirectoryUnavailable(url, setting, cause, fix, transient=False)
+        try:
+            return messages.Directory.from_json(body)
+        except jose.DeserializationError as exc:
+            cause = f"answered a directory whose meta does not parse ({exc})"
+            raise DirectoryUnavailable(url, setting, cause, fix, transient=False) from exc
 
     def _register(self, key_name: str) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -153,6 +202,18 @@ class AcmeClient:
         assert self._net is not None
         return self._net
 
+    @property
+    def account_uri(self) -> str:
+        """The account's URL at the CA: what a dns-persist-01 record names (a key rollover
+        keeps it; a new account has another)."""
+        assert self.net.account is not None, "AcmeClient.connect() was not called"
+        return self.net.account.uri
+
+    @property
+    def caa_identities(self) -> tuple[str, ...]:
+        """The CA's issuer domains its directory lists (`meta.caaIdentities`), in its order."""
+        return tuple(self.acme.directory.meta.caa_identities or ())
+
     # --- orders ----------------------------------------------------------------------------
 
     @property
@@ -163,43 +224,89 @@ class AcmeClient:
         except KeyError:
             return None
 
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        """The profiles the CA's directory lists (`meta.profiles`), sorted; empty when none."""
+        return tuple(sorted(self.acme.directory.meta.profiles or ()))
+
+    def renewal_window(self, cert_id: str, now: datetime) -> SuggestedWindow:
+        """The CA's suggested renewal window for the certificate `cert_id` (ARI); a transient
+        AcmeError ("ari") when it cannot be read. Only for a CA with a `renewal_info_url`."""
+        url = self.renewal_info_url
+        if url is None:
+            raise RuntimeError("the CA offers no renewal information")
+        with requests.Session() as session:
+            session.verify = str(self.ca.ca_bundle) if self.ca.ca_bundle else True
+            session.headers["User-Agent"] = USER_AGENT
+            return fetch_window(url, cert_id, session=session, now=now)
+
     def new_order(
-        self, csr_pem: bytes, profile: str | None, replaces: str | None = None
+        self,
+        csr_pem: bytes,
+        profile: str | None,
+        replaces: str | None = None,
+        on_placed: Callable[[str], None] | None = None,
     ) -> messages.OrderResource:
         """Places an order for the CSR's names. `replaces` (an ARI CertID) marks it as the
-        renewal of that certificate; it is sent only to a CA that offers ARI."""
-        if replaces is None or self.renewal_info_url is None:
-            return self._call("new order", self.acme.new_order, csr_pem, profile)
-        return self._call("new order", self._new_order_replacing, csr_pem, profile, replaces)
+        renewal of that certificate; it is sent only to a CA that offers ARI. A `profile` the
+        CA's directory does not list is refused here, before anything is sent. `on_placed` is
+        told the order's URL as soon as the CA returns it, before anything else is asked.
 
-    def _new_order_replacing(
-        self, csr_pem: bytes, profile: str | None, replaces: str
-    ) -> messages.OrderResource:
-        # The library's new_order cannot send `replaces`; this is its body with our message.
+        Each request is retried on its own: a bad nonce while fetching an authorization retries
+        that fetch, never the newOrder POST (which would place a second order).
+        """
+        if profile is not None and profile not in self.profiles:
+            raise ProfileUnknown(profile, self.profiles, self.ca.directory)
         csr = x509.load_pem_x509_csr(csr_pem)
         names, _ = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
-        order = _ReplacingNewOrder(
-            identifiers=[messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names],
-            profile=profile,
-            replaces=replaces,
-        )
-        response = self.acme._post(self.acme.directory["newOrder"], order)
+        identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names]
+        if replaces is None or self.renewal_info_url is None:
+            order: messages.NewOrder = messages.NewOrder(identifiers=identifiers, profile=profile)
+        else:
+            # The library's NewOrder cannot send `replaces`.
+            order = _ReplacingNewOrder(identifiers=identifiers, profile=profile, replaces=replaces)
+        response = self._call("new order", self.acme._post, self.acme.directory["newOrder"], order)
+        url = response.headers.get("Location")
+        if not url:
+            raise AcmeError("malformed", "the CA created an order without saying where it is")
+        if on_placed is not None:
+            on_placed(url)
         body = messages.Order.from_json(response.json())
         authorizations = [
-            self.acme._authzr_from_response(self.acme._post_as_get(url), uri=url)
-            for url in body.authorizations
+            self.acme._authzr_from_response(
+                self._call("fetch authorization", self.acme._post_as_get, authz_url), uri=authz_url
+            )
+            for authz_url in body.authorizations
         ]
         return messages.OrderResource(
-            body=body,
-            uri=response.headers.get("Location"),
-            authorizations=authorizations,
-            csr_pem=csr_pem,
+            body=body, uri=url, authorizations=authorizations, csr_pem=csr_pem
         )
 
-    def resume_order(self, order_url: str, csr_pem: bytes) -> messages.OrderResource | None:
+    def find_order(self, names: tuple[str, ...]) -> str | None:
+        """The URL of an order of this account for exactly `names` that can still be finished
+        (pending or ready), from the account's order list (RFC 8555 §7.1.2.1); None when there
+        is none or the CA keeps no list (Let's Encrypt does not)."""
+        account = self._call("fetch account", self.acme._post_as_get, self.account_uri).json()
+        orders_url = account.get("orders")
+        if not orders_url:
+            return None
+        listing = self._call("list orders", self.acme._post_as_get, orders_url).json()
+        for url in reversed(listing.get("orders") or []):  # the newest last
+            body = messages.Order.from_json(
+                self._call("fetch order", self.acme._post_as_get, url).json()
+            )
+            same = {i.value for i in body.identifiers} == set(names)
+            if same and body.status in (messages.STATUS_PENDING, messages.STATUS_READY):
+                return url
+        return None
+
+    def resume_order(
+        self, order_url: str, csr_pem: bytes, *, finalized_ok: bool = False
+    ) -> messages.OrderResource | None:
         """The order at `order_url` with its authorizations, when it can still be finished with
-        a new CSR for the same names (pending or ready); None when it is gone, invalid, or
-        already issued — a certificate whose key died with the run that ordered it."""
+        a new CSR for the same names (pending or ready) — or, with `finalized_ok` (the caller
+        holds the key it was finalized with), also when it is processing or issued; None when it
+        is gone or invalid, or issued for a key nobody holds."""
         try:
             response = self._call("fetch order", self.acme._post_as_get, order_url)
         except AcmeError as exc:
@@ -207,7 +314,10 @@ class AcmeClient:
                 raise
             return None  # unknown to the CA (expired, deleted): place a new one
         body = messages.Order.from_json(response.json())
-        if body.status not in (messages.STATUS_PENDING, messages.STATUS_READY):
+        usable = [messages.STATUS_PENDING, messages.STATUS_READY]
+        if finalized_ok:
+            usable += [messages.STATUS_PROCESSING, messages.STATUS_VALID]
+        if body.status not in usable:
             return None
         authorizations = [
             self._call("fetch authorization", self._authorization, url)
@@ -248,6 +358,11 @@ class AcmeClient:
         response = challb.chall.response(self.net.key)
         self._call("answer challenge", self.acme.answer_challenge, challb, response)
 
+    def post(self, what: str, url: str, message: jose.JSONDeSerializable) -> requests.Response:
+        """A request the library has no call for: `message` POSTed to `url`, signed with the
+        account's key id, retried and translated as every call here."""
+        return self._call(what, self.acme._post, url, message)
+
     def wait_for_authorizations(
         self, orderr: messages.OrderResource, deadline: float
     ) -> messages.OrderResource:
@@ -286,7 +401,7 @@ class AcmeClient:
             if body.status == messages.STATUS_INVALID:
                 error = body.error
                 raise AcmeError(
-                    (error.code if error else None) or "orderInvalid",
+                    (problem_name(error) if error else None) or "orderInvalid",
                     (error.detail if error else None) or "the CA marked the order invalid",
                 )
             if body.status == messages.STATUS_VALID and body.certificate:

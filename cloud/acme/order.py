@@ -1,7 +1,10 @@
-"""Issuing one site's certificate: fresh key, order, dns-01 for every name, finalize, checks.
+"""Issuing one site's certificate: fresh key, order, the site's challenge for every name,
+finalize, checks.
 
-TXT values are removed as soon as the authorizations are settled, and on every failure path; a
-crash between adding and removing is covered by the journal the next run sweeps.
+The challenge is an `Authorizer`: dns-01's (`Dns01Authorizer`, here) removes its TXT values as
+soon as the authorizations are settled, and on every failure path; a crash between adding and
+removing is covered by the journal the next run sweeps. dns-persist-01's writes nothing
+(`cloud.acme.persist.PersistAuthorizer`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
+from acme import messages
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
 from cloud.acme.ari import ari_cert_id
 from cloud.acme.certificate_keys import (
@@ -32,7 +38,7 @@ from cloud.acme.chains import Chain, select_chain
 from cloud.acme.client import AcmeClient
 from cloud.config import SiteConfig
 from cloud.dns01.solver import Challenge, Dns01Solver
-from cloud.errors import CertdropError, IssuanceError
+from cloud.errors import AcmeError, CertdropError, IssuanceError, OrderGone
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +91,7 @@ class Steps:
 def issue(
     site: SiteConfig,
     acme: AcmeClient,
-    solver: Dns01Solver,
+    authorizer: Authorizer,
     *,
     order_timeout: float,
     preferred_chain: str | None = None,
@@ -93,48 +99,57 @@ def issue(
     replaces: str | None = None,
     resume_order: str | None = None,
     on_order: Callable[[str], None] | None = None,
+    on_already_replaced: Callable[[AcmeError], None] | None = None,
+    order_key: bytes | None = None,
+    on_finalizing: Callable[[str, bytes], None] | None = None,
+    resume_only: bool = False,
+    on_ordering: Callable[[], None] | None = None,
 ) -> IssuedCertificate:
     """Issues `site` now. `replaces` names the certificate this renews (ARI CertID);
     `resume_order` is the URL of an order an interrupted run placed, finished instead of placing
     a new one when the CA still has it pending or ready; `on_order` is told the order's URL
-    before any challenge is touched, so a crash after it can be resumed."""
+    before any challenge is touched, so a crash after it can be resumed. When the CA answers
+    that the certificate `replaces` names already has a replacement, the order is placed once
+    more without `replaces`, after telling `on_already_replaced`. `on_finalizing` is given the
+    order's URL and the key (PKCS#8 PEM) just before the CSR is sent, and `order_key` is that
+    key back for `resume_order`: an order a dead run finalized is then finished, not lost.
+    With `resume_only`, an order that cannot be resumed raises OrderGone instead of a new one
+    being placed (the site was not due; only the interrupted order was to be finished)."""
     steps = Steps(site.id, clock)
-    solver.sweep()
+    authorizer.prepare()
+    key: CertificateIssuerPrivateKeyTypes
     with steps.step(f"generated {site.key_type.value} key and CSR"):
-        key = generate_key(site.key_type)
-        key_pem = pkcs8_pem(key)
+        if resume_order is not None and order_key is not None:
+            key_pem = order_key  # the key the interrupted run finalized with
+            kept = load_pem_private_key(key_pem, password=None)
+            if not isinstance(kept, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+                raise IssuanceError(f"site {site.id}: the kept order key is not EC or RSA")
+            key = kept
+        else:
+            key = generate_key(site.key_type)
+            key_pem = pkcs8_pem(key)
         csr = make_csr(key_pem, site.names)
     order = None
     if resume_order is not None:
         with steps.step("order of an interrupted run looked up"):
-            order = acme.resume_order(resume_order, csr)
+            order = acme.resume_order(resume_order, csr, finalized_ok=order_key is not None)
         if order is not None:
             log.info("resuming the interrupted run's order", extra={"site": site.id})
+    if order is None and resume_only:
+        raise OrderGone(resume_order or "")
     if order is None:
+        if on_ordering is not None:
+            on_ordering()
         with steps.step("order placed"):
-            order = acme.new_order(csr, site.profile, replaces)
-    if on_order is not None:
+            order = _new_order(acme, csr, site, replaces, on_already_replaced, on_order)
+    elif on_order is not None:
         on_order(order.uri)
     deadline = clock() + order_timeout
-    pending = acme.dns01_challenges(order)
-    challenges = [Challenge(domain, acme.validation(challb)) for domain, challb in pending]
-    records: tuple = ()
-    try:
-        if challenges:
-            with steps.step(f"located {len(challenges)} challenge record(s)"):
-                records = solver.present(challenges)
-            with steps.step(f"added {len(records)} TXT value(s)"):
-                solver.add(records)
-            with steps.step("TXT values served by every authoritative nameserver"):
-                solver.wait(records)
-            with steps.step("challenges answered"):
-                for _, challb in pending:
-                    acme.answer(challb)
-        with steps.step("authorizations valid"):
-            order = acme.wait_for_authorizations(order, deadline)
-    finally:
-        if records:
-            _cleanup(solver, records, steps)
+    finalized = order.body.status in (messages.STATUS_PROCESSING, messages.STATUS_VALID)
+    if not finalized:
+        order = authorizer.authorize(acme, order, deadline, steps)
+        if on_finalizing is not None:
+            on_finalizing(order.uri, key_pem)
     with steps.step("order finalized, certificate downloaded"):
         order = acme.finalize(order, deadline)
     chain = select_chain(order.fullchain_pem, order.alternative_fullchains_pem, preferred_chain)
@@ -144,6 +159,79 @@ def issue(
         extra={"site": site.id, "duration_ms": round(steps.elapsed * 1000), "order_url": order.uri},
     )
     return result
+
+
+def _new_order(
+    acme: AcmeClient,
+    csr: bytes,
+    site: SiteConfig,
+    replaces: str | None,
+    on_already_replaced: Callable[[AcmeError], None] | None,
+    on_order: Callable[[str], None] | None,
+) -> messages.OrderResource:
+    """A new order; without `replaces` once, when the CA says the certificate already has a
+    replacement (an order nobody here can finish: it is not the one this run could resume)."""
+    try:
+        return acme.new_order(csr, site.profile, replaces, on_placed=on_order)
+    except AcmeError as exc:
+        if replaces is None or exc.problem != "alreadyReplaced":
+            raise
+        log.warning(
+            "the CA says certificate %s already has a replacement order: ordering without "
+            "`replaces` (not exempt from rate limits)",
+            replaces,
+            extra={"site": site.id},
+        )
+        if on_already_replaced is not None:
+            on_already_replaced(exc)
+    return acme.new_order(csr, site.profile, None, on_placed=on_order)
+
+
+class Authorizer(Protocol):
+    """Gets an order's pending authorizations valid with one challenge type."""
+
+    def prepare(self) -> None:
+        """Before anything is ordered: tidies what an interrupted earlier run left."""
+
+    def authorize(
+        self, acme: AcmeClient, order: messages.OrderResource, deadline: float, steps: Steps
+    ) -> messages.OrderResource:
+        """Answers every pending authorization; returns the order once all are valid."""
+
+
+class Dns01Authorizer:
+    """dns-01: fresh TXT values placed through the site's provider, journalled, waited for at
+    every authoritative nameserver, answered, and removed (also after any failure)."""
+
+    def __init__(self, solver: Dns01Solver):
+        self.solver = solver
+
+    def prepare(self) -> None:
+        self.solver.sweep()
+
+    def authorize(
+        self, acme: AcmeClient, order: messages.OrderResource, deadline: float, steps: Steps
+    ) -> messages.OrderResource:
+        solver = self.solver
+        pending = acme.dns01_challenges(order)
+        challenges = [Challenge(domain, acme.validation(challb)) for domain, challb in pending]
+        records: tuple = ()
+        try:
+            if challenges:
+                with steps.step(f"located {len(challenges)} challenge record(s)"):
+                    records = solver.present(challenges)
+                with steps.step(f"added {len(records)} TXT value(s)"):
+                    solver.add(records)
+                with steps.step("TXT values served by every authoritative nameserver"):
+                    solver.wait(records)
+                with steps.step("challenges answered"):
+                    for _, challb in pending:
+                        acme.answer(challb)
+            with steps.step("authorizations valid"):
+                return acme.wait_for_authorizations(order, deadline)
+        finally:
+            if records:
+                _cleanup(solver, records, steps)
 
 
 def _cleanup(solver: Dns01Solver, records: tuple, steps: Steps) -> None:

@@ -105,10 +105,14 @@ class SecretsManagerKeyStore:
     """The issuer's keys in three secrets created by the template. The ACME secret holds a JSON
     object of account records by name, so one deployment can use several CAs."""
 
-    def __init__(self, secrets: KeySecrets, client: Any = None):
+    def __init__(self, secrets: KeySecrets, client: Any = None, *, region: str | None = None):
         import boto3
+        from botocore.exceptions import BotoCoreError
 
-        self.client = client or boto3.client("secretsmanager")
+        try:
+            self.client = client or boto3.client("secretsmanager", region_name=region)
+        except BotoCoreError as exc:  # no region configured, an endpoint that does not parse
+            raise StoreError(secrets.acme, f"Secrets Manager: {exc}") from exc
         self.secrets = secrets
 
     def load(self, name: str) -> bytes | None:
@@ -145,7 +149,7 @@ class SecretsManagerKeyStore:
         return json.loads(text) if text else {}
 
     def _read(self, secret_id: str) -> str | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             value = self.client.get_secret_value(SecretId=secret_id).get("SecretString")
@@ -153,14 +157,16 @@ class SecretsManagerKeyStore:
             if exc.response["Error"]["Code"] == "ResourceNotFoundException":
                 return None  # the secret has no value yet
             raise StoreError(secret_id, f"Secrets Manager: {exc}") from exc
+        except BotoCoreError as exc:  # unreachable, timed out, no credentials
+            raise StoreError(secret_id, f"Secrets Manager: {exc}") from exc
         return value or None
 
     def _write(self, secret_id: str, value: str) -> None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.put_secret_value(SecretId=secret_id, SecretString=value)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError(secret_id, f"Secrets Manager: {exc}") from exc
 
 

@@ -2,9 +2,10 @@
 
 0 done; 1 unexpected failure (a bug: the traceback is printed); 2 bad usage, configuration or
 request (unknown site or agent, bad token, issuer not initialized); 3 DNS (provider,
-propagation); 4 ACME (CA refused, rate limit, validation); 5 object store or key store; 6 the
-issued certificate failed our checks; 7 alerts could not be delivered (they are sent again at the
-next evaluation).
+propagation); 4 ACME (CA refused, rate limit, validation); 5 object store or key store, or the
+Secrets Manager holding a referenced secret unreachable; 6 the issued certificate failed our
+checks; 7 alerts could not be delivered (they are sent again at the next evaluation); 8 a
+`certdrop doctor` check failed (its output names each finding).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from cloud.errors import (
     DnsError,
     IssuanceError,
     SecretError,
+    SecretUnavailable,
     StoreError,
 )
 
 EXIT_OK, EXIT_BUG, EXIT_CONFIG, EXIT_DNS, EXIT_ACME, EXIT_STORE, EXIT_ISSUED, EXIT_ALERTS = range(8)
+EXIT_DOCTOR = 8
 EXIT_BY_ERROR = (
     (AlertDeliveryFailed, EXIT_ALERTS),
     (ConfigError, EXIT_CONFIG),
+    (SecretUnavailable, EXIT_STORE),  # before SecretError, its base
     (SecretError, EXIT_CONFIG),
     (DnsError, EXIT_DNS),
     (AcmeError, EXIT_ACME),

@@ -1,11 +1,14 @@
-"""The commands that look after the fleet: `status`, `site`, `dashboard`, `agent`."""
+"""The commands that look after the fleet: `status`, `site`, `dashboard`, `agent`, `doctor`."""
 
 from __future__ import annotations
 
 import argparse
+import functools
+from datetime import UTC, datetime
 
 from cloud import config as config_module
-from cloud.cli.exit_codes import EXIT_OK
+from cloud.acme.challenge_types import ChallengeType
+from cloud.cli.exit_codes import EXIT_DOCTOR, EXIT_OK
 from cloud.pipeline import parts
 
 
@@ -31,6 +34,7 @@ def site_add(args: argparse.Namespace) -> int:
             site_id=args.site_id,
             domain=args.domain,
             provider=args.provider,
+            challenge=args.challenge,
             wildcard=not args.no_wildcard,
             extra_names=tuple(args.extra_names),
             key_type=args.key_type,
@@ -39,6 +43,8 @@ def site_add(args: argparse.Namespace) -> int:
     )
     site = config.sites[args.site_id]
     print(f"site {site.id} added: {', '.join(site.names)}; `certdrop run` issues it")
+    if site.challenge is ChallengeType.DNS_PERSIST_01:
+        print(f"create its record once: certdrop site persist-record {site.id}")
     return EXIT_OK
 
 
@@ -50,9 +56,9 @@ def site_list(args: argparse.Namespace) -> int:
     width = max(len(s) for s in config.sites)
     for site in config.sites.values():
         extra = f", profile {site.profile}" if site.profile else ""
+        how = site.provider or site.challenge.value
         print(
-            f"{site.id:<{width}}  {site.key_type.value:<8}  {site.provider}  "
-            f"{', '.join(site.names)}{extra}"
+            f"{site.id:<{width}}  {site.key_type.value:<8}  {how}  {', '.join(site.names)}{extra}"
         )
     return EXIT_OK
 
@@ -71,6 +77,69 @@ def site_remove(args: argparse.Namespace) -> int:
         f"site {args.site_id} removed from {args.config} and the store; "
         f"withdrawn from {agents} agent(s), which keep the certificate they have"
     )
+    return EXIT_OK
+
+
+def future_date(text: str) -> datetime:
+    """`--persist-until`: a day to come, as its first moment in UTC."""
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write YYYY-MM-DD") from None
+    if day <= datetime.now(UTC):
+        raise argparse.ArgumentTypeError(f"{text} has passed: give a day to come")
+    return day
+
+
+def site_persist_record(args: argparse.Namespace) -> int:
+    from cloud.acme.client import AcmeClient
+    from cloud.dns01.persist.howto import render
+    from cloud.errors import AcmeError
+
+    config = config_module.load(args.config)
+    site = parts.site(config, args.site_id)
+    acme = AcmeClient(config.ca, parts.keystore(config))
+    acme.connect()  # loads the account, registering it on first use: the record names it
+    if not acme.caa_identities:
+        raise AcmeError(
+            "noIssuerDomain",
+            f"the CA's directory {config.ca.directory} lists no caaIdentities, so the issuer "
+            "domain a dns-persist-01 record must name is unknown: ask the CA for it",
+        )
+    text = render(
+        site.id,
+        site.names,
+        acme.caa_identities,
+        acme.account_uri,
+        config.ca.directory,
+        args.persist_until,
+    )
+    print(text)
+    if site.challenge is not ChallengeType.DNS_PERSIST_01:
+        print(f'Site {site.id} still uses {site.challenge.value}: set challenge = "dns-persist-01"')
+    return EXIT_OK
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from cloud.acme.client import AcmeClient
+    from cloud.doctor import run_checks
+    from cloud.doctor.report import Context
+
+    config = config_module.load(args.config)
+
+    @functools.cache
+    def acme() -> AcmeClient:  # only for the checks that need the CA, once
+        client = AcmeClient(config.ca, parts.keystore(config))
+        client.connect()
+        return client
+
+    reports = run_checks(Context(config, datetime.now(UTC), acme))
+    print("\n\n".join(report.render() for report in reports))
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        print(f"\ndoctor: {len(failed)} of {len(reports)} check(s) failed")
+        return EXIT_DOCTOR
+    print(f"\ndoctor: all {len(reports)} check(s) passed")
     return EXIT_OK
 
 

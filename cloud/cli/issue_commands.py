@@ -1,14 +1,20 @@
-"""The commands that issue and publish: `init`, `issue`, `run`, `alerts`."""
+"""The commands that issue and publish: `init`, `issuer show`, `issue`, `run`, `alerts`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from cloud import config as config_module
-from cloud.cli.exit_codes import EXIT_CONFIG, EXIT_OK, exit_code
+from cloud.cli.exit_codes import EXIT_CONFIG, EXIT_DNS, EXIT_OK, EXIT_STORE, exit_code
 from cloud.errors import CertdropError
 from cloud.pipeline import parts
+
+if TYPE_CHECKING:
+    from cloud.acme.order import IssuedCertificate
+    from cloud.keys.store import KeyStore
+    from cloud.store import Store
 
 
 def init(args: argparse.Namespace) -> int:
@@ -20,6 +26,20 @@ def init(args: argparse.Namespace) -> int:
     print(
         f"issuer keys created in {_keys_location(config)}\n"
         f"give every agent this line as issuer_key in its configuration:\n  {issuer_line}\n"
+        f"escrow public key:\n  {escrow_line}"
+    )
+    return EXIT_OK
+
+
+def issuer_show(args: argparse.Namespace) -> int:
+    """The lines `init` printed, again: the public halves of the issuer's keys."""
+    from cloud.keys.issuer import load_issuer, public_lines
+
+    config = config_module.load(args.config)
+    issuer_line, escrow_line = public_lines(load_issuer(parts.keystore(config)))
+    print(
+        f"issuer keys in {_keys_location(config)}\n"
+        f"every agent's issuer_key:\n  {issuer_line}\n"
         f"escrow public key:\n  {escrow_line}"
     )
     return EXIT_OK
@@ -41,6 +61,8 @@ def issue(args: argparse.Namespace) -> int:
     config = config_module.load(args.config)
     store = parts.store(config)
     keys = parts.keystore(config)
+    if args.dry_run:
+        return _dry_run(args, config, store, keys)
     site_id = parts.site(config, args.site).id
     publisher = parts.publisher(config, store) if is_initialized(keys) else None
     outcome = Runner(config, store, keys, publisher).run_site(site_id, force=True)
@@ -48,18 +70,40 @@ def issue(args: argparse.Namespace) -> int:
         raise outcome.error
     cert = outcome.certificate
     assert cert is not None  # a forced run that did not fail issued
-    if outcome.version is not None:
+    if outcome.undelivered:
+        published = (
+            f"version {outcome.version}, not yet delivered to {', '.join(outcome.undelivered)}"
+            " (retried by every run)"
+        )
+    elif outcome.version is not None:
         published = f"version {outcome.version}"
     else:
         published = "not published: run `certdrop init` to create the issuer keys"
+    lines = [*_summary(cert), f"  published    {published}"]
+    if outcome.leftover_txt:
+        left = ", ".join(outcome.leftover_txt)
+        lines.append(f"  TXT left     {left} (could not be removed; every run tries again)")
+    if args.out:
+        paths = write_pem_files(args.out, cert)
+        lines.append(f"  written to   {paths['fullchain.pem'].parent}")
+    print("\n".join(lines))
+    if outcome.undelivered:
+        return EXIT_STORE
+    return EXIT_DNS if outcome.leftover_txt else EXIT_OK
+
+
+def _dry_run(
+    args: argparse.Namespace, config: config_module.Config, store: Store, keys: KeyStore
+) -> int:
+    """`issue --dry-run`: the staging CA's certificate, shown (and written with --out) only."""
+    from cloud.cli.pem_files import write_pem_files
+    from cloud.pipeline.dry_run import dry_run, staging_ca
+
+    staging = staging_ca(config)  # a ConfigError before anything else when there is none
+    cert = dry_run(config, store, keys, args.site)
     lines = [
-        f"issued {cert.site}: {', '.join(cert.names)}",
-        f"  key type     {cert.key_type.value}",
-        f"  serial       {cert.serial:x}",
-        f"  valid        {cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC",
-        f"  issuer       {cert.issuer_cn}",
-        f"  sha256       {cert.fingerprint_sha256}",
-        f"  published    {published}",
+        f"dry run: {staging.directory} (ca.staging_directory), nothing recorded or published",
+        *_summary(cert),
     ]
     if args.out:
         paths = write_pem_files(args.out, cert)
@@ -68,10 +112,28 @@ def issue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _summary(cert: IssuedCertificate) -> list[str]:
+    """What `issue` shows of a certificate; the issuer is the leaf's (the chain leads on to the
+    root named after it)."""
+    from cloud.acme.chains import leaf_issuer_cn
+
+    issuer = leaf_issuer_cn(cert.cert_pem)
+    if cert.issuer_cn and cert.issuer_cn != issuer:
+        issuer = f"{issuer} (chain to {cert.issuer_cn})"
+    return [
+        f"issued {cert.site}: {', '.join(cert.names)}",
+        f"  key type     {cert.key_type.value}",
+        f"  serial       {cert.serial:x}",
+        f"  valid        {cert.not_before:%Y-%m-%d %H:%M} to {cert.not_after:%Y-%m-%d %H:%M} UTC",
+        f"  issuer       {issuer}",
+        f"  sha256       {cert.fingerprint_sha256}",
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from cloud.pipeline.schedule import due_sites, read_markers
+    from cloud.pipeline.schedule import due_sites, read_journalled, read_markers
     from cloud.pipeline.site_run import Runner
 
     config = config_module.load(args.config)
@@ -81,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.force:
         site_ids = list(config.sites)
     else:
-        due = due_sites(config.sites, read_markers(store), datetime.now(UTC))
+        now = datetime.now(UTC)
+        due = due_sites(config.sites, read_markers(store), now, read_journalled(store))
         site_ids = [d.site for d in due]
     code = EXIT_OK
     if not site_ids:
@@ -95,7 +158,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{o.site:<{width}}  {o.result:<8}  {version:<5}  {o.reason}")
         # A site another run holds is not a failure of this run: its row says so.
         failed = [o.error for o in outcomes if o.result == "failed" and o.error is not None]
-        code = exit_code(failed[0]) if failed else EXIT_OK
+        if failed:
+            code = exit_code(failed[0])
+        elif any(o.undelivered for o in outcomes):
+            code = EXIT_STORE  # issued, but an agent's prefix could not be written
+        elif any(o.leftover_txt for o in outcomes):
+            code = EXIT_DNS  # issued, but TXT values stay in DNS (retried every run)
+        else:
+            code = EXIT_OK
     if config.alerts is None:
         return code
     # After the runs, so their failures are alerted now; the runs' exit code comes first.

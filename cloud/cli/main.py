@@ -7,14 +7,19 @@ which error means which in `exit_codes`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from cloud import log as log_setup
+from cloud.acme.challenge_types import ChallengeType
 from cloud.cli import fleet_commands, issue_commands
 from cloud.cli.exit_codes import exit_code
 from cloud.errors import CertdropError
 from nas_agent.errors import AgentError
+from nas_agent.version import package_version
+
+CONFIG_ENV = "CERTDROP_CONFIG"  # names the configuration file when --config does not
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,8 +27,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="certdrop",
         description="Issue wildcard certificates by ACME DNS-01 and deliver them to NAS agents.",
     )
+    parser.add_argument("--version", action="version", version=f"certdrop {package_version()}")
+    named = os.environ.get(CONFIG_ENV)
+    where = (
+        f"{named}, from ${CONFIG_ENV}" if named else f"certdrop.toml; ${CONFIG_ENV} names another"
+    )
     parser.add_argument(
-        "--config", "-c", type=Path, default=Path("certdrop.toml"), help="configuration file"
+        "--config",
+        "-c",
+        type=Path,
+        default=Path(named or "certdrop.toml"),
+        help=f"the configuration file (default: {where})".replace("%", "%%"),
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     parser.add_argument("--json-logs", action="store_true", help="log JSON lines")
@@ -32,11 +46,25 @@ def _parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="create the issuer's signing and escrow keys (once)")
     init.set_defaults(run=issue_commands.init)
 
+    issuer = commands.add_parser("issuer", help="the issuer's keys").add_subparsers(
+        dest="issuer_command", required=True, metavar="ACTION"
+    )
+    issuer_show = issuer.add_parser(
+        "show", help="print the issuer key line agents pin and the escrow key line again"
+    )
+    issuer_show.set_defaults(run=issue_commands.issuer_show)
+
     issue = commands.add_parser(
         "issue", help="issue one site's certificate now and publish it to its agents"
     )
     issue.add_argument("site", help="the site id (a [sites.ID] table of the configuration)")
     issue.add_argument("--out", type=Path, help="also write privkey/cert/chain/fullchain PEMs here")
+    issue.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="issue from the CA's staging directory (ca.staging_directory) with an account of "
+        "its own; record and publish nothing",
+    )
     issue.set_defaults(run=issue_commands.issue)
 
     run = commands.add_parser(
@@ -72,7 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     site_add = site.add_parser("add", help="add a site to the configuration file")
     site_add.add_argument("site_id", help="its id: lower-case letters, digits, '.' and '-'")
     site_add.add_argument("--domain", required=True, help="the apex, e.g. example.com")
-    site_add.add_argument("--provider", required=True, help="a [providers.NAME] of the file")
+    site_add.add_argument("--provider", help="a [providers.NAME] of the file (dns-01)")
+    site_add.add_argument(
+        "--challenge",
+        choices=[c.value for c in ChallengeType],
+        help="dns-01 (default; needs --provider) or dns-persist-01 (no DNS credentials)",
+    )
     site_add.add_argument("--no-wildcard", action="store_true", help="the apex only")
     site_add.add_argument("--extra-name", action="append", default=[], dest="extra_names")
     site_add.add_argument("--key-type", help="ec-p256 (default), ec-p384, rsa-2048/3072/4096")
@@ -85,6 +118,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     site_remove.add_argument("site_id")
     site_remove.set_defaults(run=fleet_commands.site_remove)
+    persist = site.add_parser(
+        "persist-record",
+        help="print the dns-persist-01 TXT record to create once for a site, and how",
+    )
+    persist.add_argument("site_id")
+    persist.add_argument(
+        "--persist-until",
+        type=fleet_commands.future_date,
+        metavar="YYYY-MM-DD",
+        help="the record stops authorizing issuance after this day (00:00 UTC)",
+    )
+    persist.set_defaults(run=fleet_commands.site_persist_record)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="read-only checks of the set-up (dns-persist-01 records at every nameserver)",
+    )
+    doctor.set_defaults(run=fleet_commands.doctor)
 
     dashboard = commands.add_parser(
         "dashboard", help="serve the read-only fleet dashboard: who has which certificate, expiries"

@@ -8,6 +8,7 @@ Relative paths are relative to the configuration file.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -19,7 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cloud.acme.certificate_keys import KeyType
-from cloud.config._checker import Checker
+from cloud.acme.challenge_types import ChallengeType
+from cloud.config._checker import Checker, kind_name
 from cloud.config.dns_providers import ProviderConfig, check_provider, parse_provider
 from cloud.dns01.names import parse_address
 from cloud.dns01.propagation import PROPAGATION_TIMEOUT, DnsCheckSettings
@@ -28,6 +30,8 @@ from cloud.secrets import SecretRef
 from nas_agent.ids import ascii_hostname, is_hostname, is_site_id
 
 __all__ = [
+    "LETSENCRYPT_PRODUCTION",
+    "LETSENCRYPT_STAGING",
     "ORDER_TIMEOUT",
     "AlertsConfig",
     "CaConfig",
@@ -43,6 +47,10 @@ __all__ = [
 ]
 
 ORDER_TIMEOUT = 90.0  # seconds the CA gets to validate an order's challenges and issue it
+_MAX_SECONDS = 86400.0  # a timeout longer than a day is a typo
+# Let's Encrypt's production CA has a staging twin: `certdrop issue --dry-run` uses it by default.
+LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 _EAB_ALGS = ("HS256", "HS384", "HS512")
 _SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 # Plain http only where nothing crosses a network: a relay on the same machine, the tests.
@@ -64,6 +72,8 @@ class CaConfig:
     eab: EabConfig | None = None
     preferred_chain: str | None = None
     order_timeout: float = ORDER_TIMEOUT
+    # The CA's staging directory, for `certdrop issue --dry-run`; None when none is known.
+    staging_directory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,8 +82,9 @@ class SiteConfig:
     domain: str
     names: tuple[str, ...]  # apex first, then the wildcard, then extra names
     key_type: KeyType
-    provider: str
+    provider: str | None  # the DNS provider writing dns-01 values; None for dns-persist-01
     profile: str | None = None
+    challenge: ChallengeType = ChallengeType.DNS_01
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,11 @@ def load(path: Path) -> Config:
 
 
 def parse(text: str, source: PurePath) -> Config:
+    """`source` names where the text came from; paths in the file are relative to its folder. A
+    local path is made absolute first, so the result does not depend on the working directory
+    (the Lambda passes the bucket key, a PurePosixPath, which stays as it is)."""
+    if isinstance(source, Path):
+        source = Path(os.path.abspath(source))
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -156,16 +172,17 @@ class _Parser(Checker):
         if "alerts" in raw:
             table = self.table(raw, "alerts")  # reports a value that is not a table
             alerts = self.alerts(table) if table is raw["alerts"] else None
+        providers_raw = self.table(raw, "providers")
         providers = {
             name: p
-            for name, table in self.table(raw, "providers").items()
+            for name, table in providers_raw.items()
             if (p := check_provider(self, name, table)) is not None
         }
         sites_raw = self.table(raw, "sites")
         sites = {
             sid: s
             for sid, table in sites_raw.items()
-            if (s := self.site(sid, table, providers, raw.get("providers", {}))) is not None
+            if (s := self.site(sid, table, providers, providers_raw)) is not None
         }
         if ca is None or self.problems:
             return None
@@ -189,8 +206,12 @@ class _Parser(Checker):
             return {}
         return value if self.is_table(key, value) else {}
 
-    def path(self, text: str) -> Path:
-        path = Path(text).expanduser()
+    def path(self, key: str, text: str) -> Path:
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # "~user" of a user this machine does not know
+            self.problem(key, f"{text!r}: no such home directory", "give the path without ~")
+            path = Path(text)
         return path if path.is_absolute() else Path(self.base, path)
 
     # --- sections ---------------------------------------------------------------------------
@@ -209,17 +230,14 @@ class _Parser(Checker):
                 "eab_hmac_alg",
                 "preferred_chain",
                 "order_timeout",
+                "staging_directory",
             },
         )
         # Production or staging is a safety-critical choice: no default directory.
-        directory = self.value("ca", raw, "directory", str, required=True)
-        if directory is not None and not directory.startswith("https://"):
-            self.problem(
-                "ca.directory",
-                f"{directory!r} is not an https:// URL",
-                "give the CA's ACME directory URL, e.g. "
-                "https://acme-staging-v02.api.letsencrypt.org/directory",
-            )
+        directory = self.directory_url(raw, "directory", required=True)
+        staging = self.directory_url(raw, "staging_directory")
+        if staging is None and directory == LETSENCRYPT_PRODUCTION:
+            staging = LETSENCRYPT_STAGING
         agreed = self.value("ca", raw, "terms_agreed", bool, required=True)
         if agreed is False:
             self.problem(
@@ -228,22 +246,20 @@ class _Parser(Checker):
                 "read them and write terms_agreed = true",
             )
         contact = self.value("ca", raw, "contact", (str, list), default=[])
-        contacts = [contact] if isinstance(contact, str) else contact
-        for item in contacts:
-            if not isinstance(item, str) or "@" not in item:
+        contacts = []
+        for item in [contact] if isinstance(contact, str) else contact:
+            if isinstance(item, str) and "@" in item:
+                contacts.append(item)
+            else:
                 self.problem(
                     "ca.contact", f"{item!r} is not an e-mail address", 'write "ops@example.com"'
                 )
         bundle = self.value("ca", raw, "ca_bundle", str)
-        bundle_path = self.path(bundle) if bundle else None
-        if bundle_path is not None and not bundle_path.is_file():
+        bundle_path = self.path("ca.ca_bundle", bundle) if bundle else None
+        if bundle_path is not None and not _is_file(bundle_path):
             self.problem("ca.ca_bundle", f"{bundle_path} does not exist", "give a PEM file")
         eab = self.eab(raw)
-        timeout = self.value("ca", raw, "order_timeout", (int, float), default=ORDER_TIMEOUT)
-        if timeout is not None and timeout <= 0:
-            self.problem(
-                "ca.order_timeout", "must be positive", f"give seconds, e.g. {ORDER_TIMEOUT:g}"
-            )
+        timeout = self.positive("ca", raw, "order_timeout", "seconds", ORDER_TIMEOUT, _MAX_SECONDS)
         if directory is None:
             return None
         return CaConfig(
@@ -252,8 +268,21 @@ class _Parser(Checker):
             ca_bundle=bundle_path,
             eab=eab,
             preferred_chain=self.value("ca", raw, "preferred_chain", str),
-            order_timeout=float(timeout or ORDER_TIMEOUT),
+            order_timeout=timeout,
+            staging_directory=staging,
         )
+
+    def directory_url(self, raw: dict, key: str, *, required: bool = False) -> str | None:
+        """An ACME directory URL of the [ca] table, or None (absent or not an https:// URL)."""
+        url = self.value("ca", raw, key, str, required=required)
+        if url is not None and not url.startswith("https://"):
+            self.problem(
+                f"ca.{key}",
+                f"{url!r} is not an https:// URL",
+                f"give the CA's ACME directory URL, e.g. {LETSENCRYPT_STAGING}",
+            )
+            return None
+        return url
 
     def eab(self, raw: dict) -> EabConfig | None:
         kid = self.value("ca", raw, "eab_kid", str)
@@ -281,10 +310,12 @@ class _Parser(Checker):
         )
         url = self.value("storage", raw, "url", str, default="data/store")
         if not url.startswith(("s3://", "file://")):
-            url = self.path(url).as_uri()
+            url = self.path("storage.url", url).as_uri()
         elif url.startswith("s3://") and len(url) <= len("s3://"):
             self.problem("storage.url", "no bucket", "write s3://bucket/prefix")
-        keys_dir = self.path(self.value("storage", raw, "keys_dir", str, default="data/keys"))
+        keys_dir = self.path(
+            "storage.keys_dir", self.value("storage", raw, "keys_dir", str, default="data/keys")
+        )
         ids = [self.value("storage", raw, key, str) for key in secret_keys]
         if any(ids) and not all(ids):
             for key, given in zip(secret_keys, ids, strict=True):
@@ -312,24 +343,24 @@ class _Parser(Checker):
         mapping = self.value("dns", raw, "nameservers", dict, default={})
         addresses: dict[str, tuple[str, ...]] = {}
         for name, where in mapping.items():
-            items = [where] if isinstance(where, str) else where
             full = f'dns.nameservers."{name}"'
-            if not isinstance(items, list) or not all(self.hostport(full, i) for i in items):
-                continue
-            addresses[name.lower().rstrip(".") + "."] = tuple(items)
-        timeout = self.value(
-            "dns", raw, "propagation_timeout", (int, float), default=PROPAGATION_TIMEOUT
+            items = [where] if isinstance(where, str) else where
+            if not is_hostname(ascii_hostname(name)):
+                self.problem(full, f"{name!r} is not a nameserver's name", _NAMESERVERS_FIX)
+            elif not isinstance(items, list) or not items:
+                kind = kind_name(type(where)) if items != [] else "an empty list"
+                self.problem(
+                    full, f"must be an address or a list of them, not {kind}", _NAMESERVERS_FIX
+                )
+            elif all([self.hostport(full, item) for item in items]):  # each bad one reported
+                addresses[ascii_hostname(name) + "."] = tuple(items)
+        timeout = self.positive(
+            "dns", raw, "propagation_timeout", "seconds", PROPAGATION_TIMEOUT, _MAX_SECONDS
         )
-        if timeout is not None and timeout <= 0:
-            self.problem(
-                "dns.propagation_timeout",
-                "must be positive",
-                f"give seconds, e.g. {PROPAGATION_TIMEOUT:g}",
-            )
         return DnsCheckSettings(
             resolvers=tuple(resolvers) if resolvers else None,
             nameserver_addresses=MappingProxyType(addresses),
-            timeout=float(timeout or PROPAGATION_TIMEOUT),
+            timeout=timeout,
         )
 
     def hostport(self, full: str, item: Any) -> bool:
@@ -381,18 +412,14 @@ class _Parser(Checker):
                 "no channel to send alerts to",
                 'add webhook_url = "https://..." or sns_topic_arn = "arn:aws:sns:..."',
             )
-        days = self.value("alerts", raw, "expiry_days", (int, float), default=14.0)
-        if days is not None and days <= 0:
-            self.problem("alerts.expiry_days", "must be positive", "give days, e.g. 14")
-        hours = self.value("alerts", raw, "remind_after_hours", (int, float), default=24.0)
-        if hours is not None and hours <= 0:
-            self.problem("alerts.remind_after_hours", "must be positive", "give hours, e.g. 24")
+        days = self.positive("alerts", raw, "expiry_days", "days", 14.0, 3650.0)
+        hours = self.positive("alerts", raw, "remind_after_hours", "hours", 24.0, 8760.0)
         return AlertsConfig(
             webhook_url=url,
             webhook_secret=secret,
             sns_topic_arn=topic,
-            expiry_days=float(days or 14.0),
-            remind_after=timedelta(hours=float(hours or 24.0)),
+            expiry_days=days,
+            remind_after=timedelta(hours=hours),
         )
 
     def site(
@@ -410,7 +437,9 @@ class _Parser(Checker):
         if not self.is_table(where, raw):
             return None
         self.unknown_keys(
-            where, raw, {"domain", "wildcard", "extra_names", "key_type", "provider", "profile"}
+            where,
+            raw,
+            {"domain", "wildcard", "extra_names", "key_type", "provider", "profile", "challenge"},
         )
         domain = self.value(where, raw, "domain", str, required=True)
         if domain is not None:
@@ -439,7 +468,57 @@ class _Parser(Checker):
             choices = ", ".join(k.value for k in KeyType)
             self.problem(f"{where}.key_type", f"unknown key type {key_text!r}", f"use {choices}")
             key_type = KeyType.EC_P256
-        provider = self.value(where, raw, "provider", str, required=True)
+        challenge = self.challenge(where, raw)
+        provider = None
+        if challenge is not None:  # an unknown one is reported alone: which rule would apply?
+            provider = self.site_provider(where, raw, challenge, providers, raw_providers)
+        profile = self.value(where, raw, "profile", str)
+        if domain is None or challenge is None:
+            return None
+        if provider is None and challenge is ChallengeType.DNS_01:
+            return None
+        return SiteConfig(sid, domain, tuple(names), key_type, provider, profile or None, challenge)
+
+    def challenge(self, where: str, raw: dict) -> ChallengeType | None:
+        text = self.value(where, raw, "challenge", str, default=ChallengeType.DNS_01.value)
+        try:
+            return ChallengeType(text)
+        except ValueError:
+            self.problem(
+                f"{where}.challenge",
+                f"unknown challenge {text!r}",
+                'write "dns-01" (the default: TXT values written through a provider) or '
+                '"dns-persist-01" (one record created once, no DNS credentials)',
+            )
+            return None
+
+    def site_provider(
+        self,
+        where: str,
+        raw: dict,
+        challenge: ChallengeType,
+        providers: Mapping[str, ProviderConfig],
+        raw_providers: Any,
+    ) -> str | None:
+        """The site's provider: required for dns-01, refused for dns-persist-01."""
+        if challenge is ChallengeType.DNS_PERSIST_01:
+            if "provider" in raw:
+                self.problem(
+                    f"{where}.provider",
+                    "a dns-persist-01 site writes no DNS records, so it takes no provider",
+                    "remove provider (the record is created once: see `certdrop site "
+                    'persist-record`), or write challenge = "dns-01"',
+                )
+            return None
+        if "provider" not in raw:
+            self.problem(
+                f"{where}.provider",
+                "missing: a dns-01 site writes its TXT values through a provider",
+                'add provider = "<a [providers.NAME]>", or challenge = "dns-persist-01" for a '
+                "site whose issuer holds no DNS credentials",
+            )
+            return None
+        provider = self.value(where, raw, "provider", str)
         if provider is not None and provider not in providers and provider not in raw_providers:
             known = ", ".join(sorted(raw_providers)) or "none defined"
             self.problem(
@@ -447,10 +526,17 @@ class _Parser(Checker):
                 f"no provider named {provider!r}",
                 f"define [providers.{provider}] or use one of: {known}",
             )
-        profile = self.value(where, raw, "profile", str)
-        if domain is None or provider is None:
-            return None
-        return SiteConfig(sid, domain, tuple(names), key_type, provider, profile or None)
+        return provider
+
+
+_NAMESERVERS_FIX = 'write "ns1.example.com" = "192.0.2.10" or ["192.0.2.10", "[2001:db8::10]:53"]'
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
 
 
 def _is_webhook_url(url: str) -> bool:

@@ -7,6 +7,7 @@ missing key or an inline secret is reported in the same words wherever it appear
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,6 +61,22 @@ class Checker:
             )
             return default
         return value
+
+    def positive(
+        self, where: str, raw: Mapping[str, Any], key: str, unit: str, default: float, most: float
+    ) -> float:
+        """A number of `unit` above 0 and at most `most`; `default` when absent or wrong."""
+        value = self.value(where, raw, key, (int, float), default=default)
+        if isinstance(value, float) and not math.isfinite(value):
+            cause = f"must be a number of {unit}, not {value}"
+        elif value <= 0:
+            cause = "must be positive"
+        elif value > most:
+            cause = f"must be at most {most:g} {unit}"
+        else:
+            return float(value)
+        self.problem(f"{where}.{key}", cause, f"give {unit}, e.g. {default:g}")
+        return default
 
     def secret(self, full: str, value: Any) -> SecretRef | None:
         if not isinstance(value, str) or (ref := parse_ref(value)) is None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
+from tomlkit.exceptions import ParseError
 
 from cloud import config as config_module
 from cloud.errors import ConfigError, ConfigProblem
@@ -26,7 +27,8 @@ from nas_agent import store_layout
 class NewSite:
     site_id: str
     domain: str
-    provider: str
+    provider: str | None  # dns-01's; none for dns-persist-01
+    challenge: str | None = None  # None: the default, dns-01
     wildcard: bool = True
     extra_names: tuple[str, ...] = ()
     key_type: str | None = None
@@ -35,8 +37,11 @@ class NewSite:
 
 def add_site(path: Path, site: NewSite) -> config_module.Config:
     """Adds a [sites.ID] table; refuses an id already there. Returns the new configuration."""
-    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    document = _read(path)
     sites = document.setdefault("sites", tomlkit.table(is_super_table=True))
+    if not isinstance(sites, dict):
+        problem = ConfigProblem("sites", "must be a table", "write each site as [sites.ID]")
+        raise ConfigError([problem], str(path))
     if site.site_id in sites:
         problem = ConfigProblem(
             f"sites.{site.site_id}", "already exists", "pick another id, or remove it first"
@@ -52,15 +57,18 @@ def add_site(path: Path, site: NewSite) -> config_module.Config:
         table["key_type"] = site.key_type
     if site.profile:
         table["profile"] = site.profile
-    table["provider"] = site.provider
+    if site.challenge:
+        table["challenge"] = site.challenge
+    if site.provider:
+        table["provider"] = site.provider
     sites[site.site_id] = table
     return _write_checked(path, tomlkit.dumps(document))
 
 
 def remove_site(path: Path, site_id: str) -> config_module.Config:
-    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    document = _read(path)
     sites = document.get("sites", {})
-    if site_id not in sites:
+    if not isinstance(sites, dict) or site_id not in sites:
         known = ", ".join(sorted(sites)) or "none configured"
         raise ConfigError(
             [ConfigProblem(f"sites.{site_id}", "no such site", f"use one of: {known}")], str(path)
@@ -86,6 +94,20 @@ def forget_site(store: Store, publisher: Publisher | None, site_id: str) -> int:
     store.delete(store_layout.site_state(site_id))
     store.delete(store_layout.challenge_journal(site_id))
     return len(holders)
+
+
+def _read(path: Path) -> tomlkit.TOMLDocument:
+    """The file as an editable document; ConfigError when it cannot be read or is not TOML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = ConfigProblem(str(path), f"cannot read ({exc.strerror})", "check the path")
+        raise ConfigError([problem]) from exc
+    try:
+        return tomlkit.parse(text)
+    except ParseError as exc:
+        problem = ConfigProblem("(file)", f"not valid TOML: {exc}", "fix the syntax")
+        raise ConfigError([problem], str(path)) from exc
 
 
 def _write_checked(path: Path, text: str) -> config_module.Config:

@@ -1,4 +1,7 @@
-"""Where a DNS-01 challenge's TXT record lives: its name, CNAME delegation, and the zone holding it.
+"""Where a challenge's TXT record lives: its name, CNAME delegation, and the zone holding it.
+
+dns-01 reads `_acme-challenge.<domain>` (`CHALLENGE_LABEL`), dns-persist-01
+`_validation-persist.<domain>` (`PERSIST_LABEL`); a wildcard and its apex share the name.
 
 Every lookup goes through a resolver built from explicit settings (`build_resolver`); only when
 no resolver addresses are configured does it read the system's configuration. Errors from
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-_CHALLENGE_LABEL = "_acme-challenge"
+CHALLENGE_LABEL = "_acme-challenge"
+PERSIST_LABEL = "_validation-persist"
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,9 @@ def normalize(name: str) -> str:
     return _to_name(name).to_text()
 
 
-def challenge_name(domain: str) -> str:
-    """The `_acme-challenge` name validating `domain`; "*.example.test" and "example.test" share it.
+def challenge_name(domain: str, label: str = CHALLENGE_LABEL) -> str:
+    """The `label` name validating `domain` (`_acme-challenge` unless given); "*.example.test"
+    and "example.test" share it.
 
     Raises `DnsError` (terminal) when `domain` is not a host name, possibly with one leading "*".
     """
@@ -59,7 +64,7 @@ def challenge_name(domain: str) -> str:
             "not a host name (letters, digits and inner hyphens per label; "
             "a wildcard only as the leftmost label)",
         )
-    return _to_name(f"{_CHALLENGE_LABEL}.{host.to_text()}").to_text()
+    return _to_name(f"{label}.{host.to_text()}").to_text()
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -154,10 +159,10 @@ def find_zone(name: str, resolver: dns.resolver.Resolver) -> str:
     raise ZoneNotFoundError(normalize(name), "no enclosing zone (no SOA found up to the root)")
 
 
-def locate(domain: str, settings: DnsCheckSettings) -> TxtLocation:
-    """Where the TXT record validating `domain` goes, after CNAME delegation."""
+def locate(domain: str, settings: DnsCheckSettings, label: str = CHALLENGE_LABEL) -> TxtLocation:
+    """Where the TXT record validating `domain` goes (or is read), after CNAME delegation."""
     resolver = build_resolver(settings.resolvers, settings.query_timeout)
-    start = challenge_name(domain)
+    start = challenge_name(domain, label)
     fqdn = follow_cnames(start, resolver, settings.max_cname_hops)
     location = TxtLocation(fqdn=fqdn, zone=find_zone(fqdn, resolver))
     _log.debug(

@@ -1,10 +1,12 @@
 # Over 300 lines: discovery and polling share one query layer (UDP/TCP, AA flag, addresses).
 """Waits until every authoritative nameserver of a zone serves a challenge's TXT values.
 
-The servers are found once (`authoritative_servers`), then asked directly — recursion off, the
-AA flag required, UDP with TCP on truncation — until each serves every value, with exponential
-backoff and one deadline. The first poll is immediate and servers already confirmed are not
-asked again, so a record that is already in place costs one round of queries.
+The servers are found once (`authoritative_servers`), then asked directly (`read_txt`: recursion
+off, the AA flag required, UDP with TCP on truncation) until each serves every value, with
+exponential backoff and one deadline. The first poll is immediate and servers already confirmed
+are not asked again, so a record that is already in place costs one round of queries. A wait
+that lasts says every few seconds (INFO) which servers still lack which values.
+`read_txt` alone is also the read-only check of a dns-persist-01 record.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class DnsCheckSettings:
     query_timeout: float = 2.0  # one DNS query
     first_interval: float = 0.05  # pause after the first poll, doubling up to max_interval
     max_interval: float = 2.0
+    progress_interval: float = 5.0  # seconds between the "still waiting" lines of a long wait
     require_all: bool = True  # False: one authoritative server serving every value is enough
     # Address families of nameservers to ask. Set (4,) where this host has no IPv6 route (Lambda
     # outside an IPv6 VPC): an address it cannot reach never confirms, and the check times out.
@@ -76,7 +79,13 @@ class DnsCheckSettings:
             _check_addresses(key, addresses)
             mapping[normalize(name)] = tuple(addresses)
         object.__setattr__(self, "nameserver_addresses", MappingProxyType(mapping))
-        for key in ("timeout", "query_timeout", "first_interval", "max_interval"):
+        for key in (
+            "timeout",
+            "query_timeout",
+            "first_interval",
+            "max_interval",
+            "progress_interval",
+        ):
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key}: must be a positive number of seconds")
         if self.first_interval > self.max_interval:
@@ -220,6 +229,7 @@ def _wait(
     }
     finished: dict[_Check, PropagationResult] = {}
     polls = 0
+    told = start  # when the last "still waiting" lines were logged
     with ThreadPoolExecutor(min(len(lacking), _MAX_WORKERS)) as pool:
         while True:
             polls += 1
@@ -237,6 +247,11 @@ def _wait(
             if now >= deadline:
                 pending = next(check for check in checks if check not in finished)
                 raise _timeout(pending, lacking, now - start)
+            if now - told >= settings.progress_interval:
+                told = now
+                for check in checks:
+                    if check not in finished:
+                        _log_waiting(check, lacking, now - start, settings.timeout)
             sleep(min(interval, deadline - now))
             interval = min(interval * 2, settings.max_interval)
 
@@ -261,9 +276,18 @@ def _poll(
     return list(pool.map(ask_one, ask))
 
 
-def _ask(check: _Check, server: Nameserver, timeout: float) -> _Lack | None:
-    """What `server` does not serve of `check.values`, and why; None when it serves them all."""
-    query = dns.message.make_query(check.fqdn, dns.rdatatype.TXT)
+@dataclass(frozen=True)
+class TxtAnswer:
+    """What one authoritative server answered for the TXT records at a name."""
+
+    values: tuple[str, ...]  # each record's strings joined, as a validator reads them
+    problem: str | None = None  # why there is no usable answer (then `values` is empty)
+
+
+def read_txt(fqdn: str, server: Nameserver, timeout: float) -> TxtAnswer:
+    """Asks `server` directly for the TXT records at `fqdn`: recursion off, the answer must be
+    authoritative, UDP with TCP on truncation. A name that does not exist has no values."""
+    query = dns.message.make_query(fqdn, dns.rdatatype.TXT)
     query.flags &= ~dns.flags.RD
     family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
     try:
@@ -276,19 +300,29 @@ def _ask(check: _Check, server: Nameserver, timeout: float) -> _Lack | None:
                 query, server.address, timeout=timeout, port=server.port, udp_sock=udp
             )
     except dns.exception.Timeout:
-        return _Lack(check.values, f"no answer within {timeout:.2g}s")
+        return TxtAnswer((), f"no answer within {timeout:.2g}s")
     except OSError as exc:
-        return _Lack(check.values, f"unreachable: {(exc.strerror or str(exc)).lower()}")
+        return TxtAnswer((), f"unreachable: {(exc.strerror or str(exc)).lower()}")
     except dns.exception.DNSException as exc:
-        return _Lack(check.values, f"bad answer: {exc}")
+        return TxtAnswer((), f"bad answer: {exc}")
     if not response.flags & dns.flags.AA:
-        return _Lack(check.values, "answer not authoritative (AA flag unset)")
+        return TxtAnswer((), "answer not authoritative (AA flag unset)")
     if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        return _Lack(check.values, f"answered {dns.rcode.to_text(response.rcode())}")
+        return TxtAnswer((), f"answered {dns.rcode.to_text(response.rcode())}")
     rrset = response.get_rrset(
-        response.answer, dns.name.from_text(check.fqdn), dns.rdataclass.IN, dns.rdatatype.TXT
+        response.answer, dns.name.from_text(fqdn), dns.rdataclass.IN, dns.rdatatype.TXT
     )
-    served = {b"".join(rdata.strings).decode("utf-8", "replace") for rdata in rrset or ()}
+    return TxtAnswer(
+        tuple(b"".join(rdata.strings).decode("utf-8", "replace") for rdata in rrset or ())
+    )
+
+
+def _ask(check: _Check, server: Nameserver, timeout: float) -> _Lack | None:
+    """What `server` does not serve of `check.values`, and why; None when it serves them all."""
+    answer = read_txt(check.fqdn, server, timeout)
+    if answer.problem is not None:
+        return _Lack(check.values, answer.problem)
+    served = set(answer.values)
     missing = tuple(value for value in check.values if value not in served)
     if not missing:
         return None
@@ -303,6 +337,28 @@ def _describe(ask: list[tuple[_Check, Nameserver]], lacks: list[_Lack | None]) -
         for (check, server), lack in zip(ask, lacks, strict=True)
     ]
     return "; ".join(lines)
+
+
+def _log_waiting(
+    check: _Check,
+    lacking: Mapping[tuple[_Check, Nameserver], _Lack | None],
+    waited: float,
+    timeout: float,
+) -> None:
+    """Which servers still lack which of the check's values, and why."""
+    lacks = [
+        f"{server} lacks {', '.join(map(repr, lack.values))} ({lack})"
+        for server in check.servers
+        if (lack := lacking[check, server])
+    ]
+    _log.info(
+        "still waiting for TXT %s after %.0f of at most %g s: %s",
+        check.fqdn,
+        waited,
+        timeout,
+        "; ".join(lacks),
+        extra={"fqdn": check.fqdn},
+    )
 
 
 def _confirmed(

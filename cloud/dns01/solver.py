@@ -49,6 +49,11 @@ class ChallengeJournal:
     def clear(self) -> None:
         self.store.delete(self.key)
 
+    def leftovers(self) -> tuple[str, ...]:
+        """What is journalled, as "fqdn value" lines for the state, status and alerts."""
+        pending = self.pending()
+        return tuple(f"{r.fqdn} {r.value}" for r in pending[1]) if pending else ()
+
 
 class Dns01Solver:
     """Adds, checks and removes one site's challenge values through its provider."""

@@ -11,13 +11,14 @@ code, or to "unknown" when no class has it any more; an unreadable error never f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cloud.acme.challenge_types import ChallengeType
 from cloud.config import Config, SiteConfig
 from cloud.pipeline.renewal import decide
-from cloud.pipeline.site_state import SiteState, load_site_state
+from cloud.pipeline.site_state import PersistSeen, ReplacedElsewhere, SiteState, load_site_state
 from cloud.publish.registry import AgentRecord, AgentRegistry
 from cloud.store import Store, StoredObject
 from nas_agent import store_layout
@@ -55,11 +56,23 @@ class SiteStatus:
     not_before: datetime | None
     not_after: datetime | None
     days_left: float | None
-    health: str  # "healthy", "due", "failing", "expired" or "never issued"
+    # "healthy", "due", "failing", "delivery pending", "TXT left", "expired" or "never issued"
+    health: str
     next_check: datetime
     next_reason: str
     failures: int
     last_error: ReportedError | None
+    # The last certificate the CA said was replaced by an order certdrop did not record, and how
+    # often that happened (each such renewal went without `replaces`).
+    replaced_elsewhere: ReplacedElsewhere | None = None
+    replaced_elsewhere_count: int = 0
+    challenge: str = ChallengeType.DNS_01.value  # the site's challenge type
+    # dns-persist-01: what the last read of each record found (accounturi, persistUntil, when)
+    persist: tuple[PersistSeen, ...] = ()
+    # Agents the current certificate has not reached yet (id → why), retried every run.
+    undelivered: Mapping[str, str] = field(default_factory=dict)
+    # TXT values a run could not remove ("fqdn value"), retried every run and tick.
+    leftover_txt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,8 @@ class FleetStatus:
 
 def collect(config: Config, store: Store, now: datetime) -> FleetStatus:
     states = {sid: load_site_state(store, sid) for sid in config.sites}
-    sites = tuple(_site(site, states[site.id], now) for site in config.sites.values())
+    directory = config.ca.directory
+    sites = tuple(_site(site, states[site.id], now, directory) for site in config.sites.values())
     current = {s.site: s.version for s in sites}
     agents = tuple(
         _agent(record, store, current, now)
@@ -112,8 +126,8 @@ def collect(config: Config, store: Store, now: datetime) -> FleetStatus:
     return FleetStatus(now, sites, agents)
 
 
-def _site(site: SiteConfig, state: SiteState | None, now: datetime) -> SiteStatus:
-    decision = decide(site, state, now)
+def _site(site: SiteConfig, state: SiteState | None, now: datetime, directory: str) -> SiteStatus:
+    decision = decide(site, state, now, directory=directory)
     cert = state.current if state is not None else None
     if cert is None:
         health = "never issued"
@@ -121,6 +135,10 @@ def _site(site: SiteConfig, state: SiteState | None, now: datetime) -> SiteStatu
         health = "expired"
     elif state is not None and state.failures:
         health = "failing"
+    elif state is not None and state.undelivered:
+        health = "delivery pending"
+    elif state is not None and state.leftover_txt:
+        health = "TXT left"
     elif decision.due:
         health = "due"
     else:
@@ -138,6 +156,12 @@ def _site(site: SiteConfig, state: SiteState | None, now: datetime) -> SiteStatu
         next_reason=decision.reason,
         failures=state.failures if state is not None else 0,
         last_error=ReportedError(error.code, error.message) if error else None,
+        replaced_elsewhere=state.replaced_elsewhere if state is not None else None,
+        replaced_elsewhere_count=state.replaced_elsewhere_count if state is not None else 0,
+        undelivered=dict(state.undelivered) if state is not None else {},
+        leftover_txt=state.leftover_txt if state is not None else (),
+        challenge=site.challenge.value,
+        persist=state.persist if state is not None else (),
     )
 
 

@@ -1,4 +1,5 @@
-"""`certdrop status` as text: one table of sites, one of agents."""
+"""`certdrop status` as text: one table of sites, one of the dns-persist-01 records (when a site
+has one), one of agents."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cloud.fleet.status import AgentStatus, FleetStatus, SiteStatus
+from cloud.pipeline.site_state import PersistSeen
 
 
 def render(status: FleetStatus) -> str:
@@ -17,7 +19,49 @@ def render(status: FleetStatus) -> str:
         ("AGENT", "INSTALLED", "LAST SEEN", "DSM", "STATE", "LAST ERROR"),
         [_agent_row(a) for a in status.agents],
     )
+    records = [(s, seen) for s in status.sites for seen in s.persist]
+    if records:
+        table = _table(
+            ("SITE", "DNS-PERSIST-01 RECORD", "ACCOUNT", "PERSIST UNTIL", "CHECKED", "PROBLEM"),
+            [_persist_row(site, seen, status.at) for site, seen in records],
+        )
+        sites = f"{sites}\n\n{table}"
+    pending = [line for s in status.sites for line in _pending_lines(s)]
+    if pending:
+        sites = f"{sites}\n\npending:\n" + "\n".join(pending)
     return f"{sites}\n\n{agents}" if status.agents else f"{sites}\n\nno agents registered"
+
+
+def _pending_lines(site: SiteStatus) -> list[str]:
+    """What a run left to finish: deliveries and TXT values, each retried every run."""
+    lines = [
+        f"  {site.site}: version {site.version} not yet delivered to {agent} ({why})"
+        for agent, why in sorted(site.undelivered.items())
+    ]
+    lines += [f"  {site.site}: TXT value left in DNS: {txt}" for txt in site.leftover_txt]
+    return lines
+
+
+def _persist_row(site: SiteStatus, seen: PersistSeen, now: datetime) -> tuple[str, ...]:
+    if seen.account_uri is None:
+        account = "-"
+    elif seen.account_uri == seen.account:
+        account = "this issuer's"
+    else:
+        account = f"ANOTHER: {seen.account_uri}"
+    until = "-"
+    if seen.persist_until is not None:
+        days = (seen.persist_until - now).total_seconds() / 86400
+        left = f"{days:.0f} days" if days > 0 else "PASSED"
+        until = f"{_time(seen.persist_until)} ({left})"
+    return (
+        site.site,
+        seen.fqdn,
+        account,
+        until,
+        _time(seen.checked_at),
+        seen.code or "-",
+    )
 
 
 def _site_row(site: SiteStatus, now: datetime) -> tuple[str, ...]:

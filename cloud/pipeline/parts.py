@@ -1,4 +1,5 @@
-"""Builds the working parts (key store, object store, DNS providers, ACME client) from a Config.
+"""Builds the working parts (key store, object store, DNS providers, the site's challenge) from
+a Config.
 
 The CLI and the Lambda handlers call these; nothing here decides anything.
 """
@@ -8,9 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from cloud.config import Config
+from cloud.acme.challenge_types import ChallengeType
+from cloud.acme.order import Authorizer, Dns01Authorizer
+from cloud.acme.persist import PersistAuthorizer
+from cloud.config import Config, SiteConfig
+from cloud.dns01.persist.check import RecordCheck
 from cloud.dns01.providers.base import DnsProvider
 from cloud.dns01.providers.registry import build_provider
+from cloud.dns01.solver import ChallengeJournal, Dns01Solver
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.keys.issuer import load_issuer
 from cloud.keys.store import KeyStore, LocalKeyStore
@@ -25,7 +31,7 @@ def keystore(config: Config) -> KeyStore:
     if config.storage.key_secrets is not None:
         from cloud.aws.environment import SecretsManagerKeyStore
 
-        return SecretsManagerKeyStore(config.storage.key_secrets)
+        return SecretsManagerKeyStore(config.storage.key_secrets, region=config.storage.region)
     return LocalKeyStore(config.storage.keys_dir)
 
 
@@ -38,6 +44,29 @@ def provider(config: Config, name: str) -> DnsProvider:
     """The named provider with its secrets read now, at the moment of use."""
     settings = config.providers[name]
     return build_provider(settings.type, settings.values)
+
+
+def authorizer(
+    config: Config,
+    site: SiteConfig,
+    object_store: Store,
+    *,
+    on_persist_check: Callable[[tuple[RecordCheck, ...], str], None] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Authorizer:
+    """The site's challenge: dns-01 through its provider (journalled in `object_store`), or
+    dns-persist-01's read-only check, whose readings go to `on_persist_check`."""
+    if site.challenge is ChallengeType.DNS_PERSIST_01:
+        return PersistAuthorizer(config.dns, on_check=on_persist_check, now=now)
+    assert site.provider is not None  # the configuration requires one for dns-01
+    solver = Dns01Solver(
+        site.provider,
+        provider(config, site.provider),
+        config.dns,
+        ChallengeJournal(object_store, site.id),
+        provider_by_name=lambda name: provider(config, name),
+    )
+    return Dns01Authorizer(solver)
 
 
 def site(config: Config, site_id: str):

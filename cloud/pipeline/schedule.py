@@ -11,7 +11,7 @@ The not_after in the name gives every site's days to expiry from the same listin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -88,13 +88,29 @@ def write_marker(
             store.delete(info.key)
 
 
+def read_journalled(store: Store) -> set[str]:
+    """Sites with TXT values a run placed and did not remove (one listing): due at every tick,
+    so the values go as soon as the DNS provider works again, not at the next issuance."""
+    prefix = store_layout.CHALLENGES_PREFIX
+    return {
+        info.key[len(prefix) : -len(".json")]
+        for info in store.list(prefix)
+        if info.key.endswith(".json")
+    }
+
+
 def due_sites(
-    sites: Mapping[str, SiteConfig], markers: Mapping[str, Marker], now: datetime
+    sites: Mapping[str, SiteConfig],
+    markers: Mapping[str, Marker],
+    now: datetime,
+    journalled: Collection[str] = (),
 ) -> list[Due]:
     due = []
     for site in sites.values():
         marker = markers.get(site.id)
-        if marker is None:
+        if site.id in journalled:
+            due.append(Due(site.id, "TXT values to remove"))
+        elif marker is None:
             due.append(Due(site.id, "not scheduled yet"))
         elif marker.config_hash != config_hash(site):
             due.append(Due(site.id, "names, key type or profile changed"))

@@ -1,47 +1,70 @@
-"""The one issuance pipeline: a run of one site, safe to repeat.
+# Over 300 lines: the recorded state machine of DESIGN §9 — each step saves what the next run needs.
+"""The one issuance pipeline: a run of one site, safe to repeat (DESIGN §9).
 
-    lock → read state → refresh the CA's window (ARI) → decide → order or resume (the order URL
-    saved as soon as the CA returns it) → challenges → finalize → publish → state → schedule
+    lock → read state → TXT values left before? remove → ARI window → finish what a dead run
+    recorded (pending certificate, undelivered agents, an order in flight) → decide → note the
+    order is being placed → order (URL saved as the CA returns it) or resume → challenges →
+    key sealed to escrow beside the order → finalize → version reserved → escrow copy → state
+    "pending" → deliveries, one per agent → state "current" → schedule marker
 
-`certdrop issue` is this run forced; `certdrop run` (a thread pool), the `issue` Lambda (one
-site per queue message) and so the tick's messages all come here. The site state is read once
-per run and written only here, at the steps above. A run killed after ordering is resumed by the
-next one instead of ordering again; a redelivered message after success finds the site not due.
-Failures are recorded with an exponential backoff and rescheduled, never retried in a loop.
+Each step saves what a later run needs to finish the work, so a run killed at any point is
+finished by the next: never a second order for one certificate, never a certificate thrown
+away, never one version with two certificates. `certdrop issue` is this run forced;
+`certdrop run` (a thread pool), the `issue` Lambda and so the tick's messages all come here. The
+site state is read once per run and written only here. Failures are recorded with an exponential
+backoff and rescheduled, never retried in a loop; one agent that cannot be written is that
+agent's pending delivery; TXT values a run could not remove are retried by every run.
+
+A dns-persist-01 site's record check is recorded as it happens; between issuances the site is
+looked at daily to read its record again. A CA that offers no challenge of the site's type is
+recorded so that the site is not ordered again until its configuration or ca.directory changes.
+A renewal the CA refuses because its certificate already has a replacement (alreadyReplaced)
+that this state did not record is ordered once without `replaces` and recorded for the alerts.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-import requests
-
-from cloud.acme.ari import fetch_window, pick_renewal_time
+from cloud.acme.ari import pick_renewal_time
+from cloud.acme.challenge_types import ChallengeType
 from cloud.acme.client import AcmeClient
-from cloud.acme.order import IssuedCertificate, issue
+from cloud.acme.order import Authorizer, IssuedCertificate, issue
 from cloud.config import Config, SiteConfig
-from cloud.dns01.solver import ChallengeJournal, Dns01Solver
-from cloud.errors import AcmeError, CertdropError, Locked
+from cloud.dns01.persist.check import RecordCheck
+from cloud.dns01.solver import ChallengeJournal
+from cloud.errors import AcmeError, CertdropError, Locked, OrderGone, StoreError
 from cloud.keys.store import KeyStore
-from cloud.pipeline import parts
-from cloud.pipeline.renewal import Decision, backoff, changes, decide
+from cloud.pipeline import parts, persist_watch
+from cloud.pipeline.renewal import Decision, backoff, changes, decide, persist_look
 from cloud.pipeline.schedule import write_marker
 from cloud.pipeline.site_state import (
+    CertificateRecord,
     ErrorRecord,
     RenewalWindow,
+    ReplacedElsewhere,
     SiteState,
     load_site_state,
     save_site_state,
 )
+from cloud.publish.order_keys import open_order_key, seal_order_key
 from cloud.publish.publisher import Publisher
+from cloud.publish.versions import reserve_next
 from cloud.store import Store
+from nas_agent.bundle import BundlePlaintext
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+# Pauses between tries of a store write that holds the CA's work (an order, a certificate).
+_STORE_RETRY_PAUSES = (0.2, 1.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,10 @@ class Outcome:
     error: CertdropError | None = None
     # The certificate this run issued (for `certdrop issue --out`); never logged, see its repr.
     certificate: IssuedCertificate | None = None
+    # Agents the site's current certificate has not reached yet, retried every run.
+    undelivered: tuple[str, ...] = ()
+    # TXT values left in DNS ("fqdn value"), retried every run.
+    leftover_txt: tuple[str, ...] = ()
 
 
 class Runner:
@@ -70,6 +97,7 @@ class Runner:
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.config = config
         self.store = store
@@ -77,6 +105,7 @@ class Runner:
         self.publisher = publisher
         self.now = now
         self.rng = rng or random.SystemRandom()
+        self.sleep = sleep
 
     def run_many(
         self, site_ids: Sequence[str], *, concurrency: int = 1, force: bool = False
@@ -92,10 +121,16 @@ class Runner:
         except Locked as exc:
             log.info("%s", exc, extra={"site": site.id})
             return Outcome(site.id, "locked", str(exc), error=exc)
+        except CertdropError as exc:  # the store failed: this site's outcome, not the run's end
+            log.error("lock not taken: %s", exc, extra={"site": site.id})
+            return Outcome(site.id, "failed", f"lock not taken: {exc}", error=exc)
         try:
             return _SiteRun(self, site).run(force)
         finally:
-            lock.release()
+            try:
+                lock.release()
+            except CertdropError as exc:  # it expires on its own; the outcome stands
+                log.error("lock not released: %s", exc, extra={"site": site.id})
 
 
 class _SiteRun:
@@ -111,70 +146,235 @@ class _SiteRun:
 
     def run(self, force: bool) -> Outcome:
         try:
+            self._sweep_leftovers()
             if _window_stale(self.state, self.now):
                 self._save(self._with_window(self.state))
-            decision = decide(self.site, self.state, self.now)
+            if self.state.pending is not None and self.runner.publisher is not None:
+                # A run died after recording its certificate: finish that, order nothing.
+                return self._publish(self.runner.publisher, None, "finishing a recorded issuance")
+            if self.state.undelivered and self.runner.publisher is not None:
+                self._redeliver(self.runner.publisher)
+            decision = self._decide()
+            backing_off = self.state.next_attempt is not None and self.state.next_attempt > self.now
+            if not (decision.due or force or backing_off) and self._interrupted_order():
+                # A run died with an order in flight (a forced one, say): finish that order,
+                # never place a new one for a site that is not due. A run that failed with an
+                # order in flight waits out its backoff like any other.
+                return self._finish_interrupted_order(decision)
             if not (decision.due or force):
+                if (look := persist_look(self.site, self.state, self.now)) and look <= self.now:
+                    self._look_at_persist_records()
+                    decision = self._decide()
                 self._schedule(decision)
                 return self._outcome("not due", decision.reason)
-            cert = issue(
-                self.site,
-                self._client(),
-                self._solver(),
-                order_timeout=self.runner.config.ca.order_timeout,
-                preferred_chain=self.runner.config.ca.preferred_chain,
-                replaces=_replaces(self.site, self.state),
-                resume_order=self.state.order_url,
-                on_order=self._order_placed,
-            )
+            cert = self._issue()
             if self.runner.publisher is None:
                 self._save(self.state.with_order(None, None))
                 return self._outcome("issued", "not published", certificate=cert)
-            record = self.runner.publisher.publish(cert, _next_version(self.state))
+            return self._publish(
+                self.runner.publisher, cert, decision.reason if decision.due else "forced"
+            )
         except CertdropError as exc:
             return self._failed(exc)
+
+    def _issue(self, *, resume_only: bool = False) -> IssuedCertificate:
+        return issue(
+            self.site,
+            self._client(),
+            self._authorizer(),
+            order_timeout=self.runner.config.ca.order_timeout,
+            preferred_chain=self.runner.config.ca.preferred_chain,
+            replaces=_replaces(self.site, self.state),
+            resume_order=self._interrupted_order(),
+            on_order=self._order_placed,
+            on_already_replaced=self._already_replaced,
+            order_key=self._order_key(),
+            on_finalizing=self._keep_order_key,
+            resume_only=resume_only,
+            on_ordering=self._ordering,
+        )
+
+    def _ordering(self) -> None:
+        self._durably(
+            "note the order", lambda: self._save(replace(self.state, ordering_since=self.now))
+        )
+
+    def _interrupted_order(self) -> str | None:
+        """The order a dead run left: its recorded URL, or — when it died between sending the
+        newOrder and recording the answer — the one the account's order list holds."""
+        if self.state.order_url is not None or self.state.ordering_since is None:
+            return self.state.order_url
+        found = self._client().find_order(self.site.names)
+        self._save(self.state.with_order(found, self.state.ordering_since if found else None))
+        if found is not None:
+            log.info("found the order a dead run placed: %s", found, extra={"site": self.site.id})
+        return found
+
+    def _finish_interrupted_order(self, decision: Decision) -> Outcome:
+        try:
+            cert = self._issue(resume_only=True)
+        except OrderGone as gone:
+            log.info("%s: nothing to finish", gone, extra={"site": self.site.id})
+            self._save(self.state.with_order(None, None))
+            self._schedule(decision)
+            return self._outcome("not due", decision.reason)
+        if self.runner.publisher is None:
+            self._save(self.state.with_order(None, None))
+            return self._outcome("issued", "not published", certificate=cert)
+        return self._publish(self.runner.publisher, cert, "finishing an interrupted order")
+
+    def _publish(
+        self, publisher: Publisher, cert: IssuedCertificate | None, reason: str
+    ) -> Outcome:
+        """Records the certificate (version reserved, escrow written, state saved as pending)
+        before any agent sees it, then delivers it agent by agent, then makes it current. With
+        `cert` None, finishes the pending one a dead run recorded."""
+        if cert is not None:
+            record, plaintext = self._durably(
+                "record the certificate", lambda: self._record_issued(publisher, cert)
+            )
+        else:
+            assert self.state.pending is not None
+            record = self.state.pending
+            plaintext = publisher.open_escrow(self.site.id, record)
+        undelivered = publisher.deliver_all(plaintext)
         previous = self.state.current
         issued = replace(
             self.state,
             current=record,
-            order_url=None,
-            order_placed_at=None,
+            pending=None,
+            undelivered=undelivered,
             failures=0,
             next_attempt=None,
             last_error=None,
             window=None,
+            challenge_unavailable=None,
         )
         self._save(self._with_window(issued))
-        if previous is not None:
+        if previous is not None and previous.escrow_object != record.escrow_object:
             # Only now: until the new state was saved, the old escrow copy was the recorded one.
-            self.runner.publisher.retire(previous)
-        self._schedule(decide(self.site, self.state, self.now))
-        reason = decision.reason if decision.due else "forced"
-        return self._outcome("issued", reason, certificate=cert)
+            publisher.retire(previous)
+        self._schedule(self._decide())
+        return self._outcome("issued", _with_pending(reason, undelivered), certificate=cert)
+
+    def _record_issued(
+        self, publisher: Publisher, cert: IssuedCertificate
+    ) -> tuple[CertificateRecord, BundlePlaintext]:
+        """Version reserved, escrow copy written, state saved as pending: from here on the
+        certificate survives the run. Each step may repeat (a reservation made by a failed
+        attempt stays reserved, unused)."""
+        current = self.state.current
+        version = reserve_next(
+            self.store,
+            self.site.id,
+            cert.fingerprint_sha256,
+            above=current.version if current else 0,
+        )
+        record, plaintext = publisher.escrow(cert, version)
+        self._save(
+            replace(
+                self.state, pending=record, order_url=None, order_placed_at=None, order_key=None
+            )
+        )
+        return record, plaintext
+
+    def _durably(self, what: str, step: Callable[[], _T]) -> _T:
+        """Retries a store step whose failure would throw away what the CA already did (an
+        order placed, a certificate issued): a few tries, a short pause between them."""
+        for pause in _STORE_RETRY_PAUSES:
+            try:
+                return step()
+            except StoreError as exc:
+                log.warning("%s: %s; trying again", what, exc, extra={"site": self.site.id})
+                self.runner.sleep(pause)
+        return step()
+
+    def _redeliver(self, publisher: Publisher) -> None:
+        """The current certificate to the agents a run could not reach: no new order."""
+        assert self.state.current is not None
+        plaintext = publisher.open_escrow(self.site.id, self.state.current)
+        undelivered = publisher.deliver_all(plaintext, only=set(self.state.undelivered))
+        self._save(replace(self.state, undelivered=undelivered))
+
+    def _keep_order_key(self, url: str, key_pem: bytes) -> None:
+        """Just before finalize: the key, sealed to the escrow key, beside the order's URL."""
+        publisher = self.runner.publisher
+        if publisher is None:
+            return  # before `certdrop init` there is no escrow key to seal it to
+        sealed = seal_order_key(
+            key_pem, publisher.issuer.escrow_key.public_key(), self.site.id, url
+        )
+        state = replace(self.state.with_order(url, self.state.order_placed_at), order_key=sealed)
+        self._durably("keep the order's key", lambda: self._save(state))
+
+    def _order_key(self) -> bytes | None:
+        """The key an interrupted run finalized its order with, when it kept one."""
+        publisher, state = self.runner.publisher, self.state
+        if publisher is None or state.order_key is None or state.order_url is None:
+            return None
+        return open_order_key(
+            state.order_key, publisher.issuer.escrow_key, self.site.id, state.order_url
+        )
 
     def _order_placed(self, url: str) -> None:
-        self._save(self.state.with_order(url, self.now))
+        self._durably("save the order", lambda: self._save(self.state.with_order(url, self.now)))
         log.info("order saved: a run dying from here on is resumed", extra={"site": self.site.id})
+
+    def _already_replaced(self, exc: AcmeError) -> None:
+        """The CA says the certificate this renewal replaces has a replacement already. When
+        this state recorded an order, that was it (finished, its key lost with its run); else it
+        was ordered elsewhere, which an operator should know: recorded, counted, alerted."""
+        current = self.state.current
+        if self.state.order_url is not None or current is None or current.ari_id is None:
+            return
+        record = ReplacedElsewhere(current.ari_id, self.now, exc.detail)
+        count = self.state.replaced_elsewhere_count + 1
+        self._save(replace(self.state, replaced_elsewhere=record, replaced_elsewhere_count=count))
 
     def _failed(self, exc: CertdropError) -> Outcome:
         log.error("run failed: %s", exc, extra={"site": self.site.id})
         failures = self.state.failures + 1
         retry_after = exc.retry_after if isinstance(exc, AcmeError) else None
-        self._save(
-            replace(
-                self.state,
-                failures=failures,
-                next_attempt=backoff(failures, self.now, self.runner.rng, retry_after),
-                last_error=ErrorRecord(
-                    code=exc.code,
-                    message=str(exc),
-                    at=self.now,
-                    transient=exc.transient,
-                ),
-            )
+        failed = replace(
+            self.state,
+            failures=failures,
+            next_attempt=backoff(failures, self.now, self.runner.rng, retry_after),
+            last_error=ErrorRecord(
+                code=exc.code, message=str(exc), at=self.now, transient=exc.transient
+            ),
+            challenge_unavailable=persist_watch.refusal(exc, self.site, self.now),
         )
-        self._schedule(decide(self.site, self.state, self.now))
-        return self._outcome("failed", str(exc), error=exc)
+        reason = str(exc)
+        if self.state.pending is not None:
+            reason += (
+                f" (version {self.state.pending.version} is recorded and may already have "
+                "reached agents; the next run finishes it, with no new order)"
+            )
+        try:
+            self._save(failed)
+            self._schedule(self._decide())
+        except CertdropError as unrecorded:
+            # The store failing too must not lose this outcome (nor the run's table): say it.
+            log.error("failure not recorded: %s", unrecorded, extra={"site": self.site.id})
+            reason = f"{reason} (and not recorded: {unrecorded})"
+        return self._outcome("failed", reason, error=exc)
+
+    def _decide(self) -> Decision:
+        return decide(self.site, self.state, self.now, directory=self.runner.config.ca.directory)
+
+    def _persist_checked(self, checks: tuple[RecordCheck, ...], account: str) -> None:
+        self._save(replace(self.state, persist=persist_watch.seen(checks, account)))
+
+    def _look_at_persist_records(self) -> None:
+        """A dns-persist-01 site between issuances: its records read again (daily), for the
+        status and the alerts. Not a failure of the run when the CA cannot be reached."""
+        try:
+            acme = self._client()
+        except CertdropError as exc:
+            log.warning("dns-persist-01 record not read: %s", exc, extra={"site": self.site.id})
+            return
+        found = persist_watch.look(self.site, acme, self.runner.config.dns, self.now)
+        self._save(replace(self.state, persist=found))
 
     def _save(self, state: SiteState) -> None:
         save_site_state(self.store, state)
@@ -185,31 +385,62 @@ class _SiteRun:
         not_after = current.not_after if current else None
         write_marker(self.store, self.site, decision.next_check, not_after)
 
+    def _sweep_leftovers(self) -> None:
+        """Removes the TXT values an earlier run could not (every run, not only the next
+        issuance); what stays is recorded for status and alerts, never a reason to fail."""
+        journal = ChallengeJournal(self.store, self.site.id)
+        if not journal.leftovers() and not self.state.leftover_txt:
+            return
+        if journal.leftovers():
+            try:
+                self._authorizer().prepare()
+            except CertdropError as exc:
+                log.warning("TXT values still left: %s", exc, extra={"site": self.site.id})
+        self._note_leftovers()
+
+    def _note_leftovers(self) -> None:
+        left = ChallengeJournal(self.store, self.site.id).leftovers()
+        if left != self.state.leftover_txt:
+            self._save(replace(self.state, leftover_txt=left))
+
     def _outcome(self, result: str, reason: str, **extra) -> Outcome:
+        if self.site.challenge is ChallengeType.DNS_01:
+            try:
+                self._note_leftovers()
+            except CertdropError as exc:
+                log.error("TXT leftovers not recorded: %s", exc, extra={"site": self.site.id})
+        if self.state.leftover_txt:
+            left = ", ".join(self.state.leftover_txt)
+            reason = f"{reason}; TXT values left in DNS, retried every run: {left}"
         current = self.state.current
         version = current.version if current else None
         not_after = current.not_after if current else None
-        return Outcome(self.site.id, result, reason, version, not_after, **extra)
+        pending = tuple(sorted(self.state.undelivered))
+        return Outcome(
+            self.site.id,
+            result,
+            reason,
+            version,
+            not_after,
+            undelivered=pending,
+            leftover_txt=self.state.leftover_txt,
+            **extra,
+        )
 
     def _with_window(self, state: SiteState) -> SiteState:
         """The state with the CA's current renewal window (ARI), when the CA offers one; on a
         failed fetch the old window stays and the next check is in an hour."""
-        url = self._client().renewal_info_url
-        if url is None or state.current is None or state.current.ari_id is None:
+        acme = self._client()
+        if acme.renewal_info_url is None or state.current is None or state.current.ari_id is None:
             return state
-        session = requests.Session()
-        if self.runner.config.ca.ca_bundle:
-            session.verify = str(self.runner.config.ca.ca_bundle)
         try:
-            suggested = fetch_window(url, state.current.ari_id, session=session, now=self.now)
+            suggested = acme.renewal_window(state.current.ari_id, self.now)
         except AcmeError as exc:
             log.warning("no renewal info: %s", exc, extra={"site": state.site})
             if state.window is None:
                 return state
             later = replace(state.window, next_check=self.now + timedelta(hours=1))
             return replace(state, window=later)
-        finally:
-            session.close()
         old = state.window
         same = old is not None and (old.start, old.end) == (suggested.start, suggested.end)
         renew_at = (
@@ -232,14 +463,13 @@ class _SiteRun:
             self._acme.connect()
         return self._acme
 
-    def _solver(self) -> Dns01Solver:
-        config = self.runner.config
-        return Dns01Solver(
-            self.site.provider,
-            parts.provider(config, self.site.provider),
-            config.dns,
-            ChallengeJournal(self.store, self.site.id),
-            provider_by_name=lambda name: parts.provider(config, name),
+    def _authorizer(self) -> Authorizer:
+        return parts.authorizer(
+            self.runner.config,
+            self.site,
+            self.store,
+            on_persist_check=self._persist_checked,
+            now=self.runner.now,
         )
 
 
@@ -251,12 +481,18 @@ def _window_stale(state: SiteState, now: datetime) -> bool:
 
 
 def _replaces(site: SiteConfig, state: SiteState) -> str | None:
-    """The CertID a renewal replaces; none when the names changed (a different certificate)."""
+    """The CertID a renewal replaces; none when the names changed (a different certificate)
+    or the CA already said it was replaced elsewhere (asking again is refused again)."""
     current = state.current
     if current is None or "names" in changes(site, current):
+        return None
+    elsewhere = state.replaced_elsewhere
+    if elsewhere is not None and elsewhere.cert_id == current.ari_id:
         return None
     return current.ari_id
 
 
-def _next_version(state: SiteState) -> int:
-    return state.current.version + 1 if state.current else 1
+def _with_pending(reason: str, undelivered: dict[str, str]) -> str:
+    if not undelivered:
+        return reason
+    return f"{reason}; not yet delivered to {', '.join(sorted(undelivered))} (retried every run)"

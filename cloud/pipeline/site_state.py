@@ -1,5 +1,6 @@
 """What the issuer knows of each site, in the object store: its current certificate, the CA's
-renewal window, failures and backoff, and an order in flight.
+renewal window, failures and backoff, an order in flight, and for dns-persist-01 what its record
+was last seen to say.
 
     state/sites/<site>.json
 
@@ -11,7 +12,7 @@ not newer than what they have installed.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +57,41 @@ class ErrorRecord:
 
 
 @dataclass(frozen=True)
+class ReplacedElsewhere:
+    """The CA refused to let a renewal replace `cert_id` (alreadyReplaced) and no order this
+    state recorded was that replacement: someone else ordered it (another client with the same
+    ACME account, or a lost state). The renewal was ordered without `replaces`."""
+
+    cert_id: str  # ARI CertID of the certificate the CA says was already replaced
+    at: datetime
+    detail: str  # what the CA said
+
+
+@dataclass(frozen=True)
+class PersistSeen:
+    """What the last read of one dns-persist-01 record found, at issuance or a daily look."""
+
+    fqdn: str  # the record's name
+    checked_at: datetime
+    account: str  # this issuer's ACME account URI at the time
+    account_uri: str | None  # the one the record names; None: no usable value for the CA
+    persist_until: datetime | None
+    code: str | None = None  # the error's code when the record does not authorize us
+    problem: str | None = None  # and what is wrong, for people
+
+
+@dataclass(frozen=True)
+class ChallengeUnavailable:
+    """The CA offered no `challenge` for the site's order: not ordered again until the site's
+    configuration (`site_config`, a digest) or the CA's directory changes."""
+
+    challenge: str
+    directory: str
+    site_config: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class SiteState:
     site: str
     current: CertificateRecord | None = None
@@ -65,9 +101,28 @@ class SiteState:
     last_error: ErrorRecord | None = None
     order_url: str | None = None  # an order placed and not yet finished: resumed, not re-placed
     order_placed_at: datetime | None = None
+    # Saved just before a newOrder is sent: if the run dies before the CA's answer is recorded,
+    # the next one looks for that order in the account's order list instead of placing another.
+    ordering_since: datetime | None = None
+    # That order's private key sealed to the escrow key, saved just before finalize: a run that
+    # dies after it is finished with the CA's certificate and this key (cloud/publish/order_keys).
+    order_key: str | None = None
+    # Issued, its version reserved and its escrow copy written, not yet delivered: a run that
+    # dies from here on is finished by the next one from escrow, with no new order.
+    pending: CertificateRecord | None = None
+    # Agents the current certificate has not reached yet (agent id → why); retried every run.
+    undelivered: dict[str, str] = field(default_factory=dict)
+    # TXT values a run placed and could not remove ("fqdn value"): retried every run and tick.
+    leftover_txt: tuple[str, ...] = ()
+    # The last certificate the CA said was replaced by an order not recorded here, and how often
+    # that happened: each renewal it hit was ordered without `replaces`.
+    replaced_elsewhere: ReplacedElsewhere | None = None
+    replaced_elsewhere_count: int = 0
+    persist: tuple[PersistSeen, ...] = ()  # dns-persist-01 sites: what the last check saw
+    challenge_unavailable: ChallengeUnavailable | None = None
 
     def with_order(self, url: str | None, at: datetime | None) -> SiteState:
-        return replace(self, order_url=url, order_placed_at=at)
+        return replace(self, order_url=url, order_placed_at=at, order_key=None, ordering_since=None)
 
     def to_json(self) -> bytes:
         return json.dumps(_encode(asdict(self)), sort_keys=True, indent=2).encode()
@@ -78,10 +133,20 @@ class SiteState:
         current = body.pop("current")
         window = body.pop("window")
         error = body.pop("last_error")
+        pending = body.pop("pending", None)
+        elsewhere = body.pop("replaced_elsewhere", None)
+        persist = body.pop("persist", [])
+        unavailable = body.pop("challenge_unavailable", None)
         return cls(
             current=_decode(CertificateRecord, current) if current else None,
+            pending=_decode(CertificateRecord, pending) if pending else None,
             window=_decode(RenewalWindow, window) if window else None,
             last_error=_decode(ErrorRecord, error) if error else None,
+            replaced_elsewhere=_decode(ReplacedElsewhere, elsewhere) if elsewhere else None,
+            persist=tuple(_decode(PersistSeen, seen) for seen in persist),
+            challenge_unavailable=(
+                _decode(ChallengeUnavailable, unavailable) if unavailable else None
+            ),
             **_decode_fields(cls, body),
         )
 

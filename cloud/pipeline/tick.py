@@ -14,7 +14,13 @@ from cloud.config import Config
 from cloud.errors import CertdropError
 from cloud.fleet.alerts import Channel, Notice
 from cloud.fleet.alerts.evaluate import channels_for, evaluate_and_send
-from cloud.pipeline.schedule import Due, days_to_expiry, due_sites, read_markers
+from cloud.pipeline.schedule import (
+    Due,
+    days_to_expiry,
+    due_sites,
+    read_journalled,
+    read_markers,
+)
 from cloud.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,7 +58,7 @@ def run_tick(
 ) -> TickResult:
     """`channels` default to the configuration's (webhook and/or SNS)."""
     markers = read_markers(store)
-    due = due_sites(config.sites, markers, now)
+    due = due_sites(config.sites, markers, now, read_journalled(store))
     if due:
         queue.send([message_for(d.site) for d in due])
     log.info("tick: %d of %d site(s) due", len(due), len(config.sites))

@@ -13,11 +13,11 @@ no ACME order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from cloud.acme.order import IssuedCertificate
-from cloud.errors import EscrowUnavailable, PreconditionFailed, StoreError
+from cloud.errors import CertdropError, EscrowUnavailable, PreconditionFailed, StoreError
 from cloud.pipeline.site_state import CertificateRecord, load_site_state
 from cloud.publish.registry import AgentRecord, AgentRegistry
 from cloud.store import Store, StoredObject
@@ -53,10 +53,13 @@ class Publisher:
         self.now = now
         self.registry = AgentRegistry(store)
 
-    def publish(self, cert: IssuedCertificate, version: int) -> CertificateRecord:
+    def escrow(
+        self, cert: IssuedCertificate, version: int
+    ) -> tuple[CertificateRecord, BundlePlaintext]:
         """Seals a freshly issued certificate as the site's `version` for the escrow key and
-        every subscribed agent; returns the record for the site state, which the pipeline
-        saves."""
+        writes it: from then on the certificate is recorded and can be delivered from escrow
+        by any later run. Returns the record for the site state, and the plaintext (in memory
+        only) to deliver now."""
         plaintext = make_plaintext(
             site=cert.site,
             version=version,
@@ -65,23 +68,14 @@ class Publisher:
             chain_pem=cert.chain_pem,
             issued_at=self.now(),
         )
-        escrow = seal(
+        sealed = seal(
             plaintext,
             recipient_id=ESCROW_RECIPIENT,
             recipient_public_key=self.issuer.escrow_key.public_key(),
         )
         escrow_object = store_layout.escrow(cert.site, version)
-        self.store.put(escrow_object, escrow)
-        agents = self.registry.subscribers(cert.site)
-        for agent in agents:
-            self.deliver(plaintext, agent)
-        log.info(
-            "published version %d to escrow and %d agent(s)",
-            version,
-            len(agents),
-            extra={"site": cert.site},
-        )
-        return CertificateRecord(
+        self.store.put(escrow_object, sealed)
+        record = CertificateRecord(
             version=version,
             cert_sha256=plaintext.leaf_sha256(),
             serial=f"{cert.serial:x}",
@@ -94,6 +88,38 @@ class Publisher:
             escrow_object=escrow_object,
             ari_id=cert.ari_id,
         )
+        return record, plaintext
+
+    def deliver_all(
+        self, plaintext: BundlePlaintext, only: Collection[str] | None = None
+    ) -> dict[str, str]:
+        """Delivers `plaintext` to every agent subscribed to its site (or to those of `only`
+        still subscribed). One agent's failure is that agent's pending delivery, never the
+        others': returns agent id → why, for those not reached."""
+        failed: dict[str, str] = {}
+        agents = self.registry.subscribers(plaintext.site)
+        for agent in agents:
+            if only is not None and agent.agent_id not in only:
+                continue
+            try:
+                self.deliver(plaintext, agent)
+            except CertdropError as exc:
+                log.error(
+                    "version %d not delivered to agent %s: %s",
+                    plaintext.version,
+                    agent.agent_id,
+                    exc,
+                    extra={"site": plaintext.site, "agent": agent.agent_id},
+                )
+                failed[agent.agent_id] = f"{exc.code}: {exc}"
+        log.info(
+            "version %d delivered to %d agent(s), %d pending",
+            plaintext.version,
+            len(agents) - len(failed) if only is None else len(only) - len(failed),
+            len(failed),
+            extra={"site": plaintext.site},
+        )
+        return failed
 
     def retire(self, previous: CertificateRecord) -> None:
         """Deletes a replaced certificate's escrow copy (once the new one is recorded)."""
@@ -129,7 +155,7 @@ class Publisher:
             state = load_site_state(self.store, site)
             if state is None or state.current is None:
                 continue  # not issued yet: the first issuance will include this agent
-            self.deliver(self._from_escrow(site, state.current), agent)
+            self.deliver(self.open_escrow(site, state.current), agent)
             delivered.append(site)
         return delivered
 
@@ -153,7 +179,9 @@ class Publisher:
         self.registry.forget(agent_id)
         return removed
 
-    def _from_escrow(self, site: str, record: CertificateRecord) -> BundlePlaintext:
+    def open_escrow(self, site: str, record: CertificateRecord) -> BundlePlaintext:
+        """The recorded certificate of `site`, from its escrow copy (for a delivery that a run
+        did not finish, or a new agent)."""
         found = self.store.get(record.escrow_object)
         if not isinstance(found, StoredObject):
             raise EscrowUnavailable(site, f"{record.escrow_object} is missing")

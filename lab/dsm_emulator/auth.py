@@ -30,19 +30,23 @@ def _yes(value: object) -> bool:
 
 
 def _login_fields(incoming: Incoming) -> tuple[dict[str, str], _TokenMode]:
-    """The login parameters DSM reads, with its POST quirk (acme.sh 7d7789ae, case 11).
+    """The login parameters DSM reads, with its POST quirk (reference §3.1, case 11).
 
-    A POST login is read from the body when the body has fields, otherwise from the query;
-    ``enable_syno_token=yes`` works only when it is in both: body only gives the placeholder
-    token, query only gives none.
+    A POST whose body carries fields asks for a SynoToken only with ``enable_syno_token=yes``
+    in both body and query: body only gives the placeholder token, query only gives none.
     """
+    # The other fields are read from query and body together, the body winning. §3.1 ([one],
+    # acme.sh 7d7789ae) says a POST must not mix them but shows no answer to one that does:
+    # emulator choice, the lenient reading.
+    fields = {**incoming.query, **incoming.form}
     if incoming.method != "POST" or not incoming.form:
-        fields = {**incoming.query, **incoming.form}
+        # A GET, or a POST with everything in the query (the quirk is about a body that carries
+        # the fields; a bodiless POST is read like a GET: emulator choice, the lenient reading).
         return fields, "real" if _yes(fields.get("enable_syno_token")) else "none"
     in_body = _yes(incoming.form.get("enable_syno_token"))
     in_query = _yes(incoming.query.get("enable_syno_token"))
     mode = "real" if in_body and in_query else ("placeholder" if in_body else "none")
-    return dict(incoming.form), mode
+    return fields, mode
 
 
 def _otp_required(emu: Emulator) -> ApiFailure:
@@ -86,7 +90,9 @@ def login(emu: Emulator, incoming: Incoming, version: int) -> Response:
         if wants_device and not (version >= 7 and emu.profile.v7_issues_no_device_id):
             issued_device = emu.devices.issue(account, fields.get("device_name", ""))
 
-    session = emu.sessions.create(account, with_token=token_mode != "none")
+    # A placeholder session demands no token (§3.5 "Placeholder sessions", N4S4's client on real
+    # DSM): the client never learnt a secret, so _sid or the id cookie suffices.
+    session = emu.sessions.create(account, with_token=token_mode == "real")
     data: dict[str, object] = {"is_portal_port": False, "sid": session.sid}
     if token_mode == "real":
         data["synotoken"] = session.token

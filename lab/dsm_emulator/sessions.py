@@ -14,7 +14,8 @@ DEVICES_FILE = "devices.json"
 @dataclass(frozen=True)
 class Session:
     account: str
-    # None when the login did not ask for enable_syno_token: _sid alone then suffices (case 15).
+    # None when the login got no real SynoToken (none asked for, or the "--------" placeholder
+    # of DSM's POST quirk): _sid or the id cookie alone then suffices (case 15, reference §3.5).
     token: str | None = field(repr=False)
     sid: str = field(repr=False)
 

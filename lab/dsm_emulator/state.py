@@ -57,7 +57,11 @@ class Emulator:
         session = self.sessions.get(sid) if sid else None
         if session is None:
             raise ApiFailure(NO_SESSION)
+        # Reference §3.5: a session made with a real SynoToken demands it on every call [multi];
+        # one made without (or given the "--------" placeholder) ignores whatever token comes.
         if session.token is not None:
+            # The header [multi] or the SynoToken parameter. That the parameter alone suffices is
+            # [one]: emulator choice, the lenient reading, and from the query or the form body.
             offered = (incoming.header("X-SYNO-TOKEN"), incoming.param("SynoToken"))
             if session.token not in offered:
                 raise ApiFailure(NO_SESSION)

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from nas_agent.config.errors import AgentConfigError, ConfigProblem
+from nas_agent.config.syntax import COMMENT_PREFIXES, scan
 from nas_agent.config.types import (
     CONFIRM_TIMEOUT,
     DEFAULT_DSM_URL,
@@ -64,18 +65,39 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def read_config(text: str, path: str) -> AgentConfig:
+    """Every problem of the file: its syntax (lines it cannot read, keys or sections written
+    twice) and, read as far as it can be, the values of every section."""
+    syntax, readable = scan(text)
     parser = configparser.ConfigParser(
-        interpolation=None, default_section=_NO_DEFAULTS, inline_comment_prefixes=("#", ";")
+        interpolation=None,
+        default_section=_NO_DEFAULTS,
+        inline_comment_prefixes=COMMENT_PREFIXES,
+        strict=False,  # what strict mode stops at is in `syntax`
     )
     try:
-        parser.read_string(text, source=path)
-    except configparser.Error as exc:
-        raise AgentConfigError([_syntax_problem(exc)], path) from exc
+        parser.read_string(readable, source=path)
+    except configparser.ParsingError as exc:
+        # Raised once all was read (what it read is kept); its lines are in `syntax` already.
+        if not syntax:
+            syntax.append(_syntax_problem(exc))
+    except configparser.Error as exc:  # anything `scan` did not foresee
+        raise AgentConfigError([*syntax, _syntax_problem(exc)], path) from exc
     reader = _Reader(parser, os.path.dirname(path))
+    reader.problems.extend(syntax)
     config = reader.config(path)
     if reader.problems or config is None:
         raise AgentConfigError(reader.problems, path)
     return config
+
+
+def _https_host(url: str) -> str | None:
+    """The host of an https:// URL with a host and a valid port; None for anything else."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError:
+        return None
+    return parts.hostname if parts.scheme == "https" and parts.hostname else None
 
 
 def _syntax_problem(exc: configparser.Error) -> ConfigProblem:
@@ -225,13 +247,14 @@ class _Reader:
     def dsm(self) -> DsmConfig | None:
         raw = self.need_section("dsm")
         url = raw.get("url", DEFAULT_DSM_URL)
-        if not url.startswith("https://") or len(url) <= len("https://"):
+        host = _https_host(url)
+        if host is None:
             self.problem(
                 "dsm.url", f"{url!r} is not an https:// URL", f"write url = {DEFAULT_DSM_URL}"
             )
         temp_admin = self.flag("dsm", raw, "temp_admin")
         if temp_admin:
-            self.temp_admin(raw, url)
+            self.temp_admin(raw, host)
             username: str | None = TEMP_ADMIN_USER
         else:
             username = self.required("dsm", raw, "username", "<an administrator account>")
@@ -273,7 +296,7 @@ class _Reader:
             temp_admin=temp_admin,
         )
 
-    def temp_admin(self, raw: dict[str, str], url: str) -> None:
+    def temp_admin(self, raw: dict[str, str], host: str | None) -> None:
         """Temp-admin mode makes its own account on this machine: no credentials, a local URL."""
         for key in ("username", "password_file", "password_env", "device_id_file"):
             if key in raw:
@@ -283,8 +306,7 @@ class _Reader:
                     f"({TEMP_ADMIN_USER}) with a new random password each run",
                     f"remove {key}, or remove temp_admin",
                 )
-        host = urlsplit(url).hostname or ""
-        if url.startswith("https://") and host not in LOCAL_HOSTS:
+        if host is not None and host not in LOCAL_HOSTS:
             self.problem(
                 "dsm.temp_admin",
                 f"needs a DSM on this machine, but dsm.url names {host!r}",

@@ -137,7 +137,12 @@ def _parse(url: str) -> tuple[str, tuple[str, str]]:
 
     if not isinstance(url, str):
         raise bad("must be a string", "write url = s3://bucket/prefix, https://... or file:///...")
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError as exc:
+        fix = "write s3://bucket/prefix, https://host/path/ or file:///mnt/share/certdrop"
+        raise bad(f"{url!r} is not a URL ({exc})", fix) from None
     scheme = parts.scheme.lower()
     if scheme == "http":
         raise bad("plain http:// is refused", "serve the store over https:// or mount it (file://)")

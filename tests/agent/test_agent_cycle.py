@@ -315,3 +315,17 @@ def test_one_dsm_login_serves_every_site_of_a_run(lab):
     assert result.installed == (SITE, "second.test")
     assert [r.api_method for r in lab.dsm.requests].count("login") == 1
     assert [r.api_method for r in lab.dsm.requests].count("logout") == 1
+
+
+def test_the_installed_version_named_with_another_certificate_is_refused_loudly(lab):
+    first = lab.plaintext(version=1)
+    lab.publish(first)
+    lab.run()
+    lab.publish(lab.plaintext(version=1))  # one version, a second certificate
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_REFUSED
+    assert lab.served() == fingerprint(first)  # DSM keeps what it had
+    assert lab.state.last_error.code == "bundle.version_conflict"
+    assert "version 1 is installed as certificate" in result.failures[0]

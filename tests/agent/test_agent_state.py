@@ -45,7 +45,9 @@ def full_state() -> AgentState:
         installed_state()
         .with_error("source.unavailable", "HTTP 503", NOW - timedelta(hours=1))
         .with_success(NOW)
-        .with_index_etag('"9b2c"')
+        .with_index_etag('"9b2c"', "1" * 64)
+        .with_unconfigured_sites(["shop", "blog"])
+        .with_dsm_check(NOW, "2" * 64)
         .with_dsm_version("DSM 7.2.1-69057 Update 5")
     )
 
@@ -177,6 +179,28 @@ def test_a_state_file_written_before_codes_reads_its_class_names_as_codes() -> N
     assert gone.last_error is not None and gone.last_error.code == "unknown"
 
 
+def test_a_refused_dsm_login_keeps_the_agent_failing_until_a_login_is_accepted() -> None:
+    refused = (
+        AgentState()
+        .with_dsm_check(NOW, "2" * 64, code="dsm.login_wrong_password", message="wrong")
+        .with_success(NOW + timedelta(minutes=15))
+    )
+    accepted = refused.with_dsm_check(NOW + timedelta(days=1), "2" * 64)
+    assert refused.failing and not accepted.failing
+    assert refused.dsm_check is not None and refused.dsm_check.error is not None
+    assert refused.dsm_check.error.code == "dsm.login_wrong_password"
+    assert decode_state(encode_state(refused)) == refused
+
+
+def test_a_state_file_written_before_scopes_and_checks_reads_as_never_checked() -> None:
+    document = json.loads(encode_state(full_state()))
+    for key in ("index_scope", "unconfigured_sites", "dsm_check"):
+        del document[key]
+    old = decode_state(json.dumps(document).encode())
+    assert old.index_etag == '"9b2c"' and old.index_scope is None
+    assert old.unconfigured_sites == () and old.dsm_check is None
+
+
 def test_long_error_messages_are_cut_to_keep_the_file_small() -> None:
     state = AgentState().with_error("source.failed", "e" * 10_000, NOW)
     assert state.last_error is not None and len(state.last_error.message) == MAX_ERROR_MESSAGE
@@ -219,8 +243,11 @@ def test_the_status_report_shows_what_is_installed_and_nothing_local() -> None:
     assert report["dsm_version"] == "DSM 7.2.1-69057 Update 5"
     assert report["last_error"]["code"] == "source.unavailable" and report["failing"] is False
     assert report["site_errors"] == {}
+    assert report["unconfigured_sites"] == ["blog", "shop"]
+    assert report["dsm_check"] == {"at": "2026-11-28T12:00:00Z", "error": None}
     text = json.dumps(report)
     assert "Ab12Cd" not in text and "9b2c" not in text
+    assert "1" * 64 not in text and "2" * 64 not in text
 
 
 _JSON = st.recursive(
@@ -238,6 +265,12 @@ _FIELDS = [
     ("last_error", "at"),
     ("site_errors",),
     ("index_etag",),
+    ("index_scope",),
+    ("unconfigured_sites",),
+    ("dsm_check",),
+    ("dsm_check", "at"),
+    ("dsm_check", "error"),
+    ("dsm_check", "transient"),
     ("sites", "example.com"),
     ("sites", "example.com", "version"),
     ("sites", "example.com", "not_after"),

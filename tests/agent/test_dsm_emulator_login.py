@@ -199,11 +199,17 @@ def test_post_login_gets_a_real_token_only_with_the_flag_in_both_places(lab, pro
     assert token and token != "--------"
 
 
-def test_placeholder_token_session_cannot_be_used(lab):
-    raw = lab.raw(lab.start("dsm6"))
+@pytest.mark.parametrize("profile", ALL_PROFILES)
+def test_a_placeholder_token_session_works_like_one_without_a_token(lab, profile):
+    # Reference §3.5 "Placeholder sessions": N4S4's client sends the placeholder back and real
+    # DSM serves it. test_dsm_emulator_login_variants covers every login variant.
+    raw = lab.raw(lab.start(profile))
     data = _post_login(raw, in_query=False, in_body=True)
-    listed = raw.api("SYNO.Core.Certificate.CRT", "list", data["sid"], data["synotoken"])
-    assert listed.json() == {"error": {"code": 119}, "success": False}
+    assert data["synotoken"] == "--------"
+    with_placeholder = raw.api("SYNO.Core.Certificate.CRT", "list", data["sid"], "--------")
+    without_token = raw.api("SYNO.Core.Certificate.CRT", "list", data["sid"], None)
+    assert with_placeholder.json()["success"] is True
+    assert without_token.json()["success"] is True
 
 
 def test_single_use_otp_knob_refuses_a_code_accepted_before(lab):

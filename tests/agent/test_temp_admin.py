@@ -13,6 +13,7 @@ import pytest
 from lab.agent_lab import AgentLab, fingerprint
 from lab.dsm_emulator import serve
 from nas_agent import cycle
+from nas_agent.bundle import build_index
 from nas_agent.config import parse_config
 from nas_agent.config.errors import AgentConfigError
 from nas_agent.errors import TempAdminError
@@ -323,6 +324,32 @@ def test_not_being_root_fails_the_cycle_as_a_dsm_problem_naming_the_cause(lab, s
     assert "run the agent as root" in result.failures[0]
     assert lab.dsm.requests == ()
     assert lab.state.last_error is not None
+
+
+def test_the_daily_dsm_check_logs_in_as_a_fresh_temporary_admin_and_deletes_it(lab, syno):
+    (lab.store / "agents" / "nas-a" / "index.json").write_bytes(build_index([]))  # nothing new
+    syno.otp = "admin"
+
+    result = lab.run(temp_admin=TempAdmin(password_factory=fixed_password))
+
+    assert result.exit_code == cycle.EXIT_OK, result.failures
+    logins = [r for r in lab.dsm.requests if r.api_method == "login"]
+    assert [r.form["account"] for r in logins] == [TEMP_ADMIN_USER]
+    assert [r.api_method for r in lab.dsm.requests][-1] == "logout"
+    assert syno.users() == {}
+    assert syno.otp == "admin"
+    assert lab.state.dsm_check is not None and lab.state.dsm_check.error is None
+
+
+def test_the_daily_dsm_check_finds_that_temp_admin_cannot_work_here(lab, syno):
+    (lab.store / "agents" / "nas-a" / "index.json").write_bytes(build_index([]))
+    syno.switch(denied=True)
+
+    result = lab.run(temp_admin=TempAdmin(password_factory=fixed_password))
+
+    assert result.exit_code == cycle.EXIT_DSM
+    assert "run the agent as root" in result.failures[0]
+    assert lab.state.dsm_check.error.code == "temp_admin.failed"
 
 
 # --- configuration ----------------------------------------------------------------------------

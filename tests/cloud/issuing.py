@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import dns.flags
 import dns.message
 import dns.query
 import dns.rdatatype
+import pytest
+import requests
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -14,7 +19,6 @@ from cloud.acme.certificate_keys import KeyType, key_matches_certificate, key_ty
 from cloud.acme.client import AcmeClient
 from cloud.acme.order import IssuedCertificate, issue
 from cloud.config import Config
-from cloud.dns01.solver import ChallengeJournal, Dns01Solver
 from cloud.pipeline import parts
 from cloud.pipeline.site_run import Runner
 from cloud.store import Store
@@ -65,26 +69,27 @@ def _issued_by(cert: x509.Certificate, root: x509.Certificate) -> bool:
     return True
 
 
-def order_certificate(config: Config, site_id: str, *, object_store: Store | None = None):
-    """The ordering stage alone (ACME order, DNS-01, finalize), outside the pipeline: no state
-    is read or written, nothing is published. For tests of the stage itself."""
+def order_certificate(
+    config: Config,
+    site_id: str,
+    *,
+    object_store: Store | None = None,
+    replaces: str | None = None,
+):
+    """The ordering stage alone (ACME order, the site's challenge, finalize), outside the
+    pipeline: no state is read or written, nothing is published. For tests of the stage itself,
+    and to play a client that renews (`replaces`, an ARI CertID) behind the pipeline's back."""
     site = parts.site(config, site_id)
     object_store = object_store or parts.store(config)
-    solver = Dns01Solver(
-        site.provider,
-        parts.provider(config, site.provider),
-        config.dns,
-        ChallengeJournal(object_store, site.id),
-        provider_by_name=lambda name: parts.provider(config, name),
-    )
     acme = AcmeClient(config.ca, parts.keystore(config))
     acme.connect()
     return issue(
         site,
         acme,
-        solver,
+        parts.authorizer(config, site, object_store),
         order_timeout=config.ca.order_timeout,
         preferred_chain=config.ca.preferred_chain,
+        replaces=replaces,
     )
 
 
@@ -94,3 +99,47 @@ def issue_and_publish(config: Config, store: Store, publisher):
     outcome = runner.run_site("example", force=True)
     assert outcome.result == "issued", outcome.reason
     return outcome
+
+
+class Wire:
+    """Every request certdrop sends to one Pebble, as it leaves: method, path, User-Agent and
+    the answer's status, and for newOrder the JWS payload."""
+
+    def __init__(self, pebble):
+        self.base = pebble.directory_url.removesuffix("/dir")
+        self.sent: list[dict] = []
+
+    def orders(self) -> list[dict]:
+        """newOrder requests, refused ones included."""
+        return [r for r in self.sent if r["path"] == "/order-plz"]
+
+    def placed(self) -> list[dict]:
+        return [r for r in self.orders() if r["status"] == 201]
+
+    def renewal_info_gets(self) -> list[dict]:
+        return [r for r in self.sent if "/renewalInfo/" in r["path"]]
+
+
+def record_wire(monkeypatch: pytest.MonkeyPatch, pebble) -> Wire:
+    """Records the requests to `pebble` for the rest of the test (Pebble keeps no count)."""
+    recorded = Wire(pebble)
+    original = requests.adapters.HTTPAdapter.send
+
+    def recording(self, request, *args, **kwargs):
+        response = original(self, request, *args, **kwargs)
+        if request.url.startswith(recorded.base):
+            entry = {
+                "method": request.method,
+                "path": request.url[len(recorded.base) :],
+                "user_agent": request.headers.get("User-Agent"),
+                "status": response.status_code,
+            }
+            if request.method == "POST" and entry["path"] == "/order-plz":
+                payload = json.loads(request.body)["payload"]
+                padded = payload + "=" * (-len(payload) % 4)
+                entry["payload"] = json.loads(base64.urlsafe_b64decode(padded))
+            recorded.sent.append(entry)
+        return response
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", recording)
+    return recorded

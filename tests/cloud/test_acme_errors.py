@@ -11,7 +11,7 @@ import requests
 from acme import errors, messages
 
 from cloud.acme.problems import RetryAfterNetwork, translate
-from cloud.errors import AcmeError, RateLimited
+from cloud.errors import AcmeError, AlreadyReplaced, RateLimited
 
 
 def _response(status: int, body: dict | None, headers: dict[str, str]) -> requests.Response:
@@ -100,9 +100,25 @@ def test_a_conflict_carries_the_url_it_points_at_as_its_location():
 
 
 def test_a_conflict_without_a_location_header_has_no_location():
-    exc, _ = _raised(_response(409, {"type": "urn:ietf:params:acme:error:malformed"}, {}))
+    exc, _ = _raised(_response(409, None, {}))
 
     error = translate(exc, None)
 
     assert isinstance(exc, errors.ConflictError)
     assert (error.problem, error.location) == ("conflict", None)
+
+
+def test_a_conflict_with_a_problem_document_and_no_location_is_that_problem():
+    # RFC 9773's answer to a renewal whose certificate already has a replacement: a 409 the
+    # library would turn into a bare ConflictError, and a type newer than the library's list.
+    problem = {
+        "type": "urn:ietf:params:acme:error:alreadyReplaced",
+        "detail": "certificate with serial 1f already has a replacement order",
+    }
+    exc, _ = _raised(_response(409, problem, {}))
+
+    error = translate(exc, None)
+
+    assert isinstance(error, AlreadyReplaced)
+    assert (error.problem, error.code) == ("alreadyReplaced", "acme.already_replaced")
+    assert not error.transient

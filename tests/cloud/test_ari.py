@@ -1,11 +1,11 @@
-"""ACME Renewal Information: the CertID, the window, and renewal orders that say what they
-replace — against Pebble behind a front that adds a renewalInfo endpoint."""
+"""ACME Renewal Information against Pebble's own renewalInfo: the CertID, the window (set
+through Pebble's management interface), its Retry-After, renewal orders that say what they
+replace, and a renewal the CA says was already replaced."""
 
 from __future__ import annotations
 
-import base64
-import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,17 +16,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cloud.acme.ari import ari_cert_id, fetch_window
+from cloud.acme.client import USER_AGENT
 from cloud.cli.exit_codes import EXIT_OK
 from cloud.cli.main import main
-from cloud.config import load
 from cloud.errors import AcmeError
+from cloud.fleet.alerts.evaluate import current_alerts
 from cloud.keys.issuer import init_issuer
 from cloud.pipeline import parts
 from cloud.pipeline.site_run import Runner
-from cloud.pipeline.site_state import load_site_state
+from cloud.pipeline.site_state import load_site_state, save_site_state
 from cloud.pipeline.tick import run_tick, site_of
-from lab.ari_front import AriFront
 from lab.issuer_config import bind_config
+from tests.cloud.issuing import Wire, order_certificate, record_wire
+
+SIX_HOURS = timedelta(hours=6)  # Pebble's Retry-After on every renewalInfo answer
 
 
 def _cert(serial: int, key_identifier: bytes) -> x509.Certificate:
@@ -66,33 +69,19 @@ def test_a_failing_renewal_info_endpoint_is_a_transient_error():
     assert caught.value.transient
 
 
-@pytest.fixture
-def ari(tmp_path, pebble, bind_auth):
-    with AriFront(tmp_path / "front", pebble) as front:
-        config = bind_config(tmp_path, pebble, bind_auth)
-        text = config.source.read_text()
-        text = text.replace(pebble.directory_url, front.directory_url)
-        text = text.replace(str(pebble.ca_bundle), str(front.ca_bundle))
-        config.source.write_text(text)
-        config = load(config.source)
-        init_issuer(parts.keystore(config))
-        yield front, config
+# --- against Pebble -------------------------------------------------------------------------
 
 
 @pytest.fixture
-def new_orders(monkeypatch):
-    """The JWS payloads of newOrder requests as they leave for the CA."""
-    sent = []
-    original = requests.adapters.HTTPAdapter.send
+def config(tmp_path, pebble, bind_auth):
+    config = bind_config(tmp_path, pebble, bind_auth)
+    init_issuer(parts.keystore(config))
+    return config
 
-    def recording(self, request, *args, **kwargs):
-        if request.method == "POST" and request.url.endswith("/order-plz"):
-            payload = json.loads(request.body)["payload"]
-            sent.append(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
-        return original(self, request, *args, **kwargs)
 
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", recording)
-    return sent
+@pytest.fixture
+def wire(monkeypatch, pebble) -> Wire:
+    return record_wire(monkeypatch, pebble)
 
 
 def _runner(config, now):
@@ -106,36 +95,87 @@ def _runner(config, now):
     )
 
 
-def test_a_renewal_waits_for_the_window_and_then_orders_with_replaces(ari, new_orders):
-    front, config = ari
-    now = datetime.now(UTC)
-    front.window = (now + timedelta(days=30), now + timedelta(days=32))
-    front.retry_after = 3600
+def _set_window(pebble, cert_pem: str, start: datetime, end: datetime) -> None:
+    pebble.set_renewal_info(cert_pem, start.isoformat(), end.isoformat())
 
+
+def _pebble_log_line(pebble, needle: str, deadline: float = 10.0) -> str:
+    """The first line of Pebble's log containing `needle`, waited for (Pebble logs some events
+    from a goroutine after it answered)."""
+    log = pebble.workdir / "pebble.log"
+    end = time.monotonic() + deadline
+    while True:
+        found = [line for line in log.read_text().splitlines() if needle in line]
+        if found:
+            return found[0]
+        if time.monotonic() > end:
+            raise AssertionError(f"Pebble logged no line with {needle!r}")
+        time.sleep(0.05)
+
+
+def _order_id(order_url: str) -> str:
+    return order_url.rstrip("/").rsplit("/", 1)[1]
+
+
+def test_a_renewal_follows_pebbles_window_and_retry_after_and_sends_replaces(config, pebble, wire):
+    now = datetime.now(UTC)
     first = _runner(config, now).run_site("example")
-    state = load_site_state(parts.store(config), "example")
+    store = parts.store(config)
+    state = load_site_state(store, "example")
+    cert = state.current
 
     assert first.result == "issued"
-    assert "replaces" not in new_orders[0]
-    assert front.asked == [state.current.ari_id]
-    window = state.window
-    assert front.window[0] <= window.renew_at < front.window[1]
-    assert abs((window.next_check - (now + timedelta(hours=1))).total_seconds()) < 2
+    assert "replaces" not in wire.orders()[0]["payload"]
+    # Pebble's own window for a 90-day certificate: a day either side of two thirds of it.
+    assert [g["path"].rsplit("/", 1)[1] for g in wire.renewal_info_gets()] == [cert.ari_id]
+    ideal = cert.not_after - (cert.not_after - cert.not_before) / 3
+    assert abs(state.window.start - (ideal - timedelta(days=1))) < timedelta(minutes=1)
+    assert abs(state.window.end - (ideal + timedelta(days=1))) < timedelta(minutes=1)
+    assert state.window.next_check == now + SIX_HOURS  # Pebble's Retry-After
 
-    # Before the next check nothing is asked or ordered.
+    # The CA suggests a later window; before the Retry-After nothing is asked or ordered.
+    _set_window(
+        pebble, first.certificate.cert_pem, now + timedelta(days=30), now + timedelta(days=32)
+    )
     quiet = _runner(config, now + timedelta(minutes=30)).run_site("example")
     assert quiet.result == "not due"
-    assert len(front.asked) == 1 and len(new_orders) == 1
+    assert (len(wire.renewal_info_gets()), len(wire.placed())) == (1, 1)
+
+    # After it, the new window is read and a moment inside it picked; the next look is 6 h on.
+    later = now + timedelta(hours=7)
+    waiting = _runner(config, later).run_site("example")
+    window = load_site_state(store, "example").window
+    assert waiting.result == "not due"
+    assert len(wire.renewal_info_gets()) == 2
+    assert now + timedelta(days=30) <= window.renew_at < now + timedelta(days=32)
+    assert window.next_check == later + SIX_HOURS
 
     # The CA moves the window into the past (say, a revocation is coming): renew at once.
-    later = now + timedelta(hours=2)
-    front.window = (later - timedelta(hours=1), later - timedelta(minutes=1))
-    renewed = _runner(config, later).run_site("example")
+    _set_window(
+        pebble, first.certificate.cert_pem, now - timedelta(hours=2), now - timedelta(hours=1)
+    )
+    latest = now + timedelta(hours=14)
+    renewed = _runner(config, latest).run_site("example")
 
     assert renewed.result == "issued"
-    assert "ARI" in renewed.reason
-    assert new_orders[1]["replaces"] == state.current.ari_id
-    assert load_site_state(parts.store(config), "example").current.version == 2
+    assert renewed.reason == "inside the CA's renewal window (ARI)"
+    assert len(wire.renewal_info_gets()) == 4  # the moved window, then the new certificate's
+    assert [o["payload"].get("replaces") for o in wire.placed()] == [None, cert.ari_id]
+    replaced_by = _order_id(renewed.certificate.order_url)
+    assert "is a replacement of" in _pebble_log_line(pebble, f'ARI: order "{replaced_by}"')
+    assert load_site_state(store, "example").current.version == 2
+
+
+def test_every_request_to_the_ca_carries_certdrops_user_agent_the_renewal_info_get_too(
+    config, wire
+):
+    now = datetime.now(UTC)
+    _runner(config, now).run_site("example")
+    _runner(config, now + timedelta(hours=7)).run_site("example")  # the window read again
+
+    assert len(wire.renewal_info_gets()) == 2
+    assert {r["user_agent"] for r in wire.sent} == {USER_AGENT}
+    assert {r["method"] for r in wire.sent} == {"GET", "HEAD", "POST"}
 
 
 class _Queue:
@@ -146,17 +186,17 @@ class _Queue:
         self.sent.extend(bodies)
 
 
-def test_a_manual_reissue_replaces_and_leaves_run_and_tick_nothing_to_order(ari, new_orders):
-    front, config = ari
+def test_a_manual_reissue_replaces_and_leaves_run_and_tick_nothing_to_order(config, pebble, wire):
     store = parts.store(config)
     now = datetime.now(UTC)
+    # Issued seven hours "ago", so the CA's answer is due to be read again now.
+    first = _runner(config, now - timedelta(hours=7)).run_site("example")
     # The CA wants the first certificate renewed at once.
-    front.window = (now - timedelta(hours=2), now - timedelta(hours=1))
-    assert _runner(config, now).run_site("example").result == "issued"
-    first = load_site_state(store, "example").current
+    _set_window(
+        pebble, first.certificate.cert_pem, now - timedelta(hours=2), now - timedelta(hours=1)
+    )
 
     # The operator renews by hand; the CA's window for the new certificate is weeks away.
-    front.window = (now + timedelta(days=30), now + timedelta(days=32))
     assert main(["-c", str(config.source), "issue", "example"]) == EXIT_OK
     assert main(["-c", str(config.source), "run"]) == EXIT_OK
     queue = _Queue()
@@ -164,9 +204,105 @@ def test_a_manual_reissue_replaces_and_leaves_run_and_tick_nothing_to_order(ari,
     for body in queue.sent:  # what the issue Lambda would do with each message
         _runner(config, datetime.now(UTC)).run_site(site_of(body))
 
-    assert len(new_orders) == 2
-    assert new_orders[1]["replaces"] == first.ari_id
+    placed = wire.placed()
+    assert len(placed) == 2
+    assert placed[1]["payload"]["replaces"] == first.certificate.ari_id
     assert tick.due == ()
     state = load_site_state(store, "example")
     assert state.current.version == 2
-    assert front.window[0] <= state.window.renew_at < front.window[1]
+    assert state.window.renew_at > now + timedelta(days=50)  # Pebble's own, for the new one
+
+
+def test_a_certificate_replaced_elsewhere_is_renewed_once_without_replaces_and_alerted(
+    config, pebble, wire
+):
+    store = parts.store(config)
+    now = datetime.now(UTC)
+    first = _runner(config, now).run_site("example")
+    old = load_site_state(store, "example").current
+    # Someone with the same ACME account renews the certificate outside certdrop's record.
+    elsewhere = order_certificate(config, "example", replaces=old.ari_id)
+    _pebble_log_line(pebble, f"Order {_order_id(elsewhere.order_url)} has been marked as replaced")
+    _set_window(
+        pebble, first.certificate.cert_pem, now - timedelta(hours=2), now - timedelta(hours=1)
+    )
+    before = len(wire.orders())
+
+    renewed = _runner(config, now + timedelta(hours=7)).run_site("example")
+    again = _runner(config, now + timedelta(hours=7, minutes=1)).run_site("example")
+
+    assert renewed.result == "issued", renewed.reason
+    # One refused order with `replaces` (409 alreadyReplaced), then exactly one without.
+    tried = [(o["status"], o["payload"].get("replaces")) for o in wire.orders()[before:]]
+    assert tried == [(409, old.ari_id), (201, None)]
+    assert again.result == "not due"
+    state = load_site_state(store, "example")
+    assert state.current.version == 2
+    assert state.replaced_elsewhere.cert_id == old.ari_id
+    assert "already has a replacement" in state.replaced_elsewhere.detail
+    assert state.replaced_elsewhere_count == 1
+    alerts = [a for a in current_alerts(config, store, now) if a.kind == "replaced_elsewhere"]
+    assert [(a.site, a.severity, a.details["count"]) for a in alerts] == [("example", "warning", 1)]
+    assert old.ari_id in alerts[0].message
+    assert not [a for a in current_alerts(config, store, now + timedelta(days=8)) if a.site]
+
+
+def test_a_recorded_replacement_order_that_cannot_be_finished_is_ordered_again_without_alarm(
+    config, pebble, wire
+):
+    store = parts.store(config)
+    now = datetime.now(UTC)
+    first = _runner(config, now).run_site("example")
+    old = load_site_state(store, "example").current
+    # A run placed the renewal and died after the CA issued it, its key gone with it: the
+    # state still records the order, which can no longer be finished.
+    died = order_certificate(config, "example", replaces=old.ari_id)
+    _pebble_log_line(pebble, f"Order {_order_id(died.order_url)} has been marked as replaced")
+    recorded = load_site_state(store, "example").with_order(died.order_url, now)
+    save_site_state(store, recorded)
+    _set_window(
+        pebble, first.certificate.cert_pem, now - timedelta(hours=2), now - timedelta(hours=1)
+    )
+    before = len(wire.orders())
+
+    renewed = _runner(config, now + timedelta(hours=7)).run_site("example")
+
+    assert renewed.result == "issued", renewed.reason
+    tried = [(o["status"], o["payload"].get("replaces")) for o in wire.orders()[before:]]
+    assert tried == [(409, old.ari_id), (201, None)]
+    state = load_site_state(store, "example")
+    assert (state.replaced_elsewhere, state.replaced_elsewhere_count) == (None, 0)
+    assert state.order_url is None
+    assert not [a for a in current_alerts(config, store, now) if a.kind == "replaced_elsewhere"]
+    assert state.current.version == 2
+
+
+def test_the_order_placed_after_already_replaced_is_resumed_after_a_failure_not_placed_again(
+    config, pebble, wire, tmp_path
+):
+    store = parts.store(config)
+    now = datetime.now(UTC)
+    first = _runner(config, now).run_site("example")
+    old = load_site_state(store, "example").current
+    elsewhere = order_certificate(config, "example", replaces=old.ari_id)
+    _pebble_log_line(pebble, f"Order {_order_id(elsewhere.order_url)} has been marked as replaced")
+    _set_window(
+        pebble, first.certificate.cert_pem, now - timedelta(hours=2), now - timedelta(hours=1)
+    )
+    tsig = tmp_path / "tsig"
+    secret = tsig.read_text()
+    tsig.write_text("AAAA" + secret[4:])  # the DNS update is refused: the run fails after ordering
+    before = len(wire.orders())
+
+    failed = _runner(config, now + timedelta(hours=7)).run_site("example")
+    recorded = load_site_state(store, "example")
+    tsig.write_text(secret)
+    resumed = _runner(config, now + timedelta(hours=8)).run_site("example")
+
+    assert failed.result == "failed"
+    assert recorded.order_url is not None
+    tried = [(o["status"], o["payload"].get("replaces")) for o in wire.orders()[before:]]
+    assert tried == [(409, old.ari_id), (201, None)]  # and none after the failure
+    assert resumed.result == "issued", resumed.reason
+    state = load_site_state(store, "example")
+    assert (state.current.version, state.replaced_elsewhere_count) == (2, 1)

@@ -108,4 +108,4 @@ def test_issue_refuses_a_site_another_run_is_working_on(tmp_path, pebble, bind_a
         result = _run("--config", config.source, "issue", "example")
 
     assert result.returncode == EXIT_CONFIG
-    assert "site example is being worked on by a-cron-run" in result.stderr
+    assert "site example is being worked on by run a-cron-run (pid" in result.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloud.acme.certificate_keys import KeyType
+from cloud.acme.challenge_types import ChallengeType
 from cloud.config import load, parse
 from cloud.errors import ConfigError
 from cloud.secrets import SecretRef
@@ -74,6 +75,16 @@ def test_extra_names_follow_the_apex_and_wildcard_without_duplicates():
     assert site.names == ("example.test", "*.example.test", "nas.other.test", "*.lan.other.test")
     assert site.key_type is KeyType.RSA_3072
     assert site.profile == "shortlived"
+
+
+def test_a_dns_persist_01_site_has_no_provider():
+    persisted = _parse(GOOD.replace('provider = "bind"', 'challenge = "dns-persist-01"'))
+    site = persisted.sites["example"]
+
+    assert site.challenge is ChallengeType.DNS_PERSIST_01
+    assert site.provider is None
+    assert site.names == ("example.test", "*.example.test")
+    assert _parse(GOOD).sites["example"].challenge is ChallengeType.DNS_01
 
 
 def test_dns_settings_map_nameservers_to_addresses():
@@ -228,7 +239,8 @@ BAD_CONFIGS = [
         '[ca]\ndirectory = "https://ca/d"\nterms_agreed = true\ndirectroy = "x"\n',
         [
             "ca.directroy: unknown key — remove it; known keys: ca_bundle, contact, directory, "
-            "eab_hmac_alg, eab_hmac_key, eab_kid, order_timeout, preferred_chain, terms_agreed"
+            "eab_hmac_alg, eab_hmac_key, eab_kid, order_timeout, preferred_chain, "
+            "staging_directory, terms_agreed"
         ],
         id="misspelt key",
     ),
@@ -266,6 +278,33 @@ BAD_CONFIGS = [
             '"nas.example.org" or "*.lan.example.org"',
         ],
         id="bad extra names",
+    ),
+    pytest.param(
+        GOOD.replace('provider = "bind"', 'provider = "bind"\nchallenge = "dns-persist-01"'),
+        [
+            "sites.example.provider: a dns-persist-01 site writes no DNS records, so it takes no "
+            "provider — remove provider (the record is created once: see `certdrop site "
+            'persist-record`), or write challenge = "dns-01"'
+        ],
+        id="a dns-persist-01 site naming a provider",
+    ),
+    pytest.param(
+        GOOD.replace('provider = "bind"', ""),
+        [
+            "sites.example.provider: missing: a dns-01 site writes its TXT values through a "
+            'provider — add provider = "<a [providers.NAME]>", or challenge = "dns-persist-01" '
+            "for a site whose issuer holds no DNS credentials"
+        ],
+        id="a dns-01 site without a provider",
+    ),
+    pytest.param(
+        GOOD.replace('provider = "bind"', 'challenge = "dns-persist"'),
+        [
+            "sites.example.challenge: unknown challenge 'dns-persist' — write \"dns-01\" (the "
+            'default: TXT values written through a provider) or "dns-persist-01" (one record '
+            "created once, no DNS credentials)"
+        ],
+        id="an unknown challenge, reported alone",
     ),
     pytest.param(
         GOOD + '\n[dns]\nresolvers = ["not an address!"]\npropagation_timeout = 0\n',

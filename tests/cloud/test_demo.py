@@ -1,5 +1,6 @@
 """`make demo`'s script, run as CI runs it: every emulated DSM must end serving its new
-wildcard certificate, and the status table must show it."""
+wildcard certificate, the DNS-PERSIST-01 site must be issued from the record its owner placed
+once, and the status table must show it."""
 
 from __future__ import annotations
 
@@ -29,7 +30,20 @@ def test_the_demo_ends_with_every_dsm_serving_its_new_certificate_and_the_status
     assert served.count("names    example.test, *.example.test") == 2  # nas-office, nas-home
     assert served.count("names    shop.test, *.shop.test") == 1
     status = done.stdout.split("==> the operator's view")[1]
-    for row in ("nas-home    example v1, shop v1", "nas-office  example v1", "nas-shop    shop v1"):
+    for row in (
+        "nas-home    example v1, shop v1",
+        "nas-office  example v1, vault v1",
+        "nas-shop    shop v1",
+    ):
         assert row in status
-    assert status.count("healthy") == 2
+    assert status.count("healthy") == 3
+    # The DNS-PERSIST-01 site: its record printed, placed once by its owner, checked, issued.
+    persist = done.stdout.split("==> a site by DNS-PERSIST-01")[1].split("==>")[0]
+    assert '_validation-persist.vault.test. 3600 IN TXT "pebble.letsencrypt.org; accounturi=' in (
+        persist
+    )
+    assert "nsupdate -y" in persist
+    assert "doctor: all 1 check(s) passed" in persist
+    assert "vault    issued    v1     never issued" in done.stdout
+    assert "vault  _validation-persist.vault.test.  this issuer's" in status
     assert "dashboard --port 8080" in done.stdout

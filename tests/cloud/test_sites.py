@@ -43,6 +43,21 @@ def test_site_add_appends_a_table_and_keeps_comments(config, capsys):
     assert load(config.source).sites["shop"].key_type.value == "rsa-3072"
 
 
+def test_site_add_of_a_dns_persist_01_site_names_no_provider(config, capsys):
+    code = main(
+        ["-c", str(config.source), "site", "add", "vault", "--domain", "vault.example.test",
+         "--challenge", "dns-persist-01"]
+    )  # fmt: skip
+    listed = main(["-c", str(config.source), "site", "list"])
+
+    assert (code, listed) == (EXIT_OK, EXIT_OK)
+    site = load(config.source).sites["vault"]
+    assert (site.challenge.value, site.provider) == ("dns-persist-01", None)
+    out = capsys.readouterr().out
+    assert "create its record once: certdrop site persist-record vault" in out
+    assert "vault    ec-p256   dns-persist-01  vault.example.test" in out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -50,6 +65,19 @@ def test_site_add_appends_a_table_and_keeps_comments(config, capsys):
         (["new", "--domain", "x.example.test", "--provider", "nope"], "no provider named 'nope'"),
         (["new", "--domain", "localhost", "--provider", "dns"], "is not a domain name"),
         (["Bad_Id", "--domain", "x.example.test", "--provider", "dns"], "a site id must be"),
+        (["new", "--domain", "x.example.test"], "missing: a dns-01 site writes its TXT values"),
+        (
+            [
+                "new",
+                "--domain",
+                "x.example.test",
+                "--challenge",
+                "dns-persist-01",
+                "--provider",
+                "dns",
+            ],
+            "a dns-persist-01 site writes no DNS records, so it takes no provider",
+        ),
     ],
 )
 def test_a_bad_site_add_is_refused_and_leaves_the_file_as_it_was(config, capsys, args, message):

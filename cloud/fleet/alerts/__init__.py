@@ -1,6 +1,7 @@
 """Alerts: what in the fleet needs a human, sent once to a webhook and/or an SNS topic.
 
     rules.py    the alerts firing now, pure functions over the fleet's status
+    persist.py  those of dns-persist-01 records (rules.py asks them too)
     memory.py   what was sent (state/alerts/<kind>/<subject>.json) and so what to send now
     webhook.py  one signed JSON POST per evaluation, retried on 5xx and connection errors
     sns.py      one SNS message per alert, with the kind as a message attribute
@@ -8,7 +9,10 @@
 Kinds: "issuance_failed" (a site's last run failed), "expiring" (a certificate has fewer than
 `expiry_days` left and no renewal is published), "bundle_refused" (an agent refused a bundle a
 check failed on), "bundle_rolled_back" (an agent's install did not hold and was rolled back),
-"agent_quiet" (an agent missed three reports).
+"agent_quiet" (an agent missed three reports), "replaced_elsewhere" (the CA said a certificate
+already had a replacement certdrop did not order; the renewal went without `replaces`),
+"persist_expiring" (a dns-persist-01 record's persistUntil is fewer than `expiry_days` away),
+"persist_account_mismatch" (a dns-persist-01 record names another ACME account).
 
 An alert is sent when it is new, when its cause changes (another error, another certificate
 version, a later report), and again as a reminder after `remind_after`; when it stops firing a
@@ -36,7 +40,18 @@ from datetime import datetime
 from typing import Any, Protocol
 
 FORMAT = "certdrop-alerts-v1"
-KINDS = ("issuance_failed", "expiring", "bundle_refused", "bundle_rolled_back", "agent_quiet")
+KINDS = (
+    "issuance_failed",
+    "expiring",
+    "bundle_refused",
+    "bundle_rolled_back",
+    "agent_quiet",
+    "replaced_elsewhere",
+    "persist_expiring",
+    "persist_account_mismatch",
+    "txt_left",
+    "delivery_pending",
+)
 SEVERITIES = ("warning", "error", "critical")
 REASONS = ("new", "changed", "reminder", "resolved")
 

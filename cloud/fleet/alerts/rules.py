@@ -2,15 +2,18 @@
 
 An agent's refusal or rollback fires only while the agent is failing (its last error is newer
 than its last good cycle): agents keep their last error on record after they recover. Which it
-is comes from the error's code alone (`ReportedError.outcome`), never from its text.
+is comes from the error's code alone (`ReportedError.outcome`), never from its text. A renewal
+the CA said was already replaced by an order certdrop did not place fires for a week: nothing
+in the fleet's state says when someone looked into it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cloud.fleet.alerts import Alert
+from cloud.fleet.alerts.persist import persist_account_mismatch, persist_expiring
 from cloud.fleet.status import (
     REFUSED,
     ROLLED_BACK,
@@ -21,6 +24,7 @@ from cloud.fleet.status import (
 )
 
 DEFAULT_EXPIRY_DAYS = 14.0
+REPLACED_ELSEWHERE_FIRES = timedelta(days=7)
 
 
 def evaluate(
@@ -30,7 +34,15 @@ def evaluate(
     alerts: list[Alert] = []
     for site in status.sites:
         found = issuance_failed(site.site, site.failures, site.last_error, now, _site_details(site))
-        alerts += [a for a in (found, expiring(site, now, expiry_days)) if a is not None]
+        more = (
+            found,
+            expiring(site, now, expiry_days),
+            replaced_elsewhere(site, now),
+            persist_expiring(site, now, expiry_days),
+            persist_account_mismatch(site, now),
+        )
+        alerts += [a for a in more if a is not None]
+        alerts += pending_work(site, now)
     for agent in status.agents:
         alerts += [a for a in (agent_error(agent, now), agent_quiet(agent, now)) if a is not None]
     return alerts
@@ -77,6 +89,80 @@ def expiring(site: SiteStatus, now: datetime, expiry_days: float) -> Alert | Non
         cause=f"version {site.version}",
         site=site.site,
         details={**_site_details(site), "expiry_days": expiry_days},
+    )
+
+
+def pending_work(site: SiteStatus, now: datetime) -> list[Alert]:
+    """Work a run left that every run retries: agents the current certificate has not reached
+    (their prefix could not be written), TXT values that could not be removed from DNS."""
+    alerts = []
+    if site.undelivered:
+        agents = ", ".join(sorted(site.undelivered))
+        why = "; ".join(site.undelivered.values())
+        message = (
+            f"Version {site.version} of {site.site} has not reached {agents}: {why}. Every run "
+            "tries again; nothing is re-issued."
+        )
+        details: dict[str, Any] = {"undelivered": dict(site.undelivered)}
+        alerts.append(_pending_alert(site, now, ("delivery_pending", "error"), message, details))
+    if site.leftover_txt:
+        left = ", ".join(site.leftover_txt)
+        message = (
+            f"{len(site.leftover_txt)} TXT value(s) of {site.site} could not be removed from "
+            f"DNS ({left}); every run tries again. Check the DNS provider."
+        )
+        details = {"leftover_txt": list(site.leftover_txt)}  # what is left: the alert's cause
+        alerts.append(_pending_alert(site, now, ("txt_left", "warning"), message, details))
+    return alerts
+
+
+def _pending_alert(
+    site: SiteStatus,
+    now: datetime,
+    kind_and_severity: tuple[str, str],
+    message: str,
+    left: dict[str, Any],
+) -> Alert:
+    """Its cause is what is still left, so the alert changes (and is re-sent) when that does."""
+    kind, severity = kind_and_severity
+    return Alert(
+        kind=kind,
+        severity=severity,
+        message=message,
+        at=now,
+        cause=" ".join(sorted(str(item) for value in left.values() for item in value)),
+        site=site.site,
+        details={**_site_details(site), **left},
+    )
+
+
+def replaced_elsewhere(site: SiteStatus, now: datetime) -> Alert | None:
+    """The CA said a certificate of the site already had a replacement that certdrop did not
+    order (alreadyReplaced): another client may hold the ACME account's key, or a site state was
+    lost. Fires for REPLACED_ELSEWHERE_FIRES after it happened."""
+    record = site.replaced_elsewhere
+    if record is None or now - record.at >= REPLACED_ELSEWHERE_FIRES:
+        return None
+    count = site.replaced_elsewhere_count
+    times = "once" if count == 1 else f"{count} times"
+    return Alert(
+        kind="replaced_elsewhere",
+        severity="warning",
+        message=(
+            f"The CA says the certificate {record.cert_id} of {site.site} was already replaced "
+            f"by an order certdrop did not place (alreadyReplaced, {times} so far); it was "
+            "renewed without `replaces`. Check who else uses the ACME account."
+        ),
+        at=now,
+        cause=f"{record.cert_id} at {record.at.isoformat()}",
+        site=site.site,
+        details={
+            **_site_details(site),
+            "replaced_cert_id": record.cert_id,
+            "replaced_at": record.at.isoformat(),
+            "ca_detail": record.detail,
+            "count": count,
+        },
     )
 
 

@@ -45,6 +45,7 @@ def make_app(load: Callable[[], FleetStatus]) -> Flask:
         when=view.when,
         ago=view.ago,
         every=view.interval_text,
+        persist_rows=view.persist_rows,
     )
 
     @app.get("/")

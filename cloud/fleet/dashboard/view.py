@@ -1,6 +1,7 @@
 """What the dashboard says about each number: the colour of days left, with a word beside it (so
 the page does not rely on colour alone), what an agent's error did to its certificate (told by
-the error's code), and times as a person reads them.
+the error's code), what each dns-persist-01 record was last seen to say, and times as a person
+reads them.
 
 Pure functions over the fleet read model; the page template and the timeline both use them.
 """
@@ -72,6 +73,8 @@ _HEALTH_LEVELS = {
     "healthy": "green",
     "due": "amber",
     "failing": "red",
+    "delivery pending": "red",
+    "TXT left": "amber",
     "expired": "red",
     "never issued": "grey",
 }
@@ -122,6 +125,58 @@ def counts(status: FleetStatus) -> dict[str, int]:
         1 for a in status.agents if a.quiet or a.failing or a.report_problem
     )
     return found
+
+
+@dataclass(frozen=True)
+class PersistRow:
+    """One dns-persist-01 record as last seen."""
+
+    site: str
+    fqdn: str
+    account: Badge  # whether it names this issuer's ACME account
+    account_uri: str | None
+    until: Badge | None  # how long its persistUntil leaves; None without one
+    persist_until: datetime | None
+    checked_at: datetime
+    problem: str | None
+
+
+def persist_rows(status: FleetStatus) -> list[PersistRow]:
+    rows = []
+    for site in status.sites:
+        for seen in site.persist:
+            if seen.account_uri is None:
+                account = Badge("grey", "none found", "none found")
+            elif seen.account_uri == seen.account:
+                account = Badge("green", "this issuer's", "this issuer's")
+            else:
+                account = Badge("red", "another account", "another account")
+            until = None
+            if seen.persist_until is not None:
+                days = (seen.persist_until - status.at).total_seconds() / 86400
+                until = persist_until_badge(days)
+            rows.append(
+                PersistRow(
+                    site.site,
+                    seen.fqdn,
+                    account,
+                    seen.account_uri,
+                    until,
+                    seen.persist_until,
+                    seen.checked_at,
+                    f"{seen.code}: {seen.problem}" if seen.code else None,
+                )
+            )
+    return rows
+
+
+def persist_until_badge(days_left: float) -> Badge:
+    """After persistUntil the CA refuses the record: red when passed or close, amber soon."""
+    if days_left <= 0:
+        return Badge("red", "passed", "passed")
+    word = "ok" if days_left >= AMBER_DAYS else "replace soon"
+    figure = days_text(days_left)
+    return Badge(level_for(days_left), word, figure if word == "ok" else f"{word} · {figure}")
 
 
 def when(moment: datetime | None) -> str:

@@ -1,0 +1,24 @@
+"""`certdrop doctor`: read-only checks of the issuer's set-up, one module per check.
+
+A check is a function of a `report.Context` returning a `report.Report` of findings; it writes
+nothing (no DNS record, no order, no state). `CHECKS` runs in order; a later check is one more
+module here and one more entry there.
+
+    persist_records.py   every dns-persist-01 site's record, read at every authoritative
+                         nameserver of its zone: names this issuer's account and the CA
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cloud.doctor import persist_records
+from cloud.doctor.report import Context, Report
+
+Check = Callable[[Context], Report]
+
+CHECKS: tuple[Check, ...] = (persist_records.check,)
+
+
+def run_checks(context: Context, checks: tuple[Check, ...] = CHECKS) -> list[Report]:
+    return [check(context) for check in checks]
