@@ -8,7 +8,8 @@ CertdropError                      transient: retry later; otherwise record, ale
 │   └── SecretUnavailable          the secret store (Secrets Manager) could not be reached
 ├── StoreError                     .key
 │   ├── PreconditionFailed         a conditional write lost the race
-│   └── StoreRefused               .backend_code; retrying cannot help (bad key, no bucket, denied)
+│   ├── StoreRefused               .backend_code; retrying cannot help (bad key, no bucket, denied)
+│   └── NoConditionalWrites        .store, .accepted: a store that ignores conditional writes
 ├── DnsError                       .fqdn
 │   ├── DnsProviderError           .provider; the DNS API refused or was unreachable
 │   ├── ZoneNotFoundError          no SOA found walking up from .fqdn
@@ -122,6 +123,29 @@ class StoreRefused(StoreError):
     def __init__(self, key: str, cause: str, *, backend_code: str):
         self.backend_code = backend_code
         super().__init__(key, cause)
+
+
+class NoConditionalWrites(StoreError):
+    """The store accepted writes it must refuse: `accepted` names each ("If-None-Match: *" over
+    an existing object, "If-Match" naming a wrong ETag). Locks and version reservations rely on
+    them, so no run uses such a store. `store` names it by URL and endpoint, never a credential;
+    `key` is the probe object that was written."""
+
+    code = "store.no_conditional_writes"
+    transient = False
+
+    def __init__(self, key: str, store: str, accepted: tuple[str, ...]):
+        self.key = key
+        self.store = store
+        self.accepted = accepted
+        CertdropError.__init__(
+            self,
+            f"the object store {store} ignores conditional writes: it accepted a write with "
+            f"{' and a write with '.join(accepted)}, where it must answer 412 Precondition "
+            "Failed. No run uses this store: locks and version reservations rely on those "
+            "refusals. AWS S3 has them since 2024; upgrade an S3-compatible server to a version "
+            "that has them, or use another store (`certdrop doctor` probes it again)",
+        )
 
 
 class DnsError(CertdropError):

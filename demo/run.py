@@ -5,11 +5,11 @@ Pebble (the ACME CA) and three DSM emulators (three NAS units, one of them with 
 on 127.0.0.1. Then, through the real `certdrop` and `certdrop-agent` commands: init the issuer,
 add a second site, add a third one by DNS-PERSIST-01 (no DNS credentials: its owner creates the
 record `certdrop site persist-record` prints, once, by an RFC 2136 update as `nsupdate` would,
-and `certdrop doctor` checks it), enroll the three agents and register them, issue all three
-sites, run each agent once (after a one-time `dsm-login` on the 2FA unit), show what each emulated
-DSM serves, and end with the operator's status table and how to open the dashboard. Everything
-it started is stopped at the end; its files are under .demo/ (or $CERTDROP_DEMO_DIR) and are
-replaced by the next run.
+and `certdrop doctor` checks it and the store's conditional writes), enroll the three agents and
+register them, issue all three sites, run each agent once (after a one-time `dsm-login` on the
+2FA unit), show what each emulated DSM serves, and end with the operator's status table and how
+to open the dashboard. Everything it started is stopped at the end; its files are under .demo/
+(or $CERTDROP_DEMO_DIR) and are replaced by the next run.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@
     state/agents/<agent>.json                    the agent registry
     state/challenges/<site>.json                 TXT values placed, so any later run removes them
     state/alerts/                                what was alerted
+    state/store-check.json                       the store's conditional writes, as last probed:
+                                                 its URL and endpoint, and what was found
+    state/store-probe/<token>                    the probe's object, deleted when it is done
     escrow/<site>/<version>.sealed               the bundle sealed to the escrow key
     agents/<agent>/index.json                    the agent's signed index, written last
     agents/<agent>/bundles/<site>/<version>.sealed
@@ -29,6 +32,8 @@ SCHEDULE_PREFIX = "state/schedule/"
 REGISTRY_PREFIX = "state/agents/"
 CHALLENGES_PREFIX = "state/challenges/"
 ALERTS_PREFIX = "state/alerts/"
+STORE_CHECK = "state/store-check.json"
+STORE_PROBE_PREFIX = "state/store-probe/"
 ESCROW_PREFIX = "escrow/"
 AGENTS_PREFIX = "agents/"
 
@@ -64,6 +69,10 @@ def registry_record(agent: str) -> str:
 
 def challenge_journal(site: str) -> str:
     return f"{CHALLENGES_PREFIX}{site}.json"
+
+
+def store_probe(token: str) -> str:
+    return f"{STORE_PROBE_PREFIX}{token}"
 
 
 def escrow_prefix(site: str) -> str:

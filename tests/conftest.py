@@ -31,6 +31,7 @@ runs under Python 3.8 for the agent's tests.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from collections.abc import Iterator
 
@@ -110,3 +111,16 @@ def pebble_profiles(
     workdir = tmp_path_factory.mktemp("pebble-profiles")
     with Pebble(workdir, bind_resolver.address, profiles=profiles) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """A test that runs a CLI in process gets its log handlers (bound to the test's captured
+    stderr); they go with the test, so a later test or teardown never logs to a closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)

@@ -124,8 +124,13 @@ def doctor(args: argparse.Namespace) -> int:
     from cloud.acme.client import AcmeClient
     from cloud.doctor import run_checks
     from cloud.doctor.report import Context
+    from cloud.store import Store
 
     config = config_module.load(args.config)
+
+    @functools.cache
+    def store() -> Store:
+        return parts.store(config)
 
     @functools.cache
     def acme() -> AcmeClient:  # only for the checks that need the CA, once
@@ -133,7 +138,7 @@ def doctor(args: argparse.Namespace) -> int:
         client.connect()
         return client
 
-    reports = run_checks(Context(config, datetime.now(UTC), acme))
+    reports = run_checks(Context(config, datetime.now(UTC), acme, store))
     print("\n\n".join(report.render() for report in reports))
     failed = [r for r in reports if not r.ok]
     if failed:

@@ -18,12 +18,18 @@ if TYPE_CHECKING:
 
 
 def init(args: argparse.Namespace) -> int:
+    """Probes the store's conditional writes (refused without them, before any key is made),
+    then creates the issuer keys."""
     from cloud.keys.issuer import init_issuer, public_lines
+    from cloud.store import conditional_writes
 
     config = config_module.load(args.config)
+    store = parts.store(config)
+    conditional_writes.require(store, probe_again=True)
     issuer = init_issuer(parts.keystore(config))
     issuer_line, escrow_line = public_lines(issuer)
     print(
+        f"object store {store.location}: conditional writes honoured\n"
         f"issuer keys created in {_keys_location(config)}\n"
         f"give every agent this line as issuer_key in its configuration:\n  {issuer_line}\n"
         f"escrow public key:\n  {escrow_line}"

@@ -43,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json-logs", action="store_true", help="log JSON lines")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    init = commands.add_parser("init", help="create the issuer's signing and escrow keys (once)")
+    init = commands.add_parser(
+        "init",
+        help="probe the store's conditional writes, create the issuer's signing and escrow keys "
+        "(once)",
+    )
     init.set_defaults(run=issue_commands.init)
 
     issuer = commands.add_parser("issuer", help="the issuer's keys").add_subparsers(
@@ -133,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser(
         "doctor",
-        help="read-only checks of the set-up (dns-persist-01 records at every nameserver)",
+        help="checks of the set-up: the store's conditional writes, dns-persist-01 records at "
+        "every nameserver",
     )
     doctor.set_defaults(run=fleet_commands.doctor)
 

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 
 from cloud.dns01.names import locate
 from cloud.dns01.propagation import DnsCheckSettings, wait_for_records
@@ -28,31 +29,79 @@ class Challenge:
     value: str  # the TXT value that answers it
 
 
+@dataclass(frozen=True)
+class Journalled:
+    """One TXT value a run placed: the provider that placed it, since when, and the name it
+    validates (so its place can be worked out again; "" in journals older than that)."""
+
+    provider: str
+    record: TxtRecord
+    at: datetime
+    name: str = ""
+
+
 class ChallengeJournal:
-    """The TXT values a site's run has placed and not yet removed, in the object store."""
+    """The TXT values a site's runs have placed and not yet removed, in the object store.
+
+    Values are added before they are placed and dropped one by one as they are removed, so a
+    value one run could not remove stays listed while later runs place and remove their own.
+    """
 
     def __init__(self, store: Store, site: str):
         self.store = store
         self.key = store_layout.challenge_journal(site)
 
-    def record(self, provider: str, records: Sequence[TxtRecord]) -> None:
-        body = {"provider": provider, "records": [asdict(r) for r in records]}
-        self.store.put(self.key, json.dumps(body, sort_keys=True).encode())
+    def record(self, provider: str, placed: Sequence[tuple[str, TxtRecord]], at: datetime) -> None:
+        """`placed`: (the name validated, its record) for each value about to be added."""
+        entries = [*self.entries(), *(Journalled(provider, r, at, n) for n, r in placed)]
+        self._write(entries)
 
-    def pending(self) -> tuple[str, tuple[TxtRecord, ...]] | None:
+    def entries(self) -> tuple[Journalled, ...]:
         found = self.store.get(self.key)
         if not isinstance(found, StoredObject):
-            return None
+            return ()
         body = json.loads(found.body)
-        return body["provider"], tuple(TxtRecord(**r) for r in body["records"])
+        if "records" in body:  # written before entries had their own provider and time
+            at = datetime.fromtimestamp(0, UTC)
+            return tuple(Journalled(body["provider"], TxtRecord(**r), at) for r in body["records"])
+        return tuple(
+            Journalled(
+                e["provider"],
+                TxtRecord(**e["record"]),
+                datetime.fromisoformat(e["at"]),
+                e.get("name", ""),
+            )
+            for e in body["entries"]
+        )
 
-    def clear(self) -> None:
-        self.store.delete(self.key)
+    def drop(self, removed: Sequence[TxtRecord]) -> None:
+        self._write([e for e in self.entries() if e.record not in removed])
 
     def leftovers(self) -> tuple[str, ...]:
         """What is journalled, as "fqdn value" lines for the state, status and alerts."""
-        pending = self.pending()
-        return tuple(f"{r.fqdn} {r.value}" for r in pending[1]) if pending else ()
+        return tuple(f"{e.record.fqdn} {e.record.value}" for e in self.entries())
+
+    def _write(self, entries: Sequence[Journalled]) -> None:
+        if not entries:
+            self.store.delete(self.key)
+            return
+        body = {
+            "entries": [
+                {
+                    "provider": e.provider,
+                    "record": asdict(e.record),
+                    "at": e.at.isoformat(),
+                    "name": e.name,
+                }
+                for e in entries
+            ]
+        }
+        self.store.put(self.key, json.dumps(body, sort_keys=True).encode())
+
+
+# A value no run could remove for this long is dropped from the journal with a warning naming
+# it: its zone or provider is gone (a bad `resolvers` setting, say), and removing it is a person's.
+GIVE_UP_AFTER = timedelta(days=7)
 
 
 class Dns01Solver:
@@ -65,6 +114,7 @@ class Dns01Solver:
         settings: DnsCheckSettings,
         journal: ChallengeJournal,
         provider_by_name: Callable[[str], DnsProvider] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.provider_name = provider_name
         self.provider = provider
@@ -73,17 +123,36 @@ class Dns01Solver:
         # The stale values of a crashed run may have been placed through another provider,
         # if the configuration changed since.
         self.provider_by_name = provider_by_name or (lambda _name: provider)
+        self.now = now
 
     def sweep(self) -> int:
-        """Removes the values a crashed earlier run recorded; returns how many."""
-        pending = self.journal.pending()
-        if pending is None:
+        """Removes the values earlier runs left; returns how many are still left. Never raises
+        for a value it cannot remove: it stays journalled (tried again by every run), is looked
+        up again in case its zone was computed wrongly, and is given up after GIVE_UP_AFTER."""
+        entries = self.journal.entries()
+        if not entries:
             return 0
-        name, records = pending
-        provider = self.provider if name == self.provider_name else self.provider_by_name(name)
-        log.warning("removing %d TXT value(s) left by an interrupted run", len(records))
-        self._remove(provider, records)
-        return len(records)
+        log.warning("removing %d TXT value(s) left by an earlier run", len(entries))
+        removed, given_up = [], []
+        for entry in entries:
+            provider = (
+                self.provider
+                if entry.provider == self.provider_name
+                else self.provider_by_name(entry.provider)
+            )
+            if self._remove_one(provider, entry.record) or self._remove_relocated(provider, entry):
+                removed.append(entry.record)
+            elif self.now() - entry.at > GIVE_UP_AFTER:
+                log.warning(
+                    "giving up removing TXT value %s at %s after %s: remove it by hand",
+                    entry.record.value,
+                    entry.record.fqdn,
+                    GIVE_UP_AFTER,
+                    extra={"fqdn": entry.record.fqdn},
+                )
+                given_up.append(entry.record)
+        self.journal.drop(removed + given_up)
+        return len(entries) - len(removed) - len(given_up)
 
     def present(self, challenges: Sequence[Challenge]) -> tuple[TxtRecord, ...]:
         """Works out where each value goes (following CNAMEs), journals them, then adds them.
@@ -92,16 +161,18 @@ class Dns01Solver:
         records (or the next run's `sweep`) covers a failure halfway through.
         """
         located = {}
-        records = []
+        placed = []
         for challenge in challenges:
             # The apex and the wildcard share one name: locate it once.
             name = challenge.domain.removeprefix("*.")
             if name not in located:
                 located[name] = locate(name, self.settings)
             where = located[name]
-            records.append(TxtRecord(zone=where.zone, fqdn=where.fqdn, value=challenge.value))
-        self.journal.record(self.provider_name, records)
-        return tuple(records)
+            placed.append(
+                (name, TxtRecord(zone=where.zone, fqdn=where.fqdn, value=challenge.value))
+            )
+        self.journal.record(self.provider_name, placed, self.now())
+        return tuple(record for _name, record in placed)
 
     def add(self, records: Sequence[TxtRecord]) -> None:
         for record in records:
@@ -112,22 +183,35 @@ class Dns01Solver:
         wait_for_records(records, self.settings)
 
     def cleanup(self, records: Sequence[TxtRecord]) -> None:
-        self._remove(self.provider, records)
-
-    def _remove(self, provider: DnsProvider, records: Sequence[TxtRecord]) -> None:
-        failed: list[CertdropError] = []
-        for record in records:
-            try:
-                provider.remove_txt(record)
-            except CertdropError as exc:
-                failed.append(exc)
-                log.error("could not remove TXT value: %s", exc, extra={"fqdn": record.fqdn})
-        if failed:
-            # Keep the journal: the next run retries the removal.
+        """Removes this run's values; those that fail stay journalled and raise DnsError."""
+        removed = [r for r in records if self._remove_one(self.provider, r)]
+        self.journal.drop(removed)
+        if len(removed) < len(records):
             raise DnsError(
                 records[0].fqdn,
-                f"{len(failed)} TXT value(s) could not be removed and stay journalled "
-                f"for the next run: {failed[0]}",
+                f"{len(records) - len(removed)} TXT value(s) could not be removed and stay "
+                "journalled: every run tries again",
                 transient=True,
             )
-        self.journal.clear()
+
+    def _remove_one(self, provider: DnsProvider, record: TxtRecord) -> bool:
+        try:
+            provider.remove_txt(record)
+        except CertdropError as exc:
+            log.error("could not remove TXT value: %s", exc, extra={"fqdn": record.fqdn})
+            return False
+        return True
+
+    def _remove_relocated(self, provider: DnsProvider, entry: Journalled) -> bool:
+        """The value's zone looked up again with today's settings, in case the run that placed
+        it worked it out wrongly; removed there if it differs."""
+        if not entry.name:
+            return False
+        try:
+            where = locate(entry.name, self.settings)
+        except CertdropError:
+            return False
+        if (where.zone, where.fqdn) == (entry.record.zone, entry.record.fqdn):
+            return False
+        moved = TxtRecord(zone=where.zone, fqdn=where.fqdn, value=entry.record.value)
+        return self._remove_one(provider, moved)

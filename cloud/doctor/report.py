@@ -8,6 +8,7 @@ from datetime import datetime
 
 from cloud.acme.client import AcmeClient
 from cloud.config import Config
+from cloud.store import Store
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,10 @@ class Report:
 
 @dataclass(frozen=True)
 class Context:
-    """What a check may use. Checks only read: the DNS, the CA's directory, the store."""
+    """What a check may use. Checks only read (the DNS, the CA's directory, the store), but for
+    the store check's probe object, written and deleted."""
 
     config: Config
     now: datetime
     acme: Callable[[], AcmeClient]  # connected on first call (loads or registers the account)
+    store: Callable[[], Store]  # opened on first call

@@ -16,7 +16,7 @@ from cloud.config import LETSENCRYPT_PRODUCTION, CaConfig, Config
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.keys.store import KeyStore
 from cloud.pipeline import parts
-from cloud.store import Store
+from cloud.store import Store, conditional_writes
 
 
 def staging_ca(config: Config) -> CaConfig:
@@ -40,6 +40,7 @@ def dry_run(config: Config, store: Store, keys: KeyStore, site_id: str) -> Issue
     another run holds it) and journalling TXT values as every run does; records nothing else."""
     site = parts.site(config, site_id)
     ca = staging_ca(config)
+    conditional_writes.require(store)  # the lock relies on them, as every run's does
     with parts.site_lock(config, store, site.id):
         acme = AcmeClient(ca, keys, staging=True)
         acme.connect()

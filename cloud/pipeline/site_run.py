@@ -57,7 +57,7 @@ from cloud.pipeline.site_state import (
 from cloud.publish.order_keys import open_order_key, seal_order_key
 from cloud.publish.publisher import Publisher
 from cloud.publish.versions import reserve_next
-from cloud.store import Store
+from cloud.store import Store, conditional_writes
 from nas_agent.bundle import BundlePlaintext
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,8 @@ class Runner:
         self.now = now
         self.rng = rng or random.SystemRandom()
         self.sleep = sleep
+        # Locks need them: probed when the store is new to this record, else one GET per runner.
+        self._store_gate = conditional_writes.Gate(store)
 
     def run_many(
         self, site_ids: Sequence[str], *, concurrency: int = 1, force: bool = False
@@ -117,6 +119,7 @@ class Runner:
         site = parts.site(self.config, site_id)
         lock = parts.site_lock(self.config, self.store, site.id, now=self.now)
         try:
+            self._store_gate.require()
             lock.acquire()
         except Locked as exc:
             log.info("%s", exc, extra={"site": site.id})

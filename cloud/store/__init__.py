@@ -38,6 +38,12 @@ class ObjectInfo:
 class Store(Protocol):
     """Failures raise `cloud.errors.StoreError`; a lost conditional write `PreconditionFailed`."""
 
+    @property
+    def location(self) -> str:
+        """Where the objects live, for messages and records: a URL, and for S3 the endpoint;
+        never a credential."""
+        ...
+
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject | Unchanged | None:
         """The object, `Unchanged` when its ETag equals `if_none_match`, or None when absent."""
         ...

@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cloud.errors import PreconditionFailed, StoreError, StoreRefused
 from cloud.store import ObjectInfo, StoredObject, Unchanged
@@ -55,6 +56,10 @@ class LocalStore:
 
     def __repr__(self) -> str:
         return f"LocalStore({self.root!r})"
+
+    @property
+    def location(self) -> str:
+        return Path(self.root).as_uri()
 
     def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject | Unchanged | None:
         body = self._read(check_key(key))

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, SSLError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -78,6 +79,12 @@ class S3Store:
 
     def __repr__(self) -> str:
         return f"S3Store('s3://{self.bucket}/{self.prefix}', endpoint_url={self.endpoint_url!r})"
+
+    @property
+    def location(self) -> str:
+        """`s3://bucket/prefix/ at <endpoint>` (without any user or query part), or `on AWS S3`."""
+        where = f"at {_public(self.endpoint_url)}" if self.endpoint_url else "on AWS S3"
+        return f"s3://{self.bucket}/{self.prefix} {where}"
 
     @property
     def client(self) -> Any:
@@ -242,6 +249,16 @@ class S3Store:
         if isinstance(exc, HTTPClientError | BotoConnectionError) and not isinstance(exc, SSLError):
             return StoreError(key, cause)
         return StoreRefused(key, cause, backend_code=type(exc).__name__)
+
+
+def _public(url: str) -> str:
+    """An endpoint URL as it may be shown: scheme, host, port and path only."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def _code(exc: ClientError) -> str:

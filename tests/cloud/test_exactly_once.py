@@ -246,3 +246,30 @@ def test_half_the_nonces_rejected_place_no_extra_order(tmp_path, bind_resolver, 
         assert len(flaky.order_ids()) == 4
         assert len(flaky.issued_serials()) == 4
         assert txt_values(bind_auth.address, "_acme-challenge.example.test.") == set()
+
+
+def test_a_journal_with_a_wrongly_computed_zone_heals_itself_or_is_given_up_by_name(
+    fleet, bind_auth, capsys
+):
+    from cloud.dns01.providers.base import TxtRecord
+    from cloud.dns01.solver import ChallengeJournal
+
+    config, store, _issuer = fleet
+    journal = ChallengeJournal(store, "example")
+    fqdn = "_acme-challenge.example.test."
+    placed = TxtRecord("example.test.", fqdn, "placed-by-a-run")
+    parts.provider(config, "dns").add_txt(placed)
+    # What a run with a bad `resolvers` setting journalled: the right name, the wrong zone.
+    wrong = TxtRecord("wrong-zone.test.", fqdn, "placed-by-a-run")
+    long_ago = datetime.now(UTC) - timedelta(days=8)
+    lost = TxtRecord("gone.test.", "_acme-challenge.gone.test.", "nobody-can-remove-this")
+    journal.record("dns", [("example.test", wrong)], datetime.now(UTC))
+    journal.record("dns", [("gone.test", lost)], long_ago)
+
+    assert main(["-c", str(config.source), "run"]) == EXIT_OK  # due: values to remove
+
+    assert txt_values(bind_auth.address, fqdn) == set()
+    assert journal.entries() == ()
+    assert load_site_state(store, "example").leftover_txt == ()
+    told = capsys.readouterr().err
+    assert "nobody-can-remove-this" in told and "remove it by hand" in told

@@ -223,7 +223,8 @@ def test_a_propagation_wait_shows_which_nameserver_still_lacks_which_value(
             if process.poll() is not None:
                 raise AssertionError("certdrop ended before it journalled its TXT values")
             try:  # the values are journalled before they are added, and until they are removed
-                return [r["value"] for r in json.loads(journal.read_text())["records"]]
+                entries = json.loads(journal.read_text())["entries"]
+                return [entry["record"]["value"] for entry in entries]
             except (FileNotFoundError, ValueError):
                 return []
 

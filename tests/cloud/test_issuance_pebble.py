@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -208,11 +210,11 @@ def test_a_crashed_runs_values_are_removed_by_the_next_run(bind_config, bind_aut
     store = parts.store(config)
     stale = TxtRecord("example.test.", CHALLENGE, "left-by-a-crashed-run")
     provider = parts.provider(config, "dns")
-    ChallengeJournal(store, "example").record("dns", [stale])
+    ChallengeJournal(store, "example").record("dns", [("example.test", stale)], datetime.now(UTC))
     provider.add_txt(stale)
     assert txt_values(bind_auth.address, CHALLENGE) == {"left-by-a-crashed-run"}
 
     order_certificate(config, "example", object_store=store)
 
     assert txt_values(bind_auth.address, CHALLENGE) == set()
-    assert ChallengeJournal(store, "example").pending() is None
+    assert ChallengeJournal(store, "example").entries() == ()
