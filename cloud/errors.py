@@ -204,10 +204,15 @@ class PersistRecordInvalid(DnsError):
         found: tuple[str, ...],
         expected: str,
         problem: str,
+        *,
+        field: str | None = None,
+        persist_until: datetime | None = None,
     ):
         self.nameserver = nameserver
         self.found = found
         self.expected = expected
+        self.field = field  # PersistRecordMismatch: "accounturi" or "policy"
+        self.persist_until = persist_until  # PersistRecordExpired: when the record ran out
         shown = "; ".join(f'"{value}"' for value in found) or "no TXT value"
         super().__init__(
             fqdn,
@@ -226,35 +231,11 @@ class PersistRecordMismatch(PersistRecordInvalid):
 
     code = "dns.persist_record_mismatch"
 
-    def __init__(
-        self,
-        fqdn: str,
-        nameserver: str,
-        found: tuple[str, ...],
-        expected: str,
-        problem: str,
-        *,
-        field: str,
-    ):
-        self.field = field
-        super().__init__(fqdn, nameserver, found, expected, problem)
-
 
 class PersistRecordExpired(PersistRecordInvalid):
-    code = "dns.persist_record_expired"
+    """`persist_until` has passed."""
 
-    def __init__(
-        self,
-        fqdn: str,
-        nameserver: str,
-        found: tuple[str, ...],
-        expected: str,
-        problem: str,
-        *,
-        persist_until: datetime,
-    ):
-        self.persist_until = persist_until
-        super().__init__(fqdn, nameserver, found, expected, problem)
+    code = "dns.persist_record_expired"
 
 
 class AcmeError(CertdropError):
