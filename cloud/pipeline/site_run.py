@@ -256,7 +256,10 @@ class _SiteRun:
         self._save(self._with_window(issued))
         if previous is not None and previous.escrow_object != record.escrow_object:
             # Only now: until the new state was saved, the old escrow copy was the recorded one.
-            publisher.retire(previous)
+            try:
+                publisher.retire(previous)
+            except CertdropError as exc:  # a stale copy nothing names; the issuance stands
+                log.warning("old escrow copy not deleted: %s", exc, extra={"site": self.site.id})
         self._schedule(self._decide())
         return self._outcome("issued", _with_pending(reason, undelivered), certificate=cert)
 
