@@ -38,6 +38,8 @@ CertdropError                      transient: retry later; otherwise record, ale
 ├── IssuerKeyInvalid               .name: an issuer key that does not load
 ├── AgentConflict                  .agent_id: registered already, with other keys
 ├── UnknownAgent                   .agent_id: not registered
+├── RecordUnsigned                 .agent_id: a registry record the issuer never signed
+├── RecordTampered                 .agent_id, .cause: a registry record whose signature fails
 └── EscrowUnavailable              .site: the escrow copy cannot be re-sealed for a new agent
 
 Codes are "<area>.<condition>", lower case with underscores ("store.refused",
@@ -447,6 +449,37 @@ class UnknownAgent(CertdropError):
     def __init__(self, agent_id: str):
         self.agent_id = agent_id
         super().__init__(f"no agent {agent_id} is registered (see `certdrop agent list`)")
+
+
+class RecordUnsigned(CertdropError):
+    """A registry record without the issuer's signature (written by hand, or before records
+    were signed): nothing is sealed to its keys."""
+
+    code = "registry.record_unsigned"
+
+    def __init__(self, agent_id: str):
+        self.agent_id = agent_id
+        super().__init__(
+            f"the registry record of agent {agent_id} is not signed by the issuer; nothing is "
+            f"sealed to it until `certdrop agent add` (or `certdrop agent resign {agent_id}`) "
+            "signs it"
+        )
+
+
+class RecordTampered(CertdropError):
+    """A registry record whose issuer signature does not verify: changed after signing, or
+    signed by another key. Nothing is sealed to its keys."""
+
+    code = "registry.record_tampered"
+
+    def __init__(self, agent_id: str, cause: str):
+        self.agent_id = agent_id
+        self.cause = cause
+        super().__init__(
+            f"the registry record of agent {agent_id} fails its issuer signature ({cause}); "
+            "nothing is sealed to it: check who writes state/agents/, then re-add the agent "
+            "with the token its NAS printed"
+        )
 
 
 class EscrowUnavailable(CertdropError):

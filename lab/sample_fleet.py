@@ -17,7 +17,7 @@ from cloud.publish.registry import AgentRegistry
 from cloud.store.local import LocalStore
 from nas_agent.enrollment import enrollment_of
 from nas_agent.errors import InstallFailed
-from nas_agent.keys import AgentKeys, generate_agent_keys
+from nas_agent.keys import AgentKeys, generate_agent_keys, generate_issuer_keys
 from nas_agent.state import AgentState, InstalledSite, LastError
 from nas_agent.status import signed_status
 
@@ -51,6 +51,12 @@ def config_text(site_ids: Iterable[str]) -> str:
         f'[sites.{s}]\ndomain = "{s}.example.test"\nprovider = "dns"\n' for s in site_ids
     )
     return head + sites
+
+
+def _registry(store: LocalStore) -> AgentRegistry:
+    """Records signed by a key of their own: the sample fleet has no issuer, and nothing it
+    shows seals a bundle."""
+    return AgentRegistry(store, generate_issuer_keys().signing_key)
 
 
 def _config(directory: Path) -> Config:
@@ -91,7 +97,7 @@ def add_agent(
 ) -> None:
     """One more agent, receiving `sites` for 30 days, whose signed report at `seen` is `state`."""
     keys = generate_agent_keys(agent_id)
-    AgentRegistry(fleet.store).add(enrollment_of(keys), sites, fleet.now - 30 * DAY)
+    _registry(fleet.store).add(enrollment_of(keys), sites, fleet.now - 30 * DAY)
     body = signed_status(
         state, agent_id=agent_id, signing_key=keys.signing_key, now=seen, poll_interval=900
     )
@@ -119,7 +125,7 @@ def make_fleet(directory: Path, now: datetime) -> Fleet:
     save_site_state(store, SiteState("due", due))
     save_site_state(store, SiteState("healthy", healthy))
     agents = {name: generate_agent_keys(name) for name in ("nas-ok", "nas-behind", "nas-quiet")}
-    registry = AgentRegistry(store)
+    registry = _registry(store)
     for name, sites in (
         ("nas-ok", ("healthy", "due")),
         ("nas-behind", ("healthy",)),

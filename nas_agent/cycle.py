@@ -7,7 +7,8 @@
     per configured site: entry newer than installed? ─ no ─► (no install) ───┤
         │ yes: verify the signed entry; fetch, open and check the bundle     │
         ▼                                                                    │
-    DSM: back up, import in place, bind services, TLS-confirm, or roll back  │
+    DSM: holds a newer one (refused) or this one (recorded)? ─ yes ─► ───────┤
+        │ no: back up, import in place, bind services, TLS-confirm, or undo  │
         ▼                                                                    ▼
     no DSM login in this run and the credential check due: log in, log out
         ▼
@@ -46,6 +47,7 @@ from nas_agent.errors import (
     AgentError,
     BundleError,
     InstallFailed,
+    OlderThanInstalled,
     SiteNotInIndex,
     StaleVersion,
     StateUnwritable,
@@ -343,6 +345,11 @@ class _Cycle:
         except InstallFailed as exc:
             self._record(exc, site.id)
             return EXIT_ROLLED_BACK, str(exc)
+        except OlderThanInstalled as exc:
+            # DSM holds a newer certificate than this signed one: a rollback, also when the
+            # state that would have refused it by version was lost.
+            exc.version = entry.version
+            return self._refused(site, exc)
         self._save(
             self.state.with_installed(
                 site.id,
@@ -353,6 +360,9 @@ class _Cycle:
                 installed_at=self.now(),
             ).with_dsm_version(done.dsm_version)
         )
+        if not done.imported:
+            _log.info("site %s: version %d already held by DSM: recorded", site.id, entry.version)
+            return EXIT_OK, "up to date"
         confirmed = "served by DSM" if done.confirmed else "imported (not DSM's default)"
         _log.info("site %s: version %d %s", site.id, entry.version, confirmed)
         return EXIT_OK, "installed"

@@ -15,6 +15,7 @@ has a stable `code` to branch on.
     │   ├── WrongAgent             .addressee: the entry was signed for another agent
     │   ├── StaleVersion           .installed_version: .version is not newer (replay, up to date)
     │   ├── VersionConflict        the installed version, named with another certificate
+    │   ├── OlderThanInstalled     .not_before: older than what DSM holds for the site (rollback)
     │   ├── SealedHashMismatch     the sealed object is not the one the signed entry names
     │   ├── MalformedSealedObject  bad magic, too short or too large
     │   ├── DecryptionFailed       HPKE open failed: another recipient's object, or tampered bytes
@@ -190,6 +191,26 @@ class StaleVersion(BundleError):
     def up_to_date(self) -> bool:
         """The entry is the installed version: nothing new, not a replay."""
         return self.version == self.installed_version
+
+
+class OlderThanInstalled(BundleError):
+    """The certificate is older (earlier notBefore) than the one DSM holds under the site's
+    description: a rollback, refused with or without the agent's state (`held_certificate`)."""
+
+    code = "bundle.older_than_installed"
+
+    def __init__(
+        self, not_before: datetime, held_not_before: datetime, dsm_certificate_id: str, **where
+    ):
+        self.not_before = not_before
+        self.held_not_before = held_not_before
+        self.dsm_certificate_id = dsm_certificate_id
+        super().__init__(
+            f"certificate valid from {not_before.isoformat()} is older than DSM certificate "
+            f"{dsm_certificate_id} (valid from {held_not_before.isoformat()}) it would replace:"
+            " refused, an older signed index or bundle was served again",
+            **where,
+        )
 
 
 class SealedHashMismatch(BundleError):

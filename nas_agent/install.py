@@ -2,11 +2,13 @@
 """Installing one opened bundle into DSM: back up, import in place, bind, confirm, or roll back.
 
 The certificate DSM holds under the site's description is replaced by id, so every service bound
-to it keeps using it. Before that, the agent keeps a backup of what it replaces (its own copy of
-what it installed last time, else DSM's export). After the import a TLS handshake must show the
-new leaf within `confirm_timeout`; if it does not, or the import broke off halfway, the backup is
-imported back into the same id. DSM is never left without a valid certificate: it holds either
-the new one or the restored one, and both are checked certificates.
+to it keeps using it. First it is compared with the new one (`nas_agent.held_certificate`): an
+older certificate is refused (`OlderThanInstalled`) and the very same one is not imported again,
+whatever the agent's state says. Before replacing, the agent keeps a backup of what it replaces
+(its own copy of what it installed last time, else DSM's export). After the import a TLS
+handshake must show the new leaf within `confirm_timeout`; if it does not, or the import broke
+off halfway, the backup is imported back into the same id. DSM is never left without a valid
+certificate: it holds either the new one or the restored one, and both are checked certificates.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from nas_agent.dsm.types import (
     Session,
     read_export_archive,
 )
-from nas_agent.errors import ConfirmFailed, InstallFailed, TempAdminError
+from nas_agent.errors import ConfirmFailed, InstallFailed, OlderThanInstalled, TempAdminError
+from nas_agent.held_certificate import LeafFacts, Verdict, could_be_same, judge
 from nas_agent.temp_admin import TempAdmin
 
 _log = logging.getLogger(__name__)
@@ -57,12 +60,18 @@ class Material:
         leaf = x509.load_pem_x509_certificate(self.cert_pem)
         return hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
 
+    def facts(self) -> LeafFacts:
+        leaf = x509.load_pem_x509_certificate(self.cert_pem)
+        sha256 = hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
+        return LeafFacts(leaf.not_valid_before_utc, leaf.not_valid_after_utc, sha256)
+
 
 @dataclass(frozen=True)
 class Installed:
     certificate_id: str
     confirmed: bool  # False when the certificate is not what DSM's HTTPS port serves
     dsm_version: str  # as far as the API tells: its Auth API's major version
+    imported: bool = True  # False: DSM already held this very certificate, nothing was imported
 
 
 class LocalCopies:
@@ -118,7 +127,8 @@ class DsmInstaller:
         and each counts towards DSM's auto-block), logged out exactly once whatever happens.
 
         Entering raises DsmError when DSM cannot be reached or refuses the login (nothing
-        changed); the install function it yields raises InstallFailed when an import or its
+        changed); the install function it yields raises OlderThanInstalled when DSM holds a newer
+        certificate for the site (nothing imported), InstallFailed when an import or its
         confirmation failed, and DsmError when DSM stopped answering. In temp-admin mode
         entering also raises TempAdminError, and the temporary account is deleted after the
         logout, whatever happens.
@@ -164,7 +174,13 @@ class DsmInstaller:
             return install(site, new)
 
     def _install(self, session: Session, site: SiteConfig, new: Material) -> Installed:
+        """Raises OlderThanInstalled, before anything changed, when DSM holds a newer one."""
         target = self.client.find_by_description(session, site.description)
+        if target is not None and self._held_is_same(session, site, target, new):
+            _log.info("DSM certificate %s is already this certificate: not imported", target.id)
+            return Installed(
+                target.id, confirmed=False, dsm_version=self._dsm_version(), imported=False
+            )
         backup = self._backup(session, site, target)
         if target is None:
             _log.info("no DSM certificate described %r yet: creating it", site.description)
@@ -185,9 +201,43 @@ class DsmInstaller:
         current = self.client.certificate(session, result.id)
         confirmed = self._confirm(session, site, current, new, target, backup)
         self.copies.save(site.id, new)
+        return Installed(result.id, confirmed, self._dsm_version())
+
+    def _dsm_version(self) -> str:
         # DSM names no version without another API; its Auth API's version tells 6 from 7.
         auth = self.client.discover().auth_max_version
-        return Installed(result.id, confirmed, f"DSM {6 if auth <= 6 else 7} (Auth API v{auth})")
+        return f"DSM {6 if auth <= 6 else 7} (Auth API v{auth})"
+
+    def _held_is_same(
+        self, session: Session, site: SiteConfig, target: Certificate, new: Material
+    ) -> bool:
+        """Whether `target`, what DSM holds under the site's description, is `new` itself.
+        Raises OlderThanInstalled when it is newer than `new` (`nas_agent.held_certificate`)."""
+        if target.valid_from is None:
+            _log.warning(
+                "DSM lists no readable valid_from for certificate %s: cannot tell whether the new"
+                " certificate is newer; installing it",
+                target.id,
+            )
+            return False
+        facts = new.facts()
+        held = LeafFacts(target.valid_from, target.valid_till)
+        if could_be_same(facts, held):
+            held = LeafFacts(
+                held.not_before, held.not_after, self._exported_sha256(session, target)
+            )
+        verdict = judge(facts, held)
+        if verdict is Verdict.OLDER:
+            raise OlderThanInstalled(facts.not_before, held.not_before, target.id, site=site.id)
+        return verdict is Verdict.SAME
+
+    def _exported_sha256(self, session: Session, target: Certificate) -> str | None:
+        try:
+            exported = read_export_archive(self.client.export(session, target.id))
+            return Material(exported.key_pem, exported.cert_pem, exported.chain_pem).sha256
+        except (DsmError, ValueError) as exc:
+            _log.warning("DSM certificate %s could not be exported to compare: %s", target.id, exc)
+            return None
 
     def _backup(
         self, session: Session, site: SiteConfig, target: Certificate | None

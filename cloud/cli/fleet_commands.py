@@ -172,6 +172,7 @@ def dashboard(args: argparse.Namespace) -> int:
 def agent_add(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from cloud.publish.registry import record_problem
     from nas_agent.enrollment import parse_enrollment_token
 
     config = config_module.load(args.config)
@@ -180,9 +181,13 @@ def agent_add(args: argparse.Namespace) -> int:
         parts.site(config, site)  # an unknown site is a configuration error
     enrollment = parse_enrollment_token(args.token)
     publisher = parts.publisher(config)
+    before = publisher.registry.get(enrollment.agent_id)
+    problem = record_problem(before, publisher.issuer.signing_key.public_key()) if before else None
     record = publisher.registry.add(enrollment, sites, datetime.now(UTC))
     delivered = publisher.subscribe(record, sites)
     waiting = [s for s in sites if s not in delivered]
+    if problem is not None:
+        print(f"replaced its record, which was not the issuer's ({problem.code})")
     print(f"agent {record.agent_id} receives: {', '.join(record.sites)}")
     if delivered:
         print(f"  delivered current certificates of: {', '.join(delivered)}")
@@ -192,17 +197,34 @@ def agent_add(args: argparse.Namespace) -> int:
 
 
 def agent_list(args: argparse.Namespace) -> int:
-    from cloud.publish.registry import AgentRegistry
+    from cloud.keys.issuer import is_initialized, load_issuer
+    from cloud.publish.registry import AgentRegistry, record_problem
 
     config = config_module.load(args.config)
     records = AgentRegistry(parts.store(config)).all()
     if not records:
         print("no agents registered; on a NAS run `certdrop-agent enroll`, then `agent add`")
         return EXIT_OK
+    keys = parts.keystore(config)
+    issuer = load_issuer(keys).signing_key.public_key() if is_initialized(keys) else None
     width = max(len(r.agent_id) for r in records)
-    print(f"{'AGENT':<{width}}  {'ADDED':<16}  SITES")
+    print(f"{'AGENT':<{width}}  {'ADDED':<16}  {'RECORD':<24}  SITES")
     for r in records:
-        print(f"{r.agent_id:<{width}}  {r.added_at:%Y-%m-%d %H:%M}  {', '.join(r.sites)}")
+        problem = record_problem(r, issuer) if issuer else None
+        trust = problem.code if problem else "signed" if issuer else "not checked"
+        print(
+            f"{r.agent_id:<{width}}  {r.added_at:%Y-%m-%d %H:%M}  {trust:<24}  {', '.join(r.sites)}"
+        )
+    return EXIT_OK
+
+
+def agent_resign(args: argparse.Namespace) -> int:
+    config = config_module.load(args.config)
+    record = parts.publisher(config).registry.resign(args.agent_id)
+    print(
+        f"agent {record.agent_id} record signed as the store holds it: sites "
+        f"{', '.join(record.sites) or 'none'}; token {record.token}"
+    )
     return EXIT_OK
 
 

@@ -164,6 +164,12 @@ def _parser() -> argparse.ArgumentParser:
     add.set_defaults(run=fleet_commands.agent_add)
     listing = agent.add_parser("list", help="show registered agents and their sites")
     listing.set_defaults(run=fleet_commands.agent_list)
+    resign = agent.add_parser(
+        "resign",
+        help="sign an agent's record as it stands (a store from before records were signed)",
+    )
+    resign.add_argument("agent_id")
+    resign.set_defaults(run=fleet_commands.agent_resign)
     remove = agent.add_parser("remove", help="delete an agent's registration and its objects")
     remove.add_argument("agent_id")
     remove.set_defaults(run=fleet_commands.agent_remove)

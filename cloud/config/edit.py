@@ -18,7 +18,7 @@ from tomlkit.exceptions import ParseError
 from cloud import config as config_module
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.publish.publisher import Publisher
-from cloud.publish.registry import AgentRegistry
+from cloud.publish.registry import AgentRegistry, record_problem
 from cloud.store import Store
 from nas_agent import store_layout
 
@@ -81,13 +81,16 @@ def forget_site(store: Store, publisher: Publisher | None, site_id: str) -> int:
     """Takes the site from every agent (index entry, bundles, subscription), deletes its escrow
     copies, state and schedule; returns how many agents had it. Certificates already installed
     on NAS units stay there, valid until they expire."""
-    registry = AgentRegistry(store)
-    holders = [record for record in registry.all() if site_id in record.sites]
+    holders = [record for record in AgentRegistry(store).all() if site_id in record.sites]
     # Without issuer keys (before `certdrop init`) no agent can have been registered.
     if publisher is not None:
         for record in holders:
             publisher.withdraw(record.agent_id, site_id)
-            registry.set_sites(record.agent_id, tuple(s for s in record.sites if s != site_id))
+            if record_problem(record, publisher.issuer.signing_key.public_key()) is None:
+                sites = tuple(s for s in record.sites if s != site_id)
+                publisher.registry.set_sites(record.agent_id, sites)
+            # A record the issuer did not sign stays as it is: re-signing it would vouch for
+            # its keys, and nothing is sealed to it anyway.
     for prefix in (store_layout.escrow_prefix(site_id), store_layout.schedule_prefix(site_id)):
         for info in list(store.list(prefix)):
             store.delete(info.key)

@@ -501,4 +501,6 @@ def _replaces(site: SiteConfig, state: SiteState) -> str | None:
 def _with_pending(reason: str, undelivered: dict[str, str]) -> str:
     if not undelivered:
         return reason
-    return f"{reason}; not yet delivered to {', '.join(sorted(undelivered))} (retried every run)"
+    # Each why starts with its error's code ("registry.record_tampered: …"): name the code.
+    agents = ", ".join(f"{a} ({undelivered[a].split(':')[0]})" for a in sorted(undelivered))
+    return f"{reason}; not yet delivered to {agents} (retried every run)"

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from cloud.acme.order import IssuedCertificate
 from cloud.errors import CertdropError, EscrowUnavailable, PreconditionFailed, StoreError
 from cloud.pipeline.site_state import CertificateRecord, load_site_state
-from cloud.publish.registry import AgentRecord, AgentRegistry
+from cloud.publish.registry import AgentRecord, AgentRegistry, record_problem
 from cloud.store import Store, StoredObject
 from nas_agent import store_layout
 from nas_agent.bundle import (
@@ -51,7 +51,7 @@ class Publisher:
         self.store = store
         self.issuer = issuer
         self.now = now
-        self.registry = AgentRegistry(store)
+        self.registry = AgentRegistry(store, issuer.signing_key)
 
     def escrow(
         self, cert: IssuedCertificate, version: int
@@ -95,19 +95,29 @@ class Publisher:
     ) -> dict[str, str]:
         """Delivers `plaintext` to every agent subscribed to its site (or to those of `only`
         still subscribed). One agent's failure is that agent's pending delivery, never the
-        others': returns agent id → why, for those not reached."""
+        others': returns agent id → why, for those not reached.
+
+        A record the issuer did not sign is refused whatever sites it claims (they are as
+        untrusted as its keys): it is reported here for every site, and gets nothing."""
         failed: dict[str, str] = {}
-        agents = self.registry.subscribers(plaintext.site)
-        for agent in agents:
+        delivered = 0
+        for agent in self.registry.all():
             if only is not None and agent.agent_id not in only:
                 continue
+            untrusted = record_problem(agent, self.issuer.signing_key.public_key())
+            if untrusted is None and plaintext.site not in agent.sites:
+                continue
             try:
+                if untrusted is not None:
+                    raise untrusted
                 self.deliver(plaintext, agent)
+                delivered += 1
             except CertdropError as exc:
                 log.error(
-                    "version %d not delivered to agent %s: %s",
+                    "version %d not delivered to agent %s: %s: %s",
                     plaintext.version,
                     agent.agent_id,
+                    exc.code,
                     exc,
                     extra={"site": plaintext.site, "agent": agent.agent_id},
                 )
@@ -115,7 +125,7 @@ class Publisher:
         log.info(
             "version %d delivered to %d agent(s), %d pending",
             plaintext.version,
-            len(agents) - len(failed) if only is None else len(only) - len(failed),
+            delivered,
             len(failed),
             extra={"site": plaintext.site},
         )
@@ -126,7 +136,9 @@ class Publisher:
         self.store.delete(previous.escrow_object)
 
     def deliver(self, plaintext: BundlePlaintext, agent: AgentRecord) -> IndexEntry:
-        """Seals `plaintext` for one agent, writes the object, then the agent's index."""
+        """Seals `plaintext` for one agent, writes the object, then the agent's index; refuses
+        (RecordUnsigned, RecordTampered) a record the issuer did not sign."""
+        self.registry.verify(agent)
         sealed = seal(
             plaintext,
             recipient_id=agent.agent_id,

@@ -1,21 +1,40 @@
 """The registry of enrolled NAS agents and the sites each one receives, in the object store.
 
-    state/agents/<agent-id>.json    {"id", "token", "sites", "added_at"}
+    state/agents/<agent-id>.json    {"id", "token", "sites", "added_at", "issuer_key_id",
+                                     "signature"}
 
 The token is the agent's enrollment line (its id and public keys); the registry holds nothing
-secret. Registration is by the operator (`certdrop agent add`), never by an agent.
+secret. Registration is by the operator (`certdrop agent add`), never by an agent, and every
+record is signed with the issuer's signing key when it is written (docs/bundle-format.md §8):
+whoever can write `state/` cannot choose the keys a bundle is sealed to. Records are read as
+they are; `verify` says whether one may be trusted, and the publisher seals nothing to one that
+fails.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from cloud.errors import AgentConflict, UnknownAgent
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from cloud.errors import (
+    AgentConflict,
+    CertdropError,
+    RecordTampered,
+    RecordUnsigned,
+    UnknownAgent,
+)
 from cloud.store import Store, StoredObject
 from nas_agent import store_layout
+from nas_agent._encoding import b64url_decode, b64url_encode, canonical_json
 from nas_agent.enrollment import Enrollment, parse_enrollment_token
+from nas_agent.keys import key_id
+
+RECORD_CONTEXT = b"certdrop registry record v1\n"
 
 
 @dataclass(frozen=True)
@@ -24,10 +43,28 @@ class AgentRecord:
     token: str
     sites: tuple[str, ...]
     added_at: datetime
+    issuer_key_id: str | None = None  # None: written before records were signed
+    signature: bytes | None = None
 
     @property
     def enrollment(self) -> Enrollment:
         return parse_enrollment_token(self.token)
+
+    def signed_bytes(self, issuer_key_id: str) -> bytes:
+        """What the issuer signs: a context line, then the canonical JSON of the content."""
+        content = {
+            "added_at": self.added_at.isoformat(),
+            "id": self.agent_id,
+            "issuer_key_id": issuer_key_id,
+            "sites": list(self.sites),
+            "token": self.token,
+        }
+        return RECORD_CONTEXT + canonical_json(content)
+
+    def signed_with(self, signing_key: ed25519.Ed25519PrivateKey) -> AgentRecord:
+        kid = key_id(signing_key.public_key())
+        signature = signing_key.sign(self.signed_bytes(kid))
+        return dataclasses.replace(self, issuer_key_id=kid, signature=signature)
 
     def to_json(self) -> bytes:
         body = {
@@ -36,41 +73,88 @@ class AgentRecord:
             "sites": list(self.sites),
             "added_at": self.added_at.isoformat(),
         }
+        if self.issuer_key_id is not None and self.signature is not None:
+            body["issuer_key_id"] = self.issuer_key_id
+            body["signature"] = b64url_encode(self.signature)
         return json.dumps(body, sort_keys=True, indent=2).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> AgentRecord:
         body = json.loads(data)
+        signature = body.get("signature")
         return cls(
             body["id"],
             body["token"],
             tuple(body["sites"]),
             datetime.fromisoformat(body["added_at"]),
+            issuer_key_id=body.get("issuer_key_id"),
+            signature=_signature_bytes(signature) if signature is not None else None,
         )
 
 
+def verify(record: AgentRecord, issuer_key: ed25519.Ed25519PublicKey) -> None:
+    """Raises RecordUnsigned or RecordTampered unless the issuer signed exactly this record."""
+    if record.signature is None or record.issuer_key_id is None:
+        raise RecordUnsigned(record.agent_id)
+    if record.issuer_key_id != key_id(issuer_key):
+        raise RecordTampered(
+            record.agent_id, f"signed by key {record.issuer_key_id!r}, not the issuer's"
+        )
+    try:
+        issuer_key.verify(record.signature, record.signed_bytes(record.issuer_key_id))
+    except InvalidSignature:
+        raise RecordTampered(record.agent_id, "the signature does not match its content") from None
+
+
+def record_problem(
+    record: AgentRecord, issuer_key: ed25519.Ed25519PublicKey
+) -> CertdropError | None:
+    """Why the record may not be trusted, or None when it verifies."""
+    try:
+        verify(record, issuer_key)
+    except (RecordUnsigned, RecordTampered) as exc:
+        return exc
+    return None
+
+
 class AgentRegistry:
-    def __init__(self, store: Store):
+    """Reads records; writes them signed with `signing_key` (without it, the registry is
+    read-only)."""
+
+    def __init__(self, store: Store, signing_key: ed25519.Ed25519PrivateKey | None = None):
         self.store = store
+        self.signing_key = signing_key
 
     def add(self, enrollment: Enrollment, sites: tuple[str, ...], now: datetime) -> AgentRecord:
-        """Registers the agent for `sites`; registering it again with the same keys adds sites."""
+        """Registers the agent for `sites`; registering it again with the same keys adds sites.
+
+        A record that fails verification is not built on: the operator's token and `sites`
+        replace it (its keys and sites came from whoever wrote it)."""
         token = enrollment.token()
         current = self.get(enrollment.agent_id)
+        if current is not None and self._problem(current) is not None:
+            current = None
         if current is not None and current.token != token:
             raise AgentConflict(enrollment.agent_id)
         merged = tuple(sorted(set(sites) | set(current.sites if current else ())))
         record = AgentRecord(
             enrollment.agent_id, token, merged, current.added_at if current else now
         )
-        self.store.put(self._key(record.agent_id), record.to_json())
-        return record
+        return self._write(record)
 
     def set_sites(self, agent_id: str, sites: tuple[str, ...]) -> AgentRecord:
         record = self.require(agent_id)
-        updated = AgentRecord(record.agent_id, record.token, tuple(sorted(sites)), record.added_at)
-        self.store.put(self._key(agent_id), updated.to_json())
-        return updated
+        self.verify(record)  # re-signing would vouch for whatever was written there
+        return self._write(dataclasses.replace(record, sites=tuple(sorted(sites))))
+
+    def resign(self, agent_id: str) -> AgentRecord:
+        """Signs the record as the store holds it now (upgrading a store from before records
+        were signed): the operator vouches for its token and sites."""
+        return self._write(self.require(agent_id))
+
+    def verify(self, record: AgentRecord) -> None:
+        """Raises RecordUnsigned or RecordTampered unless the issuer signed `record`."""
+        verify(record, self._signing_key().public_key())
 
     def get(self, agent_id: str) -> AgentRecord | None:
         found = self.store.get(self._key(agent_id))
@@ -90,12 +174,30 @@ class AgentRegistry:
                 records.append(AgentRecord.from_json(found.body))
         return records
 
-    def subscribers(self, site: str) -> list[AgentRecord]:
-        return [record for record in self.all() if site in record.sites]
-
     def forget(self, agent_id: str) -> None:
         self.store.delete(self._key(agent_id))
+
+    def _problem(self, record: AgentRecord) -> CertdropError | None:
+        return record_problem(record, self._signing_key().public_key())
+
+    def _write(self, record: AgentRecord) -> AgentRecord:
+        signed = record.signed_with(self._signing_key())
+        self.store.put(self._key(signed.agent_id), signed.to_json())
+        return signed
+
+    def _signing_key(self) -> ed25519.Ed25519PrivateKey:
+        if self.signing_key is None:
+            raise TypeError("this registry was opened without the issuer's signing key")
+        return self.signing_key
 
     @staticmethod
     def _key(agent_id: str) -> str:
         return store_layout.registry_record(agent_id)
+
+
+def _signature_bytes(text: object) -> bytes:
+    """The stored signature; one that is not base64url reads as no valid signature."""
+    try:
+        return b64url_decode(text) if isinstance(text, str) else b""
+    except ValueError:
+        return b""

@@ -171,9 +171,10 @@ def test_a_tick_enqueues_exactly_the_due_sites(aws):
 
 
 def test_an_issue_message_leads_to_published_bundles(aws):
-    store = aws[3]
+    store, issuer = aws[3], aws[2]
     keys = generate_agent_keys("nas-1")
-    AgentRegistry(store).add(enrollment_of(keys), ("never-run",), datetime.now(UTC))
+    registry = AgentRegistry(store, issuer.signing_key)
+    registry.add(enrollment_of(keys), ("never-run",), datetime.now(UTC))
 
     result = handlers.issue(_sqs_event([json.dumps({"site": "never-run"})]), None)
 
