@@ -55,6 +55,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from nas_agent.errors import list_problems
+
 
 class CertdropError(Exception):
     """Base of every error certdrop raises on purpose."""
@@ -79,10 +81,7 @@ class ConfigError(CertdropError):
     def __init__(self, problems: list[ConfigProblem] | tuple[ConfigProblem, ...], source: str = ""):
         self.problems = tuple(problems)
         self.source = source
-        head = f"{source}: " if source else ""
-        noun = "problem" if len(self.problems) == 1 else "problems"
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{head}{len(self.problems)} configuration {noun}:\n{lines}")
+        super().__init__(list_problems(self.problems, source))
 
 
 class SecretError(CertdropError):

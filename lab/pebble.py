@@ -95,15 +95,15 @@ class Pebble(Service):
     def order_ids(self) -> list[str]:
         """Every order Pebble has accepted since it started, from its log: what a test counts
         to prove no run placed an order twice (in-process counters miss other processes)."""
-        log = self.workdir / "pebble.log"
-        text = log.read_text() if log.exists() else ""
-        return re.findall(r'Added order "([^"]+)" to the db', text)
+        return self._logged(r'Added order "([^"]+)" to the db')
 
     def issued_serials(self) -> list[str]:
         """Every certificate Pebble has issued since it started, from its log."""
+        return self._logged(r"Issued certificate serial (\S+) for order")
+
+    def _logged(self, pattern: str) -> list[str]:
         log = self.workdir / "pebble.log"
-        text = log.read_text() if log.exists() else ""
-        return re.findall(r"Issued certificate serial (\S+) for order", text)
+        return re.findall(pattern, log.read_text() if log.exists() else "")
 
     def set_renewal_info(self, cert_pem: str, start: str, end: str) -> None:
         """Makes the CA suggest the window [start, end) (RFC 3339) for this certificate, through

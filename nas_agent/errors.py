@@ -63,6 +63,15 @@ def is_refusal(code: str) -> bool:
     return code.startswith(_REFUSAL_PREFIX)
 
 
+def list_problems(problems: Sequence[object], source: str = "") -> str:
+    """Every configuration problem, one a line, under the file's name: the one way both the
+    agent (`AgentConfigError`) and the issuer (`cloud.errors.ConfigError`) list them."""
+    head = f"{source}: " if source else ""
+    noun = "problem" if len(problems) == 1 else "problems"
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return f"{head}{len(problems)} configuration {noun}:\n{lines}"
+
+
 class AgentError(Exception):
     """Base of every error the agent raises on purpose."""
 

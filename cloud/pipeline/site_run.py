@@ -146,6 +146,7 @@ class _SiteRun:
         self.now = runner.now()
         self.state = load_site_state(self.store, site.id) or SiteState(site.id)
         self._acme: AcmeClient | None = None
+        self._touched_dns = False  # this run placed (or tried to place) dns-01 TXT values
 
     def run(self, force: bool) -> Outcome:
         try:
@@ -181,6 +182,7 @@ class _SiteRun:
             return self._failed(exc)
 
     def _issue(self, *, resume_only: bool = False) -> IssuedCertificate:
+        self._touched_dns = self.site.challenge is ChallengeType.DNS_01
         return issue(
             self.site,
             self._client(),
@@ -394,15 +396,16 @@ class _SiteRun:
     def _sweep_leftovers(self) -> None:
         """Removes the TXT values an earlier run could not (every run, not only the next
         issuance); what stays is recorded for status and alerts, never a reason to fail."""
-        journal = ChallengeJournal(self.store, self.site.id)
-        if not journal.leftovers() and not self.state.leftover_txt:
+        if self.site.challenge is not ChallengeType.DNS_01:
             return
-        if journal.leftovers():
+        if ChallengeJournal(self.store, self.site.id).entries():
             try:
                 self._authorizer().prepare()
             except CertdropError as exc:
                 log.warning("TXT values still left: %s", exc, extra={"site": self.site.id})
-        self._note_leftovers()
+            self._note_leftovers()
+        elif self.state.leftover_txt:
+            self._save(replace(self.state, leftover_txt=()))
 
     def _note_leftovers(self) -> None:
         left = ChallengeJournal(self.store, self.site.id).leftovers()
@@ -410,7 +413,7 @@ class _SiteRun:
             self._save(replace(self.state, leftover_txt=left))
 
     def _outcome(self, result: str, reason: str, **extra) -> Outcome:
-        if self.site.challenge is ChallengeType.DNS_01:
+        if self._touched_dns:  # only a run that placed values can have left new ones
             try:
                 self._note_leftovers()
             except CertdropError as exc:

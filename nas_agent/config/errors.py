@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from nas_agent.errors import AgentError
+from nas_agent.errors import AgentError, list_problems
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,7 @@ class AgentConfigError(AgentError):
     def __init__(self, problems: Sequence[ConfigProblem], source: str = ""):
         self.problems = tuple(problems)
         self.source = source
-        head = f"{source}: " if source else ""
-        noun = "problem" if len(self.problems) == 1 else "problems"
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{head}{len(self.problems)} configuration {noun}:\n{lines}")
+        super().__init__(list_problems(self.problems, source))
 
 
 class SecretFileError(AgentConfigError):

@@ -5,7 +5,6 @@ replace, and a renewal the CA says was already replaced."""
 from __future__ import annotations
 
 import random
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,6 +26,7 @@ from cloud.pipeline.site_run import Runner
 from cloud.pipeline.site_state import load_site_state, save_site_state
 from cloud.pipeline.tick import run_tick, site_of
 from lab.issuer_config import bind_config
+from lab.ports import wait_until
 from tests.cloud.issuing import Wire, order_certificate, record_wire
 
 SIX_HOURS = timedelta(hours=6)  # Pebble's Retry-After on every renewalInfo answer
@@ -103,14 +103,11 @@ def _pebble_log_line(pebble, needle: str, deadline: float = 10.0) -> str:
     """The first line of Pebble's log containing `needle`, waited for (Pebble logs some events
     from a goroutine after it answered)."""
     log = pebble.workdir / "pebble.log"
-    end = time.monotonic() + deadline
-    while True:
-        found = [line for line in log.read_text().splitlines() if needle in line]
-        if found:
-            return found[0]
-        if time.monotonic() > end:
-            raise AssertionError(f"Pebble logged no line with {needle!r}")
-        time.sleep(0.05)
+
+    def first() -> str | None:
+        return next((line for line in log.read_text().splitlines() if needle in line), None)
+
+    return wait_until(first, deadline, f"a line of Pebble's log with {needle!r}")
 
 
 def _order_id(order_url: str) -> str:

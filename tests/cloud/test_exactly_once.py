@@ -50,7 +50,10 @@ def fleet(tmp_path, pebble, bind_auth):
 def _run(config, store, *, force=False, site="example", hours_later=0):
     later = datetime.now(UTC) + timedelta(hours=hours_later)
     publisher = parts.publisher(config, store)
-    runner = Runner(config, store, parts.keystore(config), publisher, now=lambda: later)
+    # No pause between the pipeline's retries of a failed store write: the faults are injected.
+    runner = Runner(
+        config, store, parts.keystore(config), publisher, now=lambda: later, sleep=lambda _s: None
+    )
     return runner.run_site(site, force=force)
 
 
