@@ -4,7 +4,7 @@ PY311 ?= $(shell command -v python3.11 || command -v python3)
 PY38 ?= $(shell pyenv prefix 3.8.18 2>/dev/null || echo /usr)/bin/python3.8
 VENV := .venv
 VENV38 := .venv38
-DEBS := bind9 bind9-utils pdns-server pdns-backend-sqlite3 sqlite3
+DEBS := bind9 bind9-utils pdns-server pdns-backend-sqlite3 sqlite3 faketime
 # Pebble 2.10.1 (ARI, profiles, dns-persist-01), built once into build/pebble/: from the vendored
 # source beside the checkout (../shared/tools/pebble) when present, else by `go install`.
 PEBBLE_SRC ?= ../shared/tools/pebble

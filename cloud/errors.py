@@ -9,6 +9,7 @@ CertdropError                      transient: retry later; otherwise record, ale
 ├── StoreError                     .key
 │   ├── PreconditionFailed         a conditional write lost the race
 │   ├── StoreRefused               .backend_code; retrying cannot help (bad key, no bucket, denied)
+│   ├── ObjectTooLarge             .size, .limit: larger than a bounded read allows
 │   └── NoConditionalWrites        .store, .accepted: a store that ignores conditional writes
 ├── DnsError                       .fqdn
 │   ├── DnsProviderError           .provider; the DNS API refused or was unreachable
@@ -36,6 +37,8 @@ CertdropError                      transient: retry later; otherwise record, ale
 ├── KeyExists                      .name: a private key is never replaced
 ├── IssuerNotInitialized           .missing: `certdrop init` was not run
 ├── IssuerKeyInvalid               .name: an issuer key that does not load
+├── RotationsInvalid               the store's key rotation chain is broken, or does not end at
+│                                  the issuer's signing key
 ├── AgentConflict                  .agent_id: registered already, with other keys
 ├── UnknownAgent                   .agent_id: not registered
 ├── RecordUnsigned                 .agent_id: a registry record the issuer never signed
@@ -55,6 +58,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from nas_agent import store_layout
 from nas_agent.errors import list_problems
 
 
@@ -124,6 +128,21 @@ class StoreRefused(StoreError):
     def __init__(self, key: str, cause: str, *, backend_code: str):
         self.backend_code = backend_code
         super().__init__(key, cause)
+
+
+class ObjectTooLarge(StoreError):
+    """A bounded read (`Store.get(..., max_bytes=)`) found more than `limit` bytes; at most
+    `limit` + 1 of them were read. `size` is the object's size when the store said it (S3's
+    Content-Length, the file's size), else None. Retrying cannot help."""
+
+    code = "store.object_too_large"
+    transient = False
+
+    def __init__(self, key: str, limit: int, size: int | None = None):
+        self.limit = limit
+        self.size = size
+        found = f"{size} bytes, more" if size is not None else "more"
+        super().__init__(key, f"{found} than the {limit} bytes a bounded read allows")
 
 
 class NoConditionalWrites(StoreError):
@@ -429,6 +448,18 @@ class IssuerKeyInvalid(CertdropError):
     def __init__(self, name: str, cause: str):
         self.name = name
         super().__init__(f"issuer key {name}: {cause}")
+
+
+class RotationsInvalid(CertdropError):
+    """The chain of issuer key rotations in the store does not verify, or leads to a key the
+    issuer does not hold: it was altered, or the key store was restored from an older copy.
+    Nothing is signed until it is fixed."""
+
+    code = "issuer.rotations_invalid"
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"issuer key rotations ({store_layout.ISSUER_ROTATIONS}): {reason}")
 
 
 class AgentConflict(CertdropError):

@@ -8,6 +8,8 @@ import os
 import sys
 from datetime import UTC, datetime
 
+from nas_agent import redaction
+
 # The structured fields certdrop attaches with `extra=`; both formats show them.
 FIELDS = ("site", "agent", "step", "fqdn", "order_url", "account", "duration_ms")
 
@@ -21,8 +23,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update({k: getattr(record, k) for k in FIELDS if hasattr(record, k)})
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        exception = _exception_text(self, record)
+        if exception:
+            entry["exception"] = exception
         return json.dumps(entry, default=str)
 
 
@@ -35,9 +38,18 @@ class TerminalFormatter(logging.Formatter):
         level = "" if record.levelno == logging.INFO else f" {record.levelname}:"
         took = f" ({record.duration_ms} ms)" if hasattr(record, "duration_ms") else ""
         text = f"{when}{site}{level} {record.getMessage()}{took}"
-        if record.exc_info and record.levelno >= logging.ERROR:
-            text += "\n" + self.formatException(record.exc_info)
+        exception = _exception_text(self, record)
+        if exception and record.levelno >= logging.ERROR:
+            text += "\n" + exception
         return text
+
+
+def _exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    """The record's exception as text: once the redaction filter has passed the record, only
+    its masked text is left (`exc_text`, as the standard formatter uses it)."""
+    if record.exc_info and not record.exc_text:
+        record.exc_text = formatter.formatException(record.exc_info)
+    return record.exc_text
 
 
 def setup(*, verbose: bool = False, json_lines: bool | None = None) -> None:
@@ -45,10 +57,13 @@ def setup(*, verbose: bool = False, json_lines: bool | None = None) -> None:
         json_lines = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else TerminalFormatter())
+    handler.addFilter(redaction.RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    # Our own progress at INFO; third-party chatter (urllib3, acme, boto) only when verbose.
+    # Our own progress at INFO; third-party chatter (acme) only when verbose, and the wire
+    # loggers (boto, urllib3) never below INFO: their DEBUG lines carry secrets.
     logging.getLogger("cloud").setLevel(logging.DEBUG if verbose else logging.INFO)
+    redaction.hold_back_wire_loggers(verbose)
     if verbose:
         root.setLevel(logging.DEBUG)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.errors import SecretError, SecretUnavailable
+from nas_agent import redaction
 
 SCHEMES = ("env", "file", "aws-sm")
 
@@ -36,6 +37,13 @@ def parse_ref(text: str) -> SecretRef | None:
 
 
 def resolve(ref: SecretRef) -> str:
+    """The secret's value, from now on masked in the logs."""
+    value = _read(ref)
+    redaction.register(value)
+    return value
+
+
+def _read(ref: SecretRef) -> str:
     if ref.scheme == "aws-sm":
         return _from_secrets_manager(ref)
     if ref.scheme == "env":

@@ -148,6 +148,18 @@ def main() -> None:
         for nas in FLEET:
             _show_served(nas, ports[nas.agent_id].https_port)
 
+        step("the issuer rotates its signing key: agents follow the signed chain, no NAS touched")
+        confs = {nas.agent_id: work / nas.agent_id / "agent.conf" for nas in FLEET}
+        before = {agent: conf.read_bytes() for agent, conf in confs.items()}
+        run(*operator, "issuer", "rotate")
+        run(*operator, "issue", "example")  # a new version, signed by the new key only
+        for nas in FLEET:
+            run("certdrop-agent", "-c", confs[nas.agent_id], "run", "--once")
+        unchanged = all(confs[agent].read_bytes() == before[agent] for agent in confs)
+        if not unchanged:
+            raise SystemExit("demo: an agent.conf changed during the rotation")
+        print("    every agent.conf is byte for byte what it was before the rotation")
+
         step("the operator's view")
         run(*operator, "status")
     print(

@@ -11,17 +11,20 @@ import hashlib
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from nas_agent.bundle import BundlePlaintext, IndexEntry, build_index, parse_index
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from nas_agent.bundle import BundlePlaintext, IndexEntry, entry_for, parse_index, sign_index
+from nas_agent.bundle.rotation import RotationStatement, sign_rotation
 from nas_agent.config import load_config
 from nas_agent.cycle import CycleResult, run_cycle
 from nas_agent.enrollment import issuer_key_line
-from nas_agent.keys import save_agent_keys
+from nas_agent.keys import key_id, save_agent_keys
 from nas_agent.state import AgentState, load_state
 
 from lab.dsm_emulator import EmulatorHandle, serve
@@ -56,6 +59,8 @@ class AgentLab:
         self.config_path = root / "agent" / "agent.conf"
         self.write_config()
         self.versions: dict[str, int] = {}
+        self._signing_key: ed25519.Ed25519PrivateKey | None = None
+        self.rotations: list[RotationStatement] = []
 
     def write_config(self, *, dsm_url: str | None = None, extra_site: str = "") -> None:
         issuer = issuer_key_line(self.world.issuer.signing_key.public_key())
@@ -72,7 +77,6 @@ url = file://{self.store}
 url = {dsm_url or self.dsm.https_url}
 username = {USER}
 password_file = dsm-password
-insecure = true
 timeout = 10
 confirm_timeout = 2
 
@@ -104,17 +108,68 @@ make_default = true
 
     def publish(self, plaintext: BundlePlaintext, *, for_agent: str | None = None) -> IndexEntry:
         """Seals for `for_agent` (default: this lab's agent) and writes the result where this
-        lab's agent looks: sealed object first, index last."""
+        lab's agent looks: sealed object first, index (v2, signed by `self.signing_key`) last."""
         published = self.world.publish(plaintext, for_agent or self.agent_id)
         prefix = self.store / "agents" / self.agent_id
         sealed = prefix / published.entry.object_key
         sealed.parent.mkdir(parents=True, exist_ok=True)
         sealed.write_bytes(published.sealed)
-        index = prefix / "index.json"
-        others = [e for e in parse_index(index.read_bytes()).entries] if index.exists() else []
-        entries = [e for e in others if e.site != plaintext.site] + [published.entry]
-        index.write_bytes(build_index(entries))
-        return published.entry
+        entry = entry_for(
+            plaintext,
+            published.sealed,
+            agent_id=for_agent or self.agent_id,
+            issuer_key_id=key_id(self.signing_key.public_key()),
+        )
+        if for_agent not in (None, self.agent_id):
+            # Another agent's index, copied here: what an attacker with the store can do.
+            self.write_index([entry], agent_id=for_agent)
+            return entry
+        others = [e for e in self.entries() if e.site != plaintext.site]
+        self.write_index([*others, entry])
+        return entry
+
+    @property
+    def signing_key(self) -> ed25519.Ed25519PrivateKey:
+        """The issuer key that signs this lab's indexes (`rotate` replaces it)."""
+        return self._signing_key or self.world.issuer.signing_key
+
+    def entries(self) -> list[IndexEntry]:
+        index = self.store / "agents" / self.agent_id / "index.json"
+        return list(parse_index(index.read_bytes()).entries) if index.exists() else []
+
+    def write_index(
+        self,
+        entries: Sequence[IndexEntry],
+        *,
+        issued_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        agent_id: str | None = None,
+    ) -> bytes:
+        """The agent's index.json as the issuer signs it (v2), valid for a week by default."""
+        moment = issued_at or now()
+        body = sign_index(
+            [replace(e, issuer_key_id=key_id(self.signing_key.public_key())) for e in entries],
+            agent_id=agent_id or self.agent_id,
+            signing_key=self.signing_key,
+            issued_at=moment,
+            expires_at=expires_at or moment + timedelta(days=7),
+            rotations=self.rotations,
+        )
+        (self.store / "agents" / self.agent_id / "index.json").write_bytes(body)
+        return body
+
+    def rotate(self) -> RotationStatement:
+        """An issuer key rotation, as `certdrop issuer rotate` makes it."""
+        successor = ed25519.Ed25519PrivateKey.generate()
+        statement = sign_rotation(
+            self.signing_key,
+            successor.public_key(),
+            sequence=len(self.rotations) + 1,
+            issued_at=now(),
+        )
+        self.rotations.append(statement)
+        self._signing_key = successor
+        return statement
 
     def sealed_path(self, entry: IndexEntry) -> Path:
         return self.store / "agents" / self.agent_id / entry.object_key

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from cloud.config import Config, parse
 from cloud.errors import RateLimited
+from cloud.keys.rotation import Signer
 from cloud.pipeline.site_state import CertificateRecord, ErrorRecord, SiteState, save_site_state
 from cloud.publish.registry import AgentRegistry
 from cloud.store.local import LocalStore
 from nas_agent.enrollment import enrollment_of
 from nas_agent.errors import InstallFailed
-from nas_agent.keys import AgentKeys, generate_agent_keys, generate_issuer_keys
+from nas_agent.keys import AgentKeys, generate_agent_keys, generate_issuer_keys, key_id
 from nas_agent.state import AgentState, InstalledSite, LastError
 from nas_agent.status import signed_status
 
@@ -56,7 +57,8 @@ def config_text(site_ids: Iterable[str]) -> str:
 def _registry(store: LocalStore) -> AgentRegistry:
     """Records signed by a key of their own: the sample fleet has no issuer, and nothing it
     shows seals a bundle."""
-    return AgentRegistry(store, generate_issuer_keys().signing_key)
+    key = generate_issuer_keys().signing_key
+    return AgentRegistry(store, Signer(key, (), {key_id(key.public_key()): key.public_key()}))
 
 
 def _config(directory: Path) -> Config:

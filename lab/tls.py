@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# Long enough for any test session, short enough that a leaked file is useless soon.
-_VALIDITY = datetime.timedelta(days=2)
+# Long enough for any test session and for tests that run the issuer days ahead under faketime
+# (an index's re-signing); a throw-away loopback CA, so a leaked file opens nothing.
+_VALIDITY = datetime.timedelta(days=30)
 
 
 def make_ca_and_server_cert(dirpath: Path) -> tuple[Path, Path, Path]:

@@ -1,4 +1,6 @@
-"""Replace a small file atomically: a reader sees the old content or the new, never part of one."""
+"""The agent's own files: a small file replaced atomically (a reader sees the old content or the
+new, never part of one) through a temporary file nobody can plant in advance, in directories
+only the agent's user can enter."""
 
 from __future__ import annotations
 
@@ -26,6 +28,27 @@ def write_atomic(path: str, data: bytes, *, mode: int) -> None:
             os.unlink(temporary)
         raise
     _fsync_directory(directory)
+
+
+def make_private_dirs(path: str) -> None:
+    """Create `path` and each missing parent with exactly mode 0700 (whatever the umask), like
+    `mkdir -p -m 700`; directories that exist already are left as they are. Raises OSError."""
+    missing = []
+    current = os.path.abspath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            if os.path.isdir(directory):
+                continue  # made meanwhile by someone else: theirs to set
+            raise
+        os.chmod(directory, 0o700)  # the umask may have removed bits; be exact
 
 
 def _fsync_directory(directory: str) -> None:

@@ -3,7 +3,8 @@
 Exit codes of `run`: 0 nothing to do or installed; 2 configuration, key, secrets or state file
 problem; 3 a bundle was refused; 4 DSM import or confirmation failed and the previous certificate
 stays; 5 the source was unreachable or refused us; 6 DSM was unreachable or refused the login,
-to install or in the daily credential check (nothing changed); 1 a bug (the traceback is printed).
+to install or in the daily credential check (nothing changed); 7 frozen: the index has expired
+(the issuer stopped signing it, or an old copy is served); 1 a bug (the traceback is printed).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 import time
 
-from nas_agent import cycle
+from nas_agent import cycle, redaction
 from nas_agent.config.types import MIN_POLL_INTERVAL
 from nas_agent.duration import parse_duration
 from nas_agent.errors import AgentError
@@ -76,19 +77,25 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--otp", help="the current code (asked for when omitted)")
     login.set_defaults(run=_dsm_login)
 
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="after replacing the agent's files: let it read the old index format for 30 more"
+        " days (until the issuer is upgraded too)",
+    )
+    upgrade.set_defaults(run=_upgrade)
+
     return parser
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    import os
-
+    from nas_agent._atomic import make_private_dirs
     from nas_agent.config import load_config
     from nas_agent.enrollment import enrollment_of
     from nas_agent.keys import generate_agent_keys, save_agent_keys
 
     config = load_config(args.config)
     keys = generate_agent_keys(config.agent.id)
-    os.makedirs(config.agent.keys_dir, mode=0o700, exist_ok=True)
+    make_private_dirs(config.agent.keys_dir)
     save_agent_keys(keys, config.agent.keys_dir)
     print(
         f"keys of agent {keys.agent_id} written to {config.agent.keys_dir} (mode 0600)\n"
@@ -121,6 +128,16 @@ def _one_cycle(config) -> int:
     if result.installed:
         print(f"installed: {', '.join(result.installed)}")
     return result.exit_code
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from nas_agent.config import load_config
+    from nas_agent.upgrade import write_upgrade_window
+
+    print(write_upgrade_window(load_config(args.config), datetime.now(timezone.utc)))
+    return cycle.EXIT_OK
 
 
 def _dsm_login(args: argparse.Namespace) -> int:
@@ -166,15 +183,17 @@ def main(argv: list | None = None) -> int:
 
 
 def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(redaction.RedactingFilter())
+    # force: the one handler is this one, however often main() runs in a process.
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
-        stream=sys.stderr,
+        handlers=[handler],
+        force=True,
     )
-    if not verbose:
-        for noisy in ("urllib3", "botocore", "boto3", "werkzeug"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    redaction.hold_back_wire_loggers(verbose)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from nas_agent import store_layout
 from nas_agent._encoding import format_timestamp
-from nas_agent.bundle import Index, IndexEntry, open_entry, parse_index, verify_entry
+from nas_agent.bundle import (
+    Index,
+    IndexEntry,
+    open_entry,
+    parse_index,
+    verify_entry,
+    verify_index,
+)
+from nas_agent.bundle.rotation import follow_chain
 from nas_agent.config import AgentConfig, check_runnable, dsm_password
 from nas_agent.config.digest import index_scope
 from nas_agent.config.types import SiteConfig
@@ -46,6 +54,8 @@ from nas_agent.dsm.errors import DsmError
 from nas_agent.errors import (
     AgentError,
     BundleError,
+    IndexDowngrade,
+    IndexExpired,
     InstallFailed,
     OlderThanInstalled,
     SiteNotInIndex,
@@ -55,10 +65,10 @@ from nas_agent.errors import (
     VersionConflict,
 )
 from nas_agent.install import DsmInstaller, Installed, LocalCopies, Material
-from nas_agent.keys import AgentKeys, load_agent_keys
+from nas_agent.keys import AgentKeys, key_id, load_agent_keys
 from nas_agent.sources import Fetched, Source, open_source
 from nas_agent.sources.errors import SourceError
-from nas_agent.state import AgentState, load_state, save_state
+from nas_agent.state import AgentState, IndexSeen, load_state, save_state
 from nas_agent.status import signed_status
 from nas_agent.temp_admin import TempAdmin
 
@@ -71,9 +81,10 @@ EXIT_REFUSED = 3  # a bundle was refused (tampered, replayed, wrong agent, expir
 EXIT_ROLLED_BACK = 4  # DSM import or confirmation failed; the previous certificate stays
 EXIT_SOURCE = 5  # the source (S3, HTTPS, share) was unreachable or refused us
 EXIT_DSM = 6  # DSM unreachable or the login refused (to install, or checked); nothing changed
+EXIT_FROZEN = 7  # the index expired: the issuer stopped signing it, or an old copy is served
 
 # When several sites fail differently, the exit code names the most serious.
-_SEVERITY = (EXIT_ROLLED_BACK, EXIT_REFUSED, EXIT_DSM, EXIT_SOURCE)
+_SEVERITY = (EXIT_FROZEN, EXIT_ROLLED_BACK, EXIT_REFUSED, EXIT_DSM, EXIT_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,8 @@ def run_cycle(
             _log.info("another run of this agent is in progress: leaving it alone")
             return CycleResult(EXIT_OK)
         state = load_state(config.agent.state_file)
+        # A run killed while DSM's 2FA was lifted for its login left it off: put it back first.
+        (temp_admin or TempAdmin()).recover(config.dsm.otp_journal_file)
         with open_source(config.source.url, config.agent.id, **config.source.options()) as source:
             cycle = _Cycle(
                 config, issuer_key, keys, source, state, now, dsm_client, environ, temp_admin
@@ -160,7 +173,8 @@ class _Cycle:
     ):
         self.config = config
         self.temp_admin = temp_admin
-        self.issuer_key = issuer_key
+        self.anchor_key = issuer_key  # configured; the index's rotations may lead further
+        self.issuer_key = issuer_key  # what entries are verified with
         self.keys = keys
         self.source = source
         self.state = state
@@ -187,6 +201,18 @@ class _Cycle:
         except SourceError as exc:
             return self._fail(EXIT_SOURCE, exc)
         if not isinstance(fetched, Fetched):
+            seen = self.state.index
+            if seen is not None and self.now() >= seen.expires_at:
+                # Not modified, but what we hold has expired: frozen as much as a stale copy.
+                return self._fail(
+                    EXIT_FROZEN,
+                    IndexExpired(seen.expires_at, self.now(), agent_id=self.keys.agent_id),
+                )
+            if seen is None:  # what we hold is a v1 index: only inside the upgrade window
+                try:
+                    self._v1_allowed()
+                except IndexDowngrade as exc:
+                    return self._fail(EXIT_REFUSED, exc)
             _log.info("index unchanged: nothing to do")
             if self.state.unconfigured_sites:
                 self._log_unconfigured(self.state.unconfigured_sites, logging.INFO)
@@ -195,6 +221,9 @@ class _Cycle:
         _log.info("index changed: checking %d site(s)", len(self.config.sites))
         try:
             index = parse_index(fetched.body)
+            self._trust_index(index)
+        except IndexExpired as exc:
+            return self._fail(EXIT_FROZEN, exc)
         except BundleError as exc:
             return self._fail(EXIT_REFUSED, exc)
         self._note_unconfigured(index)
@@ -232,6 +261,57 @@ class _Cycle:
         self._save(state.with_index_etag(fetched.etag, scope).with_success(self.now()))
         return CycleResult(EXIT_OK, tuple(installed), tuple(current))
 
+    def _trust_index(self, index: Index) -> None:
+        """Verifies the index as a whole and sets the issuer key its entries are checked with.
+
+        v2: follow the key rotations from the configured key (and through the key the state
+        remembers), then signature, addressee, expiry, and not older than the last accepted.
+        v1: only during the upgrade window, and never once a v2 index was accepted."""
+        now = self.now()
+        seen = self.state.index
+        if index.format_version == 1:
+            self._v1_allowed()
+            return
+        remembered = seen.trust if seen is not None else None
+        trusted = follow_chain(self.anchor_key, index.rotations, remembered=remembered)
+        # The index ratchet belongs to the key that set it: a rotation resets it.
+        accepted = seen.issued_at if seen is not None and seen.trust == trusted.trust else None
+        verify_index(
+            index,
+            agent_id=self.keys.agent_id,
+            issuer_public_key=trusted.key,
+            now=now,
+            accepted_issued_at=accepted,
+        )
+        if remembered is not None and remembered.key_id != trusted.key_id:
+            _log.info(
+                "issuer key rotated: now following %s (rotation %d)",
+                trusted.key_id,
+                trusted.trust.sequence,
+            )
+        self.issuer_key = trusted.key
+        assert index.issued_at is not None and index.expires_at is not None
+        self._save(
+            self.state.with_index(IndexSeen(index.issued_at, index.expires_at, trusted.trust))
+        )
+
+    def _v1_allowed(self) -> None:
+        """Raises IndexDowngrade unless a v1 index may be read now: inside the upgrade window
+        (`accept_index_v1_until`), and only while no v2 index was ever accepted."""
+        until = self.config.agent.accept_index_v1_until
+        if self.state.index is not None:
+            why = "a v2 index was accepted before"
+        elif until is None:
+            why = "agent.conf has no accept_index_v1_until"
+        elif self.now() >= until:
+            why = "accept_index_v1_until has passed"
+        else:
+            return
+        raise IndexDowngrade(
+            f"the index is in the old format v1 (no signed expiry), refused: {why}",
+            agent_id=self.keys.agent_id,
+        )
+
     def _note_unconfigured(self, index: Index) -> None:
         """Entries for sites agent.conf has no section for: logged and reported, not installed.
         Only entries that verify (signed by the pinned issuer, for this agent) are named."""
@@ -265,7 +345,7 @@ class _Cycle:
 
     def _open(self, index, site: SiteConfig) -> _Ready | tuple[int, str]:
         """The site's new bundle, verified and opened; or why there is nothing to install."""
-        installed = self.state.installed_version(site.id)
+        installed = self.state.installed_version(site.id, key_id(self.issuer_key))
         try:
             entry = index.entry(site.id)
             verify_entry(
@@ -358,6 +438,7 @@ class _Cycle:
                 not_after=entry.not_after,
                 dsm_certificate_id=done.certificate_id,
                 installed_at=self.now(),
+                signed_by=key_id(self.issuer_key),
             ).with_dsm_version(done.dsm_version)
         )
         if not done.imported:

@@ -16,6 +16,11 @@ has a stable `code` to branch on.
     │   ├── StaleVersion           .installed_version: .version is not newer (replay, up to date)
     │   ├── VersionConflict        the installed version, named with another certificate
     │   ├── OlderThanInstalled     .not_before: older than what DSM holds for the site (rollback)
+    │   ├── IndexExpired           .expires_at: the index's signed expiry passed (frozen)
+    │   ├── IndexRolledBack        the index was signed before the one last accepted
+    │   ├── IndexDowngrade         a v1 index after v2, or past the upgrade's v1 window
+    │   ├── RotationInvalid        a key rotation statement does not parse or verify
+    │   ├── RotationFork           the rotation chain skips the key this agent follows
     │   ├── SealedHashMismatch     the sealed object is not the one the signed entry names
     │   ├── MalformedSealedObject  bad magic, too short or too large
     │   ├── DecryptionFailed       HPKE open failed: another recipient's object, or tampered bytes
@@ -220,6 +225,53 @@ class OlderThanInstalled(BundleError):
             " refused, an older signed index or bundle was served again",
             **where,
         )
+
+
+class IndexExpired(BundleError):
+    """The index's signed expiry has passed: the issuer stopped re-signing it, or someone serves
+    an old copy in its place (TUF's freeze attack). The agent reports itself frozen."""
+
+    code = "bundle.index_expired"
+
+    def __init__(self, expires_at: datetime, now: datetime, **where):
+        self.expires_at = expires_at
+        super().__init__(
+            f"the index expired at {expires_at.isoformat()} (now {now.isoformat()}): the issuer"
+            " has not re-signed it, or an old copy is being served; frozen until a fresh one",
+            **where,
+        )
+
+
+class IndexRolledBack(BundleError):
+    """The index was signed before the one this agent last accepted: an older copy served."""
+
+    code = "bundle.index_rolled_back"
+
+    def __init__(self, issued_at: datetime, accepted: datetime, **where):
+        super().__init__(
+            f"the index was signed at {issued_at.isoformat()}, before the one accepted at"
+            f" {accepted.isoformat()}: an older copy is being served",
+            **where,
+        )
+
+
+class IndexDowngrade(BundleError):
+    """A v1 index (entries signed one by one, no expiry) after v2 was seen, or past the date the
+    upgrade allowed v1 until."""
+
+    code = "bundle.index_downgrade"
+
+
+class RotationInvalid(BundleError):
+    """A key rotation statement does not parse or does not verify."""
+
+    code = "bundle.rotation_invalid"
+
+
+class RotationFork(BundleError):
+    """The chain of key rotations does not lead through the key this agent follows."""
+
+    code = "bundle.rotation_fork"
 
 
 class SealedHashMismatch(BundleError):

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from nas_agent._atomic import write_atomic
+from nas_agent._atomic import make_private_dirs, write_atomic
 from nas_agent.config.types import DsmConfig, SiteConfig
 from nas_agent.confirm import wait_until_served
 from nas_agent.dsm.client import DsmClient
@@ -92,7 +92,9 @@ class LocalCopies:
 
     def save(self, site: str, material: Material) -> None:
         folder = os.path.join(self.directory, site)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        make_private_dirs(folder)
+        for directory in (self.directory, folder):
+            os.chmod(directory, 0o700)  # also one an earlier agent version left 0755
         for name, data in zip(
             _COPY_FILES, (material.key_pem, material.cert_pem, material.chain_pem)
         ):
@@ -148,10 +150,11 @@ class DsmInstaller:
     def _temp_admin_session(self) -> Iterator[Session]:
         host = urlsplit(self.dsm.url).hostname or ""
         with self.temp_admin.user(host) as admin:
+            self.client.discover()  # before the 2FA window, which must hold the login alone
             session = None
             try:
                 # Enforced 2FA is lifted for the login request alone (reference §8.1 step 4).
-                with self.temp_admin.login_window():
+                with self.temp_admin.login_window(self.dsm.otp_journal_file):
                     session = self.client.login(admin.username, admin.password)
             except TempAdminError:
                 if session is not None:  # logged in, but the 2FA policy was not restored

@@ -49,10 +49,16 @@ class AgentKeys:
 
 @dataclass(frozen=True)
 class IssuerKeys:
-    """The cloud's key pairs: index signing and escrow sealing."""
+    """The cloud's key pairs: index signing and escrow sealing.
+
+    While a rotation is under way (`certdrop issuer rotate`) the key store also holds the
+    signing key's successor, and the escrow key's predecessor until every escrow copy is
+    re-sealed to the new one."""
 
     signing_key: ed25519.Ed25519PrivateKey = field(repr=False)
-    escrow_key: x25519.X25519PrivateKey = field(repr=False)
+    escrow_key: x25519.X25519PrivateKey = field(repr=False)  # the one new copies are sealed to
+    next_signing_key: ed25519.Ed25519PrivateKey | None = field(default=None, repr=False)
+    retired_escrow_keys: tuple[x25519.X25519PrivateKey, ...] = field(default=(), repr=False)
 
 
 def generate_agent_keys(agent_id: str) -> AgentKeys:

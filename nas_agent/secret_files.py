@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 
+from nas_agent import redaction
 from nas_agent.config.errors import SecretFileError
 
 # Secrets are a line or a few lines; anything bigger is the wrong file.
@@ -28,7 +29,8 @@ def check_secret_file(path: str, *, key: str = "") -> None:
 
 
 def read_secret_file(path: str, *, key: str = "") -> str:
-    """The file's text without the trailing line break, after the checks of `check_secret_file`."""
+    """The file's text without the trailing line break, after the checks of `check_secret_file`;
+    from now on masked in the logs."""
     try:
         with open(path, "rb") as handle:
             _check(path, os.fstat(handle.fileno()), key)
@@ -40,10 +42,11 @@ def read_secret_file(path: str, *, key: str = "") -> str:
             path, f"larger than {MAX_SECRET_BYTES} bytes", "point at the secret itself", key=key
         )
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as exc:
         raise SecretFileError(path, "not UTF-8 text", "write the secret as text", key=key) from exc
-    return text.rstrip("\r\n")
+    redaction.register(text)
+    return text
 
 
 def _check(path: str, info: os.stat_result, key: str) -> None:

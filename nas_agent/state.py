@@ -13,7 +13,9 @@
      "unconfigured_sites": ["blog"],
      "dsm_check": {"at": "2026-11-28T12:00:00Z", "basis": "<sha256 hex>", "error": null,
                    "transient": false},
-     "dsm_version": "DSM 7.2.1-69057 Update 5"}
+     "dsm_version": "DSM 7.2.1-69057 Update 5",
+     "index": {"issued_at": "...", "expires_at": "...", "v2_seen": true,
+               "trust": {"anchor_key_id": "<16 hex>", "sequence": 1, "key_id": "<16 hex>"}}}
 
 `AgentState` is a frozen value; `with_*` helpers return a changed copy, so a cycle builds the new
 state and saves it once. Timestamps are UTC whole seconds. The installed version of each site is
@@ -25,6 +27,14 @@ install would not be retried until the cloud published again. `index_scope` name
 configuration it was handled under (`nas_agent.config.digest.index_scope`): under another one
 (a site added, a site id corrected) the ETag is not sent and the index is read again.
 `unconfigured_sites` are the sites that index holds entries for but agent.conf does not name.
+
+`index` is what the agent last accepted of a v2 index (`nas_agent.bundle.index`): its signed
+issue time (an index signed earlier is refused: a rollback), its expiry (re-checked when the
+source answers "not modified": past it the agent is frozen), that v2 was seen (v1 is never read
+again), and the issuer key it follows through the key rotations (`nas_agent.bundle.rotation`).
+Each installed site also names the key that signed its index (`signed_by`): the version
+ratchet holds against that key only, so a rotation resets what a retired key signed (TUF's
+fast-forward attack).
 
 `dsm_check` is the agent's latest DSM login, a scheduled credential check or an install's login
 (`nas_agent.credential_check`): when, under which `basis` (configuration and credential files),
@@ -54,7 +64,8 @@ from typing import Any, Iterable, Mapping
 
 from nas_agent._atomic import write_atomic
 from nas_agent._encoding import format_timestamp, load_json_object, parse_timestamp
-from nas_agent.errors import StateCorrupt, StateUnwritable
+from nas_agent.bundle.rotation import IssuerTrust
+from nas_agent.errors import IndexExpired, StateCorrupt, StateUnwritable
 from nas_agent.ids import is_site_id
 from nas_agent.legacy_error_kinds import code_for_kind
 
@@ -72,6 +83,16 @@ class InstalledSite:
     not_after: datetime
     dsm_certificate_id: str
     installed_at: datetime
+    signed_by: str | None = None  # the issuer key id of the index it came from; None: older
+
+
+@dataclass(frozen=True)
+class IndexSeen:
+    """The last v2 index accepted."""
+
+    issued_at: datetime
+    expires_at: datetime
+    trust: IssuerTrust
 
 
 @dataclass(frozen=True)
@@ -103,13 +124,29 @@ class AgentState:
     unconfigured_sites: tuple[str, ...] = ()  # in the index, not in agent.conf
     dsm_check: DsmCheck | None = None
     dsm_version: str | None = None
+    index: IndexSeen | None = None
 
     def installed(self, site: str) -> InstalledSite | None:
         return self.sites.get(site)
 
-    def installed_version(self, site: str) -> int | None:
+    def installed_version(self, site: str, signer: str | None = None) -> int | None:
+        """The version installed, when it came from an index `signer` signed (or from before
+        signers were recorded): a version ratchet does not outlive the key that set it."""
         installed = self.sites.get(site)
-        return installed.version if installed is not None else None
+        if installed is None:
+            return None
+        if signer is not None and installed.signed_by not in (None, signer):
+            return None
+        return installed.version
+
+    @property
+    def frozen(self) -> bool:
+        """The last error is the index's expiry (nothing newer can be verified)."""
+        return (
+            self.failing
+            and self.last_error is not None
+            and self.last_error.code == (IndexExpired.code)
+        )
 
     @property
     def failing(self) -> bool:
@@ -130,9 +167,15 @@ class AgentState:
         not_after: datetime,
         dsm_certificate_id: str,
         installed_at: datetime,
+        signed_by: str | None = None,
     ) -> AgentState:
         installed = InstalledSite(
-            version, fingerprint, _whole(not_after), dsm_certificate_id, _whole(installed_at)
+            version,
+            fingerprint,
+            _whole(not_after),
+            dsm_certificate_id,
+            _whole(installed_at),
+            signed_by,
         )
         _check_site(site, installed)
         sites = dict(self.sites)
@@ -185,6 +228,12 @@ class AgentState:
     def with_dsm_version(self, version: str | None) -> AgentState:
         return dataclasses.replace(self, dsm_version=version)
 
+    def with_index(self, seen: IndexSeen) -> AgentState:
+        return dataclasses.replace(
+            self,
+            index=IndexSeen(_whole(seen.issued_at), _whole(seen.expires_at), seen.trust),
+        )
+
 
 def load_state(path: str) -> AgentState:
     """The state saved at `path`; an empty one if there is no file. Raises StateCorrupt."""
@@ -218,6 +267,7 @@ def encode_state(state: AgentState) -> bytes:
         "unconfigured_sites": list(state.unconfigured_sites),
         "dsm_check": _check_json(state.dsm_check),
         "dsm_version": state.dsm_version,
+        "index": _index_json(state.index),
     }
     return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
@@ -239,6 +289,7 @@ def decode_state(data: bytes, path: str = "(state)") -> AgentState:
             unconfigured_sites=_site_ids(document.get("unconfigured_sites")),
             dsm_check=_check(document.get("dsm_check")),
             dsm_version=_optional_text(document, "dsm_version"),
+            index=_index(document.get("index")),
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise StateCorrupt(path, f"not a state file this agent can read ({exc})") from exc
@@ -293,7 +344,39 @@ def _site_json(installed: InstalledSite) -> dict[str, Any]:
         "not_after": format_timestamp(installed.not_after),
         "dsm_certificate_id": installed.dsm_certificate_id,
         "installed_at": format_timestamp(installed.installed_at),
+        "signed_by": installed.signed_by,
     }
+
+
+def _index_json(seen: IndexSeen | None) -> dict[str, Any] | None:
+    if seen is None:
+        return None
+    return {
+        "issued_at": format_timestamp(seen.issued_at),
+        "expires_at": format_timestamp(seen.expires_at),
+        "v2_seen": True,
+        "trust": {
+            "anchor_key_id": seen.trust.anchor_key_id,
+            "sequence": seen.trust.sequence,
+            "key_id": seen.trust.key_id,
+        },
+    }
+
+
+def _index(raw: Any) -> IndexSeen | None:
+    if raw is None:  # a file written before index v2
+        return None
+    if not isinstance(raw, dict) or raw.get("v2_seen") is not True:
+        raise ValueError("index is not an object with v2_seen true")
+    trust = _object(raw, "trust")
+    sequence = trust.get("sequence")
+    if type(sequence) is not int or sequence < 0:
+        raise ValueError("index.trust.sequence is not a whole number")
+    return IndexSeen(
+        issued_at=parse_timestamp(raw["issued_at"]),
+        expires_at=parse_timestamp(raw["expires_at"]),
+        trust=IssuerTrust(_text(trust, "anchor_key_id"), sequence, _text(trust, "key_id")),
+    )
 
 
 def _site(site: str, raw: Any) -> InstalledSite:
@@ -305,6 +388,7 @@ def _site(site: str, raw: Any) -> InstalledSite:
         not_after=parse_timestamp(raw["not_after"]),
         dsm_certificate_id=raw["dsm_certificate_id"],
         installed_at=parse_timestamp(raw["installed_at"]),
+        signed_by=_optional_text(raw, "signed_by"),
     )
     _check_site(site, installed)
     return installed

@@ -16,7 +16,7 @@
      "dsm_check": {"at": "2026-11-28T11:45:00Z",
                    "error": {"code": "dsm.login_wrong_password", "message": "...",
                              "at": "2026-11-28T11:45:00Z", "site": null}},
-     "failing": true}
+     "failing": true, "frozen": false}
 
 Errors travel as their stable codes (`nas_agent.errors`); the message is for people only.
 `site_errors` holds the sites whose latest attempt failed. Reports written before codes carry
@@ -26,6 +26,8 @@ Errors travel as their stable codes (`nas_agent.errors`); the message is for peo
 no `[site:<id>]` section for: they are not installed. `dsm_check` is the agent's latest DSM login
 (a daily credential check, or an install's login; null before the first) with the error when
 DSM refused it; `failing` stays true while it holds one. Older agents send neither field.
+`frozen` is true while the agent's index has expired (`bundle.index_expired`): nothing new can
+be installed until the issuer signs a fresh one. Agents before index v2 do not send it.
 
 The Ed25519 signature (the agent's own key, registered at enrollment) covers a context string
 and the report's canonical JSON, so the cloud can tell a real report from one written by anyone
@@ -54,7 +56,9 @@ from nas_agent.state import AgentState, error_json
 STATUS_FORMAT = "certdrop-agent-status-v1"
 SIGNED_FORMAT = "certdrop-agent-status-signed-v1"
 _CONTEXT = b"certdrop agent status v1\n"
-_MAX_BYTES = 256 * 1024
+# The most a report may have: readers refuse a larger one unread (an agent with many sites and
+# long errors stays far below it).
+MAX_REPORT_BYTES = 64 * 1024
 
 
 def status_report(
@@ -92,6 +96,7 @@ def status_report(
             }
         ),
         "failing": state.failing,
+        "frozen": state.frozen,
     }
     return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
@@ -117,7 +122,7 @@ def verify_status(
 ) -> dict[str, Any]:
     """The report, once its signature and addressee check out (raises StatusReportInvalid)."""
     try:
-        document = load_json_object(data, max_size=_MAX_BYTES)
+        document = load_json_object(data, max_size=MAX_REPORT_BYTES)
         if document.get("format") != SIGNED_FORMAT:
             raise ValueError(f"format is not {SIGNED_FORMAT}")
         report = document["report"]

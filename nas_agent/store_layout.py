@@ -12,6 +12,7 @@
     state/store-check.json                       the store's conditional writes, as last probed:
                                                  its URL and endpoint, and what was found
     state/store-probe/<token>                    the probe's object, deleted when it is done
+    state/issuer/rotations.json                  the issuer's key rotation statements, a chain
     escrow/<site>/<version>.sealed               the bundle sealed to the escrow key
     agents/<agent>/index.json                    the agent's signed index, written last
     agents/<agent>/bundles/<site>/<version>.sealed
@@ -34,6 +35,7 @@ CHALLENGES_PREFIX = "state/challenges/"
 ALERTS_PREFIX = "state/alerts/"
 STORE_CHECK = "state/store-check.json"
 STORE_PROBE_PREFIX = "state/store-probe/"
+ISSUER_ROTATIONS = "state/issuer/rotations.json"
 ESCROW_PREFIX = "escrow/"
 AGENTS_PREFIX = "agents/"
 
@@ -81,6 +83,15 @@ def escrow_prefix(site: str) -> str:
 
 def escrow(site: str, version: int) -> str:
     return f"{escrow_prefix(site)}{version}.sealed"
+
+
+def parse_escrow(key: str) -> tuple[str, int]:
+    """(site, version) of an `escrow(site, version)` key; ValueError for any other key."""
+    site, _, name = key[len(ESCROW_PREFIX) :].rpartition("/")
+    number, _, suffix = name.partition(".")
+    if not key.startswith(ESCROW_PREFIX) or not site or suffix != "sealed" or not number.isdigit():
+        raise ValueError(f"{key!r} is not an escrow copy's key")
+    return site, int(number)
 
 
 def agent_prefix(agent: str) -> str:

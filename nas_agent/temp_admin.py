@@ -6,18 +6,31 @@ The way acme.sh's SYNO_USE_TEMP_ADMIN does it (reference §8.1, case 36), with D
     synouser --add sc-certdrop-tmp <random 16> "" 0 "" 0
     synogroup --memberadd administrators sc-certdrop-tmp
         or, where only --member exists (DSM 6): --member administrators <every member> <user>
-    [otp_enforce_option -> none]  login  [otp_enforce_option restored]
+    [journal otp_enforce_option; -> none]  login  [restored; journal removed]
     ... the installs ..., logout
     synouser --del sc-certdrop-tmp            (on every path once the user exists)
 
 No password is stored anywhere: each run makes a new one and forgets it. Only a local DSM is
 accepted, because the account and the 2FA switch are on the machine the tools run on.
+
+DSM's enforced 2FA is lifted for the login request alone. Its value is first written to a 0600
+journal in the agent's state directory, so a run killed inside that window (SIGKILL skips every
+`finally`) is undone by the next run, at its start (`TempAdmin.recover`) and before any new
+lifting: the journal's value, not the lifted one the killed run left, is the one to put back.
+
+The password is on synouser's command line, where any local user can read it in /proc while
+synouser runs: DSM's tools take it no other way (neither stdin nor a file: Synology's CLI
+Administrator Guide, reference §8.1). So the window is kept to what it must be: a random
+16-character password, made for one run, on argv for the one `synouser --add` call, and
+worthless once the account is deleted at the end of the run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import re
 import secrets
 import string
@@ -25,6 +38,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from nas_agent._atomic import write_atomic
 from nas_agent.errors import TempAdminError
 
 _log = logging.getLogger(__name__)
@@ -34,6 +48,7 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _GROUP = "administrators"
 _SYNOINFO = "/etc/synoinfo.conf"
 _OTP_KEY = "otp_enforce_option"
+OTP_JOURNAL_FILE = "dsm-otp-enforce.journal"  # in the agent's state directory
 _ALPHABET = string.ascii_letters + string.digits
 _TIMEOUT = 120.0  # seconds per tool call; they are local and quick unless DSM hangs
 _MEMBER_LINE = re.compile(r"^\s*(?:\d+\s*:)?\s*\[(.+)\]\s*$")
@@ -62,8 +77,18 @@ class TempAdmin:
     def user(self, host: str) -> contextlib.AbstractContextManager:
         return temporary_admin(host, run=self.run, password_factory=self.password_factory)
 
-    def login_window(self) -> contextlib.AbstractContextManager:
-        return otp_enforcement_lifted(run=self.run)
+    def login_window(self, journal: str) -> contextlib.AbstractContextManager:
+        return otp_enforcement_lifted(journal, run=self.run)
+
+    def recover(self, journal: str) -> None:
+        """At a run's start: put back DSM's 2FA policy a killed run left lifted (`journal`
+        exists). Runs no tool otherwise; a failure is logged and tried again next time."""
+        if not os.path.exists(journal):
+            return
+        try:
+            _restore_journaled(_Tools(self.run), journal)
+        except TempAdminError as exc:
+            _log.error("DSM's 2FA policy, left lifted by an earlier run, is still off: %s", exc)
 
 
 @contextlib.contextmanager
@@ -84,6 +109,7 @@ def temporary_admin(
     tools.check_root()
     password = password_factory()
     tools.call("synouser", "--del", TEMP_ADMIN_USER, check=False)
+    # On argv: synouser takes the password no other way (see the module docstring).
     tools.call("synouser", "--add", TEMP_ADMIN_USER, password, "", "0", "", "0", secret=password)
     try:
         _make_admin(tools)
@@ -96,14 +122,22 @@ def temporary_admin(
 
 
 @contextlib.contextmanager
-def otp_enforcement_lifted(*, run: Runner = subprocess.run) -> Iterator[None]:
+def otp_enforcement_lifted(journal: str, *, run: Runner = subprocess.run) -> Iterator[None]:
     """DSM's enforced 2FA switched off for the block (wrap the login request alone) and put
-    back right after it, also when the block raises; a no-op when nothing is enforced."""
+    back right after it, also when the block raises; a no-op when nothing is enforced.
+
+    The value is in the 0600 file `journal` from before it is lifted until it is back. A
+    journal already there is a killed run's: its value is put back first, and is the baseline.
+    """
     tools = _Tools(run)
+    _restore_journaled(tools, journal)
     old = tools.call("synogetkeyvalue", _SYNOINFO, _OTP_KEY, check=False).stdout.strip()
     if not old or old == "none":
         yield
         return
+    if not _restorable(old):
+        raise TempAdminError(f"{_OTP_KEY} is {old[:64]!r}, not a value it can be restored to")
+    _write_journal(journal, old)
     tools.call("synosetkeyvalue", _SYNOINFO, _OTP_KEY, "none")
     _log.info("%s was %r: set to none for the login", _OTP_KEY, old)
     try:
@@ -112,9 +146,75 @@ def otp_enforcement_lifted(*, run: Runner = subprocess.run) -> Iterator[None]:
         try:
             tools.call("synosetkeyvalue", _SYNOINFO, _OTP_KEY, old)
         except TempAdminError:
-            _log.error("%s could not be restored to %r: DSM's 2FA policy is off", _OTP_KEY, old)
+            _log.error(
+                "%s could not be restored to %r: DSM's 2FA policy is off until the next run"
+                " restores it from %s",
+                _OTP_KEY,
+                old,
+                journal,
+            )
             raise
+        _remove_journal(journal)
         _log.info("%s restored to %r", _OTP_KEY, old)
+
+
+def _write_journal(journal: str, value: str) -> None:
+    record = {"file": _SYNOINFO, "key": _OTP_KEY, "value": value}
+    try:
+        write_atomic(journal, json.dumps(record).encode("ascii"), mode=0o600)
+    except OSError as exc:
+        raise TempAdminError(
+            f"cannot write {journal} ({exc.strerror}); DSM's 2FA policy was not lifted"
+        ) from exc
+
+
+def _read_journal(journal: str) -> str | None:
+    """The value a killed run lifted; None without a journal."""
+    try:
+        with open(journal, encoding="ascii") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise TempAdminError(
+            f"{journal} cannot be read ({exc}): check {_OTP_KEY} in {_SYNOINFO} (DSM: Control"
+            " Panel > Security > Account, 2-factor authentication), then delete the file"
+        ) from exc
+    value = record.get("value") if isinstance(record, dict) else None
+    if not isinstance(value, str) or not _restorable(value):
+        raise TempAdminError(
+            f"{journal} holds no {_OTP_KEY} value: check the setting in {_SYNOINFO} (DSM:"
+            " Control Panel > Security > Account, 2-factor authentication), then delete the file"
+        )
+    return value
+
+
+def _restorable(value: str) -> bool:
+    """A value a tool can be given back as one argument (what synogetkeyvalue printed)."""
+    return 0 < len(value) <= 256 and value.isprintable()
+
+
+def _restore_journaled(tools: _Tools, journal: str) -> None:
+    value = _read_journal(journal)
+    if value is None:
+        return
+    tools.call("synosetkeyvalue", _SYNOINFO, _OTP_KEY, value)
+    _remove_journal(journal)
+    _log.warning(
+        "%s restored to %r: a run killed while it was lifted had left it at none",
+        _OTP_KEY,
+        value,
+    )
+
+
+def _remove_journal(journal: str) -> None:
+    try:
+        os.unlink(journal)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        # Harmless but for a needless restore next time; the policy itself is back.
+        _log.warning("%s could not be removed: %s", journal, exc.strerror)
 
 
 def _make_admin(tools: _Tools) -> None:

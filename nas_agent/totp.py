@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import struct
 
+from nas_agent import redaction
+
 STEP_SECONDS = 30
 DIGITS = 6
 
@@ -26,6 +28,9 @@ def decode_secret(secret_b32: str) -> bytes:
         raise ValueError("the OTP secret is not valid base32") from exc
     if not key:
         raise ValueError("the OTP secret is empty")
+    # As given and as normalised: both spellings are masked in the logs from now on.
+    redaction.register(secret_b32)
+    redaction.register(cleaned.rstrip("="))
     return key
 
 

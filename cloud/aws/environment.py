@@ -30,7 +30,7 @@ from cloud.errors import ConfigError, ConfigProblem, KeyExists, StoreError
 from cloud.keys.issuer import ESCROW_KEY, SIGNING_KEY
 from cloud.store import Store, StoredObject
 from cloud.store.url import open_store
-from nas_agent import store_layout
+from nas_agent import redaction, store_layout
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,11 @@ class SecretsManagerKeyStore:
             raise KeyExists(name)
         self._write(secret, data.decode())
 
+    def replace(self, name: str, data: bytes) -> None:
+        """A new version of the key's secret (Secrets Manager keeps the previous one as
+        AWSPREVIOUS)."""
+        self._write(self._secret_for(name), data.decode())
+
     def _secret_for(self, name: str) -> str:
         secrets = {
             SIGNING_KEY: self.secrets.signing,
@@ -215,6 +220,8 @@ def load_dns_credentials(
         raise ConfigError(
             [ConfigProblem(settings.dns_secret, "not a JSON object", 'put {"NAME": "value"}')]
         ) from exc
+    for value in values.values():
+        redaction.register(str(value))
     environ.update({str(k): str(v) for k, v in values.items()})
 
 

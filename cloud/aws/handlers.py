@@ -1,8 +1,8 @@
 """The Lambda entry points: thin adapters from events to the core, nothing decided here.
 
 tick       EventBridge Scheduler → which sites are due → one SQS message each → alerts
-issue      SQS (batch) → run each site → issuance alerts → partial batch failure for what must
-           be retried
+issue      SQS (batch) → run each site (or sign the agents' indexes again) → issuance alerts →
+           partial batch failure for what must be retried
 dashboard  Lambda function URL (payload 2.0, IAM auth) → the fleet dashboard's Flask app
 """
 
@@ -66,11 +66,16 @@ def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     store = environment.open_bucket(settings)
     config = environment.load_config(store, settings.config_key)
     keys = environment.SecretsManagerKeyStore(settings.key_secrets)
-    runner = Runner(config, store, keys, Publisher(store, load_issuer(keys)))
+    runner_publisher = Publisher(store, load_issuer(keys))
+    runner = Runner(config, store, keys, runner_publisher)
     failures, outcomes = [], []
     for record in event.get("Records", []):
         try:
-            outcome = runner.run_site(site_of(record["body"]))
+            site = site_of(record["body"])
+            if site is None:
+                runner_publisher.resign_indexes()
+                continue
+            outcome = runner.run_site(site)
             log.info("%s: %s", outcome.result, outcome.reason, extra={"site": outcome.site})
             outcomes.append(outcome)
         except Exception:
@@ -103,8 +108,10 @@ def _dashboard_adapter() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     import apig_wsgi
 
     from cloud.fleet.dashboard import make_app
+    from cloud.fleet.dashboard.hosts import function_url, only_hosts
 
-    return apig_wsgi.make_lambda_handler(make_app(_fleet_from_bucket), binary_support=True)
+    app = only_hosts(make_app(_fleet_from_bucket), function_url)
+    return apig_wsgi.make_lambda_handler(app, binary_support=True)
 
 
 def _fleet_from_bucket() -> FleetStatus:

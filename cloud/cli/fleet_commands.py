@@ -172,7 +172,6 @@ def dashboard(args: argparse.Namespace) -> int:
 def agent_add(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from cloud.publish.registry import record_problem
     from nas_agent.enrollment import parse_enrollment_token
 
     config = config_module.load(args.config)
@@ -182,7 +181,7 @@ def agent_add(args: argparse.Namespace) -> int:
     enrollment = parse_enrollment_token(args.token)
     publisher = parts.publisher(config)
     before = publisher.registry.get(enrollment.agent_id)
-    problem = record_problem(before, publisher.issuer.signing_key.public_key()) if before else None
+    problem = publisher.registry.problem(before) if before else None
     record = publisher.registry.add(enrollment, sites, datetime.now(UTC))
     delivered = publisher.subscribe(record, sites)
     waiting = [s for s in sites if s not in delivered]
@@ -198,15 +197,17 @@ def agent_add(args: argparse.Namespace) -> int:
 
 def agent_list(args: argparse.Namespace) -> int:
     from cloud.keys.issuer import is_initialized, load_issuer
+    from cloud.keys.rotation import signer_for
     from cloud.publish.registry import AgentRegistry, record_problem
 
     config = config_module.load(args.config)
-    records = AgentRegistry(parts.store(config)).all()
+    store = parts.store(config)
+    records = AgentRegistry(store).all()
     if not records:
         print("no agents registered; on a NAS run `certdrop-agent enroll`, then `agent add`")
         return EXIT_OK
     keys = parts.keystore(config)
-    issuer = load_issuer(keys).signing_key.public_key() if is_initialized(keys) else None
+    issuer = signer_for(load_issuer(keys), store).history if is_initialized(keys) else None
     width = max(len(r.agent_id) for r in records)
     print(f"{'AGENT':<{width}}  {'ADDED':<16}  {'RECORD':<24}  SITES")
     for r in records:

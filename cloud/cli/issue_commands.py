@@ -51,6 +51,45 @@ def issuer_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def issuer_rotate(args: argparse.Namespace) -> int:
+    """Rotates a key of the issuer's (cloud.keys.rotation), then signs every agent's index and
+    registry record again with the signing key in use."""
+    from datetime import UTC, datetime
+
+    from cloud.keys import rotation
+    from cloud.keys.issuer import load_issuer, public_lines
+
+    config = config_module.load(args.config)
+    store, keys = parts.store(config), parts.keystore(config)
+    if args.escrow:
+        resealed = rotation.rotate_escrow(keys, store)
+        _, escrow_line = public_lines(load_issuer(keys))
+        print(f"escrow key replaced; {resealed} escrow cop(ies) re-sealed\n  {escrow_line}")
+        return EXIT_OK
+    if args.compromised:
+        rotation.reset_after_compromise(keys, store)
+    else:
+        statement = rotation.rotate_signing(keys, store, datetime.now(UTC))
+        print(
+            f"signing key {statement.previous_key_id} replaced by {statement.new_key_id}"
+            f" (rotation {statement.sequence}); agents follow it at their next poll"
+        )
+    publisher = parts.publisher(config, store)
+    records = publisher.registry.resign_all()
+    indexes = publisher.resign_indexes(force=True)
+    issuer_line, _ = public_lines(load_issuer(keys))
+    print(f"signed again: {len(indexes)} index(es), {records} registry record(s)")
+    if args.compromised:
+        print(
+            "new signing key, vouched for by no earlier key: on every NAS set issuer_key to the"
+            " line below, check each agent's record (`certdrop agent list`) and sign the ones"
+            f" you trust again (`certdrop agent resign ID`):\n  {issuer_line}"
+        )
+    else:
+        print(f"agents enrolled from now on pin:\n  {issuer_line}")
+    return EXIT_OK
+
+
 def _keys_location(config: config_module.Config) -> str:
     if config.storage.key_secrets is not None:
         return "Secrets Manager"
@@ -172,10 +211,28 @@ def run(args: argparse.Namespace) -> int:
             code = EXIT_DNS  # issued, but TXT values stay in DNS (retried every run)
         else:
             code = EXIT_OK
+    code = code or _resign_indexes(config, store)
     if config.alerts is None:
         return code
     # After the runs, so their failures are alerted now; the runs' exit code comes first.
     return code or _send_alerts(config, config.alerts, store)
+
+
+def _resign_indexes(config: config_module.Config, store) -> int:
+    """Signs again the agents' indexes that near their expiry (an agent refuses an expired one
+    and reports itself frozen)."""
+    from cloud.keys.issuer import is_initialized
+
+    if not is_initialized(parts.keystore(config)):
+        return EXIT_OK
+    try:
+        resigned = parts.publisher(config, store).resign_indexes()
+    except CertdropError as exc:
+        print(f"certdrop: error: indexes not signed again: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    if resigned:
+        print(f"signed again before they expire: the indexes of {', '.join(resigned)}")
+    return EXIT_OK
 
 
 def _send_alerts(config: config_module.Config, alerts: config_module.AlertsConfig, store) -> int:

@@ -57,6 +57,22 @@ def _parser() -> argparse.ArgumentParser:
         "show", help="print the issuer key line agents pin and the escrow key line again"
     )
     issuer_show.set_defaults(run=issue_commands.issuer_show)
+    rotate = issuer.add_parser(
+        "rotate",
+        help="replace the signing key (agents follow it; no change on the NAS units), or with"
+        " --escrow the escrow key (every escrow copy re-sealed)",
+    )
+    which = rotate.add_mutually_exclusive_group()
+    which.add_argument(
+        "--escrow", action="store_true", help="rotate the escrow key instead of the signing key"
+    )
+    which.add_argument(
+        "--compromised",
+        action="store_true",
+        help="the signing key may be known to someone else: a new key no old one vouches for;"
+        " every agent must then be given the new issuer line by hand",
+    )
+    rotate.set_defaults(run=issue_commands.issuer_rotate)
 
     issue = commands.add_parser(
         "issue", help="issue one site's certificate now and publish it to its agents"

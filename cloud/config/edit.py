@@ -18,7 +18,7 @@ from tomlkit.exceptions import ParseError
 from cloud import config as config_module
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.publish.publisher import Publisher
-from cloud.publish.registry import AgentRegistry, record_problem
+from cloud.publish.registry import AgentRegistry
 from cloud.store import Store
 from nas_agent import store_layout
 
@@ -86,7 +86,7 @@ def forget_site(store: Store, publisher: Publisher | None, site_id: str) -> int:
     if publisher is not None:
         for record in holders:
             publisher.withdraw(record.agent_id, site_id)
-            if record_problem(record, publisher.issuer.signing_key.public_key()) is None:
+            if publisher.registry.problem(record) is None:
                 sites = tuple(s for s in record.sites if s != site_id)
                 publisher.registry.set_sites(record.agent_id, sites)
             # A record the issuer did not sign stays as it is: re-signing it would vouch for

@@ -5,26 +5,32 @@ believed only when their signature verifies with the key the agent enrolled with
 
 Errors are read as a stable code and a message; whoever branches does so on the code only.
 Reports of agents that predate codes name the error's class instead: the name is mapped to its
-code, or to "unknown" when no class has it any more; an unreadable error never fails the view.
+code, or to "unknown" when no class has it any more.
+
+A report is untrusted input (`cloud.fleet.agent_report` reads it): one that is too large, not
+signed by its agent or malformed marks only that agent "report invalid", and an agent whose
+report cannot be read at all is shown as such; no agent's report keeps the others from the view.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from cloud.acme.challenge_types import ChallengeType
 from cloud.config import Config, SiteConfig
+from cloud.errors import StoreError
+from cloud.fleet.agent_report import ErrorEntry, load_report
 from cloud.pipeline.renewal import decide
 from cloud.pipeline.site_state import PersistSeen, ReplacedElsewhere, SiteState, load_site_state
 from cloud.publish.registry import AgentRecord, AgentRegistry
-from cloud.store import Store, StoredObject
-from nas_agent import store_layout
-from nas_agent.errors import UNKNOWN_CODE, InstallFailed, StatusReportInvalid, is_refusal
-from nas_agent.legacy_error_kinds import code_for_kind
-from nas_agent.status import verify_status
+from cloud.store import Store
+from nas_agent.errors import InstallFailed, StatusReportInvalid, is_refusal
+
+log = logging.getLogger(__name__)
 
 QUIET_AFTER_MISSED = 3  # reports an agent may miss before it counts as quiet
 DEFAULT_POLL_INTERVAL = 3600.0  # for reports that do not say
@@ -95,7 +101,9 @@ class AgentStatus:
     last_error: ReportedError | None
     site_errors: Mapping[str, ReportedError]  # sites whose latest attempt failed
     failing: bool
-    report_problem: str | None  # a report that is missing, unreadable or not its own
+    report_problem: str | None  # a report that is missing, unreadable or not believed
+    report_invalid: bool = False  # a report was found and is not believed (an alert)
+    frozen: bool = False  # its index expired: it installs nothing until the issuer re-signs
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ def collect(config: Config, store: Store, now: datetime) -> FleetStatus:
     sites = tuple(_site(site, states[site.id], now, directory) for site in config.sites.values())
     current = {s.site: s.version for s in sites}
     agents = tuple(
-        _agent(record, store, current, now)
+        _agent_or_problem(record, store, current, now)
         for record in sorted(AgentRegistry(store).all(), key=lambda r: r.agent_id)
     )
     return FleetStatus(now, sites, agents)
@@ -165,70 +173,80 @@ def _site(site: SiteConfig, state: SiteState | None, now: datetime, directory: s
     )
 
 
+def _agent_or_problem(
+    record: AgentRecord, store: Store, current: Mapping[str, int | None], now: datetime
+) -> AgentStatus:
+    """The agent's status; whatever goes wrong with its report stays with this agent."""
+    try:
+        return _agent(record, store, current, now)
+    except StatusReportInvalid as exc:
+        return _unknown(record, f"report invalid: {exc.reason}", invalid=True)
+    except StoreError as exc:
+        log.warning("status report unreadable: %s", exc, extra={"agent": record.agent_id})
+        return _unknown(record, f"status report unreadable ({exc.code}): {exc}")
+    except Exception:  # a bug, seen as this agent's problem, never as the whole fleet's
+        log.exception("status report not read", extra={"agent": record.agent_id})
+        return _unknown(record, "report invalid: it could not be read (see the log)", invalid=True)
+
+
 def _agent(
     record: AgentRecord, store: Store, current: Mapping[str, int | None], now: datetime
 ) -> AgentStatus:
-    found = store.get(store_layout.agent_status(record.agent_id))
-    report: dict[str, Any] = {}
-    problem = None
-    if not isinstance(found, StoredObject):
-        problem = "no status report yet"
-    else:
-        try:
-            report = verify_status(
-                found.body,
-                agent_id=record.agent_id,
-                public_key=record.enrollment.signing_public_key,
-            )
-        except StatusReportInvalid as exc:
-            problem = exc.reason
-    seen = _time(report.get("seen_at"))
-    interval = float(report.get("poll_interval_s") or DEFAULT_POLL_INTERVAL)
-    # Quiet also before the first report, once it is overdue since the agent was added.
-    since = seen or record.added_at
-    quiet = now - since > timedelta(seconds=interval * QUIET_AFTER_MISSED)
-    installed = {
-        site: InstalledStatus(
-            version=entry["version"],
-            fingerprint=entry["fingerprint"],
-            not_after=datetime.fromisoformat(entry["not_after"].replace("Z", "+00:00")),
-            current=entry["version"] == current.get(site),
+    report = load_report(store, record.agent_id, record.enrollment.signing_public_key, now)
+    if report is None:
+        # Quiet also before the first report, once it is overdue since the agent was added.
+        overdue = now - record.added_at > timedelta(
+            seconds=DEFAULT_POLL_INTERVAL * QUIET_AFTER_MISSED
         )
-        for site, entry in (report.get("sites") or {}).items()
-    }
-    site_errors = report.get("site_errors")
-    if not isinstance(site_errors, Mapping):  # reports before per-site errors have none
-        site_errors = {}
+        return replace(_unknown(record, "no status report yet"), quiet=overdue)
+    interval = report.poll_interval or DEFAULT_POLL_INTERVAL
     return AgentStatus(
         agent_id=record.agent_id,
         sites=record.sites,
-        installed=installed,
-        last_seen=seen,
-        poll_interval=interval,
-        quiet=quiet,
-        dsm_version=report.get("dsm_version"),
-        last_error=_reported(report.get("last_error")),
-        site_errors={
-            site: error
-            for site, raw in site_errors.items()
-            if (error := _reported(raw)) is not None
+        installed={
+            site: InstalledStatus(
+                version=entry.version,
+                fingerprint=entry.fingerprint,
+                not_after=entry.not_after,
+                current=entry.version == current.get(site),
+            )
+            for site, entry in report.sites.items()
         },
-        failing=bool(report.get("failing")),
-        report_problem=problem,
+        last_seen=report.seen_at,
+        poll_interval=interval,
+        quiet=now - report.seen_at > timedelta(seconds=interval * QUIET_AFTER_MISSED),
+        dsm_version=report.dsm_version,
+        last_error=_reported(report.last_error),
+        site_errors={
+            site: ReportedError(e.code, e.message) for site, e in report.site_errors.items()
+        },
+        failing=report.failing,
+        report_problem=None,
+        frozen=report.frozen,
     )
 
 
-def _reported(raw: Any) -> ReportedError | None:
-    if not isinstance(raw, Mapping):
-        return None
-    code, kind, message = raw.get("code"), raw.get("kind"), raw.get("message")
-    if not isinstance(code, str):
-        code = code_for_kind(kind) if isinstance(kind, str) else UNKNOWN_CODE
-    return ReportedError(code, message if isinstance(message, str) else "")
+def _unknown(record: AgentRecord, problem: str, *, invalid: bool = False) -> AgentStatus:
+    """An agent whose report says nothing that can be believed: nothing installed, never seen,
+    not counted as quiet (a report was written; `report_invalid` is what alerts)."""
+    return AgentStatus(
+        agent_id=record.agent_id,
+        sites=record.sites,
+        installed={},
+        last_seen=None,
+        poll_interval=DEFAULT_POLL_INTERVAL,
+        quiet=False,
+        dsm_version=None,
+        last_error=None,
+        site_errors={},
+        failing=False,
+        report_problem=problem,
+        report_invalid=invalid,
+    )
 
 
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+def _reported(error: ErrorEntry | None) -> ReportedError | None:
+    return ReportedError(error.code, error.message) if error is not None else None
 
 
 def _jsonable(value: Any) -> Any:

@@ -90,6 +90,8 @@ def _agent_row(agent: AgentStatus) -> tuple[str, ...]:
         state = agent.report_problem
     elif agent.quiet:
         state = "quiet"
+    elif agent.frozen:
+        state = "frozen"
     elif agent.failing:
         state = "failing"
     else:

@@ -26,6 +26,10 @@ class KeyStore(Protocol):
         """Stores a new key; raises KeyExists rather than replace one."""
         ...
 
+    def replace(self, name: str, data: bytes) -> None:
+        """Replaces an existing key's entry as a whole (key rotation only)."""
+        ...
+
 
 class LocalKeyStore:
     def __init__(self, directory: Path):
@@ -57,6 +61,23 @@ class LocalKeyStore:
                 os.unlink(tmp)
         except FileExistsError as exc:
             raise KeyExists(name) from exc
+        except OSError as exc:
+            raise StoreError(str(path), f"cannot write ({exc.strerror})") from exc
+
+    def replace(self, name: str, data: bytes) -> None:
+        """Replaces the entry atomically: a reader sees the old bytes or the new, never a mix."""
+        path = self._path(name)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")  # mode 0600
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
         except OSError as exc:
             raise StoreError(str(path), f"cannot write ({exc.strerror})") from exc
 

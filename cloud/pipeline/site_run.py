@@ -320,8 +320,12 @@ class _SiteRun:
         publisher, state = self.runner.publisher, self.state
         if publisher is None or state.order_key is None or state.order_url is None:
             return None
+        issuer = publisher.issuer
         return open_order_key(
-            state.order_key, publisher.issuer.escrow_key, self.site.id, state.order_url
+            state.order_key,
+            (issuer.escrow_key, *issuer.retired_escrow_keys),
+            self.site.id,
+            state.order_url,
         )
 
     def _order_placed(self, url: str) -> None:

@@ -1,5 +1,6 @@
-"""The scheduler's tick: which sites are due, from one listing, and one queue message each;
-then the alerts, when the configuration has an [alerts] table (one read per site and agent)."""
+"""The scheduler's tick: which sites are due, from one listing, and one queue message each (and
+one asking the issue function to sign agents' indexes again, when one nears its expiry); then
+the alerts, when the configuration has an [alerts] table (one read per site and agent)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from cloud.pipeline.schedule import (
     read_journalled,
     read_markers,
 )
+from cloud.publish.indexes import resign_wanted
 from cloud.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,17 +37,23 @@ class TickResult:
     due: tuple[Due, ...]
     days_to_expiry: dict[str, float]
     alerts: tuple[Notice, ...] = ()  # the notices sent
-    # Alerts that could not be sent (they are due again next tick). Kept, not raised, so the
-    # caller still reports its metric; the Lambda handler raises it then.
-    alerts_error: CertdropError | None = None
+    # Alerts that could not be sent (they are due again next tick), or the error that kept them
+    # from being evaluated. Kept, not raised, so the caller still reports its metric; the
+    # Lambda handler raises it then.
+    alerts_error: Exception | None = None
+
+
+RESIGN_MESSAGE = json.dumps({"resign_indexes": True})
 
 
 def message_for(site: str) -> str:
     return json.dumps({"site": site})
 
 
-def site_of(body: str) -> str:
-    return json.loads(body)["site"]
+def site_of(body: str) -> str | None:
+    """The site a queue message asks to run; None for the message asking to re-sign indexes."""
+    message = json.loads(body)
+    return None if message.get("resign_indexes") is True else message["site"]
 
 
 def run_tick(
@@ -59,8 +67,11 @@ def run_tick(
     """`channels` default to the configuration's (webhook and/or SNS)."""
     markers = read_markers(store)
     due = due_sites(config.sites, markers, now, read_journalled(store))
-    if due:
-        queue.send([message_for(d.site) for d in due])
+    messages = [message_for(d.site) for d in due]
+    if resign_wanted(store, now):
+        messages.append(RESIGN_MESSAGE)  # the issue function holds the signing key
+    if messages:
+        queue.send(messages)
     log.info("tick: %d of %d site(s) due", len(due), len(config.sites))
     result = TickResult(tuple(due), days_to_expiry(markers, now))
     if config.alerts is None:
@@ -71,6 +82,9 @@ def run_tick(
         sent = evaluate_and_send(config, store, now, channels)
     except CertdropError as exc:
         log.error("alerts not sent: %s", exc)
+        return replace(result, alerts_error=exc)
+    except Exception as exc:  # a bug: the sites are queued, the metric must still go out
+        log.exception("alerts not evaluated")
         return replace(result, alerts_error=exc)
     log.info("tick: %d alert notice(s) sent", len(sent))
     return replace(result, alerts=tuple(sent))

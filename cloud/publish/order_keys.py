@@ -10,7 +10,9 @@ Sealed like a bundle (HPKE base mode, X25519 / HKDF-SHA256 / ChaCha20-Poly1305) 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import x25519
 
@@ -29,6 +31,15 @@ def seal_order_key(
 
 
 def open_order_key(
-    sealed: str, escrow_private: x25519.X25519PrivateKey, site: str, order_url: str
+    sealed: str, escrow_keys: Sequence[x25519.X25519PrivateKey], site: str, order_url: str
 ) -> bytes:
-    return _SUITE.decrypt(base64.b64decode(sealed), escrow_private, info=_info(site, order_url))
+    """Opens with the first of `escrow_keys` that can: an escrow key rotation may have begun
+    since the key was sealed. Raises InvalidTag when none can."""
+    for escrow_private in escrow_keys[:-1]:
+        try:
+            return _SUITE.decrypt(
+                base64.b64decode(sealed), escrow_private, info=_info(site, order_url)
+            )
+        except InvalidTag:
+            continue
+    return _SUITE.decrypt(base64.b64decode(sealed), escrow_keys[-1], info=_info(site, order_url))

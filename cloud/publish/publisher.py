@@ -2,7 +2,7 @@
 
     escrow/<site>/<version>.sealed                 sealed to the issuer's escrow key
     agents/<agent>/bundles/<site>/<version>.sealed sealed to that agent
-    agents/<agent>/index.json                      one signed entry per site, written last
+    agents/<agent>/index.json                      signed as a whole (v2), written last
 
 Sealed objects are written before the index that names them, so an agent never sees an entry
 pointing at nothing; the pipeline writes the site state after every agent's index. The plaintext key
@@ -12,32 +12,30 @@ no ACME order.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from cloud.acme.order import IssuedCertificate
-from cloud.errors import CertdropError, EscrowUnavailable, PreconditionFailed, StoreError
+from cloud.errors import CertdropError, EscrowUnavailable
+from cloud.keys.rotation import Signer, open_escrow_copy, signer_for
 from cloud.pipeline.site_state import CertificateRecord, load_site_state
-from cloud.publish.registry import AgentRecord, AgentRegistry, record_problem
+from cloud.publish.indexes import AgentIndexes
+from cloud.publish.registry import AgentRecord, AgentRegistry
 from cloud.store import Store, StoredObject
 from nas_agent import store_layout
 from nas_agent.bundle import (
     ESCROW_RECIPIENT,
     BundlePlaintext,
     IndexEntry,
-    build_index,
+    entry_for,
     make_plaintext,
-    open_sealed,
-    parse_index,
     seal,
-    sign_entry,
 )
 from nas_agent.keys import IssuerKeys
 
 log = logging.getLogger(__name__)
-
-_INDEX_ATTEMPTS = 8
 
 
 class Publisher:
@@ -51,7 +49,19 @@ class Publisher:
         self.store = store
         self.issuer = issuer
         self.now = now
-        self.registry = AgentRegistry(store, issuer.signing_key)
+
+    @functools.cached_property
+    def signer(self) -> Signer:
+        """The signing key in use (after any rotation) and the issuer's key history."""
+        return signer_for(self.issuer, self.store)
+
+    @functools.cached_property
+    def registry(self) -> AgentRegistry:
+        return AgentRegistry(self.store, self.signer)
+
+    @functools.cached_property
+    def indexes(self) -> AgentIndexes:
+        return AgentIndexes(self.store, self.signer)
 
     def escrow(
         self, cert: IssuedCertificate, version: int
@@ -104,7 +114,7 @@ class Publisher:
         for agent in self.registry.all():
             if only is not None and agent.agent_id not in only:
                 continue
-            untrusted = record_problem(agent, self.issuer.signing_key.public_key())
+            untrusted = self.registry.problem(agent)
             if untrusted is None and plaintext.site not in agent.sites:
                 continue
             try:
@@ -144,12 +154,12 @@ class Publisher:
             recipient_id=agent.agent_id,
             recipient_public_key=agent.enrollment.box_public_key,
         )
-        entry = sign_entry(
-            plaintext, sealed, agent_id=agent.agent_id, signing_key=self.issuer.signing_key
+        entry = entry_for(
+            plaintext, sealed, agent_id=agent.agent_id, issuer_key_id=self.signer.key_id
         )
         prefix = store_layout.agent_prefix(agent.agent_id)
         self.store.put(prefix + entry.object_key, sealed)
-        self._set_index_entry(agent.agent_id, plaintext.site, entry)
+        self.indexes.set_entry(agent.agent_id, plaintext.site, entry, self.now())
         self._prune(agent.agent_id, plaintext.site, keep=prefix + entry.object_key)
         log.info(
             "sealed version %d for agent %s",
@@ -173,7 +183,7 @@ class Publisher:
 
     def withdraw(self, agent_id: str, site: str) -> None:
         """Takes a site away from an agent: its index entry, then its bundles."""
-        self._set_index_entry(agent_id, site, None)
+        self.indexes.set_entry(agent_id, site, None, self.now())
         self._prune(agent_id, site, keep=None)
 
     def remove_agent(self, agent_id: str) -> int:
@@ -199,37 +209,14 @@ class Publisher:
             raise EscrowUnavailable(site, f"{record.escrow_object} is missing")
         if record.not_after <= self.now():
             raise EscrowUnavailable(site, "its certificate has expired; issue it again")
-        return open_sealed(
-            found.body,
-            recipient_id=ESCROW_RECIPIENT,
-            private_key=self.issuer.escrow_key,
-            site=site,
-            version=record.version,
-        )
+        opened = open_escrow_copy(found.body, self.issuer, site=site, version=record.version)
+        if opened is None:
+            raise EscrowUnavailable(site, f"{record.escrow_object} opens with no escrow key")
+        return opened[1]
 
-    def _set_index_entry(self, agent_id: str, site: str, entry: IndexEntry | None) -> None:
-        """Replaces (or, with None, removes) the site's entry in the agent's index.
-
-        Other sites' entries are kept as they are, signatures included. A conditional write
-        keeps two publishes for different sites to one agent from losing each other's entry.
-        """
-        key = store_layout.agent_index(agent_id)
-        for _ in range(_INDEX_ATTEMPTS):
-            found = self.store.get(key)
-            current = parse_index(found.body).entries if isinstance(found, StoredObject) else ()
-            entries = [e for e in current if e.site != site]
-            if entry is not None:
-                entries.append(entry)
-            body = build_index(entries)
-            try:
-                if isinstance(found, StoredObject):
-                    self.store.put(key, body, if_match=found.etag)
-                else:
-                    self.store.put(key, body, if_absent=True)
-                return
-            except PreconditionFailed:
-                continue
-        raise StoreError(key, f"the index changed under {_INDEX_ATTEMPTS} attempts to update it")
+    def resign_indexes(self, *, force: bool = False) -> list[str]:
+        """Signs again the indexes that would expire soon (every index with `force`)."""
+        return self.indexes.resign_due(self.now(), force=force)
 
     def _prune(self, agent_id: str, site: str, keep: str | None) -> None:
         """Deletes the agent's older bundles of `site` (all of them when `keep` is None)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,7 @@ from cloud.errors import (
     RecordUnsigned,
     UnknownAgent,
 )
+from cloud.keys.rotation import Signer
 from cloud.store import Store, StoredObject
 from nas_agent import store_layout
 from nas_agent._encoding import b64url_decode, b64url_encode, canonical_json
@@ -92,11 +94,14 @@ class AgentRecord:
         )
 
 
-def verify(record: AgentRecord, issuer_key: ed25519.Ed25519PublicKey) -> None:
-    """Raises RecordUnsigned or RecordTampered unless the issuer signed exactly this record."""
+def verify(record: AgentRecord, issuer_keys: Mapping[str, ed25519.Ed25519PublicKey]) -> None:
+    """Raises RecordUnsigned or RecordTampered unless the issuer signed exactly this record,
+    with its signing key or an earlier one of its rotations (`issuer_keys`, by key id): a
+    record is re-signed by `certdrop issuer rotate`, and verifies meanwhile."""
     if record.signature is None or record.issuer_key_id is None:
         raise RecordUnsigned(record.agent_id)
-    if record.issuer_key_id != key_id(issuer_key):
+    issuer_key = issuer_keys.get(record.issuer_key_id)
+    if issuer_key is None:
         raise RecordTampered(
             record.agent_id, f"signed by key {record.issuer_key_id!r}, not the issuer's"
         )
@@ -107,23 +112,23 @@ def verify(record: AgentRecord, issuer_key: ed25519.Ed25519PublicKey) -> None:
 
 
 def record_problem(
-    record: AgentRecord, issuer_key: ed25519.Ed25519PublicKey
+    record: AgentRecord, issuer_keys: Mapping[str, ed25519.Ed25519PublicKey]
 ) -> CertdropError | None:
     """Why the record may not be trusted, or None when it verifies."""
     try:
-        verify(record, issuer_key)
+        verify(record, issuer_keys)
     except (RecordUnsigned, RecordTampered) as exc:
         return exc
     return None
 
 
 class AgentRegistry:
-    """Reads records; writes them signed with `signing_key` (without it, the registry is
-    read-only)."""
+    """Reads records; writes them signed with the signer's key (without a signer, the registry
+    is read-only)."""
 
-    def __init__(self, store: Store, signing_key: ed25519.Ed25519PrivateKey | None = None):
+    def __init__(self, store: Store, signer: Signer | None = None):
         self.store = store
-        self.signing_key = signing_key
+        self.signer = signer
 
     def add(self, enrollment: Enrollment, sites: tuple[str, ...], now: datetime) -> AgentRecord:
         """Registers the agent for `sites`; registering it again with the same keys adds sites.
@@ -132,7 +137,7 @@ class AgentRegistry:
         replace it (its keys and sites came from whoever wrote it)."""
         token = enrollment.token()
         current = self.get(enrollment.agent_id)
-        if current is not None and self._problem(current) is not None:
+        if current is not None and self.problem(current) is not None:
             current = None
         if current is not None and current.token != token:
             raise AgentConflict(enrollment.agent_id)
@@ -154,7 +159,21 @@ class AgentRegistry:
 
     def verify(self, record: AgentRecord) -> None:
         """Raises RecordUnsigned or RecordTampered unless the issuer signed `record`."""
-        verify(record, self._signing_key().public_key())
+        verify(record, self._signer().history)
+
+    def problem(self, record: AgentRecord) -> CertdropError | None:
+        """Why `record` may not be trusted, or None when it verifies."""
+        return record_problem(record, self._signer().history)
+
+    def resign_all(self) -> int:
+        """Re-signs, with the key in use, every record an earlier key of the issuer signed
+        (after a rotation); returns how many. Records that do not verify are left as they are."""
+        count = 0
+        for record in self.all():
+            if self.problem(record) is None and record.issuer_key_id != self._signer().key_id:
+                self._write(record)
+                count += 1
+        return count
 
     def get(self, agent_id: str) -> AgentRecord | None:
         found = self.store.get(self._key(agent_id))
@@ -177,18 +196,15 @@ class AgentRegistry:
     def forget(self, agent_id: str) -> None:
         self.store.delete(self._key(agent_id))
 
-    def _problem(self, record: AgentRecord) -> CertdropError | None:
-        return record_problem(record, self._signing_key().public_key())
-
     def _write(self, record: AgentRecord) -> AgentRecord:
-        signed = record.signed_with(self._signing_key())
+        signed = record.signed_with(self._signer().key)
         self.store.put(self._key(signed.agent_id), signed.to_json())
         return signed
 
-    def _signing_key(self) -> ed25519.Ed25519PrivateKey:
-        if self.signing_key is None:
+    def _signer(self) -> Signer:
+        if self.signer is None:
             raise TypeError("this registry was opened without the issuer's signing key")
-        return self.signing_key
+        return self.signer
 
     @staticmethod
     def _key(agent_id: str) -> str:

@@ -7,7 +7,7 @@ for equality only.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -17,6 +17,9 @@ class StoredObject:
     key: str
     etag: str
     body: bytes
+    # When the store last wrote it, by the store's own clock (S3's LastModified, the file's
+    # mtime): what its writer cannot choose. Not part of equality.
+    modified: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,8 @@ class ObjectInfo:
 
 
 class Store(Protocol):
-    """Failures raise `cloud.errors.StoreError`; a lost conditional write `PreconditionFailed`."""
+    """Failures raise `cloud.errors.StoreError`; a lost conditional write `PreconditionFailed`; a
+    bounded read of a larger object `ObjectTooLarge`."""
 
     @property
     def location(self) -> str:
@@ -44,8 +48,15 @@ class Store(Protocol):
         never a credential."""
         ...
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject | Unchanged | None:
-        """The object, `Unchanged` when its ETag equals `if_none_match`, or None when absent."""
+    def get(
+        self, key: str, *, if_none_match: str | None = None, max_bytes: int | None = None
+    ) -> StoredObject | Unchanged | None:
+        """The object, `Unchanged` when its ETag equals `if_none_match`, or None when absent.
+
+        With `max_bytes`, an object larger than that raises `ObjectTooLarge` having read at most
+        `max_bytes` + 1 of its bytes: how an object anyone else can write (an agent's report) is
+        read without trusting its size.
+        """
         ...
 
     def put(

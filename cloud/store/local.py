@@ -29,7 +29,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cloud.errors import PreconditionFailed, StoreError, StoreRefused
+from cloud.errors import ObjectTooLarge, PreconditionFailed, StoreError, StoreRefused
 from cloud.store import ObjectInfo, StoredObject, Unchanged
 from cloud.store._keys import RESERVED, check_key, check_prefix, key_problem
 
@@ -61,14 +61,17 @@ class LocalStore:
     def location(self) -> str:
         return Path(self.root).as_uri()
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject | Unchanged | None:
-        body = self._read(check_key(key))
-        if body is None:
+    def get(
+        self, key: str, *, if_none_match: str | None = None, max_bytes: int | None = None
+    ) -> StoredObject | Unchanged | None:
+        found = self._read_with_time(check_key(key), max_bytes)
+        if found is None:
             return None
+        body, modified = found
         etag = _etag(body)
         if if_none_match == etag:
             return Unchanged(key, etag)
-        return StoredObject(key, etag, body)
+        return StoredObject(key, etag, body, modified)
 
     def put(
         self, key: str, body: bytes, *, if_absent: bool = False, if_match: str | None = None
@@ -161,6 +164,23 @@ class LocalStore:
             return None
         except OSError as exc:
             raise _os_error(key, "read", exc) from exc
+
+    def _read_with_time(self, key: str, max_bytes: int | None) -> tuple[bytes, datetime] | None:
+        """The body and the file's mtime; with `max_bytes`, refuses a larger file from its size
+        and never reads more than `max_bytes` + 1 bytes of it."""
+        try:
+            with open(self._path(key), "rb") as file:
+                stat = os.fstat(file.fileno())
+                if max_bytes is not None and stat.st_size > max_bytes:
+                    raise ObjectTooLarge(key, max_bytes, stat.st_size)
+                body = file.read() if max_bytes is None else file.read(max_bytes + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            raise _os_error(key, "read", exc) from exc
+        if max_bytes is not None and len(body) > max_bytes:
+            raise ObjectTooLarge(key, max_bytes)
+        return body, datetime.fromtimestamp(stat.st_mtime, UTC)
 
     def _require_etag(self, key: str, if_match: str) -> None:
         body = self._read(key)

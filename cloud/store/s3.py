@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, SSLError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from cloud.errors import PreconditionFailed, StoreError, StoreRefused
+from cloud.errors import ObjectTooLarge, PreconditionFailed, StoreError, StoreRefused
 from cloud.store import ObjectInfo, StoredObject, Unchanged
 from cloud.store._keys import check_key, check_prefix, key_problem
 
@@ -100,13 +100,15 @@ class S3Store:
         with self._counts_lock:
             return Counter(self._counts)
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> StoredObject | Unchanged | None:
+    def get(
+        self, key: str, *, if_none_match: str | None = None, max_bytes: int | None = None
+    ) -> StoredObject | Unchanged | None:
         params = self._params(check_key(key))
         if if_none_match is not None:
             params["IfNoneMatch"] = if_none_match
         try:
             response = self.client.get_object(**params)
-            body = response["Body"].read()
+            body = self._body(key, response, max_bytes)
         except ClientError as exc:
             code = _code(exc)
             if code == "304" and if_none_match is not None:
@@ -116,7 +118,24 @@ class S3Store:
             raise self._error(key, "GetObject", exc) from exc
         except BotoCoreError as exc:
             raise self._error(key, "GetObject", exc) from exc
-        return StoredObject(key, response["ETag"], body)
+        return StoredObject(key, response["ETag"], body, response.get("LastModified"))
+
+    @staticmethod
+    def _body(key: str, response: dict[str, Any], max_bytes: int | None) -> bytes:
+        """The response's body; with `max_bytes`, refused from its Content-Length before any of
+        it is read, and never read past `max_bytes` + 1 bytes (the connection is dropped)."""
+        stream = response["Body"]
+        if max_bytes is None:
+            return stream.read()
+        size = response.get("ContentLength")
+        if isinstance(size, int) and size > max_bytes:
+            stream.close()
+            raise ObjectTooLarge(key, max_bytes, size)
+        body = stream.read(max_bytes + 1)
+        if len(body) > max_bytes:
+            stream.close()
+            raise ObjectTooLarge(key, max_bytes, size if isinstance(size, int) else None)
+        return body
 
     def put(
         self, key: str, body: bytes, *, if_absent: bool = False, if_match: str | None = None

@@ -5,14 +5,17 @@ The cloud seals and signs (plaintext keys stay in memory and are dropped after s
     plaintext = make_plaintext(site=..., version=..., key_pem=..., leaf_pem=..., chain_pem=...,
                                issued_at=now)
     sealed = seal(plaintext, recipient_id=agent_id, recipient_public_key=enrollment.box_public_key)
-    entry = sign_entry(plaintext, sealed, agent_id=agent_id, signing_key=issuer.signing_key)
+    entry = entry_for(plaintext, sealed, agent_id=agent_id, issuer_key_id=...)
     # write agents/<agent>/<entry.object_key> first, agents/<agent>/index.json =
-    # build_index(entries) last; the escrow copy is seal(..., recipient_id=ESCROW_RECIPIENT, ...)
+    # sign_index(entries, agent_id=..., signing_key=..., issued_at=..., expires_at=...,
+    # rotations=...) last; the escrow copy is seal(..., recipient_id=ESCROW_RECIPIENT, ...)
 
 The agent verifies before it downloads, then opens, and `open_entry` repeats every check:
 
     index = parse_index(index_bytes)
-    entry = verify_entry(index.entry(site), agent_id=..., issuer_public_key=...,
+    trusted = follow_chain(configured_key, index.rotations, remembered=...)
+    verify_index(index, agent_id=..., issuer_public_key=trusted.key, now=...)
+    entry = verify_entry(index.entry(site), agent_id=..., issuer_public_key=trusted.key,
                          installed_version=...)
     opened = open_entry(entry, fetch(entry.object_key), agent_id=..., agent_private_key=...,
                         issuer_public_key=..., installed_version=..., hostnames=..., now=...)
@@ -32,25 +35,32 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from nas_agent.bundle.checks import CertificateMaterial, check_material, load_material, name_covers
 from nas_agent.bundle.index import (
+    INDEX_FORMAT,
     Index,
     IndexEntry,
     build_index,
+    entry_for,
     parse_index,
     sign_entry,
+    sign_index,
     verify_entry,
+    verify_index,
 )
 from nas_agent.bundle.plaintext import BundlePlaintext, make_plaintext
+from nas_agent.bundle.rotation import follow_chain
 from nas_agent.bundle.sealed import ESCROW_RECIPIENT, hpke_info, open_sealed, seal
 from nas_agent.errors import BundleError, ContentMismatch, MalformedSealedObject, SealedHashMismatch
 
 __all__ = [
     "ESCROW_RECIPIENT",
+    "INDEX_FORMAT",
     "BundlePlaintext",
     "CertificateMaterial",
     "Index",
     "IndexEntry",
     "OpenedBundle",
     "build_index",
+    "entry_for",
     "hpke_info",
     "make_plaintext",
     "name_covers",
@@ -59,8 +69,10 @@ __all__ = [
     "parse_index",
     "seal",
     "sign_entry",
+    "sign_index",
     "verify_and_open",
     "verify_entry",
+    "verify_index",
 ]
 
 _log = logging.getLogger(__name__)
@@ -154,10 +166,14 @@ def verify_and_open(
     hostnames: Sequence[str],
     now: datetime,
 ) -> OpenedBundle:
-    """parse_index, pick the site's entry, open_entry. Adds MalformedIndex, UnsupportedFormat
-    and SiteNotInIndex to what open_entry raises."""
+    """parse_index, follow its key rotations from `issuer_public_key`, verify_index (v2), pick
+    the site's entry, open_entry. Adds MalformedIndex, UnsupportedFormat, the rotation and index
+    refusals and SiteNotInIndex to what open_entry raises."""
     try:
-        entry = parse_index(index_bytes).entry(site)
+        index = parse_index(index_bytes)
+        issuer_public_key = follow_chain(issuer_public_key, index.rotations).key
+        verify_index(index, agent_id=agent_id, issuer_public_key=issuer_public_key, now=now)
+        entry = index.entry(site)
     except BundleError as err:
         err.agent_id = err.agent_id or agent_id
         err.site = err.site or site

@@ -17,6 +17,9 @@ others, naming the file and the chmod that fixes it).
     poll_interval = 1h            # how often the agent runs: `run --every`'s pause, and what
                                   # it tells the operator (quiet after 3 missed reports);
                                   # 3600, 3600s, 60m or 1h; at least 60 s
+    # accept_index_v1_until = 2027-01-31T00:00:00Z
+                                  # written by `certdrop-agent upgrade`: until then, and only
+                                  # while no v2 index was seen, the old index format is read
 
     [source]
     url = s3://bucket/prefix      # required: s3://bucket/prefix, https://host/path/, file:///dir
@@ -37,14 +40,17 @@ others, naming the file and the chmod that fixes it).
     # device_id_file = dsm-device-id
                                   # the remembered 2FA device, written by `certdrop-agent
                                   # dsm-login`, mode 0600 (default shown)
-    # ca_file = dsm-ca.pem        # trust DSM's certificate through this CA, or instead:
-    insecure = true               # do not verify it (explicit only); with neither, system CAs
+    # ca_file = dsm-ca.pem        # trust DSM's certificate through this CA; without it, the
+                                  # agent pins the one DSM presents at its first connection
+                                  # (dsm-tls-pin, beside state_file) and those it installs
+    # insecure = true             # check nothing: not recommended, refused unless url is local
     # timeout = 90                # seconds per DSM request (logins can be slow)
     # confirm_timeout = 60        # seconds to wait for DSM to serve the new certificate
     # temp_admin = true           # instead of username and password: the agent, as root on
                                   # the NAS, makes a temporary administrator with DSM's tools
                                   # for each run and deletes it after (2FA is lifted only for
-                                  # its login); url must be local (127.0.0.1, localhost, ::1)
+                                  # its login, and put back by the next run if one is killed
+                                  # meanwhile); url must be local (127.0.0.1, localhost, ::1)
 
     [site:example.com]            # one section per site, named by the cloud's site id
     hostnames = nas.example.com, files.example.com
@@ -63,6 +69,7 @@ from typing import Mapping
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from nas_agent import redaction
 from nas_agent.config.errors import AgentConfigError, ConfigProblem, SecretFileError
 from nas_agent.config.reader import read_config
 from nas_agent.config.types import (
@@ -171,4 +178,5 @@ def dsm_password(dsm: DsmConfig, environ: Mapping[str, str] = os.environ) -> str
         raise AgentConfigError(
             [ConfigProblem("dsm.password_env", f"{dsm.password_env} is not set", "set it")]
         )
+    redaction.register(value)
     return value

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from nas_agent._encoding import parse_timestamp
 from nas_agent.config.errors import AgentConfigError, ConfigProblem
 from nas_agent.config.syntax import COMMENT_PREFIXES, scan
 from nas_agent.config.types import (
@@ -24,18 +25,26 @@ from nas_agent.config.types import (
     SourceConfig,
 )
 from nas_agent.dsm import REQUEST_TIMEOUT
+from nas_agent.dsm.pinning import PIN_FILE
 from nas_agent.duration import DURATION_FIX, parse_duration
 from nas_agent.enrollment import parse_issuer_key_line
 from nas_agent.errors import TokenError
 from nas_agent.ids import ascii_hostname, is_agent_id, is_hostname, is_site_id, is_wildcard
-from nas_agent.temp_admin import LOCAL_HOSTS, TEMP_ADMIN_USER
+from nas_agent.temp_admin import LOCAL_HOSTS, OTP_JOURNAL_FILE, TEMP_ADMIN_USER
 
 # configparser copies a [DEFAULT] section into every other one; naming it impossibly makes
 # [DEFAULT] an ordinary, unknown section instead.
 _NO_DEFAULTS = "\0"
 _SITE = "site:"
 _KNOWN = {
-    "agent": {"id", "issuer_key", "keys_dir", "state_file", "poll_interval"},
+    "agent": {
+        "id",
+        "issuer_key",
+        "keys_dir",
+        "state_file",
+        "poll_interval",
+        "accept_index_v1_until",
+    },
     "source": {
         "url",
         "endpoint_url",
@@ -130,7 +139,8 @@ class _Reader:
                 self.problem(
                     f"[{section}]", "unknown section", "use [agent], [source], [dsm], [site:<id>]"
                 )
-        agent, source, dsm = self.agent(), self.source(), self.dsm()
+        agent, source = self.agent(), self.source()
+        dsm = self.dsm(os.path.dirname(agent.state_file) if agent is not None else self.base)
         sites = self.sites()
         if agent is None or source is None or dsm is None or self.problems:
             return None
@@ -211,6 +221,16 @@ class _Reader:
                     "paste the whole certdrop-issuer-v1:... line again",
                 )
         interval = self.seconds("agent", raw, "poll_interval", POLL_INTERVAL, MIN_POLL_INTERVAL)
+        v1_until = None
+        if raw.get("accept_index_v1_until") is not None:
+            try:
+                v1_until = parse_timestamp(raw["accept_index_v1_until"])
+            except ValueError:
+                self.problem(
+                    "agent.accept_index_v1_until",
+                    f"{raw['accept_index_v1_until']!r} is not a UTC timestamp",
+                    "write it as 2027-01-31T00:00:00Z, or remove it",
+                )
         if agent_id is None:
             return None
         return AgentSettings(
@@ -220,6 +240,7 @@ class _Reader:
             poll_interval=interval,
             issuer_key_line=line if key is not None else None,
             issuer_key=key,
+            accept_index_v1_until=v1_until,
         )
 
     def source(self) -> SourceConfig | None:
@@ -244,7 +265,7 @@ class _Reader:
         self.collect(lambda: check_source_url(url, **config.options()))
         return config
 
-    def dsm(self) -> DsmConfig | None:
+    def dsm(self, state_dir: str) -> DsmConfig | None:
         raw = self.need_section("dsm")
         url = raw.get("url", DEFAULT_DSM_URL)
         host = _https_host(url)
@@ -281,6 +302,13 @@ class _Reader:
             self.problem(
                 "dsm.insecure", "set together with ca_file", "keep ca_file and remove insecure"
             )
+        elif insecure and host is not None and host not in LOCAL_HOSTS:
+            self.problem(
+                "dsm.insecure",
+                f"refused for {host!r}: only a DSM reached over loopback"
+                f" ({', '.join(LOCAL_HOSTS)}) may go unchecked",
+                "remove insecure: DSM's certificate is then pinned on first use",
+            )
         if username is None:
             return None
         return DsmConfig(
@@ -294,6 +322,8 @@ class _Reader:
             timeout=self.seconds("dsm", raw, "timeout", REQUEST_TIMEOUT, 1.0),
             confirm_timeout=self.seconds("dsm", raw, "confirm_timeout", CONFIRM_TIMEOUT, 1.0),
             temp_admin=temp_admin,
+            pin_file=os.path.join(state_dir, PIN_FILE),
+            otp_journal_file=os.path.join(state_dir, OTP_JOURNAL_FILE),
         )
 
     def temp_admin(self, raw: dict[str, str], host: str | None) -> None:

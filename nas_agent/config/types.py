@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Mapping
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from nas_agent.dsm import REQUEST_TIMEOUT
+from nas_agent.dsm.pinning import PinnedCertificates
 
 DEFAULT_DSM_URL = "https://127.0.0.1:5001"
 POLL_INTERVAL = 3600.0  # seconds between runs unless [agent] poll_interval says otherwise
@@ -23,6 +25,8 @@ class AgentSettings:
     poll_interval: float  # seconds
     issuer_key_line: str | None = None
     issuer_key: ed25519.Ed25519PublicKey | None = field(default=None, compare=False, repr=False)
+    # Index v1 (no signed expiry) is read until then, and only before any v2 was accepted.
+    accept_index_v1_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,19 @@ class DsmConfig:
     timeout: float = REQUEST_TIMEOUT
     confirm_timeout: float = CONFIRM_TIMEOUT
     temp_admin: bool = False  # log in as a throw-away administrator made with DSM's tools
+    # Not keys: files in the agent's state directory, named there by the reader.
+    pin_file: str = ""  # DSM's pinned certificates (`nas_agent.dsm.pinning`)
+    otp_journal_file: str = ""  # DSM's 2FA policy while temp_admin lifts it (`temp_admin`)
 
     @property
-    def verify(self) -> bool | str:
-        """What `DsmClient(verify=...)` takes: the CA file, False when insecure, else True."""
+    def verify(self) -> bool | str | PinnedCertificates:
+        """What `DsmClient(verify=...)` takes: the CA file, False when insecure, else DSM's
+        certificate pinned in `pin_file` (a new object each time: one per client)."""
         if self.ca_file:
             return self.ca_file
-        return not self.insecure
+        if self.insecure:
+            return False
+        return PinnedCertificates(self.pin_file) if self.pin_file else True
 
 
 @dataclass(frozen=True)

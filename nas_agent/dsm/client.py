@@ -22,6 +22,9 @@ import json
 import logging
 from typing import Iterator
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from nas_agent.dsm import REQUEST_TIMEOUT, login
 from nas_agent.dsm.device import DeviceIdFile
 from nas_agent.dsm.errors import (
@@ -32,7 +35,8 @@ from nas_agent.dsm.errors import (
     DsmError,
     DsmProtocolError,
 )
-from nas_agent.dsm.transport import JSON_TYPE, Part, Transport
+from nas_agent.dsm.pinning import leaf_sha256
+from nas_agent.dsm.transport import JSON_TYPE, Part, Transport, Trust
 from nas_agent.dsm.types import (
     ApiInfo,
     Certificate,
@@ -61,9 +65,11 @@ def strip_blank_lines(pem: bytes) -> bytes:
 
 class DsmClient:
     def __init__(
-        self, base_url: str, *, verify: bool | str = True, timeout: float = REQUEST_TIMEOUT
+        self, base_url: str, *, verify: Trust = True, timeout: float = REQUEST_TIMEOUT
     ) -> None:
-        """``verify``: True (system CAs), a CA file path, or False (insecure, logged loudly).
+        """``verify``: True (system CAs), a CA file path, False (insecure, logged loudly), or
+        `PinnedCertificates` (DSM's certificate pinned on first use; each import is pinned
+        before it is sent, as DSM may serve it from then on).
 
         The default timeout, `REQUEST_TIMEOUT`, is generous: DSM logins can be slow.
         """
@@ -255,6 +261,7 @@ class DsmClient:
         ]
         if as_default or (replace is not None and replace.is_default):
             parts.append(("as_default", (None, "true")))
+        self._pin_before_import(cert_pem)
         query = {"api": CERTIFICATE, "method": "import", "version": "1", "_sid": session.sid}
         response = self._transport.send(
             info.certificate_path, query=query, files=parts, token=session.synotoken
@@ -264,6 +271,20 @@ class DsmClient:
         if not isinstance(cert_id, str) or not cert_id:
             raise DsmProtocolError(self.base_url, "SYNO.Core.Certificate import: no id")
         return ImportResult(cert_id, data.get("restart_httpd") is True)
+
+    def _pin_before_import(self, cert_pem: bytes) -> None:
+        """With pinning, the certificate being imported is pinned first: DSM may serve it from
+        then on (as its default, or in place of one that is), and a run killed after the import
+        must still reach DSM. Every import counts, as only DSM knows which id it serves;
+        whatever it does not serve drops out at the next run's first connection."""
+        pins = self._transport.pins
+        if pins is None:
+            return
+        try:
+            leaf = x509.load_pem_x509_certificate(cert_pem)
+        except ValueError:
+            return  # DSM refuses a certificate that does not parse: it will never serve it
+        pins.expect(leaf_sha256(leaf.public_bytes(serialization.Encoding.DER)))
 
     def bind_service(
         self, session: Session, service: CertService, old_id: str, new_id: str

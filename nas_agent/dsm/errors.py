@@ -3,7 +3,8 @@
     AgentError
     └── DsmError
         ├── DsmTransportError        .url, .status: no usable answer (connection, timeout, non-200)
-        │   ├── DsmTlsError          DSM's certificate is untrusted: configure a CA file or insecure
+        │   ├── DsmTlsError          DSM's certificate is untrusted by the configured CA file
+        │   │   └── DsmPinMismatch   .served, .pinned, .pin_file: not a pinned certificate
         │   └── DsmProtocolError     HTTP 200 but not DSM's JSON envelope (or not its fields)
         ├── DsmApiError              .dsm_code, .api, .method, .errors: DSM said success:false
         │   ├── DsmSessionError      119/106/107: sid unknown, expired, or the SynoToken is missing
@@ -18,6 +19,7 @@
         │       ├── DsmIpBlocked          407
         │       ├── DsmPasswordExpired    408/409/410 (.dsm_code tells which)
         │       └── DsmAccountLocked      411
+        ├── DsmPinFileUnusable       .path, .reason: the pin file cannot be read or written
         ├── DsmDeviceIdNotIssued     DSM accepted the OTP code but handed out no device id
         ├── DsmDuplicateDescription  .desc, .ids: several certificates share the description
         └── DsmCertificateNotFound   .wanted: no certificate with that id or description
@@ -58,6 +60,27 @@ class DsmTlsError(DsmTransportError):
     code = "dsm.tls_untrusted"
     # A certificate DSM presents today it presents tomorrow: the configuration must change.
     transient = False
+
+
+class DsmPinMismatch(DsmTlsError):
+    """DSM presented a leaf certificate whose SHA-256 is not pinned (`nas_agent.dsm.pinning`):
+    refused after the handshake, before anything was sent. Not transient: whoever answers must
+    change, or the operator must drop the pin."""
+
+    code = "dsm.tls_pin_mismatch"
+
+    def __init__(self, url: str, served: str, pinned: Sequence[str], pin_file: str) -> None:
+        self.served = served
+        self.pinned = tuple(pinned)
+        self.pin_file = pin_file
+        known = ", ".join(f"{sha[:16]}…" for sha in self.pinned)
+        super().__init__(
+            url,
+            f"DSM presents certificate sha256 {served[:16]}…, which is not pinned ({known} in"
+            f" {pin_file}): refused before sending anything. Something else may be answering in"
+            " DSM's place. If DSM's certificate was changed on purpose, not by this agent, delete"
+            f" {pin_file}: the next connection pins the certificate DSM presents then",
+        )
 
 
 class DsmProtocolError(DsmTransportError):
@@ -180,6 +203,20 @@ class DsmPasswordExpired(DsmAuthError):
 class DsmAccountLocked(DsmAuthError):
     code = "dsm.login_account_locked"
     _explanation = "DSM locked the account after too many failed logins"
+
+
+class DsmPinFileUnusable(DsmError):
+    """The file holding DSM's pinned certificates cannot be read, parsed or written."""
+
+    code = "dsm.tls_pin_file_unusable"
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"DSM's certificate pin file {path}: {reason}. Fix it, or delete it to pin the"
+            " certificate DSM presents at the next connection"
+        )
 
 
 class DsmDeviceIdNotIssued(DsmError):

@@ -1,5 +1,6 @@
 """HTTP to DSM's web API: one ``requests`` session, DSM's envelope, and the translation of every
-failure into the ``DsmError`` tree (reference §1; cases 34, 35).
+failure into the ``DsmError`` tree (reference §1; cases 34, 35). DSM's certificate is checked
+against a CA, or against the pin (`nas_agent.dsm.pinning`) before anything is sent.
 
 Secrets travel in POST bodies and headers wherever DSM allows it, so URLs — which HTTP
 libraries log at DEBUG — hold none; the one exception (the import's ``_sid`` query parameter,
@@ -24,6 +25,7 @@ from nas_agent.dsm.errors import (
     DsmTlsError,
     DsmTransportError,
 )
+from nas_agent.dsm.pinning import PinnedCertificates, PinningAdapter
 
 _log = logging.getLogger(__name__)
 
@@ -66,15 +68,26 @@ def api_error(code: int, api: str, method: str, errors: Mapping[str, Any]) -> Ds
 ErrorFactory = Callable[[int, str, str, Mapping[str, Any]], Exception]
 
 
+Trust = Union[bool, str, PinnedCertificates]
+
+
 class Transport:
-    def __init__(self, base_url: str, verify: bool | str, timeout: float) -> None:
+    def __init__(self, base_url: str, verify: Trust, timeout: float) -> None:
+        """``verify``: True (system CAs), a CA file, False (insecure), or the pinned
+        certificates (`nas_agent.dsm.pinning`), which are then ``.pins``."""
         if not re.match(r"^https?://[^/?#]+$", base_url.rstrip("/")):
             raise ValueError(f"DSM URL {base_url!r}: expected http(s)://host[:port]")
         self.base_url = base_url.rstrip("/")
         self._verify = verify
         self._timeout = timeout
         self._http = requests.Session()
-        self._http.verify = verify
+        self.pins: PinnedCertificates | None = None
+        if isinstance(verify, PinnedCertificates):
+            self.pins = verify
+            self._http.verify = False  # no CA check: the adapter checks the pin instead
+            self._http.mount("https://", PinningAdapter(verify))
+        else:
+            self._http.verify = verify
         # Environment proxies and CA overrides would silently change where and how we connect.
         self._http.trust_env = False
         _mask_urllib3_logs()
@@ -115,7 +128,8 @@ class Transport:
                 url,
                 "TLS verification failed: DSM presents a certificate this machine does not trust"
                 " (DSM's own certificate is self-signed). Configure the CA file that signed it,"
-                " or enable insecure mode explicitly",
+                " or leave ca_file unset: the agent then pins the certificate DSM presents at"
+                " the first connection",
             ) from exc
         except requests.exceptions.Timeout as exc:
             raise DsmTransportError(url, f"no answer within {self._timeout:g} s") from exc

@@ -24,7 +24,7 @@ import logging
 import threading
 from typing import Any
 
-from nas_agent import store_layout
+from nas_agent import redaction, store_layout
 from nas_agent.config.errors import SecretFileError
 from nas_agent.secret_files import read_secret_file
 from nas_agent.sources._base import BaseSource, Fetched, NotModified, check_name
@@ -231,4 +231,7 @@ def _read_credentials(path: str) -> dict[str, str]:
         raise SecretFileError(
             path, f"[default] lacks {', '.join(missing)}", f"add {' and '.join(missing)}", key=key
         )
+    for name in _CREDENTIAL_KEYS[1:]:  # the access key id names the key, it is no secret
+        if name in values:
+            redaction.register(values[name])
     return values

@@ -4,14 +4,19 @@ Run as `fake_syno.py <tool> <args...>` (the shell wrappers `FakeSyno` puts on PA
 State lives in JSON files in $FAKE_SYNO_DIR; every call is appended to its calls.log, one JSON
 argv per line. Switches in switches.json: "groups" ("memberadd": DSM 7's synogroup, "member":
 DSM 6's, which only has --member), "denied" (not root), "fail_add" (synouser --add fails),
-"fail_del" (synouser --del fails), "members_text" (what --get prints after "Group Members").
+"fail_del" (synouser --del fails), "members_text" (what --get prints after "Group Members"),
+"kill_on_lift" (synosetkeyvalue, having set otp_enforce_option to none, SIGKILLs its caller: an
+agent dying inside the 2FA window). With $FAKE_SYNO_DSM (a DSM emulator's URL), setting
+otp_enforce_option also sets the emulator's enforced-2FA policy, as on a real NAS.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import urllib.request
 from pathlib import Path
 
 _DIR = Path(os.environ["FAKE_SYNO_DIR"])
@@ -77,7 +82,7 @@ def _synogroup(args: list, switches: dict) -> int:
     return 2
 
 
-def _keyvalue(tool: str, args: list) -> int:
+def _keyvalue(tool: str, args: list, switches: dict) -> int:
     values = _load("keyvalues.json", {})
     key = f"{args[0]}:{args[1]}"
     if tool == "synogetkeyvalue" and len(args) == 2:
@@ -87,9 +92,27 @@ def _keyvalue(tool: str, args: list) -> int:
     if tool == "synosetkeyvalue" and len(args) == 3:
         values[key] = args[2]
         _save("keyvalues.json", values)
+        if args[1] == "otp_enforce_option":
+            _set_dsm_policy(args[2] != "none")
+            if args[2] == "none" and switches.get("kill_on_lift"):
+                os.kill(os.getppid(), signal.SIGKILL)  # the wrapper exec'd: the parent is the agent
         return 0
     print(f"{tool}: bad arguments {args}", file=sys.stderr)
     return 2
+
+
+def _set_dsm_policy(enforced: bool) -> None:
+    dsm = os.environ.get("FAKE_SYNO_DSM")
+    if not dsm:
+        return
+    request = urllib.request.Request(
+        f"{dsm}/_emulator/account",
+        data=json.dumps({"otp_enforced": enforced}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
+    with opener.open(request, timeout=10) as answer:
+        answer.read()
 
 
 def main(tool: str, args: list) -> int:
@@ -103,7 +126,7 @@ def main(tool: str, args: list) -> int:
         return _synouser(args, switches)
     if tool == "synogroup":
         return _synogroup(args, switches)
-    return _keyvalue(tool, args)
+    return _keyvalue(tool, args, switches)
 
 
 if __name__ == "__main__":

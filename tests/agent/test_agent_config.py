@@ -20,6 +20,7 @@ from nas_agent.config import (
     parse_config,
 )
 from nas_agent.config.errors import AgentConfigError, SecretFileError
+from nas_agent.dsm.pinning import PinnedCertificates
 from nas_agent.enrollment import issuer_key_line
 from nas_agent.keys import raw_public_bytes
 from nas_agent.secret_files import check_secret_file, read_secret_file
@@ -68,7 +69,7 @@ def test_the_documented_example_is_a_valid_configuration() -> None:
     config = parse(example.replace("certdrop-issuer-v1:...", ISSUER_LINE))
     assert config.agent.id == "nas-01"
     assert config.source.credentials_file == "/etc/certdrop/aws-creds"
-    assert config.dsm.insecure is True and config.dsm.verify is False
+    assert config.dsm.insecure is False and isinstance(config.dsm.verify, PinnedCertificates)
     assert config.sites["example.com"].services == ("FTPS", "WebDAV")
 
 
@@ -81,7 +82,10 @@ def test_a_minimal_configuration_gets_the_documented_defaults() -> None:
     assert config.dsm.url == "https://127.0.0.1:5001"
     assert config.dsm.device_id_file == "/etc/certdrop/dsm-device-id"
     assert (config.dsm.timeout, config.dsm.confirm_timeout) == (90, 60)
-    assert config.dsm.verify is True  # neither ca_file nor insecure: the system's CAs
+    # Neither ca_file nor insecure: DSM's certificate pinned in the state directory.
+    assert isinstance(config.dsm.verify, PinnedCertificates)
+    assert config.dsm.verify.path == "/etc/certdrop/dsm-tls-pin"
+    assert config.dsm.otp_journal_file == "/etc/certdrop/dsm-otp-enforce.journal"
     site = config.sites["example.com"]
     assert (site.description, site.make_default, site.services) == (
         "certdrop example.com",
@@ -96,6 +100,9 @@ def test_paths_are_relative_to_the_configuration_file() -> None:
     assert config.agent.keys_dir == "/volume1/certdrop/keys"
     assert config.agent.state_file == "/var/lib/state.json"
     assert config.dsm.password_file == "/volume1/certdrop/conf/dsm-password"
+    # What the agent writes itself is beside its state, wherever that is.
+    assert config.dsm.pin_file == "/var/lib/dsm-tls-pin"
+    assert config.dsm.otp_journal_file == "/var/lib/dsm-otp-enforce.journal"
 
 
 def test_inline_comments_and_continued_values_are_read() -> None:
@@ -194,6 +201,26 @@ def test_the_password_comes_from_exactly_one_place() -> None:
 def test_insecure_is_never_combined_with_a_ca_file() -> None:
     found = problems_of(with_lines(MINIMAL, "dsm", "ca_file = dsm.pem", "insecure = yes"))
     assert set(found) == {"dsm.insecure"}
+
+
+def problem_keys(text: str) -> set:
+    try:
+        parse(text)
+    except AgentConfigError as exc:
+        return {problem.key for problem in exc.problems}
+    return set()
+
+
+@pytest.mark.parametrize("host", ["nas.example.com", "192.168.1.10", "[fd00::1]", "127.0.0.2"])
+def test_insecure_is_refused_for_a_dsm_on_another_machine(host: str) -> None:
+    text = with_lines(MINIMAL, "dsm", f"url = https://{host}:5001", "insecure = true")
+    assert problem_keys(text) == {"dsm.insecure"}
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+def test_insecure_is_accepted_for_a_dsm_on_this_machine(host: str) -> None:
+    config = parse(with_lines(MINIMAL, "dsm", f"url = https://{host}:5001", "insecure = true"))
+    assert config.dsm.verify is False
 
 
 def test_a_ca_file_is_what_dsm_is_verified_with() -> None:

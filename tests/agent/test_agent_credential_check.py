@@ -11,14 +11,13 @@ import pytest
 
 from lab.agent_lab import AgentLab, now
 from nas_agent import cycle, totp
-from nas_agent.bundle import build_index
 from nas_agent.status import verify_status
 from tests.agent.dsm_fixtures import OTP_SECRET
 
 
 def nothing_published(lab: AgentLab) -> AgentLab:
     """The cloud has published no certificate for this agent yet: an index without entries."""
-    (lab.store / "agents" / "nas-a" / "index.json").write_bytes(build_index([]))
+    lab.write_index([])
     return lab
 
 

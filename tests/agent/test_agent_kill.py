@@ -11,9 +11,10 @@ from lab.agent_lab import PASSWORD, SITE, USER, AgentLab, fingerprint
 from nas_agent import cycle
 from nas_agent.dsm.client import DsmClient
 
-# The install logs one line per step (index, verified, login, backup, import, confirm, report):
-# killing after the n-th line stops the agent before, between and after each DSM call.
-KILL_POINTS = range(1, 9)
+# The install logs one line per step (index, verified, DSM's certificate pinned on first use,
+# login, backup, import, confirm, report): killing after the n-th line stops the agent before,
+# between and after each DSM call.
+KILL_POINTS = range(1, 10)
 
 
 @pytest.fixture

@@ -212,9 +212,9 @@ def test_an_index_that_is_not_an_index_is_malformed(world, published):
 
 def test_an_index_of_a_future_format_asks_for_an_upgrade(world, published):
     document = json.loads(build_index([published.entry]))
-    document["format"] = "certdrop-index-v2"
+    document["format"] = "certdrop-index-v3"
     error = refused(UnsupportedFormat, world.open, "nas-a", json.dumps(document).encode(), b"")
-    assert error.found == "certdrop-index-v2"
+    assert error.found == "certdrop-index-v3"
 
 
 def test_an_index_without_the_site_says_so(world, published):

@@ -217,7 +217,7 @@ def test_https_with_dsms_self_signed_certificate_is_a_clear_tls_error(lab):
     client = DsmClient(handle.https_url, verify=True, timeout=10)
     with pytest.raises(DsmTlsError) as caught:
         client.login(USER, PASSWORD)
-    assert "CA file" in str(caught.value) and "insecure" in str(caught.value)
+    assert "CA file" in str(caught.value) and "pins" in str(caught.value)
     assert caught.value.transient is False
     client.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +15,11 @@ import pytest
 from lab.agent_lab import AgentLab, fingerprint
 from lab.dsm_emulator import serve
 from nas_agent import cycle
-from nas_agent.bundle import build_index
 from nas_agent.config import parse_config
 from nas_agent.config.errors import AgentConfigError
 from nas_agent.errors import TempAdminError
 from nas_agent.temp_admin import (
+    OTP_JOURNAL_FILE,
     TEMP_ADMIN_USER,
     TempAdmin,
     new_password,
@@ -202,27 +204,97 @@ def test_passwords_are_16_random_letters_and_digits():
 # --- the 2FA policy ---------------------------------------------------------------------------
 
 
-def test_enforced_2fa_is_lifted_for_the_block_and_restored_even_when_it_raises(syno):
+@pytest.fixture
+def journal(tmp_path) -> Path:
+    return tmp_path / "state" / OTP_JOURNAL_FILE
+
+
+@pytest.fixture
+def state_dir(journal) -> Path:
+    journal.parent.mkdir()
+    return journal.parent
+
+
+def test_enforced_2fa_is_lifted_for_the_block_and_restored_even_when_it_raises(
+    syno, journal, state_dir
+):
     syno.otp = "user"
 
-    with pytest.raises(RuntimeError), otp_enforcement_lifted():
+    with pytest.raises(RuntimeError), otp_enforcement_lifted(str(journal)):
         assert syno.otp == "none"
         raise RuntimeError("login failed")
 
     assert syno.otp == "user"
+    assert not journal.exists()
+
+
+def test_the_enforced_value_is_journaled_privately_before_it_is_lifted(syno, journal, state_dir):
+    syno.otp = "admin"
+    seen = []
+
+    def run(argv, **options):
+        if argv[0] == "synosetkeyvalue":
+            seen.append((argv[-1], journal.exists() and json.loads(journal.read_text())["value"]))
+        return subprocess.run(argv, **options)
+
+    with otp_enforcement_lifted(str(journal), run=run):
+        assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+
+    assert seen == [("none", "admin"), ("admin", "admin")]
+    assert not journal.exists()
+
+
+def test_a_killed_runs_journal_is_the_baseline_not_the_lifted_value_it_left(
+    syno, journal, state_dir
+):
+    syno.otp = "admin"
+    with otp_enforcement_lifted(str(journal)):
+        pass
+    syno.otp = "none"  # what a run killed inside its window leaves behind, with its journal:
+    journal.write_text(json.dumps({"value": "admin"}))
+
+    with otp_enforcement_lifted(str(journal)):
+        assert syno.otp == "none"
+
+    assert syno.otp == "admin"
+    assert not journal.exists()
+
+
+def test_recover_puts_back_a_journaled_value_and_runs_no_tool_without_one(syno, journal, state_dir):
+    TempAdmin().recover(str(journal))
+    assert syno.calls() == []
+
+    syno.otp = "none"
+    journal.write_text(json.dumps({"value": "user"}))
+    TempAdmin().recover(str(journal))
+
+    assert syno.otp == "user"
+    assert not journal.exists()
+
+
+def test_an_unreadable_journal_is_kept_and_named(syno, journal, state_dir):
+    journal.write_text("{not json")
+
+    with pytest.raises(TempAdminError) as caught, otp_enforcement_lifted(str(journal)):
+        pytest.fail("2FA must not be lifted over a journal that cannot be read")
+
+    assert str(journal) in str(caught.value) and "otp_enforce_option" in str(caught.value)
+    assert journal.exists()
+    assert syno.otp == "admin"
 
 
 @pytest.mark.parametrize("value", ["none", None])
-def test_nothing_is_changed_when_2fa_is_not_enforced(syno, value):
+def test_nothing_is_changed_when_2fa_is_not_enforced(syno, journal, state_dir, value):
     if value is not None:
         syno.otp = value
     else:
         (syno.dir / "keyvalues.json").unlink()
 
-    with otp_enforcement_lifted():
+    with otp_enforcement_lifted(str(journal)):
         pass
 
     assert [c[0] for c in syno.calls()] == ["synogetkeyvalue"]
+    assert not journal.exists()
 
 
 # --- a whole cycle against the DSM emulator ----------------------------------------------------
@@ -282,8 +354,9 @@ def test_a_temp_admin_cycle_installs_and_leaves_no_user_behind(lab, syno):
     restored = [
         seen for argv, seen in events if argv[0] == "synosetkeyvalue" and argv[-1] != "none"
     ]
-    # Lifted before the login request, restored right after it: before any other request.
-    assert lifted and lifted[0] <= logins[0]
+    # Lifted right before the login request (no other request in between), restored right
+    # after it: before any other request.
+    assert lifted == [logins[0]]
     assert restored == [logins[0] + 1]
     deleted = [seen for argv, seen in events if argv[:2] == ["synouser", "--del"]][-1]
     assert deleted == len(requests)  # after the logout, the last request
@@ -314,6 +387,32 @@ def test_a_refused_import_deletes_the_user_after_the_logout(lab, syno):
     assert events[-1] == (["synouser", "--del", TEMP_ADMIN_USER], len(lab.dsm.requests))
 
 
+def test_2fa_left_lifted_by_an_agent_killed_in_the_login_window_is_restored_by_the_next_run(
+    lab, syno, monkeypatch
+):
+    syno.otp = "admin"
+    lab.account(otp_enforced=True)  # DSM's policy as synoinfo.conf says
+    monkeypatch.setenv("FAKE_SYNO_DSM", lab.dsm.http_url)  # the tools change DSM's policy
+    lab.publish(lab.plaintext(version=1))
+    syno.switch(kill_on_lift=True)
+
+    killed = lab.run_process("run", "--once")
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert syno.otp == "none"  # it died with 2FA lifted: no `finally` ran
+    assert not lab.dsm.emulator.controls.account.otp_enforced
+    syno.switch()
+
+    result = lab.run(temp_admin=TempAdmin(password_factory=fixed_password))
+
+    assert result.exit_code == cycle.EXIT_OK, result.failures
+    assert syno.otp == "admin"
+    assert lab.dsm.emulator.controls.account.otp_enforced
+    lowered = [c for c in syno.calls() if c[0] == "synosetkeyvalue" and c[-1] == "none"]
+    assert len(lowered) == 2  # the killed run's, and this run's around its own login
+    assert syno.users() == {}
+
+
 def test_not_being_root_fails_the_cycle_as_a_dsm_problem_naming_the_cause(lab, syno):
     lab.publish(lab.plaintext(version=1))
     syno.switch(denied=True)
@@ -327,7 +426,7 @@ def test_not_being_root_fails_the_cycle_as_a_dsm_problem_naming_the_cause(lab, s
 
 
 def test_the_daily_dsm_check_logs_in_as_a_fresh_temporary_admin_and_deletes_it(lab, syno):
-    (lab.store / "agents" / "nas-a" / "index.json").write_bytes(build_index([]))  # nothing new
+    lab.write_index([])  # nothing new
     syno.otp = "admin"
 
     result = lab.run(temp_admin=TempAdmin(password_factory=fixed_password))
@@ -342,7 +441,7 @@ def test_the_daily_dsm_check_logs_in_as_a_fresh_temporary_admin_and_deletes_it(l
 
 
 def test_the_daily_dsm_check_finds_that_temp_admin_cannot_work_here(lab, syno):
-    (lab.store / "agents" / "nas-a" / "index.json").write_bytes(build_index([]))
+    lab.write_index([])
     syno.switch(denied=True)
 
     result = lab.run(temp_admin=TempAdmin(password_factory=fixed_password))

@@ -127,7 +127,7 @@ def test_a_report_from_before_codes_is_read_by_the_class_it_names(
     assert _alert_kinds(fleet, "nas-old") == ([alert] if alert else [])
 
 
-def test_errors_a_report_holds_in_the_wrong_shape_are_left_out_not_a_crash(fleet, monkeypatch):
+def test_errors_a_report_holds_in_the_wrong_shape_make_it_invalid_not_a_crash(fleet, monkeypatch):
     wrong = _report_before_codes("not an object", site_errors=["healthy"])
     monkeypatch.setattr(status, "status_report", wrong)
     add_agent(fleet, "nas-odd", ("healthy",), AgentState(), SEEN)
@@ -136,4 +136,5 @@ def test_errors_a_report_holds_in_the_wrong_shape_are_left_out_not_a_crash(fleet
     page = make_app(lambda: collect(fleet.config, fleet.store, NOW)).test_client().get("/")
 
     assert agent.last_error is None and agent.site_errors == {}
+    assert agent.report_invalid and "last_error must be an object" in agent.report_problem
     assert page.status_code == 200

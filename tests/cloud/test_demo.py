@@ -29,10 +29,16 @@ def test_the_demo_ends_with_every_dsm_serving_its_new_certificate_and_the_status
     served = done.stdout.split("==> what each emulated DSM serves now")[1]
     assert served.count("names    example.test, *.example.test") == 2  # nas-office, nas-home
     assert served.count("names    shop.test, *.shop.test") == 1
+    # The signing key rotated; both agents of "example" installed its new version under the new
+    # key with their agent.conf untouched.
+    rotation = done.stdout.split("==> the issuer rotates its signing key")[1].split("==>")[0]
+    assert "(rotation 1); agents follow it at their next poll" in rotation
+    assert rotation.count("installed: example") == 2
+    assert "byte for byte what it was before the rotation" in rotation
     status = done.stdout.split("==> the operator's view")[1]
     for row in (
-        "nas-home    example v1, shop v1",
-        "nas-office  example v1, vault v1",
+        "nas-home    example v2, shop v1",
+        "nas-office  example v2, vault v1",
         "nas-shop    shop v1",
     ):
         assert row in status

@@ -16,7 +16,8 @@ from cloud.acme.client import AcmeClient
 from cloud.aws import handlers
 from cloud.config import SiteConfig
 from cloud.pipeline.schedule import marker_key
-from cloud.publish.registry import AgentRegistry
+from cloud.pipeline.tick import RESIGN_MESSAGE
+from cloud.publish.publisher import Publisher
 from cloud.store.s3 import S3Store
 from lab.moto import MotoServer, fake_aws_env
 from nas_agent.bundle import parse_index
@@ -173,8 +174,7 @@ def test_a_tick_enqueues_exactly_the_due_sites(aws):
 def test_an_issue_message_leads_to_published_bundles(aws):
     store, issuer = aws[3], aws[2]
     keys = generate_agent_keys("nas-1")
-    registry = AgentRegistry(store, issuer.signing_key)
-    registry.add(enrollment_of(keys), ("never-run",), datetime.now(UTC))
+    Publisher(store, issuer).registry.add(enrollment_of(keys), ("never-run",), datetime.now(UTC))
 
     result = handlers.issue(_sqs_event([json.dumps({"site": "never-run"})]), None)
 
@@ -186,6 +186,23 @@ def test_an_issue_message_leads_to_published_bundles(aws):
     assert store.get("escrow/never-run/1.sealed") is not None
     # The account the run registered is kept in its secret, never in the bucket.
     assert not list(store.list("keys/"))
+
+
+def test_the_issue_function_signs_indexes_again_when_the_tick_asks(aws):
+    store, issuer = aws[3], aws[2]
+    publisher = Publisher(store, issuer, now=lambda: datetime.now(UTC) - timedelta(days=3))
+    record = publisher.registry.add(
+        enrollment_of(generate_agent_keys("nas-1")), (), datetime.now(UTC)
+    )
+    publisher.withdraw(record.agent_id, "never-run")  # an index signed three days ago
+    before = parse_index(store.get("agents/nas-1/index.json").body)
+
+    result = handlers.issue(_sqs_event([RESIGN_MESSAGE]), None)
+
+    assert result == {"batchItemFailures": []}
+    after = parse_index(store.get("agents/nas-1/index.json").body)
+    assert after.issued_at > before.issued_at
+    assert after.expires_at - after.issued_at == timedelta(days=7)
 
 
 def test_the_same_message_delivered_twice_places_one_order(aws, monkeypatch):

@@ -9,6 +9,7 @@ limited to challenge TXT records...) fails here before it reaches an account.
 from __future__ import annotations
 
 import json
+import re
 import string
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ yaml = pytest.importorskip("yaml")
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 TEMPLATE = INFRA / "template.yaml"
 AGENT_POLICY = INFRA / "agent-policy.json"
+_ACTIONS = "route53:ChangeResourceRecordSetsActions"
 SECRETS = {"AcmeAccountSecret", "IssuerSigningKeySecret", "EscrowKeySecret", "DnsCredentialsSecret"}
 
 
@@ -273,8 +275,13 @@ def test_route53_changes_are_limited_to_challenge_txt_records_in_the_given_zones
     }
     assert condition["ForAllValues:StringEquals"] == {
         "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"],
-        "route53:ChangeResourceRecordSetsActions": ["CREATE", "DELETE", "UPSERT"],
+        "route53:ChangeResourceRecordSetsActions": ["CREATE", "DELETE"],
     }
+    # Exactly the actions the Route 53 provider sends (it never UPSERTs: a batch that DELETEs the
+    # set as read and CREATEs the new one fails if another writer got there first).
+    provider = (INFRA.parent / "cloud" / "dns01" / "providers" / "route53.py").read_text()
+    sent = set(re.findall(r'"Action": "(\w+)"', provider))
+    assert sent == set(condition["ForAllValues:StringEquals"][_ACTIONS])
     assert template["Parameters"]["ChallengeRecordNames"]["Default"] == "_acme-challenge.*"
     zones = json.dumps(change["Resource"])
     assert '{"Ref": "HostedZoneIds"}' in zones

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cloud.errors import PreconditionFailed, StoreRefused
+from cloud.errors import ObjectTooLarge, PreconditionFailed, StoreRefused
 from cloud.store import StoredObject, Unchanged
 from tests.cloud import store_fixtures
 
@@ -309,3 +310,30 @@ def test_compare_and_swap_increments_from_many_threads_lose_no_update(store):
     _run_together(threads, increment)
 
     assert int(store.get("counter").body) == threads * rounds
+
+
+# --- bounded reads: objects anyone else can write (an agent's report) -----------------------------
+
+
+def test_a_bounded_get_returns_an_object_within_the_bound_and_when_it_was_written(store):
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    etag = store.put("agents/a1/status.json", b"x" * 100)
+
+    exact = store.get("agents/a1/status.json", max_bytes=100)
+    empty_store_key = store.put("empty", b"")
+
+    assert exact == StoredObject("agents/a1/status.json", etag, b"x" * 100)
+    assert before <= exact.modified <= datetime.now(UTC) + timedelta(minutes=1)
+    assert store.get("empty", max_bytes=0).etag == empty_store_key
+    assert store.get("missing", max_bytes=10) is None
+
+
+def test_a_bounded_get_of_a_larger_object_refuses_it(store):
+    store.put("agents/a1/status.json", b"x" * 101)
+
+    with pytest.raises(ObjectTooLarge) as refused:
+        store.get("agents/a1/status.json", max_bytes=100)
+
+    assert refused.value.code == "store.object_too_large" and not refused.value.transient
+    assert (refused.value.limit, refused.value.size) == (100, 101)
+    assert refused.value.key == "agents/a1/status.json"

@@ -14,7 +14,7 @@ import urllib3
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError
 
-from cloud.errors import PreconditionFailed, StoreError, StoreRefused
+from cloud.errors import ObjectTooLarge, PreconditionFailed, StoreError, StoreRefused
 from cloud.store.s3 import S3Store
 from lab.moto import REGION, MotoServer
 from lab.ports import free_port
@@ -226,3 +226,28 @@ def test_a_create_retried_after_a_lost_answer_still_loses_to_another_body(moto):
 def test_bad_bucket_or_prefix_is_refused_at_construction(bucket, prefix):
     with pytest.raises(ValueError):
         S3Store(bucket, prefix)
+
+
+def test_a_bounded_get_of_a_large_object_reads_none_of_its_body(s3_store, monkeypatch):
+    s3_store.put("agents/a1/status.json", b"x" * (4 * 1024 * 1024))
+    real_get_object = s3_store.client.get_object
+    read: list[int | None] = []
+
+    def get_object(**params):
+        response = real_get_object(**params)
+        stream, real_read = response["Body"], response["Body"].read
+
+        def counted(amt=None):
+            read.append(amt)
+            return real_read(amt)
+
+        stream.read = counted
+        return response
+
+    monkeypatch.setattr(s3_store.client, "get_object", get_object)
+
+    with pytest.raises(ObjectTooLarge) as refused:
+        s3_store.get("agents/a1/status.json", max_bytes=64 * 1024)
+
+    assert refused.value.size == 4 * 1024 * 1024
+    assert read == []

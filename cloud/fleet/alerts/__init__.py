@@ -9,7 +9,10 @@
 Kinds: "issuance_failed" (a site's last run failed), "expiring" (a certificate has fewer than
 `expiry_days` left and no renewal is published), "bundle_refused" (an agent refused a bundle a
 check failed on), "bundle_rolled_back" (an agent's install did not hold and was rolled back),
-"agent_quiet" (an agent missed three reports), "replaced_elsewhere" (the CA said a certificate
+"agent_frozen" (an agent's index expired: the issuer stopped signing it again, or an old copy
+is served),
+"agent_quiet" (an agent missed three reports), "agent_report_invalid" (an agent's report is not
+believed: too large, malformed or not signed by it), "replaced_elsewhere" (the CA said a certificate
 already had a replacement certdrop did not order; the renewal went without `replaces`),
 "persist_expiring" (a dns-persist-01 record's persistUntil is fewer than `expiry_days` away),
 "persist_account_mismatch" (a dns-persist-01 record names another ACME account).
@@ -45,7 +48,9 @@ KINDS = (
     "expiring",
     "bundle_refused",
     "bundle_rolled_back",
+    "agent_frozen",
     "agent_quiet",
+    "agent_report_invalid",
     "replaced_elsewhere",
     "persist_expiring",
     "persist_account_mismatch",

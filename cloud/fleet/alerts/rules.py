@@ -44,7 +44,12 @@ def evaluate(
         alerts += [a for a in more if a is not None]
         alerts += pending_work(site, now)
     for agent in status.agents:
-        alerts += [a for a in (agent_error(agent, now), agent_quiet(agent, now)) if a is not None]
+        checks = (
+            agent_error(agent, now),
+            agent_quiet(agent, now),
+            agent_report_invalid(agent, now),
+        )
+        alerts += [a for a in checks if a is not None]
     return alerts
 
 
@@ -171,7 +176,15 @@ def agent_error(agent: AgentStatus, now: datetime) -> Alert | None:
     error = agent.last_error
     if not agent.failing or error is None:
         return None
-    if error.outcome == REFUSED:
+    if agent.frozen:
+        kind, what = (
+            "agent_frozen",
+            (
+                "is frozen: its index has expired, so it installs nothing new (is `certdrop run`"
+                " or the tick signing indexes again? or is an old copy being served?)"
+            ),
+        )
+    elif error.outcome == REFUSED:
         kind, what = "bundle_refused", f"refused a bundle ({error.code})"
     elif error.outcome == ROLLED_BACK:
         kind, what = "bundle_rolled_back", "rolled back an install"
@@ -203,6 +216,27 @@ def agent_quiet(agent: AgentStatus, now: datetime) -> Alert | None:
         message=f"Agent {agent.agent_id} {text}.",
         at=now,
         cause=agent.last_seen.isoformat() if agent.last_seen else "never reported",
+        agent=agent.agent_id,
+        details=_agent_details(agent),
+    )
+
+
+def agent_report_invalid(agent: AgentStatus, now: datetime) -> Alert | None:
+    """The agent's report is not believed (too large, malformed, not signed by it): what it has
+    installed and whether it is quiet are unknown until it writes one that is."""
+    if not agent.report_invalid or agent.report_problem is None:
+        return None
+    reason = agent.report_problem.removeprefix("report invalid: ")
+    return Alert(
+        kind="agent_report_invalid",
+        severity="error",
+        message=(
+            f"The status report of agent {agent.agent_id} is not believed: {_sentence(reason)} "
+            "What it has installed is unknown until it writes a valid one: check the agent's "
+            f"version and log, and who else can write agents/{agent.agent_id}/status.json."
+        ),
+        at=now,
+        cause=reason,
         agent=agent.agent_id,
         details=_agent_details(agent),
     )

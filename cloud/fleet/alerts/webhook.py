@@ -3,6 +3,8 @@
 With a secret, each request carries `X-Certdrop-Signature: sha256=<hex>`, the HMAC-SHA256 of the
 raw body under the secret; a receiver recomputes it over the bytes it received and compares in
 constant time (and may refuse a `sent_at` older than a few minutes: the body is signed with it).
+The secret is read at each send; one that reads as empty (or only blanks) is a ConfigError naming
+`alerts.webhook_secret`, and nothing is sent: an HMAC under an empty key proves nothing.
 
 Connection errors, timeouts, 429 and 5xx are retried a few times with a doubling pause (the sleep
 is passed in); any other answer fails at once: it will not change by asking again. Webhook URLs
@@ -18,13 +20,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from cloud.errors import AlertDeliveryFailed
+from cloud.errors import AlertDeliveryFailed, ConfigError, ConfigProblem
 from cloud.fleet.alerts import Notice, payload
 from cloud.secrets import SecretRef, resolve
+from nas_agent import redaction
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,18 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 def signature(secret: str, body: bytes) -> str:
     """The signature header's value for `body`."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _secret_value(ref: SecretRef) -> str:
+    value = resolve(ref)
+    if not value.strip():
+        problem = ConfigProblem(
+            "alerts.webhook_secret",
+            f"{ref} is empty: an HMAC under an empty key proves nothing to the receiver",
+            "put the secret the receiver checks there, or remove webhook_secret to send unsigned",
+        )
+        raise ConfigError([problem])
+    return value
 
 
 class WebhookChannel:
@@ -61,12 +76,17 @@ class WebhookChannel:
         parts = urlsplit(url)
         self.target = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         self._path = parts.path if len(parts.path) > 1 else None
+        # The parts that may hold a token, masked in the logs whoever logs them.
+        query_values = [value for _, value in parse_qsl(parts.query)]
+        for part in (self._path, parts.query, parts.password, *query_values):
+            if part:
+                redaction.register(part)
 
     def send(self, notices: Sequence[Notice], sent_at: datetime) -> None:
         body = json.dumps(payload(notices, sent_at), sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "certdrop"}
         if self.secret is not None:
-            headers[SIGNATURE_HEADER] = signature(resolve(self.secret), body)
+            headers[SIGNATURE_HEADER] = signature(_secret_value(self.secret), body)
         problem, status = "", None
         for attempt in range(1, self.attempts + 1):
             if attempt > 1:

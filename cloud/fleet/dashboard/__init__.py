@@ -7,7 +7,8 @@ Routes: `/` the page (HTML, the timeline inline), `/status.json` the same read m
 `/timeline.svg` the timeline alone. Nothing is fetched from elsewhere: styles are inline and the
 picture is drawn on the server, so the page works offline and under a strict
 Content-Security-Policy. `certdrop dashboard` serves it locally;
-`cloud.aws.handlers.dashboard` behind a Lambda function URL with IAM auth.
+`cloud.aws.handlers.dashboard` behind a Lambda function URL with IAM auth. Both answer only the
+`Host` names it is served under (`hosts.py`: no DNS rebinding).
 """
 
 from __future__ import annotations

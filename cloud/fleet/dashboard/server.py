@@ -1,7 +1,8 @@
 """Serving the dashboard on this machine (`certdrop dashboard`, the screenshot tool, tests).
 
 The page has no login of its own: by default it listens on loopback only, and listening
-anywhere else must be asked for by name.
+anywhere else must be asked for by name. It answers only requests addressed to it by a name it
+is served under (`hosts.served_on`), so a DNS-rebinding page cannot read it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from cloud.errors import ConfigError, ConfigProblem
+from cloud.fleet.dashboard.hosts import only_hosts, served_on
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,9 @@ def local_server(app: Flask, host: str = LOOPBACK, port: int = 0) -> BaseWSGISer
         raise ConfigError([ConfigProblem("--port", f"{port} is not a port", "give 1 to 65535")])
     listening = _listen(host, port)
     try:
+        guarded = only_hosts(app, served_on(host, listening.getsockname()[1]))
         # Werkzeug binds by itself only with sys.exit on failure: hand it a bound socket.
-        server = make_server(host, port, app, threaded=True, fd=listening.fileno())
+        server = make_server(host, port, guarded, threaded=True, fd=listening.fileno())
     finally:
         listening.close()  # the server holds its own duplicate
     if not _is_loopback(host):

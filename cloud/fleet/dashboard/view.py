@@ -107,11 +107,15 @@ def problem_badge(error: ReportedError) -> Badge:
 def agent_flags(agent: AgentStatus) -> tuple[Badge, ...]:
     """What is wrong with an agent, worst first; a single green "ok" when nothing is."""
     flags = []
-    if agent.report_problem:
+    if agent.report_invalid:
+        flags.append(Badge("red", "report invalid", "report invalid"))
+    elif agent.report_problem:
         flags.append(Badge("red", "report problem", "report problem"))
     if agent.quiet:
         flags.append(Badge("red", "quiet", "quiet"))
-    if agent.failing:
+    if agent.frozen:
+        flags.append(Badge("red", "frozen", "frozen"))
+    elif agent.failing:
         flags.append(Badge("red", "failing", "failing"))
     return tuple(flags) or (Badge("green", "ok", "ok"),)
 
