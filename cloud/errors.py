@@ -30,6 +30,10 @@ CertdropError                      transient: retry later; otherwise record, ale
 │   ├── AlreadyReplaced            the certificate a renewal `replaces` already has a replacement
 │   ├── ProfileUnknown             .profile, .offered: a profile the CA's directory does not list
 │   └── ValidationFailed           .failures: (identifier, problem, detail) per failed challenge
+├── AccountKeyError                .key: the ACME account key ("aws-kms:ARN") cannot sign: no such
+│   │                              KMS key, no permission, disabled, or not an ECC_NIST_P256 key
+│   ├── AccountKeyUnavailable      KMS could not be reached, throttled or failed: retry later
+│   └── AccountKeyMismatch         .account_has: the account's key is not ca.account_key
 ├── IssuanceError                  the issued certificate does not match what was ordered
 ├── AlertDeliveryFailed            .channel, .target (never a secret), .status: alerts not taken
 ├── Locked                         .site, .owner, .expires_at, .dead: another run holds the lock
@@ -41,6 +45,11 @@ CertdropError                      transient: retry later; otherwise record, ale
 │                                  the issuer's signing key
 ├── AgentConflict                  .agent_id: registered already, with other keys
 ├── UnknownAgent                   .agent_id: not registered
+├── InviteError                    .agent_id: `agent approve` cannot approve this agent
+│   ├── InviteUnknown              no invitation (never made, or used already)
+│   ├── InviteExpired              the invitation's expiry passed (the issuer's clock)
+│   ├── EnrollmentMissing          the NAS has not joined yet (no enrollment in its prefix)
+│   └── EnrollmentRefused          .reason: an enrollment the invitation did not authenticate
 ├── RecordUnsigned                 .agent_id: a registry record the issuer never signed
 ├── RecordTampered                 .agent_id, .cause: a registry record whose signature fails
 └── EscrowUnavailable              .site: the escrow copy cannot be re-sealed for a new agent
@@ -376,6 +385,43 @@ class ValidationFailed(AcmeError):
         super().__init__("validation", detail, identifier=failures[0][0] if failures else None)
 
 
+class AccountKeyError(CertdropError):
+    """The ACME account's key cannot sign. `key` is its reference as `ca.account_key` writes it
+    ("aws-kms:ARN", "file"); `cause` says what KMS answered, never a secret."""
+
+    code = "account_key.unusable"
+
+    def __init__(self, key: str, cause: str):
+        self.key = key
+        self.cause = cause
+        super().__init__(f"ACME account key {key}: {cause}")
+
+
+class AccountKeyUnavailable(AccountKeyError):
+    """KMS could not be reached, throttled the request or failed: no request to the CA can be
+    signed until it answers again."""
+
+    code = "account_key.unavailable"
+    transient = True
+
+
+class AccountKeyMismatch(AccountKeyError):
+    """The CA binds the account to another key than `ca.account_key` names: a rollover was not
+    made, or the configuration was not updated after one. `account_has` is the key in use."""
+
+    code = "account_key.mismatch"
+
+    def __init__(self, key: str, account_has: str, account_uri: str):
+        self.account_has = account_has
+        self.account_uri = account_uri
+        super().__init__(
+            key,
+            f"the configuration names it (ca.account_key), but the account {account_uri} signs "
+            f"with {account_has}: move the account with `certdrop account rollover --to {key}`, "
+            f'or set ca.account_key = "{account_has}"',
+        )
+
+
 class IssuanceError(CertdropError):
     code = "issuance.certificate_invalid"
 
@@ -479,6 +525,56 @@ class UnknownAgent(CertdropError):
     def __init__(self, agent_id: str):
         self.agent_id = agent_id
         super().__init__(f"no agent {agent_id} is registered (see `certdrop agent list`)")
+
+
+class InviteError(CertdropError):
+    code = "invite.failed"
+
+    def __init__(self, agent_id: str, message: str):
+        self.agent_id = agent_id
+        super().__init__(f"agent {agent_id}: {message}")
+
+
+class InviteUnknown(InviteError):
+    code = "invite.unknown"
+
+    def __init__(self, agent_id: str):
+        super().__init__(
+            agent_id,
+            "no open invitation (never made, or used by an approval already): "
+            f"`certdrop agent invite {agent_id} --site ...` makes one",
+        )
+
+
+class InviteExpired(InviteError):
+    code = "invite.expired"
+
+    def __init__(self, agent_id: str, expires_at: datetime):
+        self.expires_at = expires_at
+        super().__init__(
+            agent_id,
+            f"the invitation expired at {expires_at:%Y-%m-%d %H:%M} UTC: invite it again and join"
+            " with the new line",
+        )
+
+
+class EnrollmentMissing(InviteError):
+    code = "invite.enrollment_missing"
+
+    def __init__(self, agent_id: str):
+        super().__init__(
+            agent_id,
+            "has not joined yet (no enrollment in its prefix): run `certdrop-agent join LINE` on"
+            " the NAS first, or pass what it printed with --enrollment",
+        )
+
+
+class EnrollmentRefused(InviteError):
+    code = "invite.enrollment_refused"
+
+    def __init__(self, agent_id: str, reason: str):
+        self.reason = reason
+        super().__init__(agent_id, f"enrollment refused: {reason}")
 
 
 class RecordUnsigned(CertdropError):

@@ -5,11 +5,12 @@ Pebble (the ACME CA) and three DSM emulators (three NAS units, one of them with 
 on 127.0.0.1. Then, through the real `certdrop` and `certdrop-agent` commands: init the issuer,
 add a second site, add a third one by DNS-PERSIST-01 (no DNS credentials: its owner creates the
 record `certdrop site persist-record` prints, once, by an RFC 2136 update as `nsupdate` would,
-and `certdrop doctor` checks it and the store's conditional writes), enroll the three agents and
-register them, issue all three sites, run each agent once (after a one-time `dsm-login` on the
-2FA unit), show what each emulated DSM serves, and end with the operator's status table and how
-to open the dashboard. Everything it started is stopped at the end; its files are under .demo/
-(or $CERTDROP_DEMO_DIR) and are replaced by the next run.
+and `certdrop doctor` checks it and the store's conditional writes), onboard the three NAS units
+by invite → join → approve (the 2FA unit's join remembers it as a device with a one-time code),
+issue all three sites, run each agent once, show what each emulated DSM serves, rotate the
+issuer's signing key and watch the agents follow it, and end with the operator's status table
+and how to open the dashboard. Everything it started is stopped at the end; its files are under
+.demo/ (or $CERTDROP_DEMO_DIR) and are replaced by the next run.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def main() -> None:
         _write_cloud_config(work, bind, pebble)
 
         step("the issuer: create its signing and escrow keys (once), add a second site")
-        issuer_line = word_starting(run(*operator, "init"), "certdrop-issuer-v1:")
+        run(*operator, "init")
         run(*operator, "site", "add", "shop", "--domain", "shop.test", "--provider", "bind")
 
         step("a site by DNS-PERSIST-01: the issuer holds no DNS credentials for vault.test")
@@ -126,19 +127,21 @@ def main() -> None:
         bind.update_add("vault.test.", record)
         run(*operator, "doctor")
 
-        step("each NAS enrolls (its keys never leave it); the operator registers the tokens")
+        step("each NAS joins in three steps: invite, join (keys made on the NAS), approve")
         for nas in FLEET:
-            conf = _write_agent_config(work, nas, issuer_line, ports[nas.agent_id].https_port)
-            token = word_starting(run("certdrop-agent", "-c", conf, "enroll"), "certdrop-agent-v1:")
             sites = [arg for site, _ in nas.sites for arg in ("--site", site)]
-            run(*operator, "agent", "add", token, *sites)
+            line = word_starting(
+                run(*operator, "agent", "invite", nas.agent_id, *sites), "certdrop-invite-v1:"
+            )
+            otp = ["--otp", totp.totp(OTP_SECRET, time.time())] if nas.two_factor else []
+            run("certdrop-agent", "join", line, "--dir", work / nas.agent_id,
+                "--dsm-user", DSM_USER, "--dsm-password-file", _password_file(work, nas),
+                "--dsm-url", f"https://127.0.0.1:{ports[nas.agent_id].https_port}",
+                *otp)  # fmt: skip
+            run(*operator, "agent", "approve", nas.agent_id)
 
         step("issue every due site (DNS-01, DNS-PERSIST-01), publish each, sealed, for its agents")
         run(*operator, "run")
-
-        step("the 2FA unit remembers this agent as a device, once")
-        home = work / "nas-home" / "agent.conf"
-        run("certdrop-agent", "-c", home, "dsm-login", "--otp", totp.totp(OTP_SECRET, time.time()))
 
         step("each agent polls, verifies, opens and imports its bundles into its DSM")
         for nas in FLEET:
@@ -245,37 +248,12 @@ def _write_cloud_config(work: Path, bind: BindServer, pebble: Pebble) -> None:
     )
 
 
-def _write_agent_config(work: Path, nas: Nas, issuer_line: str, dsm_https: int) -> Path:
-    folder = work / nas.agent_id
-    (folder / "keys").mkdir(parents=True)
-    (folder / "dsm-password").write_text(DSM_PASSWORD)
-    os.chmod(folder / "dsm-password", 0o600)
-    sites = "".join(
-        f"\n[site:{site}]\nhostnames = {host}\nmake_default = {'true' if i == 0 else 'false'}\n"
-        for i, (site, host) in enumerate(nas.sites)
-    )
-    (folder / "agent.conf").write_text(
-        textwrap.dedent(
-            f"""\
-            [agent]
-            id = {nas.agent_id}
-            issuer_key = {issuer_line}
-            poll_interval = 15m
-
-            [source]
-            url = {(work / "store").as_uri()}
-
-            [dsm]
-            url = https://127.0.0.1:{dsm_https}
-            username = {DSM_USER}
-            password_file = dsm-password
-            # the emulator's own self-signed certificate until the first import
-            insecure = true
-            """
-        )
-        + sites
-    )
-    return folder / "agent.conf"
+def _password_file(work: Path, nas: Nas) -> Path:
+    """What the NAS's administrator types into the package wizard, as a file for `join`."""
+    path = work / f"{nas.agent_id}.dsm-password"
+    path.write_text(DSM_PASSWORD)
+    os.chmod(path, 0o600)
+    return path
 
 
 def _show_served(nas: Nas, port: int) -> None:

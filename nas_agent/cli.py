@@ -16,7 +16,7 @@ import sys
 import time
 
 from nas_agent import cycle, redaction
-from nas_agent.config.types import MIN_POLL_INTERVAL
+from nas_agent.config.types import DEFAULT_DSM_URL, MIN_POLL_INTERVAL
 from nas_agent.duration import parse_duration
 from nas_agent.errors import AgentError
 from nas_agent.version import package_version
@@ -57,6 +57,24 @@ def _parser() -> argparse.ArgumentParser:
         "enroll", help="create this agent's keys and print the token to give the operator"
     )
     enroll.set_defaults(run=_enroll)
+
+    join = commands.add_parser(
+        "join",
+        help="set this NAS up from the operator's invitation line: configuration, keys, and the"
+        " enrollment the operator approves",
+    )
+    join.add_argument(
+        "line", help="the certdrop-invite-v1:... line `certdrop agent invite` printed"
+    )
+    join.add_argument("--dir", default=".", help="where to write agent.conf and keys (default: .)")
+    join.add_argument("--dsm-user", required=True, help="the DSM account the agent logs in as")
+    join.add_argument(
+        "--dsm-password-file",
+        help="a file holding its password (default: $CERTDROP_DSM_PASSWORD, else asked)",
+    )
+    join.add_argument("--dsm-url", default=DEFAULT_DSM_URL, help=f"default {DEFAULT_DSM_URL}")
+    join.add_argument("--otp", help="for a 2FA account: the current code, to remember this NAS")
+    join.set_defaults(run=_join)
 
     run = commands.add_parser("run", help="poll, verify, install into DSM, report")
     when = run.add_mutually_exclusive_group(required=True)
@@ -102,6 +120,42 @@ def _enroll(args: argparse.Namespace) -> int:
         "give the operator this line (certdrop agent add LINE --site SITE):\n"
         f"{enrollment_of(keys).token()}"
     )
+    return cycle.EXIT_OK
+
+
+def _join(args: argparse.Namespace) -> int:
+    import getpass
+
+    from nas_agent.join import join
+
+    if args.dsm_password_file:
+        with open(args.dsm_password_file, encoding="utf-8") as handle:
+            password = handle.read().strip("\r\n")
+    else:
+        password = os.environ.get("CERTDROP_DSM_PASSWORD") or getpass.getpass(
+            f"DSM password for {args.dsm_user}: "
+        )
+    joined = join(
+        args.line,
+        args.dir,
+        dsm_user=args.dsm_user,
+        dsm_password=password,
+        dsm_url=args.dsm_url,
+    )
+    print(f"joined as agent {joined.agent_id}: configuration in {joined.config_path}")
+    if joined.posted:
+        print(
+            f"enrollment posted; the operator approves it: certdrop agent approve {joined.agent_id}"
+        )
+    else:
+        print(
+            "this source is read-only: give the operator this enrollment, for"
+            f" `certdrop agent approve {joined.agent_id} --enrollment '<it>'`:\n"
+            + joined.enrollment.replace("\n", "")
+        )
+    if args.otp:
+        args.config = joined.config_path
+        return _dsm_login(args)
     return cycle.EXIT_OK
 
 

@@ -13,10 +13,12 @@
                                                  its URL and endpoint, and what was found
     state/store-probe/<token>                    the probe's object, deleted when it is done
     state/issuer/rotations.json                  the issuer's key rotation statements, a chain
+    state/invites/<agent>.json                   an agent's invitation, signed; gone once used
     escrow/<site>/<version>.sealed               the bundle sealed to the escrow key
     agents/<agent>/index.json                    the agent's signed index, written last
     agents/<agent>/bundles/<site>/<version>.sealed
     agents/<agent>/status.json                   the agent's signed report
+    agents/<agent>/enrollment.json               the agent's keys, as `join` posts them
 
 It lives with the agent because both sides need it and the agent may not import `cloud`. An
 agent's source is rooted at `agents/<agent>/`, so the agent uses the names relative to it
@@ -36,12 +38,14 @@ ALERTS_PREFIX = "state/alerts/"
 STORE_CHECK = "state/store-check.json"
 STORE_PROBE_PREFIX = "state/store-probe/"
 ISSUER_ROTATIONS = "state/issuer/rotations.json"
+INVITES_PREFIX = "state/invites/"
 ESCROW_PREFIX = "escrow/"
 AGENTS_PREFIX = "agents/"
 
 # Below an agent's own prefix.
 INDEX = "index.json"
 STATUS = "status.json"
+ENROLLMENT = "enrollment.json"
 
 
 def site_state(site: str) -> str:
@@ -92,6 +96,14 @@ def parse_escrow(key: str) -> tuple[str, int]:
     if not key.startswith(ESCROW_PREFIX) or not site or suffix != "sealed" or not number.isdigit():
         raise ValueError(f"{key!r} is not an escrow copy's key")
     return site, int(number)
+
+
+def invite(agent: str) -> str:
+    return f"{INVITES_PREFIX}{agent}.json"
+
+
+def agent_enrollment(agent: str) -> str:
+    return f"{agent_prefix(agent)}{ENROLLMENT}"
 
 
 def agent_prefix(agent: str) -> str:

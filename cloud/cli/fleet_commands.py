@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from cloud import config as config_module
 from cloud.acme.challenge_types import ChallengeType
 from cloud.cli.exit_codes import EXIT_DOCTOR, EXIT_OK
+from cloud.errors import AgentConflict, ConfigError, ConfigProblem
 from cloud.pipeline import parts
+from nas_agent import store_layout
 
 
 def status(args: argparse.Namespace) -> int:
@@ -195,6 +197,117 @@ def agent_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def agent_invite(args: argparse.Namespace) -> int:
+    """Prints the invitation line (it holds secrets: shown once, never logged)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cloud.publish.invites import Invites
+    from nas_agent.ids import is_agent_id
+
+    config = config_module.load(args.config)
+    if not is_agent_id(args.agent_id):
+        raise ConfigError(
+            [ConfigProblem("agent_id", f"{args.agent_id!r} is not an agent id", "use a-z, 0-9, -")],
+            "certdrop agent invite",
+        )
+    sites = {site: parts.site(config, site).domain for site in dict.fromkeys(args.sites)}
+    store = parts.store(config)
+    publisher = parts.publisher(config, store)
+    if publisher.registry.get(args.agent_id) is not None:
+        raise AgentConflict(args.agent_id)
+    source = _invite_source(config, args)
+    invitation = Invites(store, publisher.signer).create(
+        args.agent_id, sites, source, datetime.now(UTC), timedelta(days=args.valid_for)
+    )
+    print(
+        f"invitation for {args.agent_id} ({', '.join(sites)}), valid until"
+        f" {invitation.expires_at:%Y-%m-%d %H:%M} UTC, for one NAS. On it, in the package's"
+        " wizard or as `certdrop-agent join LINE --dsm-user USER`; then"
+        f" `certdrop agent approve {args.agent_id}`. The line holds secrets: pass it on privately."
+    )
+    print(invitation.line())
+    return EXIT_OK
+
+
+def _invite_source(config: config_module.Config, args: argparse.Namespace) -> dict[str, str]:
+    """Where the invited agent polls: --source; else in AWS mode this bucket with a new IAM
+    identity of its own; else this store (a directory every NAS can read, such as a share)."""
+    if args.source:
+        source = {"url": args.source}
+        if args.source_credentials:
+            source.update(_credentials_from(args.source_credentials))
+        return source
+    url = config.storage.store_url
+    source = {"url": url}
+    for option in ("region", "endpoint_url"):
+        value = getattr(config.storage, option)
+        if value:
+            source[option] = value
+    if config.storage.key_secrets is not None and url.startswith("s3://"):
+        from cloud.aws.agent_identity import create_agent_identity
+
+        source.update(create_agent_identity(args.agent_id, config.storage))
+    return source
+
+
+def _credentials_from(path: str) -> dict[str, str]:
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(path, encoding="utf-8")
+    section = parser["default"]
+    return {
+        "access_key_id": section["aws_access_key_id"],
+        "secret_access_key": section["aws_secret_access_key"],
+    }
+
+
+def agent_pending(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from cloud.publish.invites import Invites
+
+    config = config_module.load(args.config)
+    store = parts.store(config)
+    pending = Invites(store, parts.publisher(config, store).signer).pending(datetime.now(UTC))
+    if not pending:
+        print("no open invitations")
+        return EXIT_OK
+    width = max(len(p.agent_id) for p in pending)
+    print(f"{'AGENT':<{width}}  {'EXPIRES':<16}  {'JOINED':<6}  {'APPROVABLE':<26}  SITES")
+    for p in pending:
+        state = "yes" if p.problem is None else p.problem
+        joined = "yes" if p.joined else "no"
+        print(
+            f"{p.agent_id:<{width}}  {p.expires_at:%Y-%m-%d %H:%M}  {joined:<6}  {state:<26}"
+            f"  {', '.join(p.sites)}"
+        )
+    return EXIT_OK
+
+
+def agent_approve(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from cloud.publish.invites import Invites
+
+    config = config_module.load(args.config)
+    store = parts.store(config)
+    publisher = parts.publisher(config, store)
+    invites = Invites(store, publisher.signer)
+    posted = args.enrollment.encode("utf-8") if args.enrollment else None
+    record, enrollment, etag = invites.check(args.agent_id, datetime.now(UTC), posted)
+    registered = publisher.registry.add(enrollment, record.sites, datetime.now(UTC))
+    invites.consume(args.agent_id, etag)
+    delivered = publisher.subscribe(registered, record.sites)
+    print(f"agent {registered.agent_id} approved; it receives: {', '.join(registered.sites)}")
+    if delivered:
+        print(f"  delivered current certificates of: {', '.join(delivered)}")
+    waiting = [s for s in record.sites if s not in delivered]
+    if waiting:
+        print(f"  not issued yet (delivered at first issuance): {', '.join(waiting)}")
+    return EXIT_OK
+
+
 def agent_list(args: argparse.Namespace) -> int:
     from cloud.keys.issuer import is_initialized, load_issuer
     from cloud.keys.rotation import signer_for
@@ -231,6 +344,13 @@ def agent_resign(args: argparse.Namespace) -> int:
 
 def agent_remove(args: argparse.Namespace) -> int:
     config = config_module.load(args.config)
-    removed = parts.publisher(config).remove_agent(args.agent_id)
+    store = parts.store(config)
+    removed = parts.publisher(config, store).remove_agent(args.agent_id)
+    store.delete(store_layout.invite(args.agent_id))
     print(f"agent {args.agent_id} removed ({removed} object(s) deleted)")
+    if config.storage.key_secrets is not None and config.storage.store_url.startswith("s3://"):
+        from cloud.aws.agent_identity import delete_agent_identity
+
+        if delete_agent_identity(args.agent_id, config.storage):
+            print("  its IAM user and access keys deleted")
     return EXIT_OK

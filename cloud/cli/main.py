@@ -178,6 +178,37 @@ def _parser() -> argparse.ArgumentParser:
         "--site", action="append", required=True, dest="sites", help="a site it receives (repeat)"
     )
     add.set_defaults(run=fleet_commands.agent_add)
+    invite = agent.add_parser(
+        "invite",
+        help="print one line that sets a NAS up (`certdrop-agent join LINE`); approve it after",
+    )
+    invite.add_argument("agent_id", help="the id the NAS will have (e.g. nas-01)")
+    invite.add_argument(
+        "--site", action="append", required=True, dest="sites", help="a site it receives (repeat)"
+    )
+    invite.add_argument(
+        "--source",
+        help="where the agent polls, when not this store (e.g. an https:// mirror); AWS mode"
+        " makes the agent its own IAM user instead",
+    )
+    invite.add_argument(
+        "--source-credentials",
+        help="an AWS shared-credentials file ([default]) of read credentials for --source",
+    )
+    invite.add_argument(
+        "--valid-for", type=float, default=7.0, metavar="DAYS", help="days until it expires (7)"
+    )
+    invite.set_defaults(run=fleet_commands.agent_invite)
+    pending = agent.add_parser("pending", help="invitations not approved yet, and whether joined")
+    pending.set_defaults(run=fleet_commands.agent_pending)
+    approve = agent.add_parser(
+        "approve", help="check a joined NAS's enrollment against its invitation and register it"
+    )
+    approve.add_argument("agent_id")
+    approve.add_argument(
+        "--enrollment", help="the enrollment `join` printed (a read-only source), instead"
+    )
+    approve.set_defaults(run=fleet_commands.agent_approve)
     listing = agent.add_parser("list", help="show registered agents and their sites")
     listing.set_defaults(run=fleet_commands.agent_list)
     resign = agent.add_parser(

@@ -70,25 +70,30 @@ class FileSource(BaseSource):
     def put_status(self, body: bytes) -> bool:
         """Replace `agents/<id>/status.json`; False (with a warning) if the share is read-only to
         this user or holds no `agents/` folder."""
+        return self._put(store_layout.STATUS, body, os.path.join(self.root, "agents"))
+
+    def put_enrollment(self, body: bytes) -> bool:
+        """Write `agents/<id>/enrollment.json` (`certdrop-agent join`): before anything is
+        published for any agent, the store may have no `agents/` folder yet, so only the
+        store's own folder must be there."""
+        return self._put(store_layout.ENROLLMENT, body, self.root)
+
+    def _put(self, name: str, body: bytes, must_exist: str) -> bool:
         self._count(requests=1)
-        if not os.path.isdir(os.path.join(self.root, "agents")):
-            _log.warning(
-                "status not written: %s has no agents/ folder (share not mounted?)", self.url
-            )
+        if not os.path.isdir(must_exist):
+            _log.warning("%s not written: %s is not there (share not mounted?)", name, must_exist)
             return False
         try:
             os.makedirs(self._agent_dir, exist_ok=True)
-            write_atomic(
-                os.path.join(self._agent_dir, store_layout.STATUS), body, mode=_STATUS_MODE
-            )
+            write_atomic(os.path.join(self._agent_dir, name), body, mode=_STATUS_MODE)
         except OSError as exc:
             if exc.errno in _READ_ONLY:
                 _log.warning(
-                    "status not written: %s is read-only here (%s)", self.location, exc.strerror
+                    "%s not written: %s is read-only here (%s)", name, self.location, exc.strerror
                 )
                 return False
             raise SourceUnavailable(
-                f"cannot write ({exc.strerror})", url=self.location, name=store_layout.STATUS
+                f"cannot write ({exc.strerror})", url=self.location, name=name
             ) from exc
         return True
 

@@ -16,22 +16,20 @@ carrying the status in `.backend_code`.
 from __future__ import annotations
 
 import logging
-import time
 
 import requests
 
 from nas_agent.sources._base import BaseSource, Fetched, NotModified, check_name, safe_url
+from nas_agent.sources._http import read_limited
 from nas_agent.sources.errors import (
     SourceDenied,
     SourceError,
     SourceNotFound,
-    SourceTooLarge,
     SourceUnavailable,
 )
 
 _log = logging.getLogger(__name__)
 
-_CHUNK = 64 * 1024
 _TRANSIENT_STATUSES = {408, 425, 429}
 
 
@@ -91,31 +89,17 @@ class HttpsSource(BaseSource):
     def put_status(self, body: bytes) -> bool:
         return False
 
+    def put_enrollment(self, body: bytes) -> bool:
+        return False
+
     def _read(self, name: str, response: requests.Response) -> bytes:
-        """The body, reading no more than the limit allows and within the timeout overall (the
-        socket timeout alone would let a server that drips a byte at a time hold the agent)."""
-        declared = response.headers.get("Content-Length", "")
-        self._check_size(name, int(declared) if declared.isdigit() else None)
-        deadline = time.monotonic() + self._timeout
-        chunks = []
-        received = 0
-        try:
-            for chunk in response.iter_content(_CHUNK):
-                received += len(chunk)
-                if received > self.max_bytes:
-                    raise SourceTooLarge(None, self.max_bytes, url=self.location, name=name)
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise SourceUnavailable(
-                        f"body not received within {self._timeout:g} s",
-                        url=self.location,
-                        name=name,
-                    )
-        except requests.RequestException as exc:
-            raise SourceUnavailable(
-                f"body cut short ({type(exc).__name__})", url=self.location, name=name
-            ) from exc
-        return b"".join(chunks)
+        return read_limited(
+            response,
+            max_bytes=self.max_bytes,
+            timeout=self._timeout,
+            location=self.location,
+            name=name,
+        )
 
     def _status_error(self, name: str, response: requests.Response) -> SourceError:
         status = response.status_code

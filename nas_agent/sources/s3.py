@@ -1,33 +1,51 @@
 """`s3://bucket/prefix`: the store on S3 or any S3-compatible service (MinIO, R2, B2, Wasabi...).
 
 The prefix is the store's root; the agent reads `<prefix>/agents/<id>/...` and writes
-`<prefix>/agents/<id>/status.json`. `fetch` is GetObject with `IfNoneMatch`; S3's 304 (a
-ClientError with code "304") becomes NotModified.
+`<prefix>/agents/<id>/status.json`. `fetch` is a GET with If-None-Match (304 is NotModified),
+`put_status` a PUT. Both are plain HTTP requests through `requests`, signed with AWS Signature
+Version 4 by requests-aws4auth (a 50 kB library over requests, maintained since 2015); the
+agent needs no boto3, which costs a NAS 60 MiB of memory and a fifth of a second per run.
 
-Credentials: the standard AWS chain (environment, `~/.aws/credentials`, instance roles), or a
-`credentials_file` in the AWS shared-credentials format whose `[default]` section holds
-`aws_access_key_id`, `aws_secret_access_key` and optionally `aws_session_token`; that file must be
-mode 0600 and is read when the source is opened. The least privilege is s3:GetObject on
-`<prefix>/agents/<id>/*`, s3:PutObject on `.../status.json`, and s3:ListBucket limited to the
-prefix: without ListBucket, S3 answers a missing object with 403, which reads as SourceDenied.
+Credentials: `credentials_file`, else the environment, else the shared credentials file (see
+`nas_agent.sources.aws_credentials`); looked for at the first request. The least privilege is
+s3:GetObject on `<prefix>/agents/<id>/*`, s3:PutObject on `.../status.json`, and s3:ListBucket
+limited to the prefix: without ListBucket, S3 answers a missing object with 403, which reads as
+SourceDenied.
 
-boto3 is imported when the first request is made, so the other sources work without it. The
-client retries throttling, 5xx and dropped connections itself (standard mode, 3 attempts); each
-attempt counts as a request. A refused status write (AccessDenied) is logged as a warning and
-`put_status` returns False: a read-only agent still installs certificates.
+Endpoint: AWS's regional one, `s3.<region>.amazonaws.com`, with virtual-hosted buckets
+(`addressing_style` auto: path-style for a bucket name that cannot be a host name); or
+`endpoint_url`, path-style unless `addressing_style = virtual`. Region: `region`, else
+AWS_REGION or AWS_DEFAULT_REGION, else us-east-1; on AWS, a bucket in another region is
+followed once to the region S3 names (x-amz-bucket-region).
+
+Throttling, 5xx and dropped connections are tried again, 3 attempts in all with a jittered
+exponential pause (what botocore's standard mode does); each attempt counts as a request. A
+refused status write (AccessDenied) is logged as a warning and `put_status` returns False: a
+read-only agent still installs certificates. `requests` is imported at the first request, so
+opening a source costs nothing.
 """
 
 from __future__ import annotations
 
-import configparser
 import logging
+import os
+import random
+import re
 import threading
-from typing import Any
+import time
+from typing import Any, Callable, Mapping
+from urllib.parse import quote, urlsplit
 
-from nas_agent import redaction, store_layout
-from nas_agent.config.errors import SecretFileError
-from nas_agent.secret_files import read_secret_file
+from nas_agent import store_layout
 from nas_agent.sources._base import BaseSource, Fetched, NotModified, check_name
+from nas_agent.sources._http import read_limited
+from nas_agent.sources.aws_credentials import (
+    Credentials,
+    CredentialsMissing,
+    from_environment,
+    read_credentials_file,
+    region_from,
+)
 from nas_agent.sources.errors import (
     SourceDenied,
     SourceError,
@@ -37,6 +55,8 @@ from nas_agent.sources.errors import (
 
 _log = logging.getLogger(__name__)
 
+ATTEMPTS = 3
+_MAX_PAUSE = 20.0  # seconds, the longest pause between attempts
 _DENIED_CODES = {
     "AccessDenied",
     "AllAccessDisabled",
@@ -55,7 +75,12 @@ _TRANSIENT_CODES = {
     "Throttling",
     "ThrottlingException",
 }
-_CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+# S3's error document; only its code and message are kept (some errors carry what was signed).
+_ERROR_CODE = re.compile(rb"<Code>([^<]{1,128})</Code>")
+_ERROR_MESSAGE = re.compile(rb"<Message>([^<]{0,512})</Message>")
+_ERROR_BODY_LIMIT = 64 * 1024
+# A bucket name usable as a host name label (what virtual-hosted addressing needs).
+_HOST_LABEL = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
 class S3Source(BaseSource):
@@ -73,165 +98,230 @@ class S3Source(BaseSource):
         addressing_style: str | None = None,
         timeout: float = 30.0,
         max_bytes: int,
+        environ: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         super().__init__(url, agent_id, max_bytes)
         self.bucket = bucket
         agent_prefix = store_layout.agent_prefix(agent_id)
         self._key_prefix = f"{prefix}/{agent_prefix}" if prefix else agent_prefix
-        self._endpoint_url = endpoint_url
-        self._region = region
-        self._credentials = _read_credentials(credentials_file) if credentials_file else {}
-        self._verify = ca_file
+        self._endpoint_url = endpoint_url.rstrip("/") if endpoint_url else None
+        self._environ = os.environ if environ is None else environ
+        self._region = region_from(self._environ, region)
+        self._credentials = read_credentials_file(credentials_file) if credentials_file else None
+        self._verify: str | bool = ca_file or True
         # Other services rarely have a wildcard DNS name for virtual-hosted buckets.
         self._addressing_style = addressing_style or ("path" if endpoint_url else "auto")
         self._timeout = timeout
-        self._client: Any = None
+        self._sleep = sleep
+        self._session: Any = None
+        self._signers: dict[str, Any] = {}
         self._client_lock = threading.Lock()
 
-    def fetch(self, name: str, etag: str | None = None) -> Fetched | NotModified:
-        from botocore.exceptions import BotoCoreError, ClientError
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
 
-        params = {"Bucket": self.bucket, "Key": self._key_prefix + check_name(name)}
-        if etag:
-            params["IfNoneMatch"] = etag
-        try:
-            response = self._s3().get_object(**params)
-            stream = response["Body"]
-            with stream:
-                self._check_size(name, response.get("ContentLength"))
-                body = stream.read(self.max_bytes + 1)
-        except ClientError as exc:
-            if etag and _code(exc) == "304":
-                return NotModified(name, etag)
-            raise self._error(name, exc) from exc
-        except BotoCoreError as exc:
-            raise self._error(name, exc) from exc
-        self._check_size(name, len(body))
+    def fetch(self, name: str, etag: str | None = None) -> Fetched | NotModified:
+        headers = {"If-None-Match": etag} if etag else {}
+        response = self._send("GET", check_name(name), headers)
+        with response:
+            if response.status_code == 304:
+                if etag:
+                    return NotModified(name, etag)
+                raise SourceUnavailable(
+                    "HTTP 304 to a request without If-None-Match",
+                    url=self.location,
+                    name=name,
+                    backend_code="304",
+                )
+            body = read_limited(
+                response,
+                max_bytes=self.max_bytes,
+                timeout=self._timeout,
+                location=self.location,
+                name=name,
+            )
         self._count(body_bytes=len(body))
-        return Fetched(name, body, response.get("ETag"))
+        return Fetched(name, body, response.headers.get("ETag"))
 
     def put_status(self, body: bytes) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        headers = {"Content-Type": "application/json"}
         try:
-            self._s3().put_object(
-                Bucket=self.bucket,
-                Key=self._key_prefix + store_layout.STATUS,
-                Body=body,
-                ContentType="application/json",
-            )
-        except ClientError as exc:
-            error = self._error(store_layout.STATUS, exc)
-            if isinstance(error, SourceDenied):
-                _log.warning("status not written: %s", error)
-                return False
-            raise error from exc
-        except BotoCoreError as exc:
-            raise self._error(store_layout.STATUS, exc) from exc
+            self._send("PUT", store_layout.STATUS, headers, body=body).close()
+        except SourceDenied as exc:
+            _log.warning("status not written: %s", exc)
+            return False
         return True
 
-    def _s3(self) -> Any:
+    # --- one request, its attempts and its errors ------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        name: str,
+        headers: dict[str, str],
+        *,
+        body: bytes | None = None,
+    ) -> Any:
+        """The response, 2xx or 304, its body not read yet; a SourceError for anything else,
+        after the attempts."""
+        import requests
+
+        session = self._client(name)
+        key = self._key_prefix + name
+        region, followed = self._region, False
+        attempt = 0
+        while True:
+            attempt += 1
+            self._count(requests=1)
+            try:
+                response = session.request(
+                    method,
+                    self._object_url(key, region),
+                    headers=headers,
+                    data=body,
+                    auth=self._signer(region),
+                    timeout=self._timeout,
+                    verify=self._verify,
+                    allow_redirects=False,
+                    stream=True,
+                )
+            except requests.exceptions.SSLError as exc:
+                raise SourceError(
+                    f"TLS failed ({type(exc).__name__}); set source.ca_file to the endpoint's CA",
+                    url=self.location,
+                    name=name,
+                    backend_code="TLS",
+                ) from exc
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt < ATTEMPTS:
+                    self._pause(attempt)
+                    continue
+                raise SourceUnavailable(
+                    f"no answer from {self._host(region)} ({type(exc).__name__})",
+                    url=self.location,
+                    name=name,
+                    backend_code=type(exc).__name__,
+                ) from exc
+            except requests.RequestException as exc:
+                raise SourceError(
+                    f"request failed ({type(exc).__name__})",
+                    url=self.location,
+                    name=name,
+                    backend_code=type(exc).__name__,
+                ) from exc
+            _log.debug("%s %s%s: HTTP %d", method, self.location, name, response.status_code)
+            if response.status_code < 300 or response.status_code == 304:
+                return response
+            with response:
+                code, message = _error_of(response)
+            moved = response.headers.get("x-amz-bucket-region")
+            if self._endpoint_url is None and moved and moved != region and not followed:
+                _log.info("bucket %s is in %s, not %s: following it", self.bucket, moved, region)
+                region, followed = moved, True
+                self._region = moved
+                continue
+            error = self._error(name, response.status_code, code, message)
+            if error.transient and attempt < ATTEMPTS:
+                self._pause(attempt)
+                continue
+            raise error
+
+    def _client(self, name: str) -> Any:
+        """The session, made at the first request with the credentials found then."""
         with self._client_lock:
-            if self._client is None:
-                self._client = self._make_client()
-            return self._client
+            if self._session is None:
+                import requests
 
-    def _make_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
+                if self._credentials is None:
+                    try:
+                        self._credentials = from_environment(self._environ)
+                    except CredentialsMissing as exc:
+                        kind = "PartialCredentialsError" if exc.partial else "NoCredentialsError"
+                        raise SourceDenied(
+                            str(exc), url=self.location, name=name, backend_code=kind
+                        ) from None
+                self._session = requests.Session()
+            return self._session
 
-        config = Config(
-            retries={"mode": "standard", "total_max_attempts": 3},
-            connect_timeout=self._timeout,
-            read_timeout=self._timeout,
-            # The signed index carries each bundle's hash; not every S3-compatible service
-            # understands the SDK's default checksum trailers.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            s3={"addressing_style": self._addressing_style},
-        )
-        session = boto3.session.Session(region_name=self._region, **self._credentials)
-        client = session.client(
-            "s3", endpoint_url=self._endpoint_url, verify=self._verify, config=config
-        )
-        client.meta.events.register("before-send.s3", self._count_attempt)
-        return client
+    def _signer(self, region: str) -> Any:
+        signer = self._signers.get(region)
+        if signer is None:
+            from requests_aws4auth import AWS4Auth
 
-    def _count_attempt(self, **_: Any) -> None:
-        self._count(requests=1)
-
-    def _error(self, name: str, exc: Exception) -> SourceError:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectionError,
-            HTTPClientError,
-            IncompleteReadError,
-            NoCredentialsError,
-            PartialCredentialsError,
-            ResponseStreamingError,
-            SSLError,
-        )
-
-        where: dict[str, Any] = {"url": self.location, "name": name}
-        if isinstance(exc, ClientError):
-            code = _code(exc)
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            # S3's message, never the whole error: some carry the string that was signed.
-            message = str(exc.response.get("Error", {}).get("Message", ""))
-            reason = f"{code} (HTTP {status}) {message}".rstrip()
-            if code in ("NoSuchKey", "404"):
-                return SourceNotFound("no such object", backend_code=code, **where)
-            if code in _DENIED_CODES or status in (401, 403):
-                return SourceDenied(reason, backend_code=code, **where)
-            if code in _TRANSIENT_CODES or status >= 500 or status == 429:
-                return SourceUnavailable(reason, backend_code=code, **where)
-            if code == "NoSuchBucket":
-                reason = f"the bucket {self.bucket!r} does not exist; check source.url"
-            return SourceError(reason, backend_code=code, **where)
-        kind = type(exc).__name__
-        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-            return SourceDenied(
-                f"{exc}; set source.credentials_file or the AWS environment",
-                backend_code=kind,
-                **where,
+            credentials: Credentials | None = self._credentials
+            assert credentials is not None  # _client found them
+            signer = AWS4Auth(
+                credentials.access_key_id,
+                credentials.secret_access_key,
+                region,
+                "s3",
+                session_token=credentials.session_token,
             )
-        if isinstance(exc, SSLError):
-            return SourceError(
-                f"TLS failed ({exc}); set source.ca_file to the endpoint's CA",
-                backend_code="TLS",
-                **where,
-            )
-        if isinstance(
-            exc, (ConnectionError, HTTPClientError, IncompleteReadError, ResponseStreamingError)
-        ):
-            return SourceUnavailable(str(exc), backend_code=kind, **where)
-        return SourceError(str(exc), backend_code=kind, **where)
+            self._signers[region] = signer
+        return signer
+
+    def _pause(self, attempt: int) -> None:
+        self._sleep(random.random() * min(2.0 ** (attempt - 1), _MAX_PAUSE))
+
+    def _error(self, name: str, status: int, code: str, message: str) -> SourceError:
+        where: dict[str, Any] = {"url": self.location, "name": name, "backend_code": code}
+        reason = f"{code} (HTTP {status}) {message}".rstrip()
+        if code in ("NoSuchKey", "404"):
+            return SourceNotFound("no such object", **where)
+        if code in _DENIED_CODES or status in (401, 403):
+            return SourceDenied(reason, **where)
+        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+            return SourceUnavailable(reason, **where)
+        if code == "NoSuchBucket":
+            reason = f"the bucket {self.bucket!r} does not exist; check source.url"
+        return SourceError(reason, **where)
+
+    # --- where the objects are --------------------------------------------------------------
+
+    def _object_url(self, key: str, region: str) -> str:
+        path = quote(key, safe="/~")
+        if self._endpoint_url is None:
+            scheme, host, base = "https", _aws_host(region), ""
+        else:
+            parts = urlsplit(self._endpoint_url)
+            scheme, host, base = parts.scheme, parts.netloc, parts.path.rstrip("/")
+        if self._virtual_hosted(scheme):
+            return f"{scheme}://{self.bucket}.{host}{base}/{path}"
+        return f"{scheme}://{host}{base}/{self.bucket}/{path}"
+
+    def _virtual_hosted(self, scheme: str) -> bool:
+        if self._addressing_style == "path":
+            return False
+        if self._addressing_style == "virtual":
+            return True
+        # auto: virtual-hosted wherever the bucket's name can be a host name (with a dot, not
+        # over TLS: the endpoint's wildcard certificate covers one label only).
+        labels = self.bucket.split(".")
+        return (scheme == "http" or len(labels) == 1) and all(map(_HOST_LABEL.fullmatch, labels))
+
+    def _host(self, region: str) -> str:
+        if self._endpoint_url is not None:
+            return urlsplit(self._endpoint_url).netloc
+        return _aws_host(region)
 
 
-def _code(exc: Any) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def _aws_host(region: str) -> str:
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"s3.{region}.{suffix}"
 
 
-def _read_credentials(path: str) -> dict[str, str]:
-    """The [default] section of an AWS shared-credentials file, as boto3 Session arguments."""
-    key = "source.credentials_file"
-    parser = configparser.ConfigParser(interpolation=None)
+def _error_of(response: Any) -> tuple[str, str]:
+    """(S3's error code, its message) from an error response; the code is the HTTP status when
+    there is no error document (HEAD, 304, a proxy's page)."""
     try:
-        parser.read_string(read_secret_file(path, key=key), source=path)
-    except configparser.Error as exc:
-        raise SecretFileError(
-            path, "not an INI file", "write [default] and its keys", key=key
-        ) from exc
-    if not parser.has_section("default"):
-        raise SecretFileError(path, "no [default] section", "write [default] first", key=key)
-    section = parser["default"]
-    values = {name: section[name].strip() for name in _CREDENTIAL_KEYS if section.get(name)}
-    missing = [name for name in _CREDENTIAL_KEYS[:2] if name not in values]
-    if missing:
-        raise SecretFileError(
-            path, f"[default] lacks {', '.join(missing)}", f"add {' and '.join(missing)}", key=key
-        )
-    for name in _CREDENTIAL_KEYS[1:]:  # the access key id names the key, it is no secret
-        if name in values:
-            redaction.register(values[name])
-    return values
+        body = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True) or b""
+    except Exception:  # a body cut short: the status still tells enough
+        body = b""
+    code = _ERROR_CODE.search(body)
+    message = _ERROR_MESSAGE.search(body)
+    return (
+        code.group(1).decode("utf-8", "replace") if code else str(response.status_code),
+        message.group(1).decode("utf-8", "replace") if message else "",
+    )

@@ -29,6 +29,12 @@ def test_the_demo_ends_with_every_dsm_serving_its_new_certificate_and_the_status
     served = done.stdout.split("==> what each emulated DSM serves now")[1]
     assert served.count("names    example.test, *.example.test") == 2  # nas-office, nas-home
     assert served.count("names    shop.test, *.shop.test") == 1
+    # Each NAS onboarded by invite, join, approve; the 2FA unit's join remembered its device.
+    onboarding = done.stdout.split("==> each NAS joins in three steps")[1].split("==>")[0]
+    assert onboarding.count("certdrop-invite-v1:") >= 3
+    assert onboarding.count("enrollment posted") == 3
+    assert onboarding.count("approved; it receives") == 3
+    assert "this device is remembered by DSM" in onboarding
     # The signing key rotated; both agents of "example" installed its new version under the new
     # key with their agent.conf untouched.
     rotation = done.stdout.split("==> the issuer rotates its signing key")[1].split("==>")[0]

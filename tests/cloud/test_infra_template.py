@@ -432,16 +432,16 @@ def test_the_agent_policy_template_has_exactly_the_two_placeholders():
     assert names == {"AgentId", "Bucket"}
 
 
-def test_an_agent_reads_only_its_prefix_and_writes_only_its_status():
+def test_an_agent_reads_only_its_prefix_and_writes_only_its_status_and_enrollment():
     policy = _agent_policy("nas-01", "certdrop-store")
     by_action = {s["Action"]: s for s in policy["Statement"]}
     assert set(by_action) == {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
     assert by_action["s3:GetObject"]["Resource"] == "arn:aws:s3:::certdrop-store/agents/nas-01/*"
-    assert (
-        by_action["s3:PutObject"]["Resource"]
-        == "arn:aws:s3:::certdrop-store/agents/nas-01/status.json"
-    )
+    assert by_action["s3:PutObject"]["Resource"] == [
+        "arn:aws:s3:::certdrop-store/agents/nas-01/status.json",
+        "arn:aws:s3:::certdrop-store/agents/nas-01/enrollment.json",
+    ]
     listing = by_action["s3:ListBucket"]
     assert listing["Resource"] == "arn:aws:s3:::certdrop-store"
     assert listing["Condition"] == {"StringLike": {"s3:prefix": "agents/nas-01/*"}}
@@ -451,3 +451,9 @@ def test_the_template_passes_cfn_lint():
     api = pytest.importorskip("cfnlint.api")
     matches = api.lint_file(TEMPLATE)
     assert [str(m) for m in matches] == []
+
+
+def test_the_policy_invite_gives_an_agent_is_the_documented_one():
+    from cloud.aws.agent_identity import agent_policy
+
+    assert agent_policy("certdrop-store", "", "nas-01") == _agent_policy("nas-01", "certdrop-store")
