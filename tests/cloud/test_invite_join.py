@@ -271,3 +271,26 @@ def test_the_credentials_of_an_invitation_reach_only_their_own_prefix(aws_store,
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
     assert delete_agent_identity("nas-1", storage) is True
     assert delete_agent_identity("nas-1", storage) is False
+
+
+def test_join_takes_the_line_from_its_environment_or_stdin_not_only_its_command_line(
+    onboarding,
+):
+    line = onboarding.invite()
+    by_env = subprocess.run(
+        [sys.executable, "-m", "nas_agent.cli", "join", "--dir", str(onboarding.tmp / "nas"),
+         "--dsm-user", USER, "--dsm-url", onboarding.dsm.https_url],
+        capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO), "CERTDROP_DSM_PASSWORD": PASSWORD,
+             "CERTDROP_INVITE_LINE": line},
+    )  # fmt: skip
+    by_stdin = subprocess.run(
+        [sys.executable, "-m", "nas_agent.cli", "join", "-", "--dir", str(onboarding.tmp / "nas"),
+         "--dsm-user", USER, "--dsm-url", onboarding.dsm.https_url],
+        input=line + "\n", capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO), "CERTDROP_DSM_PASSWORD": PASSWORD},
+    )  # fmt: skip
+
+    assert by_env.returncode == 0, by_env.stderr
+    assert by_stdin.returncode == 0, by_stdin.stderr
+    assert onboarding.certdrop("agent", "approve", "nas-1").returncode == EXIT_OK
