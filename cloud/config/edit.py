@@ -1,5 +1,6 @@
-"""Adding and removing sites: edits of the operator's TOML file that keep its comments and
-layout (tomlkit), and, on removal, the site's objects in the store.
+"""Adding and removing sites, and setting the ACME account key: edits of the operator's TOML
+file that keep its comments and layout (tomlkit), and, on a site's removal, its objects in the
+store.
 
 Every edit is checked by parsing the edited text as the configuration before it is written, so
 a bad `site add` leaves the file as it was.
@@ -16,6 +17,7 @@ import tomlkit
 from tomlkit.exceptions import ParseError
 
 from cloud import config as config_module
+from cloud.acme.account_key import AccountKeyRef
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.publish.publisher import Publisher
 from cloud.publish.registry import AgentRegistry
@@ -74,6 +76,20 @@ def remove_site(path: Path, site_id: str) -> config_module.Config:
             [ConfigProblem(f"sites.{site_id}", "no such site", f"use one of: {known}")], str(path)
         )
     del sites[site_id]
+    return _write_checked(path, tomlkit.dumps(document))
+
+
+def set_account_key(path: Path, key: AccountKeyRef) -> config_module.Config:
+    """Sets `[ca] account_key` (after `certdrop account rollover`); a key in the key store, the
+    default, is written as no account_key at all."""
+    document = _read(path)
+    ca = document.get("ca")
+    if not isinstance(ca, dict):
+        raise ConfigError([ConfigProblem("ca", "missing", "add a [ca] table")], str(path))
+    if key.kms_arn is None:
+        ca.pop("account_key", None)
+    else:
+        ca["account_key"] = str(key)
     return _write_checked(path, tomlkit.dumps(document))
 
 

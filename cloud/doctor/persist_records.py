@@ -19,7 +19,10 @@ def check(context: Context) -> Report:
     sites = [s for s in config.sites.values() if s.challenge is ChallengeType.DNS_PERSIST_01]
     if not sites:
         return Report(TITLE, (Finding("-", True, "no dns-persist-01 site is configured"),))
-    acme = context.acme()
+    try:
+        acme = context.acme()
+    except CertdropError as exc:  # e.g. an account key that cannot sign: the account check says
+        return Report(TITLE, (Finding("CA", False, f"account not loaded: {exc} ({exc.code})"),))
     issuers, account = acme.caa_identities, acme.account_uri
     findings: list[Finding] = []
     if not issuers:

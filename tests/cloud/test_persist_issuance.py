@@ -316,7 +316,7 @@ def test_doctor_reads_the_record_at_every_nameserver_and_fails_on_a_mismatch(per
     assert all(line.strip().startswith("FAIL  example") for line in lines)
     assert "ns1.example.test." in lines[0] and "ns2.example.test." in lines[1]
     assert "no value for the CA's issuer domain pebble.letsencrypt.org" in lines[0]
-    assert "doctor: 1 of 2 check(s) failed" in missing.stdout  # the store check passes
+    assert "doctor: 1 of 3 check(s) failed" in missing.stdout  # store, account key pass
     assert fixed.returncode == EXIT_OK, fixed.stdout
     lines = [line for line in fixed.stdout.splitlines() if persist.fqdn in line]
     assert len(lines) == 2

@@ -126,12 +126,12 @@ def test_doctor_fails_the_store_check_through_the_proxy_and_passes_it_direct(
     for write in ("If-None-Match: * over an existing object", "If-Match naming a wrong ETag"):
         assert f"FAIL  {store}  {write}: accepted, where it must be refused" in failing
     assert "runs refuse this store (store.no_conditional_writes)" in failing
-    assert "doctor: 1 of 2 check(s) failed" in failing
+    assert "doctor: 1 of 3 check(s) failed" in failing
     assert direct == EXIT_OK, passing
     assert passing.startswith("[ok] object store: conditional writes")
     direct_store = f"s3://{bucket}/ at {moto.endpoint_url}"
     assert f"ok    {direct_store}  If-Match naming a wrong ETag: refused" in passing
-    assert "doctor: all 2 check(s) passed" in passing
+    assert "doctor: all 3 check(s) passed" in passing
 
 
 def test_a_local_directory_store_passes_init_and_doctor(tmp_path, capsys):
