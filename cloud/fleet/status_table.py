@@ -29,7 +29,19 @@ def render(status: FleetStatus) -> str:
     pending = [line for s in status.sites for line in _pending_lines(s)]
     if pending:
         sites = f"{sites}\n\npending:\n" + "\n".join(pending)
+    waiting = sorted((s for s in status.sites if s.waiting_for), key=lambda s: s.next_check)
+    if waiting:
+        sites = f"{sites}\n\n{_waiting_line(waiting)}"
     return f"{sites}\n\n{agents}" if status.agents else f"{sites}\n\nno agents registered"
+
+
+def _waiting_line(waiting: list[SiteStatus]) -> str:
+    """Sites the CA's rate limits hold back (each row says when it goes): how many, until when."""
+    last = waiting[-1].next_check
+    return (
+        f"waiting for the CA's rate limits: {len(waiting)} site(s), each ordered at its NEXT "
+        f"RENEWAL time; the last at {_time(last)}"
+    )
 
 
 def _pending_lines(site: SiteStatus) -> list[str]:

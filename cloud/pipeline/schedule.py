@@ -10,6 +10,7 @@ The not_after in the name gives every site's days to expiry from the same listin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class Due:
     reason: str
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every tick hashes every site; sites rarely change
 def config_hash(site: SiteConfig) -> str:
     names, key_type, profile = requested(site)
     text = "|".join([*sorted(names), key_type, profile or ""])
@@ -49,6 +51,7 @@ def marker_key(site: SiteConfig, next_check: datetime, not_after: datetime | Non
     return f"{PREFIX}{site.id}@{int(next_check.timestamp())}@{expiry}@{config_hash(site)}"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every tick parses every marker; most stay as they were
 def parse_marker(key: str) -> Marker | None:
     """The marker a key names, or None for anything else under the prefix."""
     parts = key.removeprefix(PREFIX).split("@")

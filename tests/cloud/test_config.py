@@ -238,9 +238,9 @@ BAD_CONFIGS = [
     pytest.param(
         '[ca]\ndirectory = "https://ca/d"\nterms_agreed = true\ndirectroy = "x"\n',
         [
-            "ca.directroy: unknown key — remove it; known keys: ca_bundle, contact, directory, "
-            "eab_hmac_alg, eab_hmac_key, eab_kid, order_timeout, preferred_chain, "
-            "staging_directory, terms_agreed"
+            "ca.directroy: unknown key — remove it; known keys: account_key, ca_bundle, contact, "
+            "directory, eab_hmac_alg, eab_hmac_key, eab_kid, limits, order_timeout, "
+            "preferred_chain, staging_directory, terms_agreed"
         ],
         id="misspelt key",
     ),
