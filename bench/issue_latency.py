@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -60,12 +61,19 @@ def main() -> None:
 
             cli = []
             command = [str(certdrop), "--config", str(config.source), "issue", "example"]
-            for i in range(args.runs):
+            # Bytecode cached (outside the tree), as an installed certdrop runs.
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+            for i in range(-1, args.runs):  # the first, untimed, writes the bytecode
                 start = time.perf_counter()
                 subprocess.run(
-                    [*command, "--out", str(work / f"out{i}")], check=True, capture_output=True
+                    [*command, "--out", str(work / f"out{i}")],
+                    check=True,
+                    capture_output=True,
+                    env=env,
                 )
-                cli.append(time.perf_counter() - start)
+                if i >= 0:
+                    cli.append(time.perf_counter() - start)
 
     print(f"wildcard issuance, Pebble (no VA sleep) + BIND, 2 authoritative NS, {args.runs} runs")
     print(f"  first run (registers the account)  {first:6.3f} s")

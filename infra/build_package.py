@@ -19,9 +19,13 @@ Steps, each of which fails the build with a message naming what is wrong:
 7. The zip has sorted entries, one fixed timestamp and normalised modes, so the same tree always
    gives the same bytes.
 
-boto3/botocore stay in the artifact although the runtime has a copy: the store uses S3
-conditional writes and conditional deletes (`IfNoneMatch`, `IfMatch` on DeleteObject), which need
-a newer botocore than the runtime's bundled one is guaranteed to be.
+boto3 and what only it needs (botocore, s3transfer, jmespath, python-dateutil, six) are left out:
+the python3.12 runtime provides them, and they were 60 % of the artifact. certdrop needs botocore
+>= 1.36.0 (S3 conditional writes and deletes, `request_checksum_calculation`), which the runtime
+has shipped since 2025; its version depends on region and runtime release, so each function
+checks it at its first invocation (`cloud.aws.sdk`) and says to rebuild with `--with-sdk`, which
+puts boto3 back in the artifact, when the runtime's is older. Other libraries the runtime also
+has (urllib3) stay: the artifact's own versions are the ones tested.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from cloud.aws.sdk import MIN_BOTOCORE
 
 _ROOT = Path(__file__).resolve().parent.parent
 _PACKAGES = ("cloud", "nas_agent")
@@ -60,6 +66,10 @@ _RUNTIME_MARKERS = {
     "sys_platform": "linux",
 }
 _DROPPED_DIRS = {"__pycache__", "tests"}
+# Provided by the Lambda runtime (with its dependencies): left out unless --with-sdk.
+_RUNTIME_PROVIDED = ("boto3",)
+# What boto3 alone brings; none of it may reach the artifact without --with-sdk.
+_SDK_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 # Lambda's limit for the unzipped code of a function deployed from S3.
 _UNZIPPED_LIMIT = 250 * 1024 * 1024
@@ -69,10 +79,29 @@ class BuildError(Exception):
     """A step of the build failed; the message says which and why."""
 
 
-def requirements(pyproject: Path) -> list[str]:
-    """The base dependencies plus the cloud extra, as written in pyproject.toml."""
+def requirements(pyproject: Path, *, with_sdk: bool = False) -> list[str]:
+    """The base dependencies plus the cloud extra, as written in pyproject.toml; without what
+    the runtime provides unless `with_sdk`."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    return [*project["dependencies"], *project["optional-dependencies"][_EXTRA]]
+    reqs = [*project["dependencies"], *project["optional-dependencies"][_EXTRA]]
+    if with_sdk:
+        return reqs
+    return [r for r in reqs if canonicalize_name(Requirement(r).name) not in _RUNTIME_PROVIDED]
+
+
+def check_no_sdk(target: Path) -> None:
+    """The runtime's SDK must not come back through another dependency: that copy would shadow
+    the runtime's (the function's own directory is first on sys.path) untested."""
+    found = sorted(
+        name
+        for d in distributions(path=[str(target)])
+        if (name := canonicalize_name(d.metadata["Name"])) in _SDK_DISTRIBUTIONS
+    )
+    if found:
+        raise BuildError(
+            f"{', '.join(found)} installed although the runtime provides it: a dependency pulls"
+            " it in; build with --with-sdk or drop that dependency"
+        )
 
 
 def check_python(python: str) -> None:
@@ -209,12 +238,14 @@ def write_zip(root: Path, out: Path) -> tuple[int, int]:
     return out.stat().st_size, unzipped
 
 
-def build(python: str, work: Path, out: Path) -> None:
+def build(python: str, work: Path, out: Path, *, with_sdk: bool = False) -> None:
     check_python(python)
-    reqs = requirements(_ROOT / "pyproject.toml")
+    reqs = requirements(_ROOT / "pyproject.toml", with_sdk=with_sdk)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     pip_install(python, work, reqs)
+    if not with_sdk:
+        check_no_sdk(work)
     unneeded = check_closure(work, reqs)
     if unneeded:
         print(f"note: installed but not needed on Lambda: {', '.join(unneeded)}")
@@ -227,6 +258,9 @@ def build(python: str, work: Path, out: Path) -> None:
         raise BuildError(f"{unzipped:,} bytes unzipped is over Lambda's 250 MiB limit")
     print(f"{out}: {zipped / 2**20:.1f} MiB zipped, {unzipped / 2**20:.1f} MiB unzipped")
     print(f"  {shared} shared objects, all ARM aarch64")
+    if not with_sdk:
+        minimum = ".".join(map(str, MIN_BOTOCORE))
+        print(f"  boto3/botocore: the runtime's (botocore >= {minimum}, checked at start)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,9 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default="python3.12", help="a Python 3.12 interpreter")
     parser.add_argument("--work", type=Path, default=_ROOT / "build" / "lambda")
     parser.add_argument("--out", type=Path, default=_ROOT / "build" / "certdrop-lambda.zip")
+    parser.add_argument(
+        "--with-sdk",
+        action="store_true",
+        help="put boto3 and botocore in the artifact (a runtime whose botocore is too old)",
+    )
     args = parser.parse_args(argv)
     try:
-        build(args.python, args.work, args.out)
+        build(args.python, args.work, args.out, with_sdk=args.with_sdk)
     except BuildError as exc:
         print(f"build_package: {exc}", file=sys.stderr)
         return 1

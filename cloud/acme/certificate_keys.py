@@ -1,17 +1,20 @@
-"""Certificate key types, fresh keys per issuance, CSRs, and key/certificate checks."""
+"""Certificate key types, fresh keys per issuance, CSRs, and key/certificate checks.
+
+`KeyType` is what the configuration names; the functions import cryptography and the `acme`
+library when called, so reading a configuration does not load them.
+"""
 
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
-from acme import crypto_util
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPrivateKeyTypes,
-    CertificatePublicKeyTypes,
-)
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import (
+        CertificateIssuerPrivateKeyTypes,
+        CertificatePublicKeyTypes,
+    )
 
 
 class KeyType(enum.Enum):
@@ -22,20 +25,30 @@ class KeyType(enum.Enum):
     RSA_4096 = "rsa-4096"
 
 
-_CURVES = {KeyType.EC_P256: ec.SECP256R1, KeyType.EC_P384: ec.SECP384R1}
+_EC_KEY_TYPES = (KeyType.EC_P256, KeyType.EC_P384)
 _RSA_BITS = {KeyType.RSA_2048: 2048, KeyType.RSA_3072: 3072, KeyType.RSA_4096: 4096}
 
 
+def _curves() -> dict[KeyType, type]:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return {KeyType.EC_P256: ec.SECP256R1, KeyType.EC_P384: ec.SECP384R1}
+
+
 def generate_key(key_type: KeyType) -> CertificateIssuerPrivateKeyTypes:
-    if key_type in _CURVES:
-        return ec.generate_private_key(_CURVES[key_type]())
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if key_type in _EC_KEY_TYPES:
+        return ec.generate_private_key(_curves()[key_type]())
     return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[key_type])
 
 
 def key_type_of(key: CertificatePublicKeyTypes) -> KeyType | None:
     """The KeyType a public key belongs to, or None for anything certdrop does not issue."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, ec.EllipticCurvePublicKey):
-        for key_type, curve in _CURVES.items():
+        for key_type, curve in _curves().items():
             if isinstance(key.curve, curve):
                 return key_type
     if isinstance(key, rsa.RSAPublicKey):
@@ -46,6 +59,8 @@ def key_type_of(key: CertificatePublicKeyTypes) -> KeyType | None:
 
 
 def pkcs8_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -54,9 +69,13 @@ def pkcs8_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
 
 
 def make_csr(key_pem: bytes, names: tuple[str, ...]) -> bytes:
+    from acme import crypto_util
+
     return crypto_util.make_csr(key_pem, list(names))
 
 
 def key_matches_certificate(key: CertificateIssuerPrivateKeyTypes, cert: x509.Certificate) -> bool:
+    from cryptography.hazmat.primitives import serialization
+
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     return key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)

@@ -7,9 +7,12 @@ A key is '/'-separated segments of printable Unicode: not empty, not absolute, n
 
 from __future__ import annotations
 
+import re
+
 from cloud.errors import StoreRefused
 
 RESERVED = ".certdrop"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _MAX_KEY_BYTES = 1024
 
 
@@ -43,7 +46,7 @@ def _text_problem(text: str) -> str | None:
         return "it is absolute (starts with '/')"
     if "\\" in text:
         return "it contains a backslash"
-    if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+    if _CONTROL.search(text):
         return "it contains a control character"
     try:
         size = len(text.encode("utf-8"))

@@ -119,13 +119,15 @@ class LocalStore:
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
         parent = prefix.rpartition("/")[0]
         start = self._path(parent) if parent else self.root
-        keys = sorted(k for k in self._walk(start, parent) if k.startswith(prefix))
+        keys = sorted(self._walk(start, parent, prefix))
         for key in keys:
             info = self._info(key)
             if info is not None:  # deleted since the walk
                 yield info
 
-    def _walk(self, directory: str, parent_key: str) -> Iterator[str]:
+    def _walk(self, directory: str, parent_key: str, prefix: str) -> Iterator[str]:
+        """The keys below `directory` that start with `prefix`; names outside the prefix are
+        passed over unchecked (a site's few schedule markers among every other site's)."""
         try:
             entries = list(os.scandir(directory))
         except (FileNotFoundError, NotADirectoryError):
@@ -134,11 +136,17 @@ class LocalStore:
             raise _os_error(parent_key or "/", "list", exc) from exc
         for entry in entries:
             key = f"{parent_key}/{entry.name}" if parent_key else entry.name
-            if entry.name.startswith(RESERVED) or key_problem(key):
-                continue  # temporary and lock files, or a name no key could have
+            if entry.name.startswith(RESERVED):
+                continue  # temporary and lock files
             if entry.is_dir(follow_symlinks=False):
-                yield from self._walk(entry.path, key)
-            elif entry.is_file(follow_symlinks=False):
+                below = key + "/"
+                if (below.startswith(prefix) or prefix.startswith(below)) and not key_problem(key):
+                    yield from self._walk(entry.path, key, prefix)
+            elif (
+                entry.is_file(follow_symlinks=False)
+                and key.startswith(prefix)
+                and not key_problem(key)  # a name no key could have
+            ):
                 yield key
 
     def _info(self, key: str) -> ObjectInfo | None:

@@ -34,11 +34,11 @@ from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from nas_agent._atomic import write_atomic
+from nas_agent.dsm import PIN_FILE as PIN_FILE  # its owner; named here for callers too
 from nas_agent.dsm.errors import DsmPinFileUnusable, DsmPinMismatch, DsmTlsError
 
 _log = logging.getLogger(__name__)
 
-PIN_FILE = "dsm-tls-pin"  # in the agent's state directory
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 

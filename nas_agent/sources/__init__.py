@@ -9,7 +9,8 @@ URL forms (the URL names the store's root; the agent adds `agents/<agent-id>/`):
 
 - `s3://bucket/prefix` — S3 or any S3-compatible service (`nas_agent.sources.s3`). Options:
   `endpoint_url` (another service than AWS; path-style addressing then), `region`,
-  `credentials_file` (AWS shared-credentials format, mode 0600; else the standard AWS chain),
+  `credentials_file` (AWS shared-credentials format, mode 0600; else the environment, then
+  ~/.aws/credentials: `nas_agent.sources.aws_credentials`),
   `ca_file`, `addressing_style` (auto, path or virtual), `timeout`. `endpoint_url` may be http://
   (a LAN MinIO): requests are signed, never carry the secret, and bundles are sealed anyway.
 - `https://host/path/` — plain GETs below a base URL (`nas_agent.sources.https`). Options:

@@ -1,8 +1,9 @@
 """`https://host/path/`: plain GETs below a base URL (a self-hosted server, a CDN, a website).
 
 `fetch("index.json")` is `GET <base>/agents/<id>/index.json`, with `If-None-Match` when an ETag is
-given; 304 is NotModified. The server's certificate is checked against the system's CAs or
-`ca_file`. Redirects are refused rather than followed: point the URL at the final location.
+given; 304 is NotModified. The server's certificate is checked against certifi's CAs (those
+requests trusts) or `ca_file`. Redirects are refused rather than followed: point the URL at
+the final location.
 
 Read-only by nature: `put_status` sends nothing and returns False. A store that hands out one
 presigned URL per object is out of scope; put a small proxy in front that serves the base-URL
@@ -15,12 +16,12 @@ carrying the status in `.backend_code`.
 
 from __future__ import annotations
 
+import http.client
 import logging
-
-import requests
+import threading
 
 from nas_agent.sources._base import BaseSource, Fetched, NotModified, check_name, safe_url
-from nas_agent.sources._http import read_limited
+from nas_agent.sources._http import HttpClient, NoAnswer, TlsFailure, discard, read_limited
 from nas_agent.sources.errors import (
     SourceDenied,
     SourceError,
@@ -45,46 +46,44 @@ class HttpsSource(BaseSource):
     ):
         super().__init__(url, agent_id, max_bytes)
         self._base = f"{url.rstrip('/')}/agents/{agent_id}/"
-        self._verify: str | bool = ca_file or True
         self._timeout = timeout
-        self._session = requests.Session()
+        self._http = HttpClient(ca_file=ca_file, timeout=timeout)
+        self._http_lock = threading.Lock()  # one request at a time on the kept connection
 
     def close(self) -> None:
-        self._session.close()
+        with self._http_lock:
+            self._http.close()
 
     def fetch(self, name: str, etag: str | None = None) -> Fetched | NotModified:
         url = self._base + check_name(name)
         headers = {"If-None-Match": etag} if etag else {}
         self._count(requests=1)
+        with self._http_lock:
+            return self._fetch(name, url, headers, etag)
+
+    def _fetch(
+        self, name: str, url: str, headers: dict[str, str], etag: str | None
+    ) -> Fetched | NotModified:
         try:
-            response = self._session.get(
-                url,
-                headers=headers,
-                timeout=self._timeout,
-                verify=self._verify,
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.exceptions.SSLError as exc:
+            response = self._http.request("GET", url, headers)
+        except TlsFailure as exc:
             raise SourceError(
                 "the server's TLS certificate is not trusted; set source.ca_file to its CA",
                 url=self.location,
                 name=name,
                 backend_code="TLS",
             ) from exc
-        except requests.RequestException as exc:
-            raise SourceUnavailable(
-                f"no answer ({type(exc).__name__})", url=self.location, name=name
-            ) from exc
-        with response:
-            _log.debug("GET %s%s: HTTP %d", self.location, name, response.status_code)
-            if response.status_code == 200:
-                body = self._read(name, response)
-                self._count(body_bytes=len(body))
-                return Fetched(name, body, response.headers.get("ETag"))
-            if response.status_code == 304 and etag:
-                return NotModified(name, response.headers.get("ETag") or etag)
-            raise self._status_error(name, response)
+        except NoAnswer as exc:
+            raise SourceUnavailable(f"no answer ({exc})", url=self.location, name=name) from exc
+        _log.debug("GET %s%s: HTTP %d", self.location, name, response.status)
+        if response.status == 200:
+            body = self._read(name, response)
+            self._count(body_bytes=len(body))
+            return Fetched(name, body, response.getheader("ETag"))
+        discard(response)
+        if response.status == 304 and etag:
+            return NotModified(name, response.getheader("ETag") or etag)
+        raise self._status_error(name, response)
 
     def put_status(self, body: bytes) -> bool:
         return False
@@ -92,7 +91,7 @@ class HttpsSource(BaseSource):
     def put_enrollment(self, body: bytes) -> bool:
         return False
 
-    def _read(self, name: str, response: requests.Response) -> bytes:
+    def _read(self, name: str, response: http.client.HTTPResponse) -> bytes:
         return read_limited(
             response,
             max_bytes=self.max_bytes,
@@ -101,8 +100,8 @@ class HttpsSource(BaseSource):
             name=name,
         )
 
-    def _status_error(self, name: str, response: requests.Response) -> SourceError:
-        status = response.status_code
+    def _status_error(self, name: str, response: http.client.HTTPResponse) -> SourceError:
+        status = response.status
         code = str(status)
         if status in (404, 410):
             return SourceNotFound("no such object", url=self.location, name=name, backend_code=code)
@@ -115,7 +114,7 @@ class HttpsSource(BaseSource):
                 f"HTTP {status}", url=self.location, name=name, backend_code=code
             )
         if 300 <= status < 400 and status != 304:
-            target = safe_url(response.headers.get("Location", "")) or "(no Location)"
+            target = safe_url(response.getheader("Location", "")) or "(no Location)"
             return SourceError(
                 f"HTTP {status} redirect to {target}; set source.url to the final location",
                 url=self.location,

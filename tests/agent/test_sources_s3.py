@@ -17,6 +17,7 @@ import pytest
 from nas_agent.config.errors import SecretFileError
 from nas_agent.sources import Fetched, open_source
 from nas_agent.sources.errors import SourceDenied, SourceError, SourceUnavailable
+from nas_agent.sources.s3 import S3Source
 
 AGENT = "nas-01"
 PREFIX = "certdrop"
@@ -63,6 +64,23 @@ def agent_credentials(moto: Any, bucket: str, tmp_path: Path) -> Iterator[Any]:
         enabled.append(True)
         return path
 
+    def role(*statements: dict) -> dict:
+        """Temporary credentials of a role allowed `statements` (made before the checks start)."""
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        name = f"agent-role-{bucket}"[:64]
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+            "Arn"
+        ]
+        policy = {"Version": "2012-10-17", "Statement": list(statements)}
+        iam.put_role_policy(RoleName=name, PolicyName="agent", PolicyDocument=json.dumps(policy))
+        return moto.client("sts").assume_role(RoleArn=arn, RoleSessionName="nas")["Credentials"]
+
+    grant.role = role  # type: ignore[attr-defined]
     yield grant
     if enabled:
         requests.post(f"{moto.endpoint_url}/moto-api/reset-auth", data=b"inf", timeout=10)
@@ -164,19 +182,31 @@ def test_an_unreachable_endpoint_is_transient_and_every_attempt_counts(moto: Any
         with source, pytest.raises(SourceUnavailable) as caught:
             source.fetch("index.json")
     assert caught.value.transient
-    assert source.counters.requests == 3  # botocore's standard mode: three attempts
+    assert source.counters.requests == 3  # three attempts, as botocore's standard mode makes
 
 
-def test_opening_an_s3_source_imports_no_boto3_until_the_first_request() -> None:
+def test_the_s3_source_imports_neither_boto3_nor_requests_even_when_used() -> None:
     script = textwrap.dedent(
         """
-        import sys
+        import socket, sys
         from nas_agent.sources import open_source
-        open_source("s3://bucket/prefix", "nas-01", region="eu-central-1")
-        print("boto3" in sys.modules, "botocore" in sys.modules)
+        from nas_agent.sources.errors import SourceUnavailable
+        heavy = ("boto3", "botocore", "requests")
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        endpoint = "http://127.0.0.1:%d" % probe.getsockname()[1]
+        source = open_source("s3://bucket/prefix", "nas-01", endpoint_url=endpoint)
+        print(*(name in sys.modules for name in heavy))
+        source._sleep = lambda seconds: None
+        try:
+            source.fetch("index.json")
+        except SourceUnavailable:
+            pass
+        print(*(name in sys.modules for name in heavy))
         """
     )
-    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE"}
+    environment["AWS_SECRET_ACCESS_KEY"] = "secret-value"
     done = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", script],
         capture_output=True,
@@ -185,4 +215,71 @@ def test_opening_an_s3_source_imports_no_boto3_until_the_first_request() -> None
         timeout=60,
         check=True,
     )
-    assert done.stdout.split() == ["False", "False"]
+    opened, used = done.stdout.splitlines()
+    assert opened.split() == ["False", "False", "False"]
+    assert used.split() == ["False", "False", "False"]  # http.client: no boto3, no requests
+
+
+def test_session_credentials_are_signed_with_their_token_and_accepted(
+    moto: Any, bucket: str, agent_credentials: Any, tmp_path: Path
+) -> None:
+    """Temporary credentials (an assumed role's key, secret and session token) read under moto's
+    IAM checks: the token travels as X-Amz-Security-Token, inside the signature."""
+    role = agent_credentials.role(*read_statements(bucket))
+    agent_credentials(*read_statements(bucket))  # from here on moto checks every request
+    path = tmp_path / "session-creds"
+    path.write_text(
+        f"[default]\naws_access_key_id = {role['AccessKeyId']}\n"
+        f"aws_secret_access_key = {role['SecretAccessKey']}\n"
+        f"aws_session_token = {role['SessionToken']}\n",
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    with source_for(moto, bucket, credentials_file=str(path)) as source:
+        fetched = source.fetch("index.json")
+    other = source_for(moto, bucket, "nas-02", credentials_file=str(path))
+    with other, pytest.raises(SourceDenied):
+        other.fetch("index.json")
+    assert role["AccessKeyId"].startswith("ASIA")
+    assert isinstance(fetched, Fetched) and fetched.body == b"index of nas-01"
+
+
+def test_without_a_credentials_file_the_environment_then_the_shared_file_is_used(
+    moto: Any, bucket: str, agent_credentials: Any, tmp_path: Path
+) -> None:
+    from configparser import ConfigParser
+
+    from lab.moto import REGION
+
+    parser = ConfigParser()
+    parser.read(agent_credentials(*read_statements(bucket)))
+    key_id, secret = (
+        parser["default"]["aws_access_key_id"],
+        parser["default"]["aws_secret_access_key"],
+    )
+    shared = tmp_path / "shared-credentials"
+    shared.write_text(
+        f"[agent]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n",
+        encoding="utf-8",
+    )
+    url = f"s3://{bucket}/{PREFIX}"
+    options = {"endpoint_url": moto.endpoint_url, "region": REGION}
+    from_environment = {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
+    from_shared = {"AWS_SHARED_CREDENTIALS_FILE": str(shared), "AWS_PROFILE": "agent"}
+    nowhere = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent")}
+    bodies = []
+    for environ in (from_environment, from_shared):
+        with S3Source(
+            url, AGENT, bucket=bucket, prefix=PREFIX, environ=environ, max_bytes=99, **options
+        ) as source:
+            fetched = source.fetch("index.json")
+            assert isinstance(fetched, Fetched)
+            bodies.append(fetched.body)
+    with S3Source(
+        url, AGENT, bucket=bucket, prefix=PREFIX, environ=nowhere, max_bytes=99, **options
+    ) as source, pytest.raises(SourceDenied) as caught:
+        source.fetch("index.json")
+    assert bodies == [b"index of nas-01"] * 2
+    assert caught.value.backend_code == "NoCredentialsError"
+    assert "source.credentials_file" in str(caught.value)
+    assert source.counters.requests == 0

@@ -133,3 +133,26 @@ def test_the_requirements_are_the_base_dependencies_and_the_cloud_extra(tmp_path
         '[project.optional-dependencies]\ncloud = ["b; python_version >= \'3.11\'"]\ns3 = ["c"]\n'
     )
     assert build_package.requirements(pyproject) == ["a>=1", "b; python_version >= '3.11'"]
+
+
+def test_the_runtimes_boto3_is_left_out_unless_the_sdk_is_asked_for(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "x"\ndependencies = ["a>=1"]\n'
+        "[project.optional-dependencies]\n"
+        'cloud = ["Boto3>=1.36; python_version >= \'3.11\'", "b"]\n'
+    )
+    assert build_package.requirements(pyproject) == ["a>=1", "b"]
+    assert "Boto3>=1.36; python_version >= '3.11'" in build_package.requirements(
+        pyproject, with_sdk=True
+    )
+
+
+def test_botocore_brought_back_by_another_dependency_fails_the_build(tmp_path):
+    _dist(tmp_path, "lexicon-ish", "1.0", "botocore")
+    _dist(tmp_path, "botocore", "1.40.0")
+    with pytest.raises(build_package.BuildError, match="botocore installed although the runtime"):
+        build_package.check_no_sdk(tmp_path)
+    (tmp_path / "botocore-1.40.0.dist-info" / "METADATA").unlink()
+    (tmp_path / "botocore-1.40.0.dist-info").rmdir()
+    build_package.check_no_sdk(tmp_path)

@@ -3,27 +3,53 @@
     PROVIDERS["route53"].settings      what the config validator and the README table read
     build_provider("route53", values)  a ready DnsProvider
 
-Importing this module stays cheap: provider modules import their heavy libraries (boto3, lexicon)
-only when a provider is built.
+Importing this module stays cheap: a provider's module is imported when its type is first looked
+up (a configuration naming it is checked, or it is built), and imports its heavy libraries
+(boto3, lexicon, requests) only when a provider is built. `PROVIDERS` lists every type without
+importing any of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from cloud.dns01.providers import cloudflare as _cloudflare
-from cloud.dns01.providers import exec as _exec
-from cloud.dns01.providers import lexicon as _lexicon
-from cloud.dns01.providers import powerdns as _powerdns
-from cloud.dns01.providers import rfc2136 as _rfc2136
-from cloud.dns01.providers import route53 as _route53
 from cloud.dns01.providers.base import DnsProvider, ProviderInfo
 from cloud.secrets import SecretRef, resolve
 
-_MODULES = (_rfc2136, _powerdns, _route53, _cloudflare, _lexicon, _exec)
-PROVIDERS: Mapping[str, ProviderInfo] = MappingProxyType({m.INFO.name: m.INFO for m in _MODULES})
+# Every provider type and the module (in this package) that declares it as `INFO`.
+_MODULES = {
+    "rfc2136": "rfc2136",
+    "powerdns": "powerdns",
+    "route53": "route53",
+    "cloudflare": "cloudflare",
+    "lexicon": "lexicon",
+    "exec": "exec",
+}
+
+
+class _Providers(Mapping[str, ProviderInfo]):
+    """The provider types by name; a type's module is imported at its first lookup."""
+
+    def __getitem__(self, name: str) -> ProviderInfo:
+        module = _MODULES[name]  # KeyError for an unknown type, as a dict would
+        info: ProviderInfo = importlib.import_module(f"{__package__}.{module}").INFO
+        assert info.name == name, f"{module}.INFO is {info.name!r}, listed as {name!r}"
+        return info
+
+    def __contains__(self, name: object) -> bool:
+        return name in _MODULES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+PROVIDERS: Mapping[str, ProviderInfo] = _Providers()
 
 
 def build_provider(name: str, values: Mapping[str, Any]) -> DnsProvider:
