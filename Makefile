@@ -71,13 +71,18 @@ test-cloud: venv
 test-agent38: venv38
 	$(VENV38)/bin/pytest -q -p no:cacheprovider tests/agent
 
-# Benchmarks print figures; none is asserted by the tests.
-bench: debs pebble venv
+# Benchmarks print figures; none is asserted by the tests. Each of issue 16's figures is printed
+# beside its goal: the CLI beside its floor and lego's and certbot's (compare_peers, one run of
+# each peer: they wait about 60 s), the agent on DSM's Python 3.8, the artifacts as built now.
+bench: debs pebble venv venv38
 	$(VENV)/bin/python bench/issue_latency.py
+	$(VENV)/bin/python bench/compare_peers.py --runs 7 --peer-runs 1 --sites 50
 	$(VENV)/bin/python bench/seal_open.py
-	$(VENV)/bin/python bench/agent_poll.py
+	$(VENV38)/bin/python bench/agent_poll.py
+	$(VENV)/bin/python bench/artifacts.py --python38 $(PY38) --python312 "$(PY312)"
 	$(VENV)/bin/python bench/tick_scale.py
 	$(VENV)/bin/python bench/fault_campaign.py
+	$(VENV)/bin/python bench/fleet_limits.py
 
 # certdrop against Debian's lego and certbot, and fleet throughput (about 12 minutes).
 bench-peers: debs pebble venv
@@ -90,7 +95,7 @@ VENV_INFRA := .venv-infra
 # test extra (it would downgrade the project's boto3).
 INFRA_TOOLS := cfn-lint==1.58.0 checkov==3.3.30
 
-.PHONY: package lint-infra agent-bundle dashboard-shot
+.PHONY: package lint-infra agent-bundle spk dashboard-shot
 
 # The fleet dashboard as a picture, build/dashboard.png: the tests' demo fleet (an expired, a due
 # and a healthy site; agents current, behind, quiet) served on loopback, shot by headless Chromium.
@@ -103,6 +108,12 @@ dashboard-shot: venv
 # (lib/ + a launcher for /usr/bin/python3). pip runs under $(PY38), so it resolves for 3.8.
 agent-bundle: venv
 	$(VENV)/bin/python tools/build_agent_bundle.py --python $(PY38) --arch x86_64 --arch aarch64
+
+# The NAS agent as a DSM 7 package: build/certdrop-agent-<version>-<arch>.spk for x86_64 and
+# aarch64 (DSM arch armv8), the agent bundle inside. Raise SPK_BUILD for each rebuild of one version.
+SPK_BUILD ?= 1
+spk: venv
+	$(VENV)/bin/python tools/build_spk.py --python $(PY38) --arch x86_64 --arch aarch64 --build $(SPK_BUILD)
 
 # The Lambda artifact (manylinux aarch64 wheels), with its size.
 package: venv

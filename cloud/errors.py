@@ -37,6 +37,8 @@ CertdropError                      transient: retry later; otherwise record, ale
 ├── IssuanceError                  the issued certificate does not match what was ordered
 ├── AlertDeliveryFailed            .channel, .target (never a secret), .status: alerts not taken
 ├── Locked                         .site, .owner, .expires_at, .dead: another run holds the lock
+├── WaitingForLimits               .site, .go_at, .held_by: no token for the order in the CA's
+│                                  limits as certdrop spent them; nothing was ordered
 ├── LockChanged                    .site: the lock to break changed hands meanwhile
 ├── KeyExists                      .name: a private key is never replaced
 ├── IssuerNotInitialized           .missing: `certdrop init` was not run
@@ -460,6 +462,23 @@ class Locked(CertdropError):
         else:
             message = f"site {site} is being worked on by {owner} until {until}"
         super().__init__(message)
+
+
+class WaitingForLimits(CertdropError):
+    """A site's order would exceed the CA's rate limits (`cloud.limiter`): it is placed at the
+    first run from `go_at` on. Not a failure: no backoff, nothing asked of the CA."""
+
+    code = "limits.waiting"
+    transient = True
+
+    def __init__(self, site: str, go_at: datetime, held_by: tuple[str, ...]):
+        self.site = site
+        self.go_at = go_at
+        self.held_by = held_by
+        super().__init__(
+            f"site {site} waits for the CA's limits ({', '.join(held_by)}): it is ordered from "
+            f"{go_at:%Y-%m-%d %H:%M:%S} UTC on"
+        )
 
 
 class LockChanged(CertdropError):

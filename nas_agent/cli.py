@@ -19,7 +19,7 @@ from nas_agent import cycle, redaction
 from nas_agent.config.types import DEFAULT_DSM_URL, MIN_POLL_INTERVAL
 from nas_agent.duration import parse_duration
 from nas_agent.errors import AgentError
-from nas_agent.version import package_version
+from nas_agent.version import VersionAction
 
 _log = logging.getLogger("nas_agent.cli")
 CONFIG_ENV = "CERTDROP_AGENT_CONFIG"  # names the configuration file when --config does not
@@ -39,9 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="certdrop-agent",
         description="Pull sealed certificates for this NAS and install them into DSM.",
     )
-    parser.add_argument(
-        "--version", action="version", version="certdrop-agent " + package_version()
-    )
+    parser.add_argument("--version", action=VersionAction)
     named = os.environ.get(CONFIG_ENV)
     where = f"{named}, from ${CONFIG_ENV}" if named else f"agent.conf; ${CONFIG_ENV} names another"
     parser.add_argument(
@@ -64,7 +62,10 @@ def _parser() -> argparse.ArgumentParser:
         " enrollment the operator approves",
     )
     join.add_argument(
-        "line", help="the certdrop-invite-v1:... line `certdrop agent invite` printed"
+        "line",
+        nargs="?",
+        help="the certdrop-invite-v1:... line `certdrop agent invite` printed; without it (or"
+        " with -), $CERTDROP_INVITE_LINE or standard input, which keeps its secrets out of ps",
     )
     join.add_argument("--dir", default=".", help="where to write agent.conf and keys (default: .)")
     join.add_argument("--dsm-user", required=True, help="the DSM account the agent logs in as")
@@ -135,8 +136,11 @@ def _join(args: argparse.Namespace) -> int:
         password = os.environ.get("CERTDROP_DSM_PASSWORD") or getpass.getpass(
             f"DSM password for {args.dsm_user}: "
         )
+    line = args.line if args.line not in (None, "-") else os.environ.get("CERTDROP_INVITE_LINE")
+    if not line:
+        line = sys.stdin.readline() if not sys.stdin.isatty() else getpass.getpass("invitation: ")
     joined = join(
-        args.line,
+        line,
         args.dir,
         dsm_user=args.dsm_user,
         dsm_password=password,

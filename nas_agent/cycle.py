@@ -30,27 +30,14 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Sequence
-
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from nas_agent import store_layout
 from nas_agent._encoding import format_timestamp
-from nas_agent.bundle import (
-    Index,
-    IndexEntry,
-    open_entry,
-    parse_index,
-    verify_entry,
-    verify_index,
-)
-from nas_agent.bundle.rotation import follow_chain
 from nas_agent.config import AgentConfig, check_runnable, dsm_password
 from nas_agent.config.digest import index_scope
 from nas_agent.config.types import SiteConfig
 from nas_agent.credential_check import check_due, credentials_basis, next_check
-from nas_agent.dsm.client import DsmClient
-from nas_agent.dsm.errors import DsmError
 from nas_agent.errors import (
     AgentError,
     BundleError,
@@ -64,13 +51,23 @@ from nas_agent.errors import (
     TempAdminError,
     VersionConflict,
 )
-from nas_agent.install import DsmInstaller, Installed, LocalCopies, Material
 from nas_agent.keys import AgentKeys, key_id, load_agent_keys
 from nas_agent.sources import Fetched, Source, open_source
 from nas_agent.sources.errors import SourceError
 from nas_agent.state import AgentState, IndexSeen, load_state, save_state
 from nas_agent.status import signed_status
 from nas_agent.temp_admin import TempAdmin
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from nas_agent.bundle import Index, IndexEntry
+    from nas_agent.dsm.client import DsmClient
+    from nas_agent.install import DsmInstaller, Installed, Material
+
+# An idle run (the index unchanged) imports none of the bundle, DSM or install code: on a NAS
+# that is most runs, and those modules load cryptography's X.509 and requests. They are imported
+# where a run first needs them.
 
 _log = logging.getLogger(__name__)
 
@@ -180,9 +177,7 @@ class _Cycle:
         self.state = state
         self.now = now
         self.environ = environ
-        self.dsm_client = dsm_client or (
-            lambda: DsmClient(config.dsm.url, verify=config.dsm.verify, timeout=config.dsm.timeout)
-        )
+        self.dsm_client = dsm_client or (lambda: _dsm_client(config))
         self._installer: DsmInstaller | None = None
         # This run's DSM login: None before any, then whether DSM accepted it.
         self._dsm_logged_in: bool | None = None
@@ -219,6 +214,8 @@ class _Cycle:
             self._save(self.state.with_success(self.now()))
             return CycleResult(EXIT_OK, index_unchanged=True)
         _log.info("index changed: checking %d site(s)", len(self.config.sites))
+        from nas_agent.bundle import parse_index
+
         try:
             index = parse_index(fetched.body)
             self._trust_index(index)
@@ -267,6 +264,9 @@ class _Cycle:
         v2: follow the key rotations from the configured key (and through the key the state
         remembers), then signature, addressee, expiry, and not older than the last accepted.
         v1: only during the upgrade window, and never once a v2 index was accepted."""
+        from nas_agent.bundle import verify_index
+        from nas_agent.bundle.rotation import follow_chain
+
         now = self.now()
         seen = self.state.index
         if index.format_version == 1:
@@ -315,6 +315,8 @@ class _Cycle:
     def _note_unconfigured(self, index: Index) -> None:
         """Entries for sites agent.conf has no section for: logged and reported, not installed.
         Only entries that verify (signed by the pinned issuer, for this agent) are named."""
+        from nas_agent.bundle import verify_entry
+
         found: list[str] = []
         for entry in index.entries:
             if entry.site in self.config.sites:
@@ -345,6 +347,9 @@ class _Cycle:
 
     def _open(self, index, site: SiteConfig) -> _Ready | tuple[int, str]:
         """The site's new bundle, verified and opened; or why there is nothing to install."""
+        from nas_agent.bundle import open_entry, verify_entry
+        from nas_agent.install import Material
+
         installed = self.state.installed_version(site.id, key_id(self.issuer_key))
         try:
             entry = index.entry(site.id)
@@ -397,6 +402,8 @@ class _Cycle:
         return _Ready(site, entry, material)
 
     def _install(self, ready: list[_Ready]) -> dict[str, tuple[int, str]]:
+        from nas_agent.dsm.errors import DsmError
+
         outcomes: dict[str, tuple[int, str]] = {}
         try:
             with self._dsm().session() as install:
@@ -465,6 +472,8 @@ class _Cycle:
                 )
             return result
         _log.info("checking that DSM accepts the agent's login (daily, and after changes)")
+        from nas_agent.dsm.errors import DsmError
+
         try:
             with self._dsm().session():
                 self._dsm_login(None)
@@ -502,6 +511,8 @@ class _Cycle:
 
     def _dsm(self) -> DsmInstaller:
         if self._installer is None:
+            from nas_agent.install import DsmInstaller, LocalCopies
+
             copies = LocalCopies(
                 os.path.join(os.path.dirname(self.config.agent.state_file), "installed")
             )
@@ -528,6 +539,12 @@ class _Cycle:
     def _save(self, state: AgentState) -> None:
         self.state = state
         save_state(self.config.agent.state_file, state)
+
+
+def _dsm_client(config: AgentConfig) -> DsmClient:
+    from nas_agent.dsm.client import DsmClient
+
+    return DsmClient(config.dsm.url, verify=config.dsm.verify, timeout=config.dsm.timeout)
 
 
 def _report(

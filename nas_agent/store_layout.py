@@ -8,6 +8,10 @@
     state/schedule/<site>@<check>@<expiry>@<hash> due times in names: the tick lists, never reads
     state/agents/<agent>.json                    the agent registry
     state/challenges/<site>.json                 TXT values placed, so any later run removes them
+    state/limits/<ca>.json                       the CA's rate-limit buckets the fleet shares,
+                                                 as certdrop spent them (conditional writes);
+                                                 <ca>: a digest of the CA's directory URL
+    state/limits/<ca>/<site>.json                the buckets of one site's own names
     state/alerts/                                what was alerted
     state/store-check.json                       the store's conditional writes, as last probed:
                                                  its URL and endpoint, and what was found
@@ -34,6 +38,7 @@ LOCK_PREFIX = "state/locks/"
 SCHEDULE_PREFIX = "state/schedule/"
 REGISTRY_PREFIX = "state/agents/"
 CHALLENGES_PREFIX = "state/challenges/"
+LIMITS_PREFIX = "state/limits/"
 ALERTS_PREFIX = "state/alerts/"
 STORE_CHECK = "state/store-check.json"
 STORE_PROBE_PREFIX = "state/store-probe/"
@@ -75,6 +80,11 @@ def registry_record(agent: str) -> str:
 
 def challenge_journal(site: str) -> str:
     return f"{CHALLENGES_PREFIX}{site}.json"
+
+
+def limits_ledger(ca: str, site: str | None = None) -> str:
+    """The fleet's shared buckets at CA `ca`, or with `site` that site's own."""
+    return f"{LIMITS_PREFIX}{ca}.json" if site is None else f"{LIMITS_PREFIX}{ca}/{site}.json"
 
 
 def store_probe(token: str) -> str:

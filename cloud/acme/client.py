@@ -1,18 +1,17 @@
 # Over 300 lines: the account, each order call and the retry/poll around it are one session.
 """certdrop's session with one ACME CA, over certbot's `acme` library.
 
-Adds what the library leaves to its callers: the account key kept and reused, External Account
-Binding, a bounded retry around badNonce and transient server errors (the library retries a bad
-nonce once), polling with a short backoff instead of its fixed one-second sleeps, and problem
-documents turned into `AcmeError`s carrying the problem type, the identifier and Retry-After.
+Adds what the library leaves to its callers: the account key kept and reused (in the key store
+or in AWS KMS, `account_key`), its rollover (`key_change`), External Account Binding, a bounded
+retry around badNonce and transient server errors (the library retries a bad nonce once),
+polling with a short backoff instead of its fixed one-second sleeps, and problem documents
+turned into `AcmeError`s carrying the problem type, the identifier and Retry-After.
 Orders name a profile only one the CA's directory lists, and may say what they replace (ARI);
 every request, the renewal-info GET included, carries certdrop's User-Agent.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -23,11 +22,10 @@ import josepy as jose
 import requests
 from acme import challenges, client, crypto_util, messages
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
+from cloud.acme import key_change
+from cloud.acme.account_key import AccountKey, AccountRecord, new_key, record_name
 from cloud.acme.ari import SuggestedWindow, fetch_window
-from cloud.acme.certificate_keys import pkcs8_pem
 from cloud.acme.problems import (
     RETRY_PROBLEMS,
     RetryAfterNetwork,
@@ -39,6 +37,7 @@ from cloud.acme.problems import (
 )
 from cloud.config import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, CaConfig
 from cloud.errors import (
+    AccountKeyMismatch,
     AcmeError,
     DirectoryUnavailable,
     KeyExists,
@@ -93,24 +92,64 @@ class AcmeClient:
         self.max_interval = max_interval
         self._client: client.ClientV2 | None = None
         self._net: RetryAfterNetwork | None = None
+        self._record: AccountRecord | None = None
 
     # --- account -------------------------------------------------------------------------
 
-    def connect(self) -> None:
-        """Fetches the directory and loads the account, registering it on first use."""
-        kind = "acme-account-staging-" if self.staging else "acme-account-"
-        key_name = kind + hashlib.sha256(self.ca.directory.encode()).hexdigest()[:16]
-        stored = self.keys.load(key_name)
+    @property
+    def record_name(self) -> str:
+        """The key store's name for this CA's account record."""
+        return record_name(self.ca.directory, staging=self.staging)
+
+    def connect(self, *, any_key: bool = False) -> None:
+        """Fetches the directory and loads the account, registering it on first use with the
+        key `ca.account_key` names, and finishing a key rollover an earlier run left under way.
+        An account whose key is not the configured one is refused (AccountKeyMismatch) unless
+        `any_key` (a rollover, which is about to change it)."""
+        stored = self.keys.load(self.record_name)
         if stored is None:
-            self._register(key_name)
+            self._register(self.record_name)
             return
-        record = json.loads(stored)
-        key = serialization.load_pem_private_key(record["key"].encode(), password=None)
-        self._open(jose.JWKEC(key=key))
+        record = AccountRecord.loads(stored, self.record_name)
+        if record.next is None and not any_key:
+            self._check_key(record)
+        self._open(record.key.jwk)
         self.net.account = messages.RegistrationResource(
-            uri=record["uri"], body=messages.Registration()
+            uri=record.uri, body=messages.Registration()
         )
-        log.debug("ACME account loaded", extra={"account": record["uri"]})
+        self._record = record
+        if record.next is not None:
+            self._record = record = key_change.settle(self, record)
+            if not any_key:
+                self._check_key(record)
+        log.debug("ACME account loaded", extra={"account": record.uri})
+
+    def _check_key(self, record: AccountRecord) -> None:
+        if record.key.ref != self.ca.account_key:
+            raise AccountKeyMismatch(str(self.ca.account_key), str(record.key.ref), record.uri)
+
+    @property
+    def record(self) -> AccountRecord:
+        """The account as the key store holds it: its URL and the key it signs with."""
+        assert self._record is not None, "AcmeClient.connect() was not called"
+        return self._record
+
+    def save(self, record: AccountRecord) -> None:
+        """Replaces the account's record (a rollover's steps); later requests are signed with
+        `record.key`."""
+        self.keys.replace(self.record_name, record.dumps())
+        self._record = record
+        self.sign_with(record.key)
+
+    def sign_with(self, key: AccountKey) -> None:
+        """Signs the following requests with `key` (the record is left as it is)."""
+        self.net.key = key.jwk
+
+    def fetch_account(self) -> dict[str, Any]:
+        """The account object at the CA (POST-as-GET on its URL), signed with the current key:
+        also the proof that the CA takes that key for this account."""
+        response = self._call("fetch account", self.acme._post_as_get, self.account_uri)
+        return response.json()
 
     def _open(self, jwk: jose.JWK) -> None:
         verify: bool | str = str(self.ca.ca_bundle) if self.ca.ca_bundle else True
@@ -154,8 +193,8 @@ class AcmeClient:
             raise DirectoryUnavailable(url, setting, cause, fix, transient=False) from exc
 
     def _register(self, key_name: str) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        jwk = jose.JWKEC(key=key)
+        key = new_key(self.ca.account_key)
+        jwk = key.jwk
         self._open(jwk)
         eab = None
         if self.ca.eab is not None:
@@ -182,14 +221,15 @@ class AcmeClient:
             # The key is already registered (a previous run died before saving it).
             regr = messages.RegistrationResource(uri=exc.location, body=messages.Registration())
             self.net.account = regr
-        record = {"directory": self.ca.directory, "uri": regr.uri, "key": pkcs8_pem(key).decode()}
+        record = AccountRecord(self.ca.directory, regr.uri, key)
         try:
-            self.keys.create(key_name, json.dumps(record).encode())
+            self.keys.create(key_name, record.dumps())
         except KeyExists:
             # Another run registered at the same moment; use the account it saved.
             self.connect()
             return
-        log.info("ACME account registered", extra={"account": regr.uri})
+        self._record = record
+        log.info("ACME account registered, its key: %s", key.ref, extra={"account": regr.uri})
 
     @property
     def acme(self) -> client.ClientV2:
@@ -286,7 +326,7 @@ class AcmeClient:
         """The URL of an order of this account for exactly `names` that can still be finished
         (pending or ready), from the account's order list (RFC 8555 §7.1.2.1); None when there
         is none or the CA keeps no list (Let's Encrypt does not)."""
-        account = self._call("fetch account", self.acme._post_as_get, self.account_uri).json()
+        account = self.fetch_account()
         orders_url = account.get("orders")
         if not orders_url:
             return None

@@ -137,7 +137,12 @@ class SecretsManagerKeyStore:
 
     def replace(self, name: str, data: bytes) -> None:
         """A new version of the key's secret (Secrets Manager keeps the previous one as
-        AWSPREVIOUS)."""
+        AWSPREVIOUS); for an ACME account (a key rollover), of the account's entry only."""
+        if name.startswith(_ACME_PREFIX):
+            accounts = self._accounts()
+            accounts[name] = data.decode()
+            self._write(self.secrets.acme, json.dumps(accounts))
+            return
         self._write(self._secret_for(name), data.decode())
 
     def _secret_for(self, name: str) -> str:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloud import log as log_setup
-from cloud.aws import environment
+from cloud.aws import environment, sdk
 from cloud.config import AlertsConfig, Config
 from cloud.errors import CertdropError
 from cloud.fleet.alerts.evaluate import channels_for, notify_outcomes
@@ -34,10 +34,12 @@ _logging_done = False
 
 
 def _logging() -> None:
-    """JSON lines for CloudWatch, set up on the first invocation of a container."""
+    """JSON lines for CloudWatch, set up on the first invocation of a container; and the
+    runtime's SDK checked (`cloud.aws.sdk`) before anything else runs."""
     global _logging_done
     if not _logging_done:
         log_setup.setup(json_lines=True)
+        sdk.require_botocore()
         _logging_done = True
 
 

@@ -178,23 +178,27 @@ def _summary(cert: IssuedCertificate) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from cloud.limiter.plan import pace
     from cloud.pipeline.schedule import due_sites, read_journalled, read_markers
     from cloud.pipeline.site_run import Runner
 
     config = config_module.load(args.config)
     store = parts.store(config)
+    waiting = {}
     if args.sites:
         site_ids = [parts.site(config, s).id for s in dict.fromkeys(args.sites)]
     elif args.force:
         site_ids = list(config.sites)
     else:
         now = datetime.now(UTC)
-        due = due_sites(config.sites, read_markers(store), now, read_journalled(store))
-        site_ids = [d.site for d in due]
+        markers = read_markers(store)
+        due = due_sites(config.sites, markers, now, read_journalled(store))
+        paced = pace(config, store, due, markers, now)  # within the CA's limits, most urgent first
+        site_ids, waiting = list(paced.go), dict(paced.waiting)
     code = EXIT_OK
-    if not site_ids:
+    if not site_ids and not waiting:
         print("no site is due")
-    else:
+    elif site_ids:
         runner = Runner(config, store, parts.keystore(config), parts.publisher(config, store))
         outcomes = runner.run_many(site_ids, concurrency=args.concurrency, force=args.force)
         width = max(len(o.site) for o in outcomes)
@@ -211,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
             code = EXIT_DNS  # issued, but TXT values stay in DNS (retried every run)
         else:
             code = EXIT_OK
+    for wait in waiting.values():  # not a failure: each goes at a later run
+        print(f"{wait.site}  waiting  from {wait.go_at:%Y-%m-%d %H:%M} UTC: {wait.describe()}")
     code = code or _resign_indexes(config, store)
     if config.alerts is None:
         return code

@@ -1,25 +1,44 @@
 """`certdrop`: the operator's command line. Translates arguments into calls of the core.
 
-The commands themselves are in `commands_issuing` and `commands_fleet`; the exit codes and
-which error means which in `exit_codes`.
+The commands themselves are in `issue_commands`, `fleet_commands` and `account_commands`; the
+exit codes and which error means which in `exit_codes`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from cloud import log as log_setup
 from cloud.acme.challenge_types import ChallengeType
-from cloud.cli import fleet_commands, issue_commands
-from cloud.cli.exit_codes import exit_code
-from cloud.errors import CertdropError
-from nas_agent.errors import AgentError
-from nas_agent.version import package_version
+from nas_agent.version import VersionAction
 
 CONFIG_ENV = "CERTDROP_CONFIG"  # names the configuration file when --config does not
+
+
+class _Commands:
+    """A command module, imported when one of its commands runs (or one of its argument types
+    parses a value), not when the parser is built: the commands import the ACME client, DNS and
+    cryptography, and `certdrop --help` needs none of them."""
+
+    def __init__(self, module: str):
+        self._module = module
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            return getattr(importlib.import_module(self._module), name)(*args)
+
+        call.__name__ = name  # argparse names a type by it in its messages
+        return call
+
+
+account_commands = _Commands("cloud.cli.account_commands")
+fleet_commands = _Commands("cloud.cli.fleet_commands")
+issue_commands = _Commands("cloud.cli.issue_commands")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="certdrop",
         description="Issue wildcard certificates by ACME DNS-01 and deliver them to NAS agents.",
     )
-    parser.add_argument("--version", action="version", version=f"certdrop {package_version()}")
+    parser.add_argument("--version", action=VersionAction)
     named = os.environ.get(CONFIG_ENV)
     where = (
         f"{named}, from ${CONFIG_ENV}" if named else f"certdrop.toml; ${CONFIG_ENV} names another"
@@ -73,6 +92,23 @@ def _parser() -> argparse.ArgumentParser:
         " every agent must then be given the new issuer line by hand",
     )
     rotate.set_defaults(run=issue_commands.issuer_rotate)
+
+    account = commands.add_parser("account", help="the ACME account").add_subparsers(
+        dest="account_command", required=True, metavar="ACTION"
+    )
+    rollover = account.add_parser(
+        "rollover",
+        help="move the ACME account to another key (its URL, and dns-persist-01 records, stay)"
+        " and set ca.account_key to it",
+    )
+    rollover.add_argument(
+        "--to",
+        required=True,
+        type=account_commands.account_key_argument,
+        metavar="KEY",
+        help='"aws-kms:ARN" (an ECC_NIST_P256 KMS key) or "file" (a new key in the key store)',
+    )
+    rollover.set_defaults(run=account_commands.rollover)
 
     issue = commands.add_parser(
         "issue", help="issue one site's certificate now and publish it to its agents"
@@ -225,6 +261,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from cloud import log as log_setup
+    from cloud.cli.exit_codes import exit_code
+    from cloud.errors import CertdropError
+    from nas_agent.errors import AgentError
+
     log_setup.setup(verbose=args.verbose, json_lines=args.json_logs or None)
     try:
         return args.run(args)

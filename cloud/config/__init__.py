@@ -19,9 +19,13 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from cloud.acme.account_key import EXAMPLE as _ACCOUNT_KEY_EXAMPLE
+from cloud.acme.account_key import FILE as _FILE_KEY
+from cloud.acme.account_key import AccountKeyRef, parse_ref
 from cloud.acme.certificate_keys import KeyType
 from cloud.acme.challenge_types import ChallengeType
 from cloud.config._checker import Checker, kind_name
+from cloud.config.ca_limits import LETSENCRYPT_LIMITS, CaLimits, Limit, check_limits
 from cloud.config.dns_providers import ProviderConfig, check_provider, parse_provider
 from cloud.dns01.names import parse_address
 from cloud.dns01.propagation import PROPAGATION_TIMEOUT, DnsCheckSettings
@@ -35,9 +39,11 @@ __all__ = [
     "ORDER_TIMEOUT",
     "AlertsConfig",
     "CaConfig",
+    "CaLimits",
     "Config",
     "EabConfig",
     "KeySecrets",
+    "Limit",
     "ProviderConfig",
     "SiteConfig",
     "StorageConfig",
@@ -74,6 +80,10 @@ class CaConfig:
     order_timeout: float = ORDER_TIMEOUT
     # The CA's staging directory, for `certdrop issue --dry-run`; None when none is known.
     staging_directory: str | None = None
+    # Where the account key is: the key store (the default) or a KMS key (`cloud.acme.account_key`).
+    account_key: AccountKeyRef = _FILE_KEY
+    # The CA's rate limits the scheduler paces orders under (cloud.limiter); None: not paced.
+    limits: CaLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +241,8 @@ class _Parser(Checker):
                 "preferred_chain",
                 "order_timeout",
                 "staging_directory",
+                "account_key",
+                "limits",
             },
         )
         # Production or staging is a safety-critical choice: no default directory.
@@ -260,6 +272,9 @@ class _Parser(Checker):
             self.problem("ca.ca_bundle", f"{bundle_path} does not exist", "give a PEM file")
         eab = self.eab(raw)
         timeout = self.positive("ca", raw, "order_timeout", "seconds", ORDER_TIMEOUT, _MAX_SECONDS)
+        account_key = self.account_key(raw)
+        published = LETSENCRYPT_LIMITS if directory == LETSENCRYPT_PRODUCTION else None
+        limits = check_limits(self, raw.get("limits"), published)
         if directory is None:
             return None
         return CaConfig(
@@ -270,7 +285,19 @@ class _Parser(Checker):
             preferred_chain=self.value("ca", raw, "preferred_chain", str),
             order_timeout=timeout,
             staging_directory=staging,
+            account_key=account_key,
+            limits=limits,
         )
+
+    def account_key(self, raw: dict) -> AccountKeyRef:
+        text = self.value("ca", raw, "account_key", str)
+        if text is None:
+            return _FILE_KEY
+        try:
+            return parse_ref(text)
+        except ValueError as exc:
+            self.problem("ca.account_key", str(exc), _ACCOUNT_KEY_EXAMPLE)
+            return _FILE_KEY
 
     def directory_url(self, raw: dict, key: str, *, required: bool = False) -> str | None:
         """An ACME directory URL of the [ca] table, or None (absent or not an https:// URL)."""

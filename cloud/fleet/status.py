@@ -1,7 +1,8 @@
 """The fleet at a glance: every site's certificate and renewal, every agent's last report.
 
 One read model for `certdrop status`, the dashboard and the alerts. Agents' status reports are
-believed only when their signature verifies with the key the agent enrolled with.
+believed only when their signature verifies with the key the agent enrolled with. Sites the CA's
+rate limits hold back show when each will go, by the plan the tick makes (`cloud.limiter`).
 
 Errors are read as a stable code and a message; whoever branches does so on the code only.
 Reports of agents that predate codes name the error's class instead: the name is mapped to its
@@ -24,7 +25,11 @@ from cloud.acme.challenge_types import ChallengeType
 from cloud.config import Config, SiteConfig
 from cloud.errors import StoreError
 from cloud.fleet.agent_report import ErrorEntry, load_report
-from cloud.pipeline.renewal import decide
+from cloud.limiter.gate import OrderGate
+from cloud.limiter.orders import OrderKind
+from cloud.limiter.plan import Wait, pace
+from cloud.pipeline.renewal import changes, decide
+from cloud.pipeline.schedule import due_sites, read_journalled, read_markers
 from cloud.pipeline.site_state import PersistSeen, ReplacedElsewhere, SiteState, load_site_state
 from cloud.publish.registry import AgentRecord, AgentRegistry
 from cloud.store import Store
@@ -79,6 +84,9 @@ class SiteStatus:
     undelivered: Mapping[str, str] = field(default_factory=dict)
     # TXT values a run could not remove ("fqdn value"), retried every run and tick.
     leftover_txt: tuple[str, ...] = ()
+    # The CA's limits holding the site's order back ("new orders per account", ...); while it
+    # waits, next_check is when it will go.
+    waiting_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,8 @@ def collect(config: Config, store: Store, now: datetime) -> FleetStatus:
     states = {sid: load_site_state(store, sid) for sid in config.sites}
     directory = config.ca.directory
     sites = tuple(_site(site, states[site.id], now, directory) for site in config.sites.values())
+    waiting = _waiting(config, store, now, states)
+    sites = tuple(_held(s, waiting[s.site]) if s.site in waiting else s for s in sites)
     current = {s.site: s.version for s in sites}
     agents = tuple(
         _agent_or_problem(record, store, current, now)
@@ -171,6 +181,38 @@ def _site(site: SiteConfig, state: SiteState | None, now: datetime, directory: s
         challenge=site.challenge.value,
         persist=state.persist if state is not None else (),
     )
+
+
+def _waiting(
+    config: Config, store: Store, now: datetime, states: Mapping[str, SiteState | None]
+) -> Mapping[str, Wait]:
+    """The due sites the CA's limits hold back, as the tick plans them (one listing, one read),
+    and those a run held back itself (its own names' buckets): due by their state while their
+    marker says later, at the very moment the ledgers say they fit (a read each; rare)."""
+    if config.ca.limits is None:
+        return {}
+    markers = read_markers(store)
+    due = due_sites(config.sites, markers, now, read_journalled(store))
+    found = dict(pace(config, store, due, markers, now).waiting)
+    planned = {d.site for d in due}
+    gate = OrderGate(config.ca.limits, store, config.ca.directory)
+    for site in config.sites.values():
+        marker, state = markers.get(site.id), states.get(site.id)
+        if site.id in planned or marker is None or marker.next_check <= now:
+            continue
+        if not decide(site, state, now, directory=config.ca.directory).due:
+            continue
+        current = state.current if state is not None else None
+        renews = current is not None and "names" not in changes(site, current)
+        held = gate.held(site, OrderKind.RENEWAL if renews else OrderKind.FIRST, now)
+        if held is not None and abs((held[0] - marker.next_check).total_seconds()) < 60:
+            found[site.id] = Wait(site.id, held[0], held[1])
+    return found
+
+
+def _held(site: SiteStatus, wait: Wait) -> SiteStatus:
+    reason = f"{wait.describe()}; {site.next_reason}"
+    return replace(site, next_check=wait.go_at, next_reason=reason, waiting_for=wait.held_by)
 
 
 def _agent_or_problem(

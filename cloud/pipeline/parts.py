@@ -8,22 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cloud.acme.challenge_types import ChallengeType
 from cloud.acme.order import Authorizer, Dns01Authorizer
-from cloud.acme.persist import PersistAuthorizer
 from cloud.config import Config, SiteConfig
-from cloud.dns01.persist.check import RecordCheck
 from cloud.dns01.providers.base import DnsProvider
 from cloud.dns01.providers.registry import build_provider
 from cloud.dns01.solver import ChallengeJournal, Dns01Solver
 from cloud.errors import ConfigError, ConfigProblem
-from cloud.keys.issuer import load_issuer
 from cloud.keys.store import KeyStore, LocalKeyStore
 from cloud.pipeline.lock import SiteLock
-from cloud.publish.publisher import Publisher
 from cloud.store import Store
 from cloud.store.url import open_store
+
+if TYPE_CHECKING:  # imported where used: a dns-01 run that publishes nothing needs neither
+    from cloud.dns01.persist.check import RecordCheck
+    from cloud.publish.publisher import Publisher
 
 
 def keystore(config: Config) -> KeyStore:
@@ -57,6 +58,8 @@ def authorizer(
     """The site's challenge: dns-01 through its provider (journalled in `object_store`), or
     dns-persist-01's read-only check, whose readings go to `on_persist_check`."""
     if site.challenge is ChallengeType.DNS_PERSIST_01:
+        from cloud.acme.persist import PersistAuthorizer
+
         return PersistAuthorizer(config.dns, on_check=on_persist_check, now=now)
     assert site.provider is not None  # the configuration requires one for dns-01
     solver = Dns01Solver(
@@ -92,4 +95,7 @@ def site_lock(
 
 def publisher(config: Config, object_store: Store | None = None) -> Publisher:
     """A publisher with the issuer's keys (raises IssuerNotInitialized before `certdrop init`)."""
+    from cloud.keys.issuer import load_issuer
+    from cloud.publish.publisher import Publisher
+
     return Publisher(object_store or store(config), load_issuer(keystore(config)))

@@ -2,7 +2,8 @@
 """The one issuance pipeline: a run of one site, safe to repeat (DESIGN §9).
 
     lock → read state → TXT values left before? remove → ARI window → finish what a dead run
-    recorded (pending certificate, undelivered agents, an order in flight) → decide → note the
+    recorded (pending certificate, undelivered agents, an order in flight) → decide → tokens
+    taken in the CA's rate limits (cloud.limiter; none: waiting, nothing ordered) → note the
     order is being placed → order (URL saved as the CA returns it) or resume → challenges →
     key sealed to escrow beside the order → finalize → version reserved → escrow copy → state
     "pending" → deliveries, one per agent → state "current" → schedule marker
@@ -26,22 +27,33 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from cloud.acme.ari import pick_renewal_time
 from cloud.acme.challenge_types import ChallengeType
 from cloud.acme.client import AcmeClient
 from cloud.acme.order import Authorizer, IssuedCertificate, issue
 from cloud.config import Config, SiteConfig
-from cloud.dns01.persist.check import RecordCheck
 from cloud.dns01.solver import ChallengeJournal
-from cloud.errors import AcmeError, CertdropError, Locked, OrderGone, StoreError
+from cloud.errors import (
+    AcmeError,
+    CertdropError,
+    Locked,
+    OrderGone,
+    RateLimited,
+    StoreError,
+    ValidationFailed,
+    WaitingForLimits,
+)
 from cloud.keys.store import KeyStore
+from cloud.limiter.gate import OrderGate
+from cloud.limiter.orders import OrderKind
 from cloud.pipeline import parts, persist_watch
 from cloud.pipeline.renewal import Decision, backoff, changes, decide, persist_look
 from cloud.pipeline.schedule import write_marker
@@ -55,10 +67,13 @@ from cloud.pipeline.site_state import (
     save_site_state,
 )
 from cloud.publish.order_keys import open_order_key, seal_order_key
-from cloud.publish.publisher import Publisher
 from cloud.publish.versions import reserve_next
 from cloud.store import Store, conditional_writes
-from nas_agent.bundle import BundlePlaintext
+
+if TYPE_CHECKING:  # types only: a run that publishes nothing imports none of them
+    from cloud.dns01.persist.check import RecordCheck
+    from cloud.publish.publisher import Publisher
+    from nas_agent.bundle import BundlePlaintext
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +85,7 @@ _STORE_RETRY_PAUSES = (0.2, 1.0, 3.0)
 @dataclass(frozen=True)
 class Outcome:
     site: str
-    result: str  # "issued", "not due", "failed" or "locked"
+    result: str  # "issued", "not due", "failed", "locked" or "waiting" (the CA's limits)
     reason: str
     version: int | None = None  # the published version; None when nothing is published
     not_after: datetime | None = None
@@ -108,12 +123,27 @@ class Runner:
         self.sleep = sleep
         # Locks need them: probed when the store is new to this record, else one GET per runner.
         self._store_gate = conditional_writes.Gate(store)
+        # One session with the CA per worker thread, kept for the sites it runs next: the
+        # directory is fetched, the account loaded and the TLS connection made once per worker.
+        self._acme_sessions = threading.local()
+        # The CA's rate limits: each new order takes its tokens first (cloud.limiter).
+        self.limits = OrderGate(config.ca.limits, store, config.ca.directory)
 
     def run_many(
         self, site_ids: Sequence[str], *, concurrency: int = 1, force: bool = False
     ) -> list[Outcome]:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             return list(pool.map(lambda s: self.run_site(s, force=force), site_ids))
+
+    def acme_session(self) -> AcmeClient:
+        """This thread's client of the CA, connected at its first use and reused by the sites
+        the thread runs after (an AcmeClient is not shared between threads)."""
+        client: AcmeClient | None = getattr(self._acme_sessions, "client", None)
+        if client is None:
+            client = AcmeClient(self.config.ca, self.keys)
+            client.connect()
+            self._acme_sessions.client = client
+        return client
 
     def run_site(self, site_id: str, *, force: bool = False) -> Outcome:
         site = parts.site(self.config, site_id)
@@ -147,8 +177,11 @@ class _SiteRun:
         self.state = load_site_state(self.store, site.id) or SiteState(site.id)
         self._acme: AcmeClient | None = None
         self._touched_dns = False  # this run placed (or tried to place) dns-01 TXT values
+        self._force = False
+        self._ordered: OrderKind | None = None  # the kind of order this run took tokens for
 
     def run(self, force: bool) -> Outcome:
+        self._force = force
         try:
             self._sweep_leftovers()
             if _window_stale(self.state, self.now):
@@ -178,6 +211,13 @@ class _SiteRun:
             return self._publish(
                 self.runner.publisher, cert, decision.reason if decision.due else "forced"
             )
+        except WaitingForLimits as wait:  # nothing ordered: looked at again when it fits
+            log.info("%s", wait, extra={"site": self.site.id})
+            try:
+                self._schedule(Decision(False, str(wait), wait.go_at))
+            except CertdropError as exc:  # the site stays due: the next tick plans it again
+                log.error("next check not recorded: %s", exc, extra={"site": self.site.id})
+            return self._outcome("waiting", str(wait), error=wait)
         except CertdropError as exc:
             return self._failed(exc)
 
@@ -200,6 +240,7 @@ class _SiteRun:
         )
 
     def _ordering(self) -> None:
+        self._take_tokens(self._order_kind())
         self._durably(
             "note the order", lambda: self._save(replace(self.state, ordering_since=self.now))
         )
@@ -337,14 +378,45 @@ class _SiteRun:
         this state recorded an order, that was it (finished, its key lost with its run); else it
         was ordered elsewhere, which an operator should know: recorded, counted, alerted."""
         current = self.state.current
-        if self.state.order_url is not None or current is None or current.ari_id is None:
+        if self.state.order_url is None and current is not None and current.ari_id is not None:
+            record = ReplacedElsewhere(current.ari_id, self.now, exc.detail)
+            count = self.state.replaced_elsewhere_count + 1
+            elsewhere = replace(self.state, replaced_elsewhere=record)
+            self._save(replace(elsewhere, replaced_elsewhere_count=count))
+        self._take_tokens(OrderKind.RENEWAL)  # ordered again without `replaces`
+
+    def _order_kind(self) -> OrderKind:
+        """What the CA counts the new order as: it `replaces` the current certificate (ARI),
+        renews its names, or is a first issuance of these names."""
+        if _replaces(self.site, self.state) is not None:
+            return OrderKind.ARI_RENEWAL
+        current = self.state.current
+        if current is not None and "names" not in changes(self.site, current):
+            return OrderKind.RENEWAL
+        return OrderKind.FIRST
+
+    def _take_tokens(self, kind: OrderKind) -> None:
+        """The order's tokens in the CA's limits, or WaitingForLimits (nothing is ordered)."""
+        self.runner.limits.take(self.site, kind, self.runner.now(), force=self._force)
+        self._ordered = kind
+
+    def _tell_limits(self, exc: CertdropError) -> None:
+        """What the CA's refusal says of its limits; a store failing here loses only that."""
+        if self._ordered is None:
             return
-        record = ReplacedElsewhere(current.ari_id, self.now, exc.detail)
-        count = self.state.replaced_elsewhere_count + 1
-        self._save(replace(self.state, replaced_elsewhere=record, replaced_elsewhere_count=count))
+        try:
+            if isinstance(exc, RateLimited):
+                now = self.runner.now()
+                self.runner.limits.refused(self.site, self._ordered, exc.retry_after, now)
+            elif isinstance(exc, ValidationFailed):
+                failed = [identifier for identifier, _, _ in exc.failures]
+                self.runner.limits.failed_authorizations(self.site, failed, self.runner.now())
+        except CertdropError as unrecorded:
+            log.error("limits not recorded: %s", unrecorded, extra={"site": self.site.id})
 
     def _failed(self, exc: CertdropError) -> Outcome:
         log.error("run failed: %s", exc, extra={"site": self.site.id})
+        self._tell_limits(exc)
         failures = self.state.failures + 1
         retry_after = exc.retry_after if isinstance(exc, AcmeError) else None
         failed = replace(
@@ -472,8 +544,7 @@ class _SiteRun:
 
     def _client(self) -> AcmeClient:
         if self._acme is None:
-            self._acme = AcmeClient(self.runner.config.ca, self.runner.keys)
-            self._acme.connect()
+            self._acme = self.runner.acme_session()
         return self._acme
 
     def _authorizer(self) -> Authorizer:

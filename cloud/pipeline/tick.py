@@ -1,6 +1,9 @@
 """The scheduler's tick: which sites are due, from one listing, and one queue message each (and
 one asking the issue function to sign agents' indexes again, when one nears its expiry); then
-the alerts, when the configuration has an [alerts] table (one read per site and agent)."""
+the alerts, when the configuration has an [alerts] table (one read per site and agent).
+
+When the CA has rate limits (`[ca.limits]`), one read of the limiter's ledger says which of the
+due sites fit now, most urgent first; the others wait for a later tick (`cloud.limiter`)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from cloud.config import Config
 from cloud.errors import CertdropError
 from cloud.fleet.alerts import Channel, Notice
 from cloud.fleet.alerts.evaluate import channels_for, evaluate_and_send
+from cloud.limiter.plan import pace
 from cloud.pipeline.schedule import (
     Due,
     days_to_expiry,
@@ -34,8 +38,10 @@ class Queue(Protocol):
 
 @dataclass(frozen=True)
 class TickResult:
-    due: tuple[Due, ...]
+    due: tuple[Due, ...]  # every site due; those not waiting were sent
     days_to_expiry: dict[str, float]
+    # Due sites the CA's rate limits hold back (cloud.limiter): not sent, left for a later tick.
+    waiting: tuple[str, ...] = ()
     alerts: tuple[Notice, ...] = ()  # the notices sent
     # Alerts that could not be sent (they are due again next tick), or the error that kept them
     # from being evaluated. Kept, not raised, so the caller still reports its metric; the
@@ -67,13 +73,19 @@ def run_tick(
     """`channels` default to the configuration's (webhook and/or SNS)."""
     markers = read_markers(store)
     due = due_sites(config.sites, markers, now, read_journalled(store))
-    messages = [message_for(d.site) for d in due]
+    paced = pace(config, store, due, markers, now, full=False)  # most urgent first, in limits
+    messages = [message_for(site) for site in paced.go]
     if resign_wanted(store, now):
         messages.append(RESIGN_MESSAGE)  # the issue function holds the signing key
     if messages:
         queue.send(messages)
-    log.info("tick: %d of %d site(s) due", len(due), len(config.sites))
-    result = TickResult(tuple(due), days_to_expiry(markers, now))
+    log.info(
+        "tick: %d of %d site(s) due, %d of them waiting for the CA's limits",
+        len(due),
+        len(config.sites),
+        len(paced.held_back),
+    )
+    result = TickResult(tuple(due), days_to_expiry(markers, now), waiting=paced.held_back)
     if config.alerts is None:
         return result
     if channels is None:

@@ -26,30 +26,64 @@ Every refusal is a BundleError subclass (nas_agent.errors); docs/bundle-format.m
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
-
-from nas_agent.bundle.checks import CertificateMaterial, check_material, load_material, name_covers
-from nas_agent.bundle.index import (
-    INDEX_FORMAT,
-    Index,
-    IndexEntry,
-    build_index,
-    entry_for,
-    parse_index,
-    sign_entry,
-    sign_index,
-    verify_entry,
-    verify_index,
-)
-from nas_agent.bundle.plaintext import BundlePlaintext, make_plaintext
-from nas_agent.bundle.rotation import follow_chain
-from nas_agent.bundle.sealed import ESCROW_RECIPIENT, hpke_info, open_sealed, seal
 from nas_agent.errors import BundleError, ContentMismatch, MalformedSealedObject, SealedHashMismatch
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+    from nas_agent.bundle.checks import CertificateMaterial, name_covers
+    from nas_agent.bundle.index import (
+        INDEX_FORMAT,
+        Index,
+        IndexEntry,
+        build_index,
+        entry_for,
+        parse_index,
+        sign_entry,
+        sign_index,
+        verify_entry,
+        verify_index,
+    )
+    from nas_agent.bundle.plaintext import BundlePlaintext, make_plaintext
+    from nas_agent.bundle.sealed import ESCROW_RECIPIENT, hpke_info, open_sealed, seal
+
+# What this package re-exports, by the module that defines it. Loaded at first use: importing one
+# part (the rotation chain a state file names, say) must not load every other part and the whole
+# of cryptography's X.509 and HPKE with it.
+_EXPORTED = {
+    "checks": ("CertificateMaterial", "name_covers"),
+    "index": (
+        "INDEX_FORMAT",
+        "Index",
+        "IndexEntry",
+        "build_index",
+        "entry_for",
+        "parse_index",
+        "sign_entry",
+        "sign_index",
+        "verify_entry",
+        "verify_index",
+    ),
+    "plaintext": ("BundlePlaintext", "make_plaintext"),
+    "sealed": ("ESCROW_RECIPIENT", "hpke_info", "open_sealed", "seal"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTED.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ESCROW_RECIPIENT",
@@ -113,6 +147,10 @@ def open_entry(
     MalformedPlaintext, ContentMismatch, KeyMismatch, ChainInvalid, CertificateNotYetValid,
     CertificateExpired, NamesNotCovered. Each carries the agent id, site and version.
     """
+    from nas_agent.bundle.checks import check_material, load_material
+    from nas_agent.bundle.index import verify_entry
+    from nas_agent.bundle.sealed import open_sealed
+
     try:
         verify_entry(
             entry,
@@ -169,6 +207,9 @@ def verify_and_open(
     """parse_index, follow its key rotations from `issuer_public_key`, verify_index (v2), pick
     the site's entry, open_entry. Adds MalformedIndex, UnsupportedFormat, the rotation and index
     refusals and SiteNotInIndex to what open_entry raises."""
+    from nas_agent.bundle.index import parse_index, verify_index
+    from nas_agent.bundle.rotation import follow_chain
+
     try:
         index = parse_index(index_bytes)
         issuer_public_key = follow_chain(issuer_public_key, index.rotations).key

@@ -25,7 +25,8 @@ others, naming the file and the chmod that fixes it).
     url = s3://bucket/prefix      # required: s3://bucket/prefix, https://host/path/, file:///dir
     region = eu-central-1         # s3 only
     credentials_file = aws-creds  # s3 only: AWS shared-credentials file, [default] section,
-                                  # mode 0600; without it, the standard AWS chain
+                                  # mode 0600; without it, the AWS environment,
+                                  # then ~/.aws/credentials
     # endpoint_url = https://minio.lan:9000
                                   # s3 only: an S3-compatible service (path-style addressing)
     # addressing_style = path     # s3 only: auto, path or virtual

@@ -24,8 +24,7 @@ from nas_agent.config.types import (
     SiteConfig,
     SourceConfig,
 )
-from nas_agent.dsm import REQUEST_TIMEOUT
-from nas_agent.dsm.pinning import PIN_FILE
+from nas_agent.dsm import PIN_FILE, REQUEST_TIMEOUT
 from nas_agent.duration import DURATION_FIX, parse_duration
 from nas_agent.enrollment import parse_issuer_key_line
 from nas_agent.errors import TokenError

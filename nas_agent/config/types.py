@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
-
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from typing import TYPE_CHECKING, Any, Mapping
 
 from nas_agent.dsm import REQUEST_TIMEOUT
-from nas_agent.dsm.pinning import PinnedCertificates
+
+if TYPE_CHECKING:  # both import what reading agent.conf never needs (requests, cryptography)
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from nas_agent.dsm.pinning import PinnedCertificates
 
 DEFAULT_DSM_URL = "https://127.0.0.1:5001"
 POLL_INTERVAL = 3600.0  # seconds between runs unless [agent] poll_interval says otherwise
@@ -71,6 +73,8 @@ class DsmConfig:
     def verify(self) -> bool | str | PinnedCertificates:
         """What `DsmClient(verify=...)` takes: the CA file, False when insecure, else DSM's
         certificate pinned in `pin_file` (a new object each time: one per client)."""
+        from nas_agent.dsm.pinning import PinnedCertificates
+
         if self.ca_file:
             return self.ca_file
         if self.insecure:

@@ -56,7 +56,7 @@ def test_the_demo_ends_with_every_dsm_serving_its_new_certificate_and_the_status
     )
     assert "nsupdate -y" in persist
     assert "[ok] object store: conditional writes" in persist
-    assert "doctor: all 2 check(s) passed" in persist
+    assert "doctor: all 3 check(s) passed" in persist
     assert "vault    issued    v1     never issued" in done.stdout
     assert "vault  _validation-persist.vault.test.  this issuer's" in status
     assert "dashboard --port 8080" in done.stdout

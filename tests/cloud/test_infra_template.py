@@ -457,3 +457,33 @@ def test_the_policy_invite_gives_an_agent_is_the_documented_one():
     from cloud.aws.agent_identity import agent_policy
 
     assert agent_policy("certdrop-store", "", "nas-01") == _agent_policy("nas-01", "certdrop-store")
+
+
+def test_the_optional_acme_account_kms_key_signs_es256_and_the_issue_function_may_only_sign(
+    template,
+):
+    assert template["Parameters"]["AcmeAccountKmsKey"]["Default"] == "false"
+    assert template["Conditions"]["HasAcmeAccountKmsKey"] == {
+        "Fn::Equals": [{"Ref": "AcmeAccountKmsKey"}, "true"]
+    }
+    key = template["Resources"]["AcmeAccountKey"]
+    assert key["Condition"] == "HasAcmeAccountKmsKey"
+    assert (key["Properties"]["KeySpec"], key["Properties"]["KeyUsage"]) == (
+        "ECC_NIST_P256",
+        "SIGN_VERIFY",
+    )
+    assert key["DeletionPolicy"] == "Retain"
+    assert template["Outputs"]["AcmeAccountKeyArn"]["Condition"] == "HasAcmeAccountKmsKey"
+    on_key = [
+        statement
+        for policy in template["Resources"]["IssueRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "AcmeAccountKey" in json.dumps(statement)
+    ]
+    (conditional,) = on_key
+    condition, granted, otherwise = conditional["Fn::If"]
+    assert (condition, otherwise) == ("HasAcmeAccountKmsKey", {"Ref": "AWS::NoValue"})
+    assert set(granted["Action"]) == {"kms:Sign", "kms:GetPublicKey"}
+    assert granted["Resource"] == {"Fn::GetAtt": ["AcmeAccountKey", "Arn"]}
+    for role in ("TickRole", "DashboardRole"):
+        assert "AcmeAccountKey" not in json.dumps(template["Resources"][role])

@@ -125,6 +125,7 @@ def counts(status: FleetStatus) -> dict[str, int]:
     found = {h: 0 for h in _HEALTH_LEVELS}
     for site in status.sites:
         found[site.health] = found.get(site.health, 0) + 1
+    found["waiting for the CA's limits"] = sum(1 for s in status.sites if s.waiting_for)
     found["agents needing a look"] = sum(
         1 for a in status.agents if a.quiet or a.failing or a.report_problem
     )
