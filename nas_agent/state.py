@@ -15,7 +15,8 @@
                    "transient": false},
      "dsm_version": "DSM 7.2.1-69057 Update 5",
      "index": {"issued_at": "...", "expires_at": "...", "v2_seen": true,
-               "trust": {"anchor_key_id": "<16 hex>", "sequence": 1, "key_id": "<16 hex>"}}}
+               "trust": {"anchor_key_id": "<16 hex>", "sequence": 1, "key_id": "<16 hex>",
+                         "anchor_sequence": 0}}}
 
 `AgentState` is a frozen value; `with_*` helpers return a changed copy, so a cycle builds the new
 state and saves it once. Timestamps are UTC whole seconds. The installed version of each site is
@@ -359,6 +360,7 @@ def _index_json(seen: IndexSeen | None) -> dict[str, Any] | None:
             "anchor_key_id": seen.trust.anchor_key_id,
             "sequence": seen.trust.sequence,
             "key_id": seen.trust.key_id,
+            "anchor_sequence": seen.trust.anchor_sequence,
         },
     }
 
@@ -369,13 +371,14 @@ def _index(raw: Any) -> IndexSeen | None:
     if not isinstance(raw, dict) or raw.get("v2_seen") is not True:
         raise ValueError("index is not an object with v2_seen true")
     trust = _object(raw, "trust")
-    sequence = trust.get("sequence")
-    if type(sequence) is not int or sequence < 0:
-        raise ValueError("index.trust.sequence is not a whole number")
+    sequence = _whole_number(trust.get("sequence"), "index.trust.sequence")
+    anchor_sequence = _whole_number(trust.get("anchor_sequence", 0), "index.trust.anchor_sequence")
     return IndexSeen(
         issued_at=parse_timestamp(raw["issued_at"]),
         expires_at=parse_timestamp(raw["expires_at"]),
-        trust=IssuerTrust(_text(trust, "anchor_key_id"), sequence, _text(trust, "key_id")),
+        trust=IssuerTrust(
+            _text(trust, "anchor_key_id"), sequence, _text(trust, "key_id"), anchor_sequence
+        ),
     )
 
 
@@ -421,6 +424,12 @@ def _site_errors(raw: Any) -> Mapping[str, LastError]:
             raise ValueError("site_errors holds an entry that is not an error of its site")
         errors[site] = error
     return MappingProxyType(errors)
+
+
+def _whole_number(raw: Any, name: str) -> int:
+    if type(raw) is not int or raw < 0:
+        raise ValueError(f"{name} is not a whole number")
+    return raw
 
 
 def _site_ids(raw: Any) -> tuple[str, ...]:

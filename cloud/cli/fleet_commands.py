@@ -296,8 +296,9 @@ def agent_approve(args: argparse.Namespace) -> int:
     invites = Invites(store, publisher.signer)
     posted = args.enrollment.encode("utf-8") if args.enrollment else None
     record, enrollment, etag = invites.check(args.agent_id, datetime.now(UTC), posted)
-    registered = publisher.registry.add(enrollment, record.sites, datetime.now(UTC))
+    # Used up first (a conditional delete): of two approvals racing, only one registers.
     invites.consume(args.agent_id, etag)
+    registered = publisher.registry.add(enrollment, record.sites, datetime.now(UTC))
     delivered = publisher.subscribe(registered, record.sites)
     print(f"agent {registered.agent_id} approved; it receives: {', '.join(registered.sites)}")
     if delivered:
@@ -320,7 +321,7 @@ def agent_list(args: argparse.Namespace) -> int:
         print("no agents registered; on a NAS run `certdrop-agent enroll`, then `agent add`")
         return EXIT_OK
     keys = parts.keystore(config)
-    issuer = signer_for(load_issuer(keys), store).history if is_initialized(keys) else None
+    issuer = signer_for(load_issuer(keys), store).trusted if is_initialized(keys) else None
     width = max(len(r.agent_id) for r in records)
     print(f"{'AGENT':<{width}}  {'ADDED':<16}  {'RECORD':<24}  SITES")
     for r in records:

@@ -66,19 +66,28 @@ def issuer_rotate(args: argparse.Namespace) -> int:
         _, escrow_line = public_lines(load_issuer(keys))
         print(f"escrow key replaced; {resealed} escrow cop(ies) re-sealed\n  {escrow_line}")
         return EXIT_OK
+    from cloud.publish.indexes import AgentIndexes
+    from cloud.publish.registry import AgentRegistry
+
+    signed_again: list[tuple[int, int]] = []
+
+    def resign(signer: rotation.Signer) -> None:
+        records = AgentRegistry(store, signer).resign_all()
+        indexes = AgentIndexes(store, signer).resign_due(datetime.now(UTC), force=True)
+        signed_again.append((len(indexes), records))
+
     if args.compromised:
         rotation.reset_after_compromise(keys, store)
+        resign(rotation.signer_for(load_issuer(keys), store))
     else:
-        statement = rotation.rotate_signing(keys, store, datetime.now(UTC))
+        statement = rotation.rotate_signing(keys, store, datetime.now(UTC), resign)
         print(
             f"signing key {statement.previous_key_id} replaced by {statement.new_key_id}"
             f" (rotation {statement.sequence}); agents follow it at their next poll"
         )
-    publisher = parts.publisher(config, store)
-    records = publisher.registry.resign_all()
-    indexes = publisher.resign_indexes(force=True)
     issuer_line, _ = public_lines(load_issuer(keys))
-    print(f"signed again: {len(indexes)} index(es), {records} registry record(s)")
+    indexes, records = signed_again[-1] if signed_again else (0, 0)
+    print(f"signed again: {indexes} index(es), {records} registry record(s)")
     if args.compromised:
         print(
             "new signing key, vouched for by no earlier key: on every NAS set issuer_key to the"

@@ -14,8 +14,14 @@ store, with the key it starts from:
     3. the key store holds [successor]
 
 The key that signs is always the one the chain ends at (`signer_for`), so between 2 and 3 the
-successor already signs. A run after a rotation re-signs every index with the new key
-(`Publisher.resign_indexes`) and the operator's rotate re-signs the registry records.
+successor already signs. Between steps 2 and 3, while the issuer still holds both keys, every
+registry record and index the old key signed is signed again with the new one (`resign`).
+
+The chain is in the bucket, which the issuer does not trust: it only tells agents how to follow
+a rotation. What the issuer itself accepts as its own signature (registry records, entries it
+carries into a new index, invitation records) is a signature by a key it holds now — the key
+store's, never a key the chain names. Otherwise a store writer could put a key of theirs at the
+head of the chain and have records they sign accepted.
 
 The escrow key is not pinned by anyone: `rotate_escrow` puts the new key beside the old one
 (new copies are sealed to the newest key, copies open with either), re-seals every escrow copy
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -60,12 +66,12 @@ _MAX_CHAIN_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class Signer:
-    """The issuer's signing key in use, the rotations that lead to it, and every public key of
-    its history by id (to verify what an earlier key signed: registry records, indexes)."""
+    """The issuer's signing key in use, the rotations that lead to it (for agents), and the
+    public halves of the keys the issuer holds, by id: what it accepts as its own signature."""
 
     key: ed25519.Ed25519PrivateKey = field(repr=False)
     rotations: tuple[RotationStatement, ...]
-    history: Mapping[str, ed25519.Ed25519PublicKey] = field(repr=False)
+    trusted: Mapping[str, ed25519.Ed25519PublicKey] = field(repr=False)
 
     @property
     def key_id(self) -> str:
@@ -82,35 +88,35 @@ class _Chain:
     def end_id(self) -> str:
         return self.rotations[-1].new_key_id if self.rotations else key_id(self.origin)
 
-    def keys(self) -> dict[str, ed25519.Ed25519PublicKey]:
-        found = {key_id(self.origin): self.origin}
-        found.update({r.new_key_id: r.new_key for r in self.rotations})
-        return found
-
 
 def signer_for(issuer: IssuerKeys, store: Store) -> Signer:
     """The key that signs now: the one the chain ends at (the key in use before any rotation).
     Raises RotationsInvalid when the chain does not verify or ends at a key the issuer lacks."""
     chain = _load_chain(store)
+    held = [key for key in (issuer.signing_key, issuer.next_signing_key) if key is not None]
+    trusted = {key_id(key.public_key()): key.public_key() for key in held}
     if chain is None:
-        current = issuer.signing_key
-        return Signer(current, (), {key_id(current.public_key()): current.public_key()})
-    for candidate in (issuer.signing_key, issuer.next_signing_key):
-        if candidate is not None and key_id(candidate.public_key()) == chain.end_id:
-            return Signer(candidate, chain.rotations, chain.keys())
+        return Signer(issuer.signing_key, (), trusted)
+    for candidate in held:
+        if key_id(candidate.public_key()) == chain.end_id:
+            return Signer(candidate, chain.rotations, trusted)
     raise RotationsInvalid(
         f"the chain ends at key {chain.end_id}, which the issuer does not hold: it was altered,"
         " or the key store was restored from an older copy"
     )
 
 
-def rotate_signing(keys: KeyStore, store: Store, now: datetime) -> RotationStatement:
+def rotate_signing(
+    keys: KeyStore, store: Store, now: datetime, resign: Callable[[Signer], None]
+) -> RotationStatement:
     """Makes the signing key's successor and hands trust to it (the module's three steps);
-    re-run after a kill, it finishes that rotation instead of starting another."""
+    `resign` signs the registry and the indexes again with the successor while both keys are
+    held. Re-run after a kill, it finishes that rotation instead of starting another."""
     issuer = load_issuer(keys)
     signer = signer_for(issuer, store)
     successor = issuer.next_signing_key
     if successor is not None and signer.key is successor:  # killed after step 2
+        resign(signer)
         keys.replace(SIGNING_KEY, pem_blocks(successor))
         return signer.rotations[-1]
     if successor is None:
@@ -124,6 +130,7 @@ def rotate_signing(keys: KeyStore, store: Store, now: datetime) -> RotationState
         issued_at=now,
     )
     _save_chain(store, _Chain(chain.origin, (*chain.rotations, statement), chain.etag))  # step 2
+    resign(signer_for(load_issuer(keys), store))  # the successor signs; both keys are trusted
     keys.replace(SIGNING_KEY, pem_blocks(successor))  # step 3
     log.info("issuer signing key %s replaced by %s", signer.key_id, statement.new_key_id)
     return statement
@@ -149,6 +156,10 @@ def rotate_escrow(keys: KeyStore, store: Store) -> int:
         keys.replace(ESCROW_KEY, pem_blocks(issuer.escrow_key, new_key))
         issuer = load_issuer(keys)
     resealed = reseal_escrow(store, issuer)
+    # A publish that loaded the keys before the new one was added seals to the old: the old
+    # key goes only once every copy opens with the new one (run the command again otherwise).
+    if reseal_escrow(store, issuer) or not _all_open_with(store, issuer):
+        raise RotationsInvalid("escrow copies changed during the rotation; run it again")
     keys.replace(ESCROW_KEY, pem_blocks(issuer.escrow_key))
     log.info("escrow key replaced; %d escrow cop(ies) re-sealed", resealed)
     return resealed
@@ -177,9 +188,25 @@ def reseal_escrow(store: Store, issuer: IssuerKeys) -> int:
         try:
             store.put(info.key, sealed, if_match=found.etag)
         except PreconditionFailed:
-            continue  # rewritten meanwhile, sealed to the newest key
+            continue  # rewritten meanwhile: the check after the pass looks at it again
         resealed += 1
     return resealed
+
+
+def _all_open_with(store: Store, issuer: IssuerKeys) -> bool:
+    """Whether every escrow copy opens with the newest escrow key."""
+    newest = IssuerKeys(issuer.signing_key, issuer.escrow_key)
+    for info in list(store.list(store_layout.ESCROW_PREFIX)):
+        site, version = store_layout.parse_escrow(info.key)
+        found = store.get(info.key)
+        opened = (
+            open_escrow_copy(found.body, newest, site=site, version=version)
+            if isinstance(found, StoredObject)
+            else True
+        )
+        if opened is None:
+            return False
+    return True
 
 
 def open_escrow_copy(

@@ -5,8 +5,11 @@ agent refuses an expired index and reports itself frozen, so every index is sign
 it expires: by any publish to the agent, and by `resign_due` (from `certdrop run`, and from the
 tick through the issue function) once less than RESIGN_WITHIN of its validity is left.
 
-Entries are carried into the new index only when an issuer key signed them: the index is in the
-store, and whoever can write there must not get an entry of their own signed by the issuer.
+Entries are carried into the new index only when a key the issuer holds signed them, the agent's
+verified registry record still lists their site, and they are not older than the site's current
+certificate: the index is in the store, and whoever can write there must get neither an entry of
+their own signed by the issuer, nor a withdrawn or superseded one signed again with a fresh
+expiry (that would hide a freeze).
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 
 from cloud.errors import PreconditionFailed, StoreError
 from cloud.keys.rotation import Signer
+from cloud.pipeline.site_state import load_site_state
+from cloud.publish.registry import AgentRegistry
 from cloud.store import Store, StoredObject
 from nas_agent import store_layout
 from nas_agent.bundle import Index, IndexEntry, parse_index, sign_index
@@ -87,12 +92,15 @@ class AgentIndexes:
             current = (
                 self.signed_entries(agent_id, found.body) if isinstance(found, StoredObject) else []
             )
+            # Never before the index it replaces: a run whose clock is behind another's would
+            # otherwise write an index the agent refuses as rolled back.
+            issued = max(now, self._issued_at(agent_id, found)).replace(microsecond=0)
             body = sign_index(
                 [_addressed(entry, self.signer.key_id) for entry in change(current)],
                 agent_id=agent_id,
                 signing_key=self.signer.key,
-                issued_at=now,
-                expires_at=now + INDEX_VALIDITY,
+                issued_at=issued,
+                expires_at=issued + INDEX_VALIDITY,
                 rotations=self.signer.rotations,
             )
             try:
@@ -104,6 +112,19 @@ class AgentIndexes:
             except PreconditionFailed:
                 continue
         raise StoreError(key, f"the index changed under {_ATTEMPTS} attempts to update it")
+
+    def _issued_at(self, agent_id: str, found: object) -> datetime:
+        """When the stored index says it was signed, if the issuer signed it; else the epoch."""
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        if not isinstance(found, StoredObject):
+            return epoch
+        try:
+            index = parse_index(found.body)
+        except BundleError:
+            return epoch
+        if index.format_version != 2 or not self._index_signed(agent_id, index):
+            return epoch
+        return index.issued_at or epoch
 
     def signed_entries(self, agent_id: str, body: bytes) -> list[IndexEntry]:
         """The entries of a stored index that a key of the issuer signed for `agent_id`; the
@@ -117,18 +138,40 @@ class AgentIndexes:
             log.error("index of agent %s not signed by the issuer: replaced", agent_id)
             return []
         kept = []
+        subscribed = self._subscribed(agent_id)
         for entry in index.entries:
+            why = None
             if entry.agent_id != agent_id or not _signed_by(
                 self.signer, entry.issuer_key_id, entry.signature, entry.signed_bytes()
             ):
+                why = "not signed by the issuer"
+            elif entry.site not in subscribed:
+                why = "the agent's signed record does not list the site"
+            elif entry.version < self._current_version(entry.site):
+                why = "older than the site's current certificate"
+            if why is not None:
                 log.error(
-                    "index entry for %s dropped: not signed by the issuer",
+                    "index entry for %s dropped: %s",
                     entry.site,
+                    why,
                     extra={"agent": agent_id, "site": entry.site},
                 )
                 continue
             kept.append(entry)
         return kept
+
+    def _subscribed(self, agent_id: str) -> frozenset[str]:
+        registry = AgentRegistry(self.store, self.signer)
+        record = registry.get(agent_id)
+        if record is None or registry.problem(record) is not None:
+            return frozenset()
+        return frozenset(record.sites)
+
+    def _current_version(self, site: str) -> int:
+        """The version of the site's current certificate (0 when none is recorded). A newer
+        entry is kept: it is being published, and the site state is written after the index."""
+        state = load_site_state(self.store, site)
+        return state.current.version if state is not None and state.current is not None else 0
 
     def _index_signed(self, agent_id: str, index: Index) -> bool:
         return index.agent_id == agent_id and _signed_by(
@@ -137,8 +180,8 @@ class AgentIndexes:
 
 
 def _signed_by(signer: Signer, key_id: str, signature: bytes, signed: bytes) -> bool:
-    """Whether a key of the issuer's history, `key_id`, made `signature` over `signed`."""
-    key = signer.history.get(key_id)
+    """Whether a key the issuer holds, `key_id`, made `signature` over `signed`."""
+    key = signer.trusted.get(key_id)
     if key is None:
         return False
     try:

@@ -195,7 +195,7 @@ class Invites:
             record = InviteRecord.from_json(found.body)
         except (ValueError, KeyError, TypeError) as exc:
             raise EnrollmentRefused(agent_id, f"the invitation record is damaged ({exc})") from exc
-        key = self.signer.history.get(record.issuer_key_id)
+        key = self.signer.trusted.get(record.issuer_key_id)
         try:
             if key is None or record.agent_id != agent_id:
                 raise InvalidSignature

@@ -95,9 +95,8 @@ class AgentRecord:
 
 
 def verify(record: AgentRecord, issuer_keys: Mapping[str, ed25519.Ed25519PublicKey]) -> None:
-    """Raises RecordUnsigned or RecordTampered unless the issuer signed exactly this record,
-    with its signing key or an earlier one of its rotations (`issuer_keys`, by key id): a
-    record is re-signed by `certdrop issuer rotate`, and verifies meanwhile."""
+    """Raises RecordUnsigned or RecordTampered unless the issuer signed exactly this record with
+    a key it holds (`issuer_keys`, by key id: during a rotation, the old and the new)."""
     if record.signature is None or record.issuer_key_id is None:
         raise RecordUnsigned(record.agent_id)
     issuer_key = issuer_keys.get(record.issuer_key_id)
@@ -159,11 +158,11 @@ class AgentRegistry:
 
     def verify(self, record: AgentRecord) -> None:
         """Raises RecordUnsigned or RecordTampered unless the issuer signed `record`."""
-        verify(record, self._signer().history)
+        verify(record, self._signer().trusted)
 
     def problem(self, record: AgentRecord) -> CertdropError | None:
         """Why `record` may not be trusted, or None when it verifies."""
-        return record_problem(record, self._signer().history)
+        return record_problem(record, self._signer().trusted)
 
     def resign_all(self) -> int:
         """Re-signs, with the key in use, every record an earlier key of the issuer signed

@@ -74,6 +74,10 @@ class IssuerTrust:
     anchor_key_id: str
     sequence: int
     key_id: str
+    # Where the anchor sits in the chain (0: key 0; n: the key statement n made). Remembered so
+    # that a later chain is walked from the same place: statements before it are never verified,
+    # so a chain that names the anchor elsewhere could lead anywhere.
+    anchor_sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,15 @@ def follow_chain(
     is not in the chain), RotationInvalid (a statement does not verify), RotationFork (the chain
     leaves the remembered key out, or is shorter than the remembered one)."""
     anchor_id = key_id(anchor)
-    start = _position_of(anchor_id, chain)
+    if remembered is not None and remembered.anchor_key_id == anchor_id:
+        start = remembered.anchor_sequence
+        if not _anchor_at(anchor_id, chain, start):
+            raise RotationFork(
+                f"the chain no longer names this agent's configured key {anchor_id} at rotation"
+                f" {start}, where it did: another history"
+            )
+    else:
+        start = _position_of(anchor_id, chain)
     current, sequence = anchor, start
     for statement in chain[start:]:
         if statement.previous_key_id != key_id(current):
@@ -144,7 +156,7 @@ def follow_chain(
                 f"rotation {statement.sequence}: the signature does not verify"
             ) from exc
         current, sequence = statement.new_key, statement.sequence
-    followed = TrustedKey(IssuerTrust(anchor_id, sequence, key_id(current)), current)
+    followed = TrustedKey(IssuerTrust(anchor_id, sequence, key_id(current), start), current)
     if remembered is not None and remembered.anchor_key_id == anchor_id:
         if remembered.sequence > sequence:
             raise RotationFork(
@@ -158,6 +170,15 @@ def follow_chain(
                 f" {remembered.key_id} there: two successors of one key"
             )
     return followed
+
+
+def _anchor_at(anchor_id: str, chain: Sequence[RotationStatement], position: int) -> bool:
+    """Whether the chain has the anchor at `position` (0: before statement 1)."""
+    if position > len(chain):
+        return False
+    if position == 0:
+        return not chain or chain[0].previous_key_id == anchor_id
+    return chain[position - 1].new_key_id == anchor_id
 
 
 def _position_of(anchor_id: str, chain: Sequence[RotationStatement]) -> int:

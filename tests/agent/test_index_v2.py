@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from lab.sample_bundles import NOW, make_world
 from nas_agent.bundle import entry_for, parse_index, sign_index, verify_entry, verify_index
-from nas_agent.bundle.rotation import IssuerTrust, follow_chain, sign_rotation
+from nas_agent.bundle.rotation import IssuerTrust, RotationStatement, follow_chain, sign_rotation
 from nas_agent.errors import (
     BadSignature,
     BundleError,
@@ -218,3 +218,28 @@ def test_statements_out_of_sequence_do_not_parse():
 def test_every_refusal_here_is_a_bundle_refusal():
     for cls in (IndexExpired, IndexRolledBack, RotationFork, RotationInvalid):
         assert issubclass(cls, BundleError) and cls.code.startswith("bundle.")
+
+
+def test_a_chain_naming_the_anchor_further_on_cannot_walk_the_agent_back_to_a_retired_key():
+    """Review finding: statements before the anchor are never verified, so a forged chain that
+    names the configured key again at its end must not become a new starting point."""
+    followed = follow_chain(ISSUER.public_key(), _chain(R1, R2))  # honest: at K2, anchor at 0
+    junk = ed25519.Ed25519PrivateKey.generate()
+
+    def unsigned(sequence, new_key):
+        return RotationStatement(
+            sequence=sequence,
+            previous_key_id="0" * 16,
+            new_key=new_key,
+            new_key_id=key_id(new_key),
+            issued_at=NOW,
+            signature=b"\0" * 64,
+        )
+
+    forged = (
+        unsigned(1, junk.public_key()),
+        unsigned(2, K2.public_key()),
+        unsigned(3, ISSUER.public_key()),  # "the anchor is here": the retired key follows it
+    )
+    with pytest.raises(RotationFork):
+        follow_chain(ISSUER.public_key(), forged, remembered=followed.trust)

@@ -337,3 +337,16 @@ def test_escrow_rotation_reseals_every_copy_and_new_agents_still_get_the_current
 
 def _config_of(fleet: Fleet) -> Config:
     return config_module.load(fleet.config_source)
+
+
+def test_an_old_index_put_back_is_not_signed_again_with_its_stale_entry(fleet):
+    """Review finding: re-signing must not give a superseded entry a fresh expiry."""
+    stale = fleet.index_bytes()  # version 1
+    assert fleet.certdrop("issue", "example").returncode == EXIT_OK  # version 2 published
+    fleet.store.put(fleet.index_key, stale)
+
+    resigned = fleet.certdrop("run", days_later=3)  # the stale copy is due for re-signing
+
+    assert resigned.returncode == EXIT_OK, resigned.stderr
+    assert [e.version for e in parse_index(fleet.index_bytes()).entries] == []
+    assert "older than the site's current certificate" in resigned.stderr
