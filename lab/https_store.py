@@ -10,25 +10,24 @@ from __future__ import annotations
 import hashlib
 import http.server
 import socket
-import ssl
-import threading
 from pathlib import Path
 from typing import Any
 
 from lab.ports import LOOPBACK
 from lab.tls import make_ca_and_server_cert
+from lab.tls_server import TlsServer
 
 
 class HttpsStore:
     def __init__(self, root: Path, tls_dir: Path) -> None:
         self.root = Path(root)
         self.ca_file, self._cert, self._key = make_ca_and_server_cert(tls_dir)
-        self._httpd: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: TlsServer | None = None
 
     @property
     def url(self) -> str:
-        return f"https://{LOOPBACK}:{self._httpd.server_address[1]}/"
+        assert self._server is not None
+        return f"https://{LOOPBACK}:{self._server.port}/"
 
     def __enter__(self) -> HttpsStore:
         root = self.root
@@ -48,21 +47,12 @@ class HttpsStore:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        httpd.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(str(self._cert), str(self._key))
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._server = TlsServer(Handler, self._cert, self._key)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        assert self._thread is not None
-        self._thread.join(timeout=10)
+        assert self._server is not None
+        self._server.stop()
 
 
 def _answer(handler: http.server.BaseHTTPRequestHandler, root: Path) -> None:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import ssl
 import threading
 from pathlib import Path
 from typing import Any
 
+from lab.ports import LOOPBACK
 from lab.tls import make_ca_and_server_cert
-
-LOOPBACK = "127.0.0.1"
+from lab.tls_server import TlsServer
 
 
 class StoreServer:
@@ -38,12 +37,12 @@ class StoreServer:
         self.stall_after: int | None = None
         self.seen: list[tuple[str, dict[str, str]]] = []
         self._released = threading.Event()
-        self._httpd: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: TlsServer | None = None
 
     @property
     def url(self) -> str:
-        return f"https://{LOOPBACK}:{self._httpd.server_address[1]}/store/"
+        assert self._server is not None
+        return f"https://{LOOPBACK}:{self._server.port}/store/"
 
     def __enter__(self) -> StoreServer:
         server = self
@@ -55,23 +54,13 @@ class StoreServer:
             def log_message(self, *args: Any) -> None:
                 pass  # keep test output clean
 
-        httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        httpd.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(str(self._cert), str(self._key))
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-        self._httpd = httpd
-        # A short poll interval: shutdown() waits for the loop to notice it.
-        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._server = TlsServer(Handler, self._cert, self._key)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._released.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        assert self._thread is not None
-        self._thread.join(timeout=10)
+        assert self._server is not None
+        self._server.stop()
 
     def _answer(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         self.seen.append((handler.path, dict(handler.headers.items())))

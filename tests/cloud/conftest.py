@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 
+from cloud.acme.client import AcmeClient
 from cloud.dns01.providers import _txt
 from cloud.dns01.providers.base import DnsProvider
 from cloud.dns01.providers.registry import build_provider
@@ -241,3 +242,18 @@ def lexicon_harness(
             ZONE,
             lambda fqdn: dns_txt(powerdns_server.address, powerdns_server.port, fqdn),
         )
+
+
+@pytest.fixture
+def orders(monkeypatch) -> list[str]:
+    """The URLs of the orders placed through certdrop's ACME client (Pebble keeps no count)."""
+    placed: list[str] = []
+    original = AcmeClient.new_order
+
+    def counting(self, *args, **kwargs):
+        order = original(self, *args, **kwargs)
+        placed.append(order.uri)
+        return order
+
+    monkeypatch.setattr(AcmeClient, "new_order", counting)
+    return placed

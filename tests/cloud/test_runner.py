@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from cloud.acme.client import AcmeClient
 from cloud.cli.exit_codes import EXIT_DNS, EXIT_OK
 from cloud.errors import Locked
 from cloud.keys.issuer import init_issuer
@@ -33,21 +32,6 @@ def config(tmp_path, pebble, bind_auth):
     config = bind_config(tmp_path, pebble, bind_auth)
     init_issuer(parts.keystore(config))
     return config
-
-
-@pytest.fixture
-def orders(monkeypatch):
-    """Counts the orders placed through the client (Pebble keeps no count)."""
-    placed = []
-    original = AcmeClient.new_order
-
-    def counting(self, *args, **kwargs):
-        order = original(self, *args, **kwargs)
-        placed.append(order.uri)
-        return order
-
-    monkeypatch.setattr(AcmeClient, "new_order", counting)
-    return placed
 
 
 def _runner(config):

@@ -23,7 +23,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 
 from lab.dsm_emulator import EmulatorHandle, serve
 from lab.issuer_config import bind_config
+from lab.ports import wait_until
 from tests.spk.package_center import (
     STATUS_RUNNING,
     STATUS_STOPPED,
@@ -195,12 +195,10 @@ def _runs(nas: PackageCenter) -> int:
 
 
 def _wait_for_runs(nas: PackageCenter, count: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while _runs(nas) < count:
-        assert time.monotonic() < deadline, f"no cycle {count} in {timeout} s:\n" + (
-            nas.log.read_text() if nas.log.exists() else "(no log)"
-        )
-        time.sleep(0.2)
+    try:
+        wait_until(lambda: _runs(nas) >= count, timeout, f"cycle {count} of the service")
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}:\n" + (nas.log.read_text() if nas.log.exists() else "(no log)"))
 
 
 def _served(dsm: EmulatorHandle) -> x509.Certificate:
@@ -357,10 +355,10 @@ def test_a_configuration_problem_stops_the_service_which_says_why_in_its_log(
     conf.write_text(conf.read_text().replace("[dsm]", "[dsm]\ntimeout = soon"))
 
     nas.start()
-    deadline = time.monotonic() + 60
-    while nas.status() == STATUS_RUNNING:
-        assert time.monotonic() < deadline, nas.log.read_text()
-        time.sleep(0.2)
+    try:
+        wait_until(lambda: nas.status() != STATUS_RUNNING, 60, "the service to stop")
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}:\n{nas.log.read_text()}")
 
     log = nas.log.read_text()
     assert "timeout" in log and "run exited 2" in log and "stopping" in log
