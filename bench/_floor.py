@@ -8,8 +8,13 @@ downloads the certificate and removes the values: the interpreter, those imports
 trips, nothing else (no configuration, state, lock, journal, propagation check or checks of the
 certificate). No certdrop change can make `certdrop issue` cheaper than this process.
 
+With `--fleet N` it issues N certificates one after the other on one session and prints the CPU
+one of them cost once warm: the least CPU per certificate a fleet run on these libraries can
+spend (certdrop's fleet figure also carries its start-up and everything a run keeps durable).
+
     state = register(work / "floor", directory_url, ca_bundle, bind, tsig)   # once, untimed
     subprocess.run([sys.executable, "bench/_floor.py", str(state)], check=True)
+    subprocess.run([sys.executable, "bench/_floor.py", str(state), "--fleet", "20"], check=True)
 """
 
 from __future__ import annotations
@@ -64,11 +69,31 @@ def register(workdir: Path, directory_url: str, ca_bundle: Path, dns_server: str
 
 def issue(state: dict) -> str:
     """One issuance; the certificate chain's PEM."""
+    return issue_with(state, *connect(state))
+
+
+def connect(state: dict) -> tuple[jose.JWK, client.ClientV2]:
+    """The account's key and a client holding its session (connections, nonce, directory)."""
     key = serialization.load_pem_private_key(state["key"].encode(), password=None)
     jwk = jose.JWKEC(key=key)
     net = _network(jwk, state["ca_bundle"])
     net.account = messages.RegistrationResource(uri=state["account"], body=messages.Registration())
-    acme = client.ClientV2(_directory(net, state["directory"]), net)
+    return jwk, client.ClientV2(_directory(net, state["directory"]), net)
+
+
+def cpu_per_certificate(state: dict, count: int) -> float:
+    """CPU seconds one issuance costs this process once warm: `count` issuances on one session,
+    as a fleet run issues many (the fleet's floor)."""
+    jwk, acme = connect(state)
+    issue_with(state, jwk, acme)  # warm: connections, nonce, first-call costs
+    start = time.process_time()
+    for _ in range(count):
+        issue_with(state, jwk, acme)
+    return (time.process_time() - start) / count
+
+
+def issue_with(state: dict, jwk: jose.JWK, acme: client.ClientV2) -> str:
+    """One issuance on an open session; the certificate chain's PEM."""
     leaf_key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -125,6 +150,10 @@ def _update(state: dict, values: list[tuple[str, str]], *, add: bool) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[2] == "--fleet":
+        cpu = cpu_per_certificate(json.loads(Path(sys.argv[1]).read_text()), int(sys.argv[3]))
+        print(json.dumps({"cpu_ms_per_certificate": cpu * 1000}))
+        raise SystemExit(0)
     issued = issue(json.loads(Path(sys.argv[1]).read_text()))
     if "BEGIN CERTIFICATE" not in issued:
         raise SystemExit("no certificate")

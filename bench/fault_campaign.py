@@ -163,18 +163,18 @@ class Campaign:
 
     def dns_api_down_at_cleanup(self) -> bool:
         """The DNS API fails every removal of this run (issued; values stay until a run heals)."""
-        original = Rfc2136Provider.remove_txt
+        original = Rfc2136Provider.remove_txts  # remove_txt goes through it too
         fired = {"n": 0}
 
-        def down(provider, record):
+        def down(provider, records):
             fired["n"] += 1
-            raise DnsProviderError("rfc2136", record.fqdn, "injected: DNS API down")
+            raise DnsProviderError("rfc2136", records[0].fqdn, "injected: DNS API down")
 
-        Rfc2136Provider.remove_txt = down
+        Rfc2136Provider.remove_txts = down
         try:
             self._run(self.store, force=True)
         finally:
-            Rfc2136Provider.remove_txt = original
+            Rfc2136Provider.remove_txts = original
         return fired["n"] > 0
 
     def _break_dead_lock(self) -> None:

@@ -26,6 +26,7 @@ from cryptography import x509
 from cloud.acme import key_change
 from cloud.acme.account_key import AccountKey, AccountRecord, new_key, record_name
 from cloud.acme.ari import SuggestedWindow, fetch_window
+from cloud.acme.http_environment import settle
 from cloud.acme.problems import (
     RETRY_PROBLEMS,
     RetryAfterNetwork,
@@ -78,7 +79,7 @@ class AcmeClient:
         sleep: Callable[[float], None] = time.sleep,
         attempts: int = 6,
         nonce_attempts: int = 12,
-        first_interval: float = 0.05,
+        first_interval: float = 0.01,
         max_interval: float = 2.0,
     ):
         self.ca = ca
@@ -152,14 +153,14 @@ class AcmeClient:
         return response.json()
 
     def _open(self, jwk: jose.JWK) -> None:
-        verify: bool | str = str(self.ca.ca_bundle) if self.ca.ca_bundle else True
-        self._net = RetryAfterNetwork(
-            jwk,
-            alg=jose.ES256,
-            # acme types it bool; it goes to requests' `verify`, which also takes a CA file.
-            verify_ssl=verify,  # type: ignore[arg-type]
-            user_agent=USER_AGENT,
+        self._net = RetryAfterNetwork(jwk, alg=jose.ES256, user_agent=USER_AGENT)
+        # acme types it bool; it goes to requests' `verify`, which also takes a CA file.
+        self._net.verify_ssl = settle(  # type: ignore[assignment]
+            self._net.session,
+            self.ca.directory,
+            str(self.ca.ca_bundle) if self.ca.ca_bundle else True,
         )
+        self._net.session.headers["User-Agent"] = USER_AGENT
         self._client = client.ClientV2(self._directory(self._net), self._net)
 
     def _directory(self, net: RetryAfterNetwork) -> messages.Directory:
@@ -275,10 +276,8 @@ class AcmeClient:
         url = self.renewal_info_url
         if url is None:
             raise RuntimeError("the CA offers no renewal information")
-        with requests.Session() as session:
-            session.verify = str(self.ca.ca_bundle) if self.ca.ca_bundle else True
-            session.headers["User-Agent"] = USER_AGENT
-            return fetch_window(url, cert_id, session=session, now=now)
+        # On the ACME session's own connections: no handshake of its own per certificate.
+        return fetch_window(url, cert_id, session=self.net.session, now=now)
 
     def new_order(
         self,

@@ -144,19 +144,51 @@ def follow_cnames(name: str, resolver: dns.resolver.Resolver, max_hops: int = 8)
 def find_zone(name: str, resolver: dns.resolver.Resolver) -> str:
     """The zone holding `name`: the closest enclosing name that owns an SOA record.
 
-    Raises `ZoneNotFoundError` when no name up to the root owns one.
+    A negative answer (the name does not exist, or has no SOA) carries the SOA of the zone that
+    gave it (RFC 2308, section 3), which is that zone: one question instead of one per label.
+    Where a resolver strips it, the walk goes on up. Raises `ZoneNotFoundError` when no name up
+    to the root owns one.
     """
     candidate = _to_name(name)
     while candidate != dns.name.root:
-        answer = lookup(resolver, candidate.to_text(), "SOA")
-        # Only an SOA owned by the name itself marks an apex: a CNAME at the name makes a
-        # recursive resolver answer with the SOA of wherever the CNAME points.
-        if answer is not None and answer.response.get_rrset(
-            answer.response.answer, candidate, dns.rdataclass.IN, dns.rdatatype.SOA
-        ):
+        apex, negative = _ask_soa(resolver, candidate)
+        if apex:
             return candidate.to_text()
+        if negative is not None:
+            return negative.to_text()
         candidate = candidate.parent()
     raise ZoneNotFoundError(normalize(name), "no enclosing zone (no SOA found up to the root)")
+
+
+def _ask_soa(
+    resolver: dns.resolver.Resolver, name: dns.name.Name
+) -> tuple[bool, dns.name.Name | None]:
+    """Whether `name` owns an SOA, and else the zone a negative answer names in its authority
+    section (None when it names none)."""
+    try:
+        answer = resolver.resolve(name, "SOA", search=False, raise_on_no_answer=False)
+    except dns.resolver.NXDOMAIN as exc:
+        # A resolver's NXDOMAIN carries the answers it got; one raised by hand may carry none.
+        responses = exc.kwargs.get("responses") or {}
+        return False, _authority_zone(responses.get(name), name)
+    except dns.exception.DNSException as exc:
+        raise DnsError(name.to_text(), f"SOA lookup failed: {exc}", transient=True) from exc
+    # Only an SOA owned by the name itself marks an apex: a CNAME at the name makes a
+    # recursive resolver answer with the SOA of wherever the CNAME points.
+    response = answer.response
+    if response.get_rrset(response.answer, name, dns.rdataclass.IN, dns.rdatatype.SOA):
+        return True, None
+    return False, None if response.answer else _authority_zone(response, name)
+
+
+def _authority_zone(
+    response: dns.message.Message | None, name: dns.name.Name
+) -> dns.name.Name | None:
+    """The owner of the SOA in a negative answer's authority section, if it encloses `name`."""
+    for rrset in response.authority if response is not None else ():
+        if rrset.rdtype == dns.rdatatype.SOA and name.is_subdomain(rrset.name):
+            return rrset.name.canonicalize()
+    return None
 
 
 def locate(domain: str, settings: DnsCheckSettings, label: str = CHALLENGE_LABEL) -> TxtLocation:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from cloud.dns01.names import locate
 from cloud.dns01.propagation import DnsCheckSettings, wait_for_records
-from cloud.dns01.providers.base import DnsProvider, TxtRecord
+from cloud.dns01.providers.base import BatchingDnsProvider, DnsProvider, TxtRecord
 from cloud.errors import CertdropError, DnsError
 from cloud.store import Store, StoredObject
 from nas_agent import store_layout
@@ -175,16 +175,22 @@ class Dns01Solver:
         return tuple(record for _name, record in placed)
 
     def add(self, records: Sequence[TxtRecord]) -> None:
-        for record in records:
-            self.provider.add_txt(record)
-            log.debug("TXT value added", extra={"fqdn": record.fqdn})
+        provider = self.provider
+        if isinstance(provider, BatchingDnsProvider):
+            for batch in _by_zone(records):
+                provider.add_txts(batch)
+        else:
+            for record in records:
+                provider.add_txt(record)
+        log.debug("TXT values added", extra={"fqdn": _fqdns(records)})
 
     def wait(self, records: Sequence[TxtRecord]) -> None:
         wait_for_records(records, self.settings)
 
     def cleanup(self, records: Sequence[TxtRecord]) -> None:
         """Removes this run's values; those that fail stay journalled and raise DnsError."""
-        removed = [r for r in records if self._remove_one(self.provider, r)]
+        removed = self._remove_batched(records)
+        removed += [r for r in records if r not in removed and self._remove_one(self.provider, r)]
         self.journal.drop(removed)
         if len(removed) < len(records):
             raise DnsError(
@@ -193,6 +199,21 @@ class Dns01Solver:
                 "journalled: every run tries again",
                 transient=True,
             )
+
+    def _remove_batched(self, records: Sequence[TxtRecord]) -> list[TxtRecord]:
+        """What one request per zone removed; a batch that fails is left for one by one."""
+        provider = self.provider
+        if not isinstance(provider, BatchingDnsProvider):
+            return []
+        removed: list[TxtRecord] = []
+        for batch in _by_zone(records):
+            try:
+                provider.remove_txts(batch)
+            except CertdropError as exc:
+                log.warning("could not remove TXT values together: %s", exc)
+                continue
+            removed += batch
+        return removed
 
     def _remove_one(self, provider: DnsProvider, record: TxtRecord) -> bool:
         try:
@@ -215,3 +236,15 @@ class Dns01Solver:
             return False
         moved = TxtRecord(zone=where.zone, fqdn=where.fqdn, value=entry.record.value)
         return self._remove_one(provider, moved)
+
+
+def _by_zone(records: Sequence[TxtRecord]) -> list[list[TxtRecord]]:
+    """The records grouped by zone, in the order their zones first appear."""
+    batches: dict[str, list[TxtRecord]] = {}
+    for record in records:
+        batches.setdefault(record.zone, []).append(record)
+    return list(batches.values())
+
+
+def _fqdns(records: Sequence[TxtRecord]) -> str:
+    return ", ".join(sorted({record.fqdn for record in records}))

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,7 +43,7 @@ class SiteLock:
         self.key = store_layout.lock(site)
         self.ttl = ttl
         self.now = now
-        self.owner = owner or uuid.uuid4().hex[:12]
+        self.owner = owner or secrets.token_hex(6)
         self._etag: str | None = None
 
     def acquire(self) -> None:

@@ -170,6 +170,50 @@ def test_a_cname_owner_is_no_zone_apex(chains: BindServer) -> None:
     assert find_zone("_acme-challenge.cross.chain.test.", _resolver(chains)) == "chain.test."
 
 
+class _Counting:
+    """The real resolver, recording each question; with `strip`, negative answers come back
+    without their authority section, as some forwarders return them."""
+
+    def __init__(self, resolver: dns.resolver.Resolver, *, strip: bool = False) -> None:
+        self.resolver = resolver
+        self.strip = strip
+        self.asked: list[str] = []
+
+    def resolve(self, qname: dns.name.Name, rdtype: str, **kwargs: bool) -> dns.resolver.Answer:
+        self.asked.append(qname.to_text())
+        try:
+            answer = self.resolver.resolve(qname, rdtype, **kwargs)
+        except dns.resolver.NXDOMAIN:
+            if self.strip:
+                raise dns.resolver.NXDOMAIN from None
+            raise
+        if self.strip:
+            answer.response.authority = []
+        return answer
+
+
+def test_a_negative_answer_names_the_zone_in_one_question(chains: BindServer) -> None:
+    resolver = _Counting(_resolver(chains))
+    found = find_zone("_acme-challenge.x.a.b.deep.walk.test.", resolver)  # type: ignore[arg-type]
+    assert found == "deep.walk.test."
+    assert resolver.asked == ["_acme-challenge.x.a.b.deep.walk.test."]
+
+
+def test_without_the_authority_section_the_zone_is_found_by_walking_up(
+    chains: BindServer,
+) -> None:
+    resolver = _Counting(_resolver(chains), strip=True)
+    found = find_zone("_acme-challenge.x.a.b.deep.walk.test.", resolver)  # type: ignore[arg-type]
+    assert found == "deep.walk.test."
+    assert resolver.asked == [
+        "_acme-challenge.x.a.b.deep.walk.test.",
+        "x.a.b.deep.walk.test.",
+        "a.b.deep.walk.test.",
+        "b.deep.walk.test.",
+        "deep.walk.test.",
+    ]
+
+
 class _NothingExists:
     """A resolver for which no name exists; anything but the expected question fails."""
 

@@ -13,6 +13,7 @@ from cloud.dns01.providers.registry import build_provider
 from cloud.dns01.providers.rfc2136 import parse_server
 from cloud.errors import ConfigError, DnsProviderError
 from lab.ports import free_port
+from tests.cloud.issuing import txt_values
 
 
 def provider(server: str, name: str, secret: str, algorithm: str = "hmac-sha256"):
@@ -81,3 +82,21 @@ def test_a_tsig_secret_that_is_not_base64_is_a_config_error_naming_the_key(tsig_
 def test_the_server_port_defaults_to_53():
     assert parse_server("127.0.0.1") == ("127.0.0.1", 53)
     assert parse_server("[::1]:5353") == ("::1", 5353)
+
+
+def test_the_apex_and_wildcard_values_go_in_one_update_all_or_none(bind_auth, tsig_key):
+    dns_api = provider(bind_auth.address, tsig_key.name, tsig_key.secret)
+    name = f"_acme-challenge.t{secrets.token_hex(5)}.example.test."
+    apex, wildcard = (TxtRecord("example.test.", name, value) for value in ("apex", "wildcard"))
+    outside = TxtRecord("example.test.", "_acme-challenge.elsewhere.test.", "outside")
+
+    with pytest.raises(DnsProviderError, match="NOTZONE"):
+        dns_api.add_txts([apex, outside])
+    refused = txt_values(bind_auth.address, name)
+    dns_api.add_txts([apex, wildcard])
+    added = txt_values(bind_auth.address, name)
+    dns_api.remove_txts([apex, wildcard])
+
+    assert refused == set()  # the server applied none of a batch it refused
+    assert added == {"apex", "wildcard"}
+    assert txt_values(bind_auth.address, name) == set()

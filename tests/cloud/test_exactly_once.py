@@ -159,12 +159,12 @@ def test_txt_values_a_failed_cleanup_left_are_told_alerted_and_removed_by_the_ne
 ):
     config, store, _issuer = fleet
     source = str(config.source)
-    original = Rfc2136Provider.remove_txt
+    original = Rfc2136Provider.remove_txts  # remove_txt goes through it too
 
-    def dns_api_down(self, record):
-        raise DnsProviderError("rfc2136", record.fqdn, "injected: the DNS API is down")
+    def dns_api_down(self, records):
+        raise DnsProviderError("rfc2136", records[0].fqdn, "injected: the DNS API is down")
 
-    monkeypatch.setattr(Rfc2136Provider, "remove_txt", dns_api_down)
+    monkeypatch.setattr(Rfc2136Provider, "remove_txts", dns_api_down)
     issued = main(["-c", source, "issue", "example"])
     told = capsys.readouterr().out
     left = txt_values(bind_auth.address, "_acme-challenge.example.test.")
@@ -176,7 +176,7 @@ def test_txt_values_a_failed_cleanup_left_are_told_alerted_and_removed_by_the_ne
     shown = capsys.readouterr().out
     orders = len(pebble.order_ids())
 
-    monkeypatch.setattr(Rfc2136Provider, "remove_txt", original)
+    monkeypatch.setattr(Rfc2136Provider, "remove_txts", original)
     healed = main(["-c", source, "run"])  # not forced: the journal makes the site due
 
     assert issued == EXIT_DNS

@@ -3,14 +3,15 @@ settings.
 
 The core (`cloud.dns01.names`, `cloud.dns01.propagation`) works out where a challenge's TXT record
 must live — following CNAME delegation to the zone that really holds it — and checks that every
-authoritative nameserver serves it. A provider only adds one TXT value and removes one TXT value.
+authoritative nameserver serves it. A provider only adds one TXT value and removes one TXT value;
+one whose API can do several in one request may say so (`BatchingDnsProvider`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,18 @@ class DnsProvider(Protocol):
     def add_txt(self, record: TxtRecord) -> None: ...
 
     def remove_txt(self, record: TxtRecord) -> None: ...
+
+
+@runtime_checkable
+class BatchingDnsProvider(DnsProvider, Protocol):
+    """A provider whose API changes several values of one zone in one request, all or none
+    (an RFC 2136 UPDATE carries any number): the apex's and the wildcard's values then cost one
+    round trip instead of two. Same rules as single values, for records all in one zone; a
+    failure leaves none of them changed."""
+
+    def add_txts(self, records: Sequence[TxtRecord]) -> None: ...
+
+    def remove_txts(self, records: Sequence[TxtRecord]) -> None: ...
 
 
 class InvalidSetting(ValueError):

@@ -1,16 +1,17 @@
 """RFC 2136 dynamic updates signed with TSIG: BIND, Knot, PowerDNS (`dnsupdate=yes`) and others.
 
-One update message changes one record atomically on the server: `add_txt` adds one TXT rdata (the
-server ignores a duplicate), `remove_txt` deletes exactly that rdata (deleting an absent one is a
-no-op). No read-modify-write, so concurrent writers cannot lose each other's values. Updates go over
-TCP to the primary given in `server`.
+One update message changes its records atomically on the server: `add_txts` adds TXT rdatas (the
+server ignores a duplicate), `remove_txts` deletes exactly those rdatas (deleting an absent one is a
+no-op); the apex's and the wildcard's values go in one message. No read-modify-write, so
+concurrent writers cannot lose each other's values. Updates go over TCP to the primary given in
+`server`.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cloud.dns01.providers.base import InvalidSetting, ProviderInfo, Setting, TxtRecord
@@ -57,16 +58,25 @@ class Rfc2136Provider:
             ) from None
 
     def add_txt(self, record: TxtRecord) -> None:
-        update = self._update(record)
-        update.add(record.fqdn, record.ttl, self._rdata(record.value))
-        self._send(update, record)
-        log.info("rfc2136: added a TXT value at %s", record.fqdn)
+        self.add_txts((record,))
 
     def remove_txt(self, record: TxtRecord) -> None:
-        update = self._update(record)
-        update.delete(record.fqdn, self._rdata(record.value))
-        self._send(update, record)
-        log.info("rfc2136: removed a TXT value at %s", record.fqdn)
+        self.remove_txts((record,))
+
+    def add_txts(self, records: Sequence[TxtRecord]) -> None:
+        """One UPDATE adding every value (all in one zone): the server applies all or none."""
+        update = self._update(records[0])
+        for record in records:
+            update.add(record.fqdn, record.ttl, self._rdata(record.value))
+        self._send(update, records[0])
+        log.info("rfc2136: added %d TXT value(s) at %s", len(records), _names(records))
+
+    def remove_txts(self, records: Sequence[TxtRecord]) -> None:
+        update = self._update(records[0])
+        for record in records:
+            update.delete(record.fqdn, self._rdata(record.value))
+        self._send(update, records[0])
+        log.info("rfc2136: removed %d TXT value(s) at %s", len(records), _names(records))
 
     def _update(self, record: TxtRecord) -> Any:
         import dns.update
@@ -134,6 +144,10 @@ class Rfc2136Provider:
         else:
             cause = f"{where} answered {name}"
         raise DnsProviderError(NAME, record.fqdn, cause, transient=rcode == dns.rcode.SERVFAIL)
+
+
+def _names(records: Sequence[TxtRecord]) -> str:
+    return ", ".join(sorted({record.fqdn for record in records}))
 
 
 def parse_server(server: str) -> tuple[str, int]:
