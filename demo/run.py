@@ -5,12 +5,15 @@ Pebble (the ACME CA) and three DSM emulators (three NAS units, one of them with 
 on 127.0.0.1. Then, through the real `certdrop` and `certdrop-agent` commands: init the issuer,
 add a second site, add a third one by DNS-PERSIST-01 (no DNS credentials: its owner creates the
 record `certdrop site persist-record` prints, once, by an RFC 2136 update as `nsupdate` would,
-and `certdrop doctor` checks it and the store's conditional writes), onboard the three NAS units
-by invite → join → approve (the 2FA unit's join remembers it as a device with a one-time code),
-issue all three sites, run each agent once, show what each emulated DSM serves, rotate the
-issuer's signing key and watch the agents follow it, and end with the operator's status table
-and how to open the dashboard. Everything it started is stopped at the end; its files are under
-.demo/ (or $CERTDROP_DEMO_DIR) and are replaced by the next run.
+and `certdrop doctor` checks it and the store's conditional writes) in agent custody (its key
+is made on nas-office, which sends a CSR), onboard the three NAS units by invite → join →
+approve (the 2FA unit's join remembers it as a device with a one-time code), issue the two
+issuer-custody sites, run each agent once (nas-office posts its CSR), issue vault with it, show
+what each emulated DSM serves, scan every object of the store (escrow copies opened), and
+everything the issuer printed, for vault's key, rotate the issuer's signing key and watch the
+agents follow it, and end with the operator's status table and how to open the dashboard.
+Everything it started is stopped at the end; its files are under .demo/ (or $CERTDROP_DEMO_DIR)
+and are replaced by the next run.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from cryptography import x509
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from demo.key_scan import key_scan  # noqa: E402
 from lab.bind import BindServer, TsigKey, Zone  # noqa: E402
 from lab.pebble import Pebble  # noqa: E402
 from lab.ports import free_port, wait_until  # noqa: E402
@@ -57,8 +61,8 @@ class Nas:
         return self.sites[0][1]
 
 
-FLEET = (
-    Nas("nas-office", (("example", "nas.example.test"), ("vault", "files.vault.test"))),
+FLEET = (  # vault is in agent custody: nas-office makes its key, which never leaves it
+    Nas("nas-office", (("vault", "files.vault.test"),)),
     Nas("nas-shop", (("shop", "files.shop.test"),)),
     Nas("nas-home", (("example", "home.example.test"), ("shop", "home.shop.test")), True),
 )
@@ -66,6 +70,9 @@ FLEET = (
 
 def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
+
+
+ISSUER_OUTPUT: list[str] = []  # everything the issuer's commands printed, logs included
 
 
 def run(*command: str | Path) -> str:
@@ -79,6 +86,8 @@ def run(*command: str | Path) -> str:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    if command[0] == "certdrop":
+        ISSUER_OUTPUT.append(done.stdout)
     if done.stdout.strip():
         print(textwrap.indent(done.stdout.rstrip(), "    "), flush=True)
     if done.returncode != 0:
@@ -117,9 +126,12 @@ def main() -> None:
         run(*operator, "init")
         run(*operator, "site", "add", "shop", "--domain", "shop.test", "--provider", "bind")
 
-        step("a site by DNS-PERSIST-01: the issuer holds no DNS credentials for vault.test")
+        step(
+            "a site by DNS-PERSIST-01 (the issuer holds no DNS credentials for vault.test) and in"
+            " agent custody (its key is made on the NAS, the issuer sees only a CSR)"
+        )
         run(*operator, "site", "add", "vault", "--domain", "vault.test",
-            "--challenge", "dns-persist-01")  # fmt: skip
+            "--challenge", "dns-persist-01", "--key-custody", "agent")  # fmt: skip
         printed = run(*operator, "site", "persist-record", "vault")
         print("    its owner creates that record once at the DNS host of vault.test:")
         record = next(line for line in printed.splitlines() if line.startswith("_"))
@@ -143,13 +155,22 @@ def main() -> None:
         step("issue every due site (DNS-01, DNS-PERSIST-01), publish each, sealed, for its agents")
         run(*operator, "run")
 
-        step("each agent polls, verifies, opens and imports its bundles into its DSM")
+        step(
+            "each agent polls, verifies, opens and imports its bundles into its DSM; nas-office"
+            " also makes vault's key and posts a signed CSR"
+        )
         for nas in FLEET:
             run("certdrop-agent", "-c", work / nas.agent_id / "agent.conf", "run", "--once")
 
+        step("the issuer orders vault's certificate with nas-office's CSR: leaf and chain only")
+        run(*operator, "run")
+        run("certdrop-agent", "-c", work / "nas-office" / "agent.conf", "run", "--once")
+
         step("what each emulated DSM serves now (a TLS handshake on its HTTPS port)")
-        for nas in FLEET:
-            _show_served(nas, ports[nas.agent_id].https_port)
+        served = {nas.agent_id: _show_served(nas, ports[nas.agent_id].https_port) for nas in FLEET}
+
+        step("vault's key is on nas-office only: every object, escrow opened, every issuer log")
+        print(textwrap.indent(key_scan(work, served["nas-office"], ISSUER_OUTPUT), "    "))
 
         step("the issuer rotates its signing key: agents follow the signed chain, no NAS touched")
         confs = {nas.agent_id: work / nas.agent_id / "agent.conf" for nas in FLEET}
@@ -256,7 +277,7 @@ def _password_file(work: Path, nas: Nas) -> Path:
     return path
 
 
-def _show_served(nas: Nas, port: int) -> None:
+def _show_served(nas: Nas, port: int) -> x509.Certificate:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -278,6 +299,7 @@ def _show_served(nas: Nas, port: int) -> None:
         or "Pebble" not in leaf.issuer.rfc4514_string()
     ):
         raise SystemExit(f"demo failed: {nas.agent_id} does not serve a new wildcard certificate")
+    return leaf
 
 
 if __name__ == "__main__":

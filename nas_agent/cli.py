@@ -5,6 +5,10 @@ problem; 3 a bundle was refused; 4 DSM import or confirmation failed and the pre
 stays; 5 the source was unreachable or refused us; 6 DSM was unreachable or refused the login,
 to install or in the daily credential check (nothing changed); 7 frozen: the index has expired
 (the issuer stopped signing it, or an old copy is served); 1 a bug (the traceback is printed).
+
+`rekey SITE` (agent custody): 0 the new CSR was posted; 2 the site is unknown to agent.conf or
+not in agent custody, or a key, state or configuration file problem; 5 the source could not take
+the CSR (an https:// source never can: `keyreq.source_read_only`).
 """
 
 from __future__ import annotations
@@ -95,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     login.add_argument("--otp", help="the current code (asked for when omitted)")
     login.set_defaults(run=_dsm_login)
+
+    rekey = commands.add_parser(
+        "rekey",
+        help="a site in agent custody: make a new key and CSR now, so the issuer orders a"
+        " certificate for it at once (after `bundle.key_missing`, or a key suspected exposed)",
+    )
+    rekey.add_argument("site", help="the site id, as in agent.conf's [site:<id>]")
+    rekey.set_defaults(run=_rekey)
 
     upgrade = commands.add_parser(
         "upgrade",
@@ -188,6 +200,22 @@ def _one_cycle(config) -> int:
     return result.exit_code
 
 
+def _rekey(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from nas_agent.config import load_config
+    from nas_agent.custody.rekey import rekey
+
+    config = load_config(args.config)
+    with cycle.exclusive_run(config.agent.state_file, wait=True):
+        pending = rekey(config, args.site, now=datetime.now(timezone.utc))
+    print(
+        f"site {args.site}: new {pending.key_type} key; CSR {pending.sequence} posted with"
+        " rekey: the issuer orders its certificate at its next run"
+    )
+    return cycle.EXIT_OK
+
+
 def _upgrade(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
@@ -223,9 +251,15 @@ def _dsm_login(args: argparse.Namespace) -> int:
 
 
 def _exit_code(exc: AgentError) -> int:
+    from nas_agent.custody.errors import SourceReadOnly
     from nas_agent.dsm.errors import DsmError
+    from nas_agent.sources.errors import SourceError
 
-    return cycle.EXIT_DSM if isinstance(exc, DsmError) else cycle.EXIT_CONFIG
+    if isinstance(exc, DsmError):
+        return cycle.EXIT_DSM
+    if isinstance(exc, (SourceError, SourceReadOnly)):
+        return cycle.EXIT_SOURCE
+    return cycle.EXIT_CONFIG
 
 
 def main(argv: list | None = None) -> int:

@@ -10,6 +10,8 @@
     DSM: holds a newer one (refused) or this one (recorded)? ─ yes ─► ───────┤
         │ no: back up, import in place, bind services, TLS-confirm, or undo  │
         ▼                                                                    ▼
+    agent custody: key requests (when the index changed), a pending key and posted CSR
+        ▼      for each requested site (after its install: the next renewal's)
     no DSM login in this run and the credential check due: log in, log out
         ▼
     state (atomically), signed status report to the source when writable
@@ -20,6 +22,11 @@ configuration it was recorded with (`index_scope`), so a site added to agent.con
 corrected, is looked for at the next run. Index entries for sites agent.conf does not name are
 logged and reported (`unconfigured_sites`), never installed. State is written after each
 install, so an agent killed at any step converges on its next run.
+
+Sites in agent custody (docs/key-custody.md, `nas_agent.custody`): a `certdrop-leaf-v1` entry
+is opened with the key the agent made for it (`custody.key_store`), and once installed that key
+becomes the site's current one. A key-requests or CSR problem is a failure like a refused
+bundle: reported by its `keyreq.*`/`csr.*` code, and the index is read again next run.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from nas_agent.errors import (
     IndexDowngrade,
     IndexExpired,
     InstallFailed,
+    KeyFileError,
     OlderThanInstalled,
     SiteNotInIndex,
     StaleVersion,
@@ -62,6 +70,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from nas_agent.bundle import Index, IndexEntry
+    from nas_agent.custody.key_store import KeyStore
     from nas_agent.dsm.client import DsmClient
     from nas_agent.install import DsmInstaller, Installed, Material
 
@@ -109,7 +118,7 @@ def run_cycle(
     environ = dict(os.environ) if environ is None else environ
     issuer_key = check_runnable(config, environ)
     keys = load_agent_keys(config.agent.keys_dir, config.agent.id)
-    with _exclusive(config.agent.state_file) as alone:
+    with exclusive_run(config.agent.state_file) as alone:
         if not alone:
             _log.info("another run of this agent is in progress: leaving it alone")
             return CycleResult(EXIT_OK)
@@ -122,14 +131,22 @@ def run_cycle(
             )
             result = cycle.run()
             counters = source.counters
-            _report(keys, source, cycle.state, now(), config.agent.poll_interval)
+            _report(
+                keys,
+                source,
+                cycle.state,
+                now(),
+                config.agent.poll_interval,
+                cycle.csr_pending(),
+            )
     return replace(result, requests=counters.requests, body_bytes=counters.body_bytes)
 
 
 @contextlib.contextmanager
-def _exclusive(state_file: str) -> Iterator[bool]:
+def exclusive_run(state_file: str, *, wait: bool = False) -> Iterator[bool]:
     """Whether this run is the only one: a slow run (DSM logins can take a minute) must not
-    overlap the next scheduled one. The lock is the kernel's, so a killed run leaves none."""
+    overlap the next scheduled one. The lock is the kernel's, so a killed run leaves none.
+    With `wait` (`rekey`, run by hand), waits for the run in progress instead."""
     path = f"{state_file}.lock"
     try:
         handle = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -137,7 +154,7 @@ def _exclusive(state_file: str) -> Iterator[bool]:
         raise StateUnwritable(path, f"cannot create the run lock: {exc.strerror}") from exc
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
@@ -153,6 +170,7 @@ class _Ready:
     site: SiteConfig
     entry: IndexEntry
     material: Material = field(repr=False)
+    held_key: str | None = None  # agent custody: the key installed, "pending" or "current"
 
 
 class _Cycle:
@@ -190,6 +208,10 @@ class _Cycle:
         etag = self.state.index_etag
         if etag is not None and self.state.index_scope != scope:
             _log.info("agent.conf changed since the index was last read: reading it again")
+            etag = None
+        seen = self.state.index
+        if etag is not None and seen and self.state.key_requests_read_under != seen.issued_at:
+            _log.info("no key requests read under this index yet: reading it again")
             etag = None
         try:
             fetched = self.source.fetch(store_layout.INDEX, etag=etag)
@@ -247,6 +269,11 @@ class _Cycle:
             else:
                 failed.append(site_id)
                 failures.append(f"{site_id}: {message}")
+                codes.append(code)
+        if index.format_version == 2:
+            for problem_site, code, message in self._custody(index):
+                failed.extend([problem_site] if problem_site else [])
+                failures.append(f"{problem_site or 'key requests'}: {message}")
                 codes.append(code)
         # Every configured site was just tried: the report names only those that failed now.
         state = self.state.with_site_errors_of(failed)
@@ -348,6 +375,7 @@ class _Cycle:
     def _open(self, index, site: SiteConfig) -> _Ready | tuple[int, str]:
         """The site's new bundle, verified and opened; or why there is nothing to install."""
         from nas_agent.bundle import open_entry, verify_entry
+        from nas_agent.bundle.leaf import LEAF_FORMAT
         from nas_agent.install import Material
 
         installed = self.state.installed_version(site.id, key_id(self.issuer_key))
@@ -381,6 +409,13 @@ class _Cycle:
             return EXIT_SOURCE, str(exc)
         assert isinstance(sealed, Fetched)  # asked without an ETag: never NotModified
         try:
+            # Agent custody: the object holds no key; the agent's own keys for the site do.
+            own = self._key_store().load(site.id).held() if entry.kind == LEAF_FORMAT else None
+        except KeyFileError as exc:
+            _log.error("site %s: %s", site.id, exc)
+            self._record(exc, site.id)
+            return EXIT_REFUSED, str(exc)
+        try:
             opened = open_entry(
                 entry,
                 sealed.body,
@@ -390,16 +425,17 @@ class _Cycle:
                 installed_version=installed,
                 hostnames=site.hostnames,
                 now=self.now(),
+                held_keys=own,
             )
         except BundleError as exc:
             return self._refused(site, exc)
         _log.info("site %s: version %d verified", site.id, entry.version)
         material = Material(
-            opened.plaintext.key_pem.encode("ascii"),
+            opened.key_pem.encode("ascii"),
             opened.plaintext.leaf_pem.encode("ascii"),
             opened.plaintext.chain_pem.encode("ascii"),
         )
-        return _Ready(site, entry, material)
+        return _Ready(site, entry, material, opened.held_key)
 
     def _install(self, ready: list[_Ready]) -> dict[str, tuple[int, str]]:
         from nas_agent.dsm.errors import DsmError
@@ -448,12 +484,84 @@ class _Cycle:
                 signed_by=key_id(self.issuer_key),
             ).with_dsm_version(done.dsm_version)
         )
+        if item.held_key is not None:
+            # The key it was installed with is now the site's current one; the one it replaced
+            # is kept until the new certificate is confirmed served.
+            store = self._key_store()
+            store.save(store.load(site.id).installed(item.held_key, confirmed=done.confirmed))
         if not done.imported:
             _log.info("site %s: version %d already held by DSM: recorded", site.id, entry.version)
             return EXIT_OK, "up to date"
         confirmed = "served by DSM" if done.confirmed else "imported (not DSM's default)"
         _log.info("site %s: version %d %s", site.id, entry.version, confirmed)
         return EXIT_OK, "installed"
+
+    def _custody(self, index: Index) -> list[tuple[str | None, int, str]]:
+        """Agent custody after the installs: the key requests when not read under this index
+        yet, then a pending key with a posted CSR for each requested site configured here.
+        Returns the problems, (site or None, exit code, message); each is recorded."""
+        from nas_agent.custody.errors import KeyRequestError
+        from nas_agent.custody.preparation import ensure_pending, read_key_requests
+        from nas_agent.state import KeyRequestsHeld
+
+        problems: list[tuple[str | None, int, str]] = []
+        held = self.state.key_requests
+        if self.state.key_requests_read_under != index.issued_at:
+            try:
+                found = read_key_requests(
+                    self.source,
+                    agent_id=self.keys.agent_id,
+                    issuer_public_key=self.issuer_key,
+                    accepted_issued_at=held.issued_at if held else None,
+                )
+            except (KeyRequestError, SourceError) as exc:
+                _log.error("key requests not read: %s", exc)
+                self._record(exc, None)
+                code = EXIT_SOURCE if isinstance(exc, SourceError) else EXIT_REFUSED
+                problems.append((None, code, str(exc)))
+            else:
+                if found is not None:
+                    held = KeyRequestsHeld(found.issued_at, found.sites)
+                self._save(self.state.with_key_requests(held, index.issued_at))
+        for request in held.sites if held else ():
+            if request.site not in self.config.sites:
+                _log.info("site %s is in agent custody but not in agent.conf", request.site)
+                continue
+            installed = self.state.installed(request.site)
+            try:
+                ensure_pending(
+                    self._key_store(),
+                    request,
+                    agent=self.keys,
+                    source=self.source,
+                    now=self.now(),
+                    installed_sha256=installed.fingerprint if installed else "",
+                )
+            except (KeyRequestError, SourceError, KeyFileError) as exc:
+                _log.error("site %s: %s", request.site, exc)
+                self._record(exc, request.site)
+                code = EXIT_REFUSED if isinstance(exc, KeyFileError) else EXIT_SOURCE
+                problems.append((request.site, code, str(exc)))
+        return problems
+
+    def csr_pending(self) -> dict[str, int | None]:
+        """For each site in agent custody: the sequence of its pending CSR (None: none)."""
+        held = self.state.key_requests
+        if held is None:
+            return {}
+        pending: dict[str, int | None] = {}
+        for request in held.sites:
+            try:
+                keys = self._key_store().load(request.site)
+            except KeyFileError:
+                keys = None  # recorded where it was met; the report names no sequence
+            pending[request.site] = keys.pending.sequence if keys and keys.pending else None
+        return pending
+
+    def _key_store(self) -> KeyStore:
+        from nas_agent.custody.key_store import KeyStore
+
+        return KeyStore(os.path.dirname(os.path.abspath(self.config.agent.state_file)))
 
     def _check_dsm(self, result: CycleResult) -> CycleResult:
         """Logs in and out once when no install did and the credential check is due, so a
@@ -548,7 +656,12 @@ def _dsm_client(config: AgentConfig) -> DsmClient:
 
 
 def _report(
-    keys: AgentKeys, source: Source, state: AgentState, now: datetime, poll_interval: float
+    keys: AgentKeys,
+    source: Source,
+    state: AgentState,
+    now: datetime,
+    poll_interval: float,
+    csr_pending: dict[str, int | None],
 ) -> None:
     """Writes the signed status report; a source that cannot take it is not a failure."""
     body = signed_status(
@@ -557,6 +670,7 @@ def _report(
         signing_key=keys.signing_key,
         now=now,
         poll_interval=poll_interval,
+        csr_pending=csr_pending,
     )
     try:
         if source.put_status(body):

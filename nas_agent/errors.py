@@ -27,6 +27,7 @@ has a stable `code` to branch on.
     │   ├── MalformedPlaintext     the opened bytes are not a bundle (JSON, fields, PEM, key type)
     │   ├── ContentMismatch        .field: contents disagree with the signed entry or the leaf
     │   ├── KeyMismatch            the private key is not the certificate's
+    │   │   └── KeyMissing         agent custody: the agent holds no key for the certificate
     │   ├── ChainInvalid           the leaf is not signed by the first chain cert, or a link breaks
     │   ├── CertificateNotYetValid .not_before is after .now
     │   ├── CertificateExpired     .not_after is before .now
@@ -39,6 +40,7 @@ has a stable `code` to branch on.
     ├── TempAdminError             .reason, .command: dsm.temp_admin cannot work here (not local,
     │                              not root, no tools) or a tool failed
     ├── StatusReportInvalid        .reason: a status.json that does not verify
+    ├── KeyRequestError, CsrError  in nas_agent.custody.errors: agent key custody (CSR mode)
     ├── AgentConfigError           in nas_agent.config.errors: configuration, secrets files
     ├── SourceError                in nas_agent.sources.errors: fetching from the source
     └── DsmError                   in nas_agent.dsm.errors: DSM's web API and its logins
@@ -300,6 +302,23 @@ class ContentMismatch(BundleError):
 
 class KeyMismatch(BundleError):
     code = "bundle.key_mismatch"
+
+
+class KeyMissing(KeyMismatch):
+    """A `certdrop-leaf-v1` certificate whose key is neither the pending key of the CSR it
+    answers nor the installed certificate's: the agent never installs it with another key. The
+    way out is a new key and CSR, which `certdrop-agent rekey SITE` makes at once."""
+
+    code = "bundle.key_missing"
+
+    def __init__(self, site: str, csr_sequence: int, **where):
+        self.csr_sequence = csr_sequence
+        super().__init__(
+            f"the certificate answers CSR {csr_sequence}, whose key this agent does not hold"
+            f" (lost, or replaced by a newer CSR): run `certdrop-agent rekey {site}`",
+            site=site,
+            **where,
+        )
 
 
 class ChainInvalid(BundleError):

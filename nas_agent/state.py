@@ -16,7 +16,10 @@
      "dsm_version": "DSM 7.2.1-69057 Update 5",
      "index": {"issued_at": "...", "expires_at": "...", "v2_seen": true,
                "trust": {"anchor_key_id": "<16 hex>", "sequence": 1, "key_id": "<16 hex>",
-                         "anchor_sequence": 0}}}
+                         "anchor_sequence": 0}},
+     "key_requests": {"issued_at": "...", "sites": [{"site": "example.com",
+                      "names": ["example.com"], "key_type": "ec-p256"}]},
+     "key_requests_read_under": "<issued_at of the index it was last read under>"}
 
 `AgentState` is a frozen value; `with_*` helpers return a changed copy, so a cycle builds the new
 state and saves it once. Timestamps are UTC whole seconds. The installed version of each site is
@@ -36,6 +39,13 @@ again), and the issuer key it follows through the key rotations (`nas_agent.bund
 Each installed site also names the key that signed its index (`signed_by`): the version
 ratchet holds against that key only, so a rotation resets what a retired key signed (TUF's
 fast-forward attack).
+
+`key_requests` are the issuer's key requests the agent last accepted (`nas_agent.custody`):
+the sites it makes keys and CSRs for, and their signed issue time (an older document is refused:
+a rollback). `key_requests_read_under` is the issue time of the index under which the document
+was last read, found or absent: under another index (or with none recorded, after an upgrade)
+the index is read again, and the requests with it. The keys themselves are not in this file
+(`nas_agent.custody.key_store`).
 
 `dsm_check` is the agent's latest DSM login, a scheduled credential check or an install's login
 (`nas_agent.credential_check`): when, under which `basis` (configuration and credential files),
@@ -65,6 +75,7 @@ from typing import Any, Iterable, Mapping
 
 from nas_agent._atomic import write_atomic
 from nas_agent._encoding import format_timestamp, load_json_object, parse_timestamp
+from nas_agent.bundle.key_requests import KeyRequest
 from nas_agent.bundle.rotation import IssuerTrust
 from nas_agent.errors import IndexExpired, StateCorrupt, StateUnwritable
 from nas_agent.ids import is_site_id
@@ -97,6 +108,20 @@ class IndexSeen:
 
 
 @dataclass(frozen=True)
+class KeyRequestsHeld:
+    """The key requests last accepted."""
+
+    issued_at: datetime
+    sites: tuple[KeyRequest, ...]
+
+    def request(self, site: str) -> KeyRequest | None:
+        for candidate in self.sites:
+            if candidate.site == site:
+                return candidate
+        return None
+
+
+@dataclass(frozen=True)
 class LastError:
     code: str  # the error's stable code, e.g. "source.unavailable", "bundle.names_not_covered"
     message: str
@@ -126,6 +151,8 @@ class AgentState:
     dsm_check: DsmCheck | None = None
     dsm_version: str | None = None
     index: IndexSeen | None = None
+    key_requests: KeyRequestsHeld | None = None
+    key_requests_read_under: datetime | None = None
 
     def installed(self, site: str) -> InstalledSite | None:
         return self.sites.get(site)
@@ -229,6 +256,19 @@ class AgentState:
     def with_dsm_version(self, version: str | None) -> AgentState:
         return dataclasses.replace(self, dsm_version=version)
 
+    def with_key_requests(
+        self, held: KeyRequestsHeld | None, read_under: datetime | None
+    ) -> AgentState:
+        """The requests accepted (None: none ever), read under the index issued at
+        `read_under`."""
+        if held is not None:
+            held = KeyRequestsHeld(_whole(held.issued_at), held.sites)
+        return dataclasses.replace(
+            self,
+            key_requests=held,
+            key_requests_read_under=None if read_under is None else _whole(read_under),
+        )
+
     def with_index(self, seen: IndexSeen) -> AgentState:
         return dataclasses.replace(
             self,
@@ -269,6 +309,8 @@ def encode_state(state: AgentState) -> bytes:
         "dsm_check": _check_json(state.dsm_check),
         "dsm_version": state.dsm_version,
         "index": _index_json(state.index),
+        "key_requests": _key_requests_json(state.key_requests),
+        "key_requests_read_under": _time_or_none(state.key_requests_read_under),
     }
     return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
@@ -291,6 +333,8 @@ def decode_state(data: bytes, path: str = "(state)") -> AgentState:
             dsm_check=_check(document.get("dsm_check")),
             dsm_version=_optional_text(document, "dsm_version"),
             index=_index(document.get("index")),
+            key_requests=_key_requests(document.get("key_requests")),
+            key_requests_read_under=_optional_time(document.get("key_requests_read_under")),
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise StateCorrupt(path, f"not a state file this agent can read ({exc})") from exc
@@ -380,6 +424,29 @@ def _index(raw: Any) -> IndexSeen | None:
             _text(trust, "anchor_key_id"), sequence, _text(trust, "key_id"), anchor_sequence
         ),
     )
+
+
+def _key_requests_json(held: KeyRequestsHeld | None) -> dict[str, Any] | None:
+    if held is None:
+        return None
+    return {
+        "issued_at": format_timestamp(held.issued_at),
+        "sites": [request.to_json() for request in held.sites],
+    }
+
+
+def _key_requests(raw: Any) -> KeyRequestsHeld | None:
+    if raw is None:  # a file written before agent custody, or no requests accepted yet
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("sites"), list):
+        raise ValueError("key_requests is not an object with a sites list")
+    sites = []
+    for item in raw["sites"]:
+        names = item["names"]
+        if not is_site_id(item["site"]) or not all(isinstance(n, str) for n in names):
+            raise ValueError("key_requests.sites holds an entry that is not a key request")
+        sites.append(KeyRequest(item["site"], tuple(names), _text(item, "key_type")))
+    return KeyRequestsHeld(parse_timestamp(raw["issued_at"]), tuple(sites))
 
 
 def _site(site: str, raw: Any) -> InstalledSite:

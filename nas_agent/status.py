@@ -16,7 +16,10 @@
      "dsm_check": {"at": "2026-11-28T11:45:00Z",
                    "error": {"code": "dsm.login_wrong_password", "message": "...",
                              "at": "2026-11-28T11:45:00Z", "site": null}},
-     "failing": true, "frozen": false}
+     "failing": true, "frozen": false,
+     "key_custody": {"example.com": {"custody": "agent", "csr_pending": 1764892800,
+                                     "problem": {"code": "keyreq.source_read_only", ...}},
+                     "shop": {"custody": "issuer", "csr_pending": null, "problem": null}}}
 
 Errors travel as their stable codes (`nas_agent.errors`); the message is for people only.
 `site_errors` holds the sites whose latest attempt failed. Reports written before codes carry
@@ -29,6 +32,12 @@ DSM refused it; `failing` stays true while it holds one. Older agents send neith
 `frozen` is true while the agent's index has expired (`bundle.index_expired`): nothing new can
 be installed until the issuer signs a fresh one. Agents before index v2 do not send it.
 
+`key_custody` is sent once the agent has accepted the issuer's key requests (docs/key-custody.md):
+per site, who makes its keys, the sequence of the CSR the agent posted and waits on, and the
+site's latest `keyreq.*`/`csr.*`/`bundle.key_missing` problem. Agents before agent custody,
+and agents whose issuer never wrote key requests, do not send it; readers ignore fields they do
+not know.
+
 The Ed25519 signature (the agent's own key, registered at enrollment) covers a context string
 and the report's canonical JSON, so the cloud can tell a real report from one written by anyone
 else with write access.
@@ -38,7 +47,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -56,13 +65,20 @@ from nas_agent.state import AgentState, error_json
 STATUS_FORMAT = "certdrop-agent-status-v1"
 SIGNED_FORMAT = "certdrop-agent-status-signed-v1"
 _CONTEXT = b"certdrop agent status v1\n"
+# A site's custody problems: key requests, its CSR, and a certificate it holds no key for.
+_CUSTODY_CODES = ("keyreq.", "csr.", "bundle.key_missing")
 # The most a report may have: readers refuse a larger one unread (an agent with many sites and
 # long errors stays far below it).
 MAX_REPORT_BYTES = 64 * 1024
 
 
 def status_report(
-    state: AgentState, *, agent_id: str, now: datetime, poll_interval: float
+    state: AgentState,
+    *,
+    agent_id: str,
+    now: datetime,
+    poll_interval: float,
+    csr_pending: Mapping[str, int | None] | None = None,
 ) -> bytes:
     """The report body: what is installed, the DSM version, the last success and errors, when
     the agent was last seen and how often it means to report (the operator's view calls it
@@ -98,6 +114,8 @@ def status_report(
         "failing": state.failing,
         "frozen": state.frozen,
     }
+    if state.key_requests is not None:
+        document["key_custody"] = _key_custody(state, csr_pending or {})
     return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
 
 
@@ -108,13 +126,37 @@ def signed_status(
     signing_key: ed25519.Ed25519PrivateKey,
     now: datetime,
     poll_interval: float,
+    csr_pending: Mapping[str, int | None] | None = None,
 ) -> bytes:
     report = json.loads(
-        status_report(state, agent_id=agent_id, now=now, poll_interval=poll_interval)
+        status_report(
+            state,
+            agent_id=agent_id,
+            now=now,
+            poll_interval=poll_interval,
+            csr_pending=csr_pending,
+        )
     )
     signature = signing_key.sign(_CONTEXT + canonical_json(report))
     document = {"format": SIGNED_FORMAT, "report": report, "signature": b64url_encode(signature)}
     return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def _key_custody(
+    state: AgentState, csr_pending: Mapping[str, int | None]
+) -> dict[str, dict[str, Any]]:
+    assert state.key_requests is not None
+    agent = {request.site for request in state.key_requests.sites}
+    custody = {}
+    for site in sorted(agent | set(state.sites)):
+        error = state.site_errors.get(site)
+        problem = error if error is not None and error.code.startswith(_CUSTODY_CODES) else None
+        custody[site] = {
+            "custody": "agent" if site in agent else "issuer",
+            "csr_pending": csr_pending.get(site) if site in agent else None,
+            "problem": error_json(problem),
+        }
+    return custody
 
 
 def verify_status(

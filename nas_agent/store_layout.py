@@ -23,10 +23,13 @@
     agents/<agent>/bundles/<site>/<version>.sealed
     agents/<agent>/status.json                   the agent's signed report
     agents/<agent>/enrollment.json               the agent's keys, as `join` posts them
+    agents/<agent>/key-requests.json             the sites the agent makes keys for (agent
+                                                 custody), signed by the issuer
+    agents/<agent>/csr/<site>.json               the agent's signed CSR statement for a site
 
 It lives with the agent because both sides need it and the agent may not import `cloud`. An
 agent's source is rooted at `agents/<agent>/`, so the agent uses the names relative to it
-(`INDEX`, `STATUS`, `bundle_name`).
+(`INDEX`, `STATUS`, `KEY_REQUESTS`, `bundle_name`, `csr_name`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ AGENTS_PREFIX = "agents/"
 INDEX = "index.json"
 STATUS = "status.json"
 ENROLLMENT = "enrollment.json"
+KEY_REQUESTS = "key-requests.json"
+CSR_PREFIX = "csr/"
 
 
 def site_state(site: str) -> str:
@@ -136,6 +141,19 @@ def bundles_of(site: str) -> str:
 def bundle_name(site: str, version: int) -> str:
     """A bundle's key below its agent's prefix (what an index entry names)."""
     return f"{bundles_of(site)}{version}.sealed"
+
+
+def csr_name(site: str) -> str:
+    """A site's CSR statement below its agent's prefix."""
+    return f"{CSR_PREFIX}{site}.json"
+
+
+def agent_key_requests(agent: str) -> str:
+    return agent_prefix(agent) + KEY_REQUESTS
+
+
+def agent_csr(agent: str, site: str) -> str:
+    return agent_prefix(agent) + csr_name(site)
 
 
 def agent_bundles(agent: str, site: str) -> str:

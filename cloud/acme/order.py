@@ -23,7 +23,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
 
 from cloud.acme.ari import ari_cert_id
 from cloud.acme.certificate_keys import (
@@ -153,12 +157,72 @@ def issue(
     with steps.step("order finalized, certificate downloaded"):
         order = acme.finalize(order, deadline)
     chain = select_chain(order.fullchain_pem, order.alternative_fullchains_pem, preferred_chain)
-    result = _checked(site, key, key_pem, chain, order.uri)
+    if not key_matches_certificate(key, chain.leaf):
+        raise IssuanceError(f"site {site.id}: the certificate is not for the key we generated")
+    result = _checked(site, key_pem, chain, order.uri)
     log.info(
         "issued",
         extra={"site": site.id, "duration_ms": round(steps.elapsed * 1000), "order_url": order.uri},
     )
     return result
+
+
+def issue_for_csr(
+    site: SiteConfig,
+    acme: AcmeClient,
+    authorizer: Authorizer,
+    csr_pem: bytes,
+    *,
+    order_timeout: float,
+    preferred_chain: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    replaces: str | None = None,
+    resume_order: str | None = None,
+    on_order: Callable[[str], None] | None = None,
+    on_already_replaced: Callable[[AcmeError], None] | None = None,
+    on_ordering: Callable[[], None] | None = None,
+) -> IssuedCertificate:
+    """Issues `site` for a CSR whose key is somewhere else (agent custody: on the NAS), as
+    `issue` does; the result's key_pem is empty. An interrupted order is resumed in any state
+    (whoever holds the key can use what it issued); a certificate for another key than the
+    CSR's — an order of another CSR — is refused."""
+    steps = Steps(site.id, clock)
+    authorizer.prepare()
+    public_key = x509.load_pem_x509_csr(csr_pem).public_key()
+    order = None
+    if resume_order is not None:
+        with steps.step("order of an interrupted run looked up"):
+            order = acme.resume_order(resume_order, csr_pem, finalized_ok=True)
+    if order is None:
+        if on_ordering is not None:
+            on_ordering()
+        with steps.step("order placed"):
+            order = _new_order(acme, csr_pem, site, replaces, on_already_replaced, on_order)
+    elif on_order is not None:
+        on_order(order.uri)
+    deadline = clock() + order_timeout
+    if order.body.status not in (messages.STATUS_PROCESSING, messages.STATUS_VALID):
+        order = authorizer.authorize(acme, order, deadline, steps)
+    with steps.step("order finalized, certificate downloaded"):
+        order = acme.finalize(order, deadline)
+    chain = select_chain(order.fullchain_pem, order.alternative_fullchains_pem, preferred_chain)
+    if _spki(chain.leaf.public_key()) != _spki(public_key):
+        raise IssuanceError(f"site {site.id}: the certificate is not for the CSR's key")
+    result = _checked(site, b"", chain, order.uri)
+    log.info(
+        "issued",
+        extra={"site": site.id, "duration_ms": round(steps.elapsed * 1000), "order_url": order.uri},
+    )
+    return result
+
+
+def _spki(public_key: object) -> bytes:
+    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined]
+
+
+# What a CA answers an order whose `replaces` it will not take; the order is placed once more
+# without it.
+_REPLACES_REFUSED = frozenset({"alreadyReplaced", "malformed", "serverInternal"})
 
 
 def _new_order(
@@ -170,20 +234,32 @@ def _new_order(
     on_order: Callable[[str], None] | None,
 ) -> messages.OrderResource:
     """A new order; without `replaces` once, when the CA says the certificate already has a
-    replacement (an order nobody here can finish: it is not the one this run could resume)."""
+    replacement (an order nobody here can finish: it is not the one this run could resume), or
+    when it refuses the order as malformed or fails on it: `replaces` is advice to the CA, and a
+    CA that cannot take it must not keep a certificate from being renewed (Pebble, for one,
+    cannot find a certificate whose DER serial has a leading zero byte)."""
     try:
         return acme.new_order(csr, site.profile, replaces, on_placed=on_order)
     except AcmeError as exc:
-        if replaces is None or exc.problem != "alreadyReplaced":
+        if replaces is None or exc.problem not in _REPLACES_REFUSED:
             raise
-        log.warning(
-            "the CA says certificate %s already has a replacement order: ordering without "
-            "`replaces` (not exempt from rate limits)",
-            replaces,
-            extra={"site": site.id},
-        )
-        if on_already_replaced is not None:
-            on_already_replaced(exc)
+        if exc.problem == "alreadyReplaced":
+            log.warning(
+                "the CA says certificate %s already has a replacement order: ordering without "
+                "`replaces` (not exempt from rate limits)",
+                replaces,
+                extra={"site": site.id},
+            )
+            if on_already_replaced is not None:
+                on_already_replaced(exc)
+        else:
+            log.warning(
+                "the CA refused the order naming the certificate it replaces (%s: %s): ordering"
+                " without `replaces` (not exempt from rate limits)",
+                exc.problem,
+                exc.detail,
+                extra={"site": site.id},
+            )
     return acme.new_order(csr, site.profile, None, on_placed=on_order)
 
 
@@ -243,17 +319,9 @@ def _cleanup(solver: Dns01Solver, records: tuple, steps: Steps) -> None:
         log.error("cleanup failed: %s", exc, extra={"site": steps.site})
 
 
-def _checked(
-    site: SiteConfig,
-    key: CertificateIssuerPrivateKeyTypes,
-    key_pem: bytes,
-    chain: Chain,
-    order_url: str,
-) -> IssuedCertificate:
-    """Refuses a certificate that is not what was ordered."""
+def _checked(site: SiteConfig, key_pem: bytes, chain: Chain, order_url: str) -> IssuedCertificate:
+    """Refuses a certificate that is not what was ordered (its key is the caller's to check)."""
     leaf = chain.leaf
-    if not key_matches_certificate(key, leaf):
-        raise IssuanceError(f"site {site.id}: the certificate is not for the key we generated")
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound as exc:

@@ -1,6 +1,6 @@
 """An invited agent's own AWS identity: an IAM user whose only policy reads its prefix and writes
-its status report and its enrollment (`certdrop agent invite` in AWS mode), deleted by
-`certdrop agent remove`.
+its status report, its enrollment and its CSR statements (agent custody, `csr/<site>.json`)
+(`certdrop agent invite` in AWS mode), deleted by `certdrop agent remove`.
 
 The policy is `agent_policy`, the same document as infra/agent-policy.json (a test keeps them
 equal) with the store's prefix in the resources. The access key goes into the invitation line
@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cloud.config import StorageConfig
+from cloud.custody.agent_side import CSR_FOLDER
 from cloud.errors import StoreError
 
 POLICY_NAME = "certdrop-agent"
@@ -25,7 +26,8 @@ def user_name(agent_id: str) -> str:
 
 
 def agent_policy(bucket: str, prefix: str, agent_id: str) -> dict[str, Any]:
-    """Read `<prefix>agents/<agent>/`, write its status.json and enrollment.json; nothing else."""
+    """Read `<prefix>agents/<agent>/`, write its status.json, enrollment.json and csr/*; nothing
+    else."""
     own = f"{prefix}agents/{agent_id}/"
     return {
         "Version": "2012-10-17",
@@ -44,12 +46,13 @@ def agent_policy(bucket: str, prefix: str, agent_id: str) -> dict[str, Any]:
                 "Condition": {"StringLike": {"s3:prefix": f"{own}*"}},
             },
             {
-                "Sid": "WriteOwnStatusAndEnrollment",
+                "Sid": "WriteOwnStatusEnrollmentAndCsrs",
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
                 "Resource": [
                     f"arn:aws:s3:::{bucket}/{own}status.json",
                     f"arn:aws:s3:::{bucket}/{own}enrollment.json",
+                    f"arn:aws:s3:::{bucket}/{own}{CSR_FOLDER}*",
                 ],
             },
         ],

@@ -18,6 +18,7 @@ from typing import Any
 from cloud import log as log_setup
 from cloud.aws import environment, sdk
 from cloud.config import AlertsConfig, Config
+from cloud.custody import key_requests
 from cloud.errors import CertdropError
 from cloud.fleet.alerts.evaluate import channels_for, notify_outcomes
 from cloud.fleet.status import FleetStatus, collect
@@ -75,6 +76,7 @@ def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
             site = site_of(record["body"])
             if site is None:
+                key_requests.sync(runner_publisher, config, datetime.now(UTC))
                 runner_publisher.resign_indexes()
                 continue
             outcome = runner.run_site(site)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from cloud import config as config_module
 from cloud.acme.challenge_types import ChallengeType
 from cloud.cli.exit_codes import EXIT_DOCTOR, EXIT_OK
+from cloud.config import KeyCustody
 from cloud.errors import AgentConflict, ConfigError, ConfigProblem
 from cloud.pipeline import parts
 from nas_agent import store_layout
@@ -41,10 +42,13 @@ def site_add(args: argparse.Namespace) -> int:
             extra_names=tuple(args.extra_names),
             key_type=args.key_type,
             profile=args.profile,
+            key_custody=args.key_custody,
         ),
     )
     site = config.sites[args.site_id]
     print(f"site {site.id} added: {', '.join(site.names)}; `certdrop run` issues it")
+    if site.key_custody is KeyCustody.AGENT:
+        print("its keys are made on each NAS: an agent's certificate follows its first CSR")
     if site.challenge is ChallengeType.DNS_PERSIST_01:
         print(f"create its record once: certdrop site persist-record {site.id}")
     return EXIT_OK
@@ -58,6 +62,8 @@ def site_list(args: argparse.Namespace) -> int:
     width = max(len(s) for s in config.sites)
     for site in config.sites.values():
         extra = f", profile {site.profile}" if site.profile else ""
+        if site.key_custody is KeyCustody.AGENT:
+            extra += ", keys made by its agents (agent custody)"
         how = site.provider or site.challenge.value
         print(
             f"{site.id:<{width}}  {site.key_type.value:<8}  {how}  {', '.join(site.names)}{extra}"
@@ -186,6 +192,9 @@ def agent_add(args: argparse.Namespace) -> int:
     problem = publisher.registry.problem(before) if before else None
     record = publisher.registry.add(enrollment, sites, datetime.now(UTC))
     delivered = publisher.subscribe(record, sites)
+    from cloud.custody import key_requests
+
+    key_requests.sync(publisher, config, datetime.now(UTC), [record])  # agent-custody sites
     waiting = [s for s in sites if s not in delivered]
     if problem is not None:
         print(f"replaced its record, which was not the issuer's ({problem.code})")
@@ -300,6 +309,9 @@ def agent_approve(args: argparse.Namespace) -> int:
     invites.consume(args.agent_id, etag)
     registered = publisher.registry.add(enrollment, record.sites, datetime.now(UTC))
     delivered = publisher.subscribe(registered, record.sites)
+    from cloud.custody import key_requests
+
+    key_requests.sync(publisher, config, datetime.now(UTC), [registered])  # agent custody
     print(f"agent {registered.agent_id} approved; it receives: {', '.join(registered.sites)}")
     if delivered:
         print(f"  delivered current certificates of: {', '.join(delivered)}")

@@ -66,14 +66,17 @@ def issuer_rotate(args: argparse.Namespace) -> int:
         _, escrow_line = public_lines(load_issuer(keys))
         print(f"escrow key replaced; {resealed} escrow cop(ies) re-sealed\n  {escrow_line}")
         return EXIT_OK
-    from cloud.publish.indexes import AgentIndexes
-    from cloud.publish.registry import AgentRegistry
+    from cloud.custody import key_requests
+    from cloud.publish.publisher import Publisher
 
     signed_again: list[tuple[int, int]] = []
 
     def resign(signer: rotation.Signer) -> None:
-        records = AgentRegistry(store, signer).resign_all()
-        indexes = AgentIndexes(store, signer).resign_due(datetime.now(UTC), force=True)
+        publisher = Publisher(store, load_issuer(keys), signer=signer)
+        records = publisher.registry.resign_all()
+        # Before the indexes: a key-requests document is written with its agent's index signed.
+        key_requests.sync(publisher, config, datetime.now(UTC))
+        indexes = publisher.indexes.resign_due(datetime.now(UTC), force=True)
         signed_again.append((len(indexes), records))
 
     if args.compromised:
@@ -188,7 +191,12 @@ def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from cloud.limiter.plan import pace
-    from cloud.pipeline.schedule import due_sites, read_journalled, read_markers
+    from cloud.pipeline.schedule import (
+        due_sites,
+        read_csr_posts,
+        read_journalled,
+        read_markers,
+    )
     from cloud.pipeline.site_run import Runner
 
     config = config_module.load(args.config)
@@ -201,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         now = datetime.now(UTC)
         markers = read_markers(store)
-        due = due_sites(config.sites, markers, now, read_journalled(store))
+        posts = read_csr_posts(store, config.sites)
+        due = due_sites(config.sites, markers, now, read_journalled(store), posts)
         paced = pace(config, store, due, markers, now)  # within the CA's limits, most urgent first
         site_ids, waiting = list(paced.go), dict(paced.waiting)
     code = EXIT_OK
@@ -234,17 +243,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _resign_indexes(config: config_module.Config, store) -> int:
-    """Signs again the agents' indexes that near their expiry (an agent refuses an expired one
-    and reports itself frozen)."""
+    """Writes the agents' key requests that changed (agent custody), and signs again the
+    agents' indexes that near their expiry (an agent refuses an expired one and reports itself
+    frozen)."""
+    from datetime import UTC, datetime
+
+    from cloud.custody import key_requests
     from cloud.keys.issuer import is_initialized
 
     if not is_initialized(parts.keystore(config)):
         return EXIT_OK
     try:
-        resigned = parts.publisher(config, store).resign_indexes()
+        publisher = parts.publisher(config, store)
+        written = key_requests.sync(publisher, config, datetime.now(UTC))
+        resigned = publisher.resign_indexes()
     except CertdropError as exc:
         print(f"certdrop: error: indexes not signed again: {exc}", file=sys.stderr)
         return exit_code(exc)
+    if written:
+        print(f"key requests written (agent custody changed): {', '.join(written)}")
     if resigned:
         print(f"signed again before they expire: the indexes of {', '.join(resigned)}")
     return EXIT_OK

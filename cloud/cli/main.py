@@ -166,6 +166,12 @@ def _parser() -> argparse.ArgumentParser:
     site_add.add_argument("--extra-name", action="append", default=[], dest="extra_names")
     site_add.add_argument("--key-type", help="ec-p256 (default), ec-p384, rsa-2048/3072/4096")
     site_add.add_argument("--profile", help="an ACME profile the CA offers")
+    site_add.add_argument(
+        "--key-custody",
+        choices=("issuer", "agent"),
+        help="issuer (default): the issuer makes the key; agent: each NAS makes its own and sends"
+        " a CSR, one certificate per NAS (docs/key-custody.md)",
+    )
     site_add.set_defaults(run=fleet_commands.site_add)
     site_list = site.add_parser("list", help="show the configured sites")
     site_list.set_defaults(run=fleet_commands.site_list)

@@ -8,6 +8,7 @@ Relative paths are relative to the configuration file.
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import tomllib
@@ -42,6 +43,7 @@ __all__ = [
     "CaLimits",
     "Config",
     "EabConfig",
+    "KeyCustody",
     "KeySecrets",
     "Limit",
     "ProviderConfig",
@@ -86,6 +88,13 @@ class CaConfig:
     limits: CaLimits | None = None
 
 
+class KeyCustody(enum.Enum):
+    """Who makes a site's private keys (docs/key-custody.md)."""
+
+    ISSUER = "issuer"  # the issuer: one certificate, key + leaf sealed to every agent
+    AGENT = "agent"  # each agent, on the NAS: one certificate per agent, from its CSR
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     id: str
@@ -95,6 +104,7 @@ class SiteConfig:
     provider: str | None  # the DNS provider writing dns-01 values; None for dns-persist-01
     profile: str | None = None
     challenge: ChallengeType = ChallengeType.DNS_01
+    key_custody: KeyCustody = KeyCustody.ISSUER
 
 
 @dataclass(frozen=True)
@@ -466,7 +476,16 @@ class _Parser(Checker):
         self.unknown_keys(
             where,
             raw,
-            {"domain", "wildcard", "extra_names", "key_type", "provider", "profile", "challenge"},
+            {
+                "domain",
+                "wildcard",
+                "extra_names",
+                "key_type",
+                "provider",
+                "profile",
+                "challenge",
+                "key_custody",
+            },
         )
         domain = self.value(where, raw, "domain", str, required=True)
         if domain is not None:
@@ -500,11 +519,27 @@ class _Parser(Checker):
         if challenge is not None:  # an unknown one is reported alone: which rule would apply?
             provider = self.site_provider(where, raw, challenge, providers, raw_providers)
         profile = self.value(where, raw, "profile", str)
-        if domain is None or challenge is None:
+        custody = self.key_custody(where, raw)
+        if domain is None or challenge is None or custody is None:
             return None
         if provider is None and challenge is ChallengeType.DNS_01:
             return None
-        return SiteConfig(sid, domain, tuple(names), key_type, provider, profile or None, challenge)
+        return SiteConfig(
+            sid, domain, tuple(names), key_type, provider, profile or None, challenge, custody
+        )
+
+    def key_custody(self, where: str, raw: dict) -> KeyCustody | None:
+        text = self.value(where, raw, "key_custody", str, default=KeyCustody.ISSUER.value)
+        try:
+            return KeyCustody(text)
+        except ValueError:
+            self.problem(
+                f"{where}.key_custody",
+                f"unknown key custody {text!r}",
+                'write "issuer" (the default: the issuer makes the key and seals it to every '
+                'agent) or "agent" (each agent makes its key on the NAS and sends a CSR)',
+            )
+            return None
 
     def challenge(self, where: str, raw: dict) -> ChallengeType | None:
         text = self.value(where, raw, "challenge", str, default=ChallengeType.DNS_01.value)

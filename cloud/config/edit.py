@@ -35,6 +35,7 @@ class NewSite:
     extra_names: tuple[str, ...] = ()
     key_type: str | None = None
     profile: str | None = None
+    key_custody: str | None = None  # None: the default, issuer
 
 
 def add_site(path: Path, site: NewSite) -> config_module.Config:
@@ -61,6 +62,8 @@ def add_site(path: Path, site: NewSite) -> config_module.Config:
         table["profile"] = site.profile
     if site.challenge:
         table["challenge"] = site.challenge
+    if site.key_custody:
+        table["key_custody"] = site.key_custody
     if site.provider:
         table["provider"] = site.provider
     sites[site.site_id] = table

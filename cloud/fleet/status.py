@@ -22,15 +22,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloud.acme.challenge_types import ChallengeType
-from cloud.config import Config, SiteConfig
+from cloud.config import Config, KeyCustody, SiteConfig
+from cloud.custody.renewal import decide_agents
 from cloud.errors import StoreError
 from cloud.fleet.agent_report import ErrorEntry, load_report
 from cloud.limiter.gate import OrderGate
 from cloud.limiter.orders import OrderKind
 from cloud.limiter.plan import Wait, pace
 from cloud.pipeline.renewal import changes, decide
-from cloud.pipeline.schedule import due_sites, read_journalled, read_markers
-from cloud.pipeline.site_state import PersistSeen, ReplacedElsewhere, SiteState, load_site_state
+from cloud.pipeline.schedule import due_sites, read_csr_posts, read_journalled, read_markers
+from cloud.pipeline.site_state import (
+    AgentCustodyState,
+    PersistSeen,
+    ReplacedElsewhere,
+    SiteState,
+    load_site_state,
+)
 from cloud.publish.registry import AgentRecord, AgentRegistry
 from cloud.store import Store
 from nas_agent.errors import InstallFailed, StatusReportInvalid, is_refusal
@@ -87,6 +94,39 @@ class SiteStatus:
     # The CA's limits holding the site's order back ("new orders per account", ...); while it
     # waits, next_check is when it will go.
     waiting_for: tuple[str, ...] = ()
+    key_custody: str = KeyCustody.ISSUER.value
+    # Agent custody: each subscribed agent's certificate and CSR (by agent id).
+    agents: Mapping[str, CustodyAgentStatus] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CustodyAgentStatus:
+    """One agent of an agent-custody site: its own certificate and where its CSR stands."""
+
+    # "certificate current", "CSR held for renewal", "waiting for CSR", "CSR refused",
+    # "CSR waiting for issuance" (the CA's limits), "order in flight", "delivery pending"
+    state: str
+    code: str | None = None  # a refusal's code (csr.*, registry.*)
+    message: str | None = None
+    until: datetime | None = None  # waiting for the CA's limits: when it goes
+    held_by: tuple[str, ...] = ()
+    version: int | None = None
+    not_after: datetime | None = None
+    sequence: int = 0  # the last CSR sequence used
+
+    def describe(self) -> str:
+        if self.state == WAITING_FOR_ISSUANCE and self.until is not None:
+            return f"{self.state} (limit until {self.until:%Y-%m-%d %H:%M} UTC: " + (
+                f"{', '.join(self.held_by)})"
+            )
+        if self.code is not None:
+            return f"{self.state}: {self.code}"
+        return self.state
+
+
+WAITING_FOR_CSR = "waiting for CSR"
+WAITING_FOR_ISSUANCE = "CSR waiting for issuance"
+CSR_REFUSED = "CSR refused"
 
 
 @dataclass(frozen=True)
@@ -133,15 +173,98 @@ class FleetStatus:
 def collect(config: Config, store: Store, now: datetime) -> FleetStatus:
     states = {sid: load_site_state(store, sid) for sid in config.sites}
     directory = config.ca.directory
-    sites = tuple(_site(site, states[site.id], now, directory) for site in config.sites.values())
+    records = sorted(AgentRegistry(store).all(), key=lambda r: r.agent_id)
+    sites = tuple(
+        _custody_site(site, states[site.id], records, now, directory)
+        if site.key_custody is KeyCustody.AGENT
+        else _site(site, states[site.id], now, directory)
+        for site in config.sites.values()
+    )
     waiting = _waiting(config, store, now, states)
     sites = tuple(_held(s, waiting[s.site]) if s.site in waiting else s for s in sites)
     current = {s.site: s.version for s in sites}
-    agents = tuple(
-        _agent_or_problem(record, store, current, now)
-        for record in sorted(AgentRegistry(store).all(), key=lambda r: r.agent_id)
-    )
+    agents = tuple(_agent_or_problem(record, store, current, now) for record in records)
     return FleetStatus(now, sites, agents)
+
+
+def _custody_site(
+    site: SiteConfig,
+    state: SiteState | None,
+    records: list[AgentRecord],
+    now: datetime,
+    directory: str,
+) -> SiteStatus:
+    """An agent-custody site: one certificate per agent; the site shows the earliest expiry,
+    the newest version, and each subscribed agent's certificate and CSR."""
+    base = _site(site, state, now, directory)
+    decision = decide_agents(site, state, now, directory=directory)
+    entries = state.agents if state is not None else {}
+    agents = {
+        r.agent_id: _custody_agent(entries.get(r.agent_id), now)
+        for r in records
+        if site.id in r.sites
+    }
+    held = [a for a in agents.values() if a.not_after is not None]
+    not_after = min((a.not_after for a in held if a.not_after), default=None)
+    version = max((a.version for a in held if a.version), default=None)
+    states = {a.state for a in agents.values()}
+    if not held:
+        health = "never issued"
+    elif not_after is not None and not_after <= now:
+        health = "expired"
+    elif state is not None and state.failures:
+        health = "failing"
+    elif CSR_REFUSED in states:
+        health = CSR_REFUSED
+    elif state is not None and state.undelivered:
+        health = "delivery pending"
+    elif WAITING_FOR_ISSUANCE in states:
+        health = "waiting"
+    elif decision.due:
+        health = "due"
+    else:
+        health = "healthy"
+    earliest = min((a for a in held), key=lambda a: a.not_after or now, default=None)
+    return replace(
+        base,
+        version=version,
+        not_before=None,
+        not_after=not_after,
+        days_left=(not_after - now).total_seconds() / 86400 if not_after else None,
+        health=health,
+        next_check=decision.next_check,
+        next_reason=decision.reason,
+        key_custody=site.key_custody.value,
+        agents=agents,
+        waiting_for=earliest.held_by if earliest and earliest.until else (),
+    )
+
+
+def _custody_agent(entry: AgentCustodyState | None, now: datetime) -> CustodyAgentStatus:
+    if entry is None:
+        return CustodyAgentStatus(WAITING_FOR_CSR)
+    current = entry.current.record if entry.current is not None else None
+    held = CustodyAgentStatus(
+        "certificate current",
+        version=current.version if current else None,
+        not_after=current.not_after if current else None,
+        sequence=entry.sequence,
+    )
+    if entry.order is not None:
+        return replace(held, state="order in flight")
+    if entry.pending is not None:
+        return replace(held, state="delivery pending")
+    if entry.refusal is not None:
+        refusal = entry.refusal
+        return replace(held, state=CSR_REFUSED, code=refusal.code, message=refusal.message)
+    if entry.waiting is not None and entry.waiting.go_at > now:
+        wait = entry.waiting
+        return replace(held, state=WAITING_FOR_ISSUANCE, until=wait.go_at, held_by=wait.held_by)
+    if current is None:
+        return replace(held, state=WAITING_FOR_ISSUANCE if entry.csr_seen else WAITING_FOR_CSR)
+    if entry.csr_seen:
+        return replace(held, state="CSR held for renewal")
+    return held
 
 
 def _site(site: SiteConfig, state: SiteState | None, now: datetime, directory: str) -> SiteStatus:
@@ -192,7 +315,8 @@ def _waiting(
     if config.ca.limits is None:
         return {}
     markers = read_markers(store)
-    due = due_sites(config.sites, markers, now, read_journalled(store))
+    posts = read_csr_posts(store, config.sites)
+    due = due_sites(config.sites, markers, now, read_journalled(store), posts)
     found = dict(pace(config, store, due, markers, now).waiting)
     planned = {d.site for d in due}
     gate = OrderGate(config.ca.limits, store, config.ca.directory)
@@ -200,6 +324,8 @@ def _waiting(
         marker, state = markers.get(site.id), states.get(site.id)
         if site.id in planned or marker is None or marker.next_check <= now:
             continue
+        if site.key_custody is KeyCustody.AGENT:
+            continue  # each agent's own wait is in its CustodyAgentStatus
         if not decide(site, state, now, directory=config.ca.directory).due:
             continue
         current = state.current if state is not None else None

@@ -26,6 +26,11 @@ def render(status: FleetStatus) -> str:
             [_persist_row(site, seen, status.at) for site, seen in records],
         )
         sites = f"{sites}\n\n{table}"
+    custody = [line for s in status.sites for line in _custody_lines(s)]
+    if custody:
+        sites = f"{sites}\n\nagent custody (one certificate per agent, from its CSR):\n" + (
+            "\n".join(custody)
+        )
     pending = [line for s in status.sites for line in _pending_lines(s)]
     if pending:
         sites = f"{sites}\n\npending:\n" + "\n".join(pending)
@@ -42,6 +47,19 @@ def _waiting_line(waiting: list[SiteStatus]) -> str:
         f"waiting for the CA's rate limits: {len(waiting)} site(s), each ordered at its NEXT "
         f"RENEWAL time; the last at {_time(last)}"
     )
+
+
+def _custody_lines(site: SiteStatus) -> list[str]:
+    """Each agent of an agent-custody site: its certificate and where its CSR stands."""
+    if site.key_custody != "agent":
+        return []
+    if not site.agents:
+        return [f"  {site.site}: no agent receives it"]
+    lines = []
+    for agent, shown in sorted(site.agents.items()):
+        cert = f"v{shown.version}, until {_time(shown.not_after)}" if shown.version else "none"
+        lines.append(f"  {site.site}: {agent}: {shown.describe()} (certificate {cert})")
+    return lines
 
 
 def _pending_lines(site: SiteStatus) -> list[str]:

@@ -48,7 +48,13 @@ from cloud.keys.store import KeyStore
 from cloud.store import Store, StoredObject
 from nas_agent import store_layout
 from nas_agent._encoding import b64url_decode, b64url_encode, load_json_object
-from nas_agent.bundle import ESCROW_RECIPIENT, BundlePlaintext, open_sealed, seal
+from nas_agent.bundle import (
+    ESCROW_RECIPIENT,
+    BundlePlaintext,
+    LeafPlaintext,
+    open_sealed_any,
+    seal,
+)
 from nas_agent.bundle.rotation import (
     RotationStatement,
     follow_chain,
@@ -211,11 +217,12 @@ def _all_open_with(store: Store, issuer: IssuerKeys) -> bool:
 
 def open_escrow_copy(
     sealed: bytes, issuer: IssuerKeys, *, site: str, version: int
-) -> tuple[x25519.X25519PrivateKey, BundlePlaintext] | None:
-    """(the key that opened it, the plaintext), trying the newest key first; None if none does."""
+) -> tuple[x25519.X25519PrivateKey, BundlePlaintext | LeafPlaintext] | None:
+    """(the key that opened it, the plaintext: a bundle, or an agent-custody site's leaf), trying
+    the newest key first; None if none does."""
     for candidate in (issuer.escrow_key, *reversed(issuer.retired_escrow_keys)):
         try:
-            plaintext = open_sealed(
+            plaintext = open_sealed_any(
                 sealed,
                 recipient_id=ESCROW_RECIPIENT,
                 private_key=candidate,

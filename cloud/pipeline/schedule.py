@@ -6,6 +6,9 @@ Each site has one such empty object, rewritten after every run of that site. A t
 prefix (one request per 1,000 sites) and reads nothing else: a site is due when its next check
 has come, when its names, key type or profile differ from the hash, or when it has no marker yet.
 The not_after in the name gives every site's days to expiry from the same listing.
+
+A site in agent custody is also due when one of its agents posted a CSR statement after its
+marker was written (one listing of `agents/`): a first CSR or a rekey is ordered at the next tick.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from cloud.config import SiteConfig
+from cloud.config import KeyCustody, SiteConfig
+from cloud.custody.agent_side import CSR_FOLDER
 from cloud.pipeline.renewal import requested
 from cloud.store import Store
 from nas_agent import store_layout
@@ -31,6 +35,7 @@ class Marker:
     not_after: datetime | None
     config_hash: str
     key: str
+    written_at: datetime | None = None  # the marker object's last-modified time, when listed
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,10 @@ class Due:
 @functools.lru_cache(maxsize=1 << 16)  # every tick hashes every site; sites rarely change
 def config_hash(site: SiteConfig) -> str:
     names, key_type, profile = requested(site)
-    text = "|".join([*sorted(names), key_type, profile or ""])
+    parts = [*sorted(names), key_type, profile or ""]
+    if site.key_custody is not KeyCustody.ISSUER:  # issuer custody: the hash it always had
+        parts.append(site.key_custody.value)
+    text = "|".join(parts)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -73,6 +81,8 @@ def read_markers(store: Store) -> dict[str, Marker]:
     markers: dict[str, Marker] = {}
     for info in store.list(PREFIX):
         marker = parse_marker(info.key)
+        if marker is not None:
+            marker = replace(marker, written_at=info.last_modified)
         if marker is not None and (
             marker.site not in markers or marker.next_check < markers[marker.site].next_check
         ):
@@ -102,23 +112,45 @@ def read_journalled(store: Store) -> set[str]:
     }
 
 
+def read_csr_posts(store: Store, sites: Mapping[str, SiteConfig]) -> dict[str, datetime]:
+    """When a CSR statement of each agent-custody site was last posted (one listing of
+    `agents/`, made only when some site is in agent custody)."""
+    wanted = {s.id for s in sites.values() if s.key_custody is KeyCustody.AGENT}
+    posts: dict[str, datetime] = {}
+    if not wanted:
+        return posts
+    for info in store.list(store_layout.AGENTS_PREFIX):
+        _, _, rest = info.key[len(store_layout.AGENTS_PREFIX) :].partition("/")
+        folder, _, name = rest.partition("/")
+        site = name.removesuffix(".json")
+        if f"{folder}/" == CSR_FOLDER and name.endswith(".json") and site in wanted:
+            posts[site] = max(posts.get(site, info.last_modified), info.last_modified)
+    return posts
+
+
 def due_sites(
     sites: Mapping[str, SiteConfig],
     markers: Mapping[str, Marker],
     now: datetime,
     journalled: Collection[str] = (),
+    csr_posts: Mapping[str, datetime] | None = None,
 ) -> list[Due]:
     due = []
+    posts = csr_posts or {}
     for site in sites.values():
         marker = markers.get(site.id)
+        posted = posts.get(site.id)
         if site.id in journalled:
             due.append(Due(site.id, "TXT values to remove"))
         elif marker is None:
             due.append(Due(site.id, "not scheduled yet"))
         elif marker.config_hash != config_hash(site):
-            due.append(Due(site.id, "names, key type or profile changed"))
+            due.append(Due(site.id, "names, key type, profile or key custody changed"))
         elif marker.next_check <= now:
             due.append(Due(site.id, "check due"))
+        elif posted is not None and marker.written_at is not None and posted >= marker.written_at:
+            # >=: S3 times have whole seconds; a run with nothing to do is the price of a tie.
+            due.append(Due(site.id, "an agent posted a CSR statement"))
     return due
 
 

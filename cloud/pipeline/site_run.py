@@ -39,7 +39,7 @@ from cloud.acme.ari import pick_renewal_time
 from cloud.acme.challenge_types import ChallengeType
 from cloud.acme.client import AcmeClient
 from cloud.acme.order import Authorizer, IssuedCertificate, issue
-from cloud.config import Config, SiteConfig
+from cloud.config import Config, KeyCustody, SiteConfig
 from cloud.dns01.solver import ChallengeJournal
 from cloud.errors import (
     AcmeError,
@@ -158,6 +158,10 @@ class Runner:
             log.error("lock not taken: %s", exc, extra={"site": site.id})
             return Outcome(site.id, "failed", f"lock not taken: {exc}", error=exc)
         try:
+            if site.key_custody is KeyCustody.AGENT:
+                from cloud.pipeline.agent_custody import AgentCustodyRun
+
+                return AgentCustodyRun(self, site).run(force)
             return _SiteRun(self, site).run(force)
         finally:
             try:
@@ -183,6 +187,7 @@ class _SiteRun:
     def run(self, force: bool) -> Outcome:
         self._force = force
         try:
+            self._sync_key_requests()
             self._sweep_leftovers()
             if _window_stale(self.state, self.now):
                 self._save(self._with_window(self.state))
@@ -238,6 +243,19 @@ class _SiteRun:
             resume_only=resume_only,
             on_ordering=self._ordering,
         )
+
+    def _sync_key_requests(self) -> None:
+        """The site's agents' key requests, when the site left agent custody: written only when
+        they differ (cloud.custody.key_requests). A site never in agent custody has nothing to
+        withdraw, so its runs read no registry here (`certdrop run` and the tick's re-sign
+        message sync every agent once)."""
+        publisher = self.runner.publisher
+        if publisher is None or not self.state.agents:
+            return
+        from cloud.custody import key_requests
+
+        records = [r for r in publisher.registry.all() if self.site.id in r.sites]
+        key_requests.sync(publisher, self.runner.config, self.now, records)
 
     def _ordering(self) -> None:
         self._take_tokens(self._order_kind())

@@ -92,6 +92,81 @@ class ChallengeUnavailable:
 
 
 @dataclass(frozen=True)
+class AgentCertificate:
+    """A certificate ordered for one agent of an agent-custody site, from its CSR."""
+
+    record: CertificateRecord  # version, cert_sha256, not_after, ari_id, escrow copy ...
+    sequence: int  # the CSR statement it answers
+    key_sha256: str  # SHA-256 of its SubjectPublicKeyInfo: the next CSR must bring another key
+    leaf_pem: str  # the certificate (public): the agent's next CSR statement is checked with it
+
+
+@dataclass(frozen=True)
+class AgentOrder:
+    """An order placed (or about to be) for one agent's CSR: journalled before the newOrder is
+    sent, its URL as soon as the CA returns it, so a run that dies is resumed, never re-ordered.
+    The CSR is public (no key): a later run finishes the order with it."""
+
+    sequence: int
+    csr: str  # base64url of the CSR's DER
+    key_sha256: str
+    rekey: bool
+    ordering_since: datetime
+    url: str | None = None
+    placed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CsrRefusal:
+    """The agent's CSR statement failed a check (docs/key-custody.md); shown until a good one."""
+
+    code: str  # csr.* (nas_agent.custody.errors) or registry.* (the agent's record)
+    message: str
+    at: datetime
+    sequence: int | None = None  # the statement's, when it could be read
+
+
+@dataclass(frozen=True)
+class LimitWait:
+    """The CA's limits hold this agent's order back (e.g. 5 per exact set of names a week)."""
+
+    go_at: datetime
+    held_by: tuple[str, ...]
+    since: datetime
+
+
+@dataclass(frozen=True)
+class AgentCustodyState:
+    """One agent of an agent-custody site: one certificate per agent, ordered with its CSR."""
+
+    agent: str
+    sequence: int = 0  # the last CSR sequence the issuer used (ordered with) for this agent
+    current: AgentCertificate | None = None  # the certificate last delivered to the agent
+    pending: AgentCertificate | None = None  # issued and escrowed, not yet delivered
+    order: AgentOrder | None = None  # in flight
+    window: RenewalWindow | None = None  # the CA's renewal window of `current` (ARI)
+    refusal: CsrRefusal | None = None
+    waiting: LimitWait | None = None
+    csr_seen: bool = False  # a statement was found at the last look (else: waiting for one)
+
+    def to_json(self) -> dict[str, Any]:
+        return _encode(asdict(self))
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> AgentCustodyState:
+        body = dict(body)
+        found = {
+            "current": _certificate(body.pop("current", None)),
+            "pending": _certificate(body.pop("pending", None)),
+            "order": _maybe(AgentOrder, body.pop("order", None)),
+            "window": _maybe(RenewalWindow, body.pop("window", None)),
+            "refusal": _maybe(CsrRefusal, body.pop("refusal", None)),
+            "waiting": _maybe(LimitWait, body.pop("waiting", None)),
+        }
+        return cls(**found, **_decode_fields(cls, body))
+
+
+@dataclass(frozen=True)
 class SiteState:
     site: str
     current: CertificateRecord | None = None
@@ -120,12 +195,17 @@ class SiteState:
     replaced_elsewhere_count: int = 0
     persist: tuple[PersistSeen, ...] = ()  # dns-persist-01 sites: what the last check saw
     challenge_unavailable: ChallengeUnavailable | None = None
+    # Agent custody (docs/key-custody.md): one certificate per agent, by agent id. `current`
+    # and `pending` above are the issuer-custody certificate (kept while a site switches).
+    agents: dict[str, AgentCustodyState] = field(default_factory=dict)
 
     def with_order(self, url: str | None, at: datetime | None) -> SiteState:
         return replace(self, order_url=url, order_placed_at=at, order_key=None, ordering_since=None)
 
     def to_json(self) -> bytes:
-        return json.dumps(_encode(asdict(self)), sort_keys=True, indent=2).encode()
+        body = asdict(self)
+        body["agents"] = {agent: entry.to_json() for agent, entry in self.agents.items()}
+        return json.dumps(_encode(body), sort_keys=True, indent=2).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> SiteState:
@@ -137,7 +217,9 @@ class SiteState:
         elsewhere = body.pop("replaced_elsewhere", None)
         persist = body.pop("persist", [])
         unavailable = body.pop("challenge_unavailable", None)
+        agents = body.pop("agents", {})
         return cls(
+            agents={a: AgentCustodyState.from_json(entry) for a, entry in agents.items()},
             current=_decode(CertificateRecord, current) if current else None,
             pending=_decode(CertificateRecord, pending) if pending else None,
             window=_decode(RenewalWindow, window) if window else None,
@@ -168,6 +250,18 @@ def _encode(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_encode(v) for v in value]
     return value
+
+
+def _maybe(cls: type, body: dict[str, Any] | None) -> Any:
+    return _decode(cls, body) if body else None
+
+
+def _certificate(body: dict[str, Any] | None) -> AgentCertificate | None:
+    if not body:
+        return None
+    body = dict(body)
+    record = _decode(CertificateRecord, body.pop("record"))
+    return AgentCertificate(record=record, **_decode_fields(AgentCertificate, body))
 
 
 def _decode(cls: type, body: dict[str, Any]) -> Any:

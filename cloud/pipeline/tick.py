@@ -23,6 +23,7 @@ from cloud.pipeline.schedule import (
     Due,
     days_to_expiry,
     due_sites,
+    read_csr_posts,
     read_journalled,
     read_markers,
 )
@@ -72,7 +73,8 @@ def run_tick(
 ) -> TickResult:
     """`channels` default to the configuration's (webhook and/or SNS)."""
     markers = read_markers(store)
-    due = due_sites(config.sites, markers, now, read_journalled(store))
+    posts = read_csr_posts(store, config.sites)
+    due = due_sites(config.sites, markers, now, read_journalled(store), posts)
     paced = pace(config, store, due, markers, now, full=False)  # most urgent first, in limits
     messages = [message_for(site) for site in paced.go]
     if resign_wanted(store, now):

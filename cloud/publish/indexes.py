@@ -49,6 +49,11 @@ class AgentIndexes:
         each other's entry."""
         self._rewrite(agent_id, now, lambda entries: _with_entry(entries, site, entry))
 
+    def resign(self, agent_id: str, now: datetime) -> None:
+        """Signs the agent's index again as it is (the agent reads its key requests when its
+        index changed)."""
+        self._rewrite(agent_id, now, lambda entries: entries)
+
     def resign_due(self, now: datetime, *, force: bool = False) -> list[str]:
         """Signs again every index that expires within RESIGN_WITHIN, is v1, or is signed by
         another key than the one in use (all of them with `force`); returns those agents."""
@@ -147,7 +152,7 @@ class AgentIndexes:
                 why = "not signed by the issuer"
             elif entry.site not in subscribed:
                 why = "the agent's signed record does not list the site"
-            elif entry.version < self._current_version(entry.site):
+            elif entry.version < self._current_version(entry.site, agent_id):
                 why = "older than the site's current certificate"
             if why is not None:
                 log.error(
@@ -167,11 +172,17 @@ class AgentIndexes:
             return frozenset()
         return frozenset(record.sites)
 
-    def _current_version(self, site: str) -> int:
-        """The version of the site's current certificate (0 when none is recorded). A newer
-        entry is kept: it is being published, and the site state is written after the index."""
+    def _current_version(self, site: str, agent_id: str) -> int:
+        """The version of the site's current certificate (0 when none is recorded); in agent
+        custody, of the certificate last delivered to this agent, if any. A newer entry is
+        kept: it is being published, and the site state is written after the index."""
         state = load_site_state(self.store, site)
-        return state.current.version if state is not None and state.current is not None else 0
+        if state is None:
+            return 0
+        own = state.agents.get(agent_id)
+        if own is not None and own.current is not None:
+            return own.current.record.version
+        return state.current.version if state.current is not None else 0
 
     def _index_signed(self, agent_id: str, index: Index) -> bool:
         return index.agent_id == agent_id and _signed_by(

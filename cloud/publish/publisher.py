@@ -45,15 +45,19 @@ class Publisher:
         issuer: IssuerKeys,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        signer: Signer | None = None,
     ):
+        """`signer`: the key to sign with, when not the one in use (a rotation's successor,
+        before the rotation is recorded)."""
         self.store = store
         self.issuer = issuer
         self.now = now
+        self._signer = signer
 
     @functools.cached_property
     def signer(self) -> Signer:
         """The signing key in use (after any rotation) and the issuer's key history."""
-        return signer_for(self.issuer, self.store)
+        return self._signer or signer_for(self.issuer, self.store)
 
     @functools.cached_property
     def registry(self) -> AgentRegistry:
@@ -212,6 +216,8 @@ class Publisher:
         opened = open_escrow_copy(found.body, self.issuer, site=site, version=record.version)
         if opened is None:
             raise EscrowUnavailable(site, f"{record.escrow_object} opens with no escrow key")
+        if not isinstance(opened[1], BundlePlaintext):  # an agent's leaf: escrow holds no key
+            raise EscrowUnavailable(site, f"{record.escrow_object} holds no key (agent custody)")
         return opened[1]
 
     def resign_indexes(self, *, force: bool = False) -> list[str]:

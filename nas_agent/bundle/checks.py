@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -32,6 +32,9 @@ from nas_agent.errors import (
     MalformedPlaintext,
     NamesNotCovered,
 )
+
+if TYPE_CHECKING:
+    from nas_agent.bundle.leaf import LeafPlaintext
 
 CertificateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
 
@@ -65,11 +68,16 @@ def load_material(plaintext: BundlePlaintext) -> CertificateMaterial:
     private_key = _supported(parsed_key)
     if private_key is None:
         raise MalformedPlaintext(f"key type {type(parsed_key).__name__} is not supported")
-    leaves = _certificates(plaintext.leaf_pem, "leaf_pem")
-    if len(leaves) != 1:
-        raise MalformedPlaintext(f"leaf_pem holds {len(leaves)} certificates, expected 1")
-    chain = _certificates(plaintext.chain_pem, "chain_pem")
-    leaf = leaves[0]
+    return with_certificates(private_key, plaintext.leaf_pem, plaintext.chain_pem)
+
+
+def with_certificates(
+    private_key: CertificateKey, leaf_pem: str, chain_pem: str
+) -> CertificateMaterial:
+    """`private_key` with the leaf and chain parsed; raise MalformedPlaintext. A leaf plaintext
+    holds no key: the agent's own key comes in here (`nas_agent.bundle.leaf.HeldKeys`)."""
+    leaf = load_leaf(leaf_pem)
+    chain = _certificates(chain_pem, "chain_pem")
     try:
         names = dns_names(leaf)
         for certificate in (leaf, *chain):
@@ -80,8 +88,20 @@ def load_material(plaintext: BundlePlaintext) -> CertificateMaterial:
     return CertificateMaterial(private_key, leaf, tuple(chain), names, sha256)
 
 
+def load_leaf(leaf_pem: str) -> x509.Certificate:
+    """The one certificate of `leaf_pem`; raise MalformedPlaintext."""
+    leaves = _certificates(leaf_pem, "leaf_pem")
+    if len(leaves) != 1:
+        raise MalformedPlaintext(f"leaf_pem holds {len(leaves)} certificates, expected 1")
+    try:
+        leaves[0].public_key()
+    except _PARSE_ERRORS as exc:
+        raise MalformedPlaintext(f"the leaf does not parse: {exc}") from exc
+    return leaves[0]
+
+
 def check_material(
-    plaintext: BundlePlaintext,
+    plaintext: BundlePlaintext | LeafPlaintext,
     material: CertificateMaterial,
     *,
     hostnames: Sequence[str],
@@ -100,7 +120,7 @@ def check_material(
         raise ContentMismatch("not_before", "the metadata disagrees with the certificate")
     if plaintext.not_after != leaf.not_valid_after_utc:
         raise ContentMismatch("not_after", "the metadata disagrees with the certificate")
-    if _spki(material.private_key.public_key()) != _spki(leaf.public_key()):
+    if spki_der(material.private_key.public_key()) != spki_der(leaf.public_key()):
         raise KeyMismatch("the private key does not belong to the certificate")
     _check_chain(leaf, material.chain)
     if now < leaf.not_valid_before_utc:
@@ -144,7 +164,7 @@ def _certificates(pem: str, name: str) -> list[x509.Certificate]:
         raise MalformedPlaintext(f"{name} holds no parsable PEM certificate") from exc
 
 
-def _spki(public_key: Any) -> bytes:
+def spki_der(public_key: Any) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

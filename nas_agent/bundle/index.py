@@ -9,7 +9,8 @@ Version 2 (what the issuer writes) signs the whole index once with the issuer's 
      "rotations": [statement, ...]}
 
     entry = {"site", "version", "cert_sha256", "not_after", "object", "object_sha256",
-             "custody": "issuer" | "agent", "kind": "certdrop-bundle-v1" | <a later kind>}
+             "custody": "issuer" | "agent",
+             "kind": "certdrop-bundle-v1" | "certdrop-leaf-v1" | <a later kind>}
 
 The signed bytes are b"certdrop index v2\\n" + canonical JSON of "signed" (sorted keys, no
 whitespace, ASCII). One signature over every entry, the addressee, the issue time and the expiry
@@ -49,6 +50,7 @@ from nas_agent._encoding import (
     load_json_object,
     parse_timestamp,
 )
+from nas_agent.bundle.leaf import LEAF_FORMAT, LeafPlaintext
 from nas_agent.bundle.plaintext import MAX_VERSION, PLAINTEXT_FORMAT, BundlePlaintext, is_version
 from nas_agent.bundle.rotation import RotationStatement, parse_rotations
 from nas_agent.errors import (
@@ -75,7 +77,7 @@ CUSTODY_ISSUER = "issuer"  # the issuer made the key; the sealed object holds it
 CUSTODY_AGENT = "agent"  # the agent made the key and sent a CSR; the object holds no key
 CUSTODIES = (CUSTODY_ISSUER, CUSTODY_AGENT)
 # What this agent can open: custody and plaintext kind together.
-OPENABLE = frozenset({(CUSTODY_ISSUER, PLAINTEXT_FORMAT)})
+OPENABLE = frozenset({(CUSTODY_ISSUER, PLAINTEXT_FORMAT), (CUSTODY_AGENT, LEAF_FORMAT)})
 
 _SHA256_HEX = re.compile("[0-9a-f]{64}")
 _KEY_ID_HEX = re.compile("[0-9a-f]{16}")
@@ -182,12 +184,22 @@ class Index:
 
 
 def entry_for(
-    plaintext: BundlePlaintext, sealed: bytes, *, agent_id: str, issuer_key_id: str
+    plaintext: BundlePlaintext | LeafPlaintext,
+    sealed: bytes,
+    *,
+    agent_id: str,
+    issuer_key_id: str,
 ) -> IndexEntry:
     """The v2 entry naming `sealed` (sealed from `plaintext`) for `agent_id`; `sign_index`
-    signs it with the rest of the agent's index."""
+    signs it with the rest of the agent's index. A leaf plaintext makes an agent-custody entry,
+    and only for the agent it was ordered for."""
     if not is_agent_id(agent_id):
         raise ValueError(f"agent id {agent_id!r} is not an agent id")
+    custody, kind = CUSTODY_ISSUER, PLAINTEXT_FORMAT
+    if isinstance(plaintext, LeafPlaintext):
+        if plaintext.agent_id != agent_id:
+            raise ValueError(f"the leaf was ordered for agent {plaintext.agent_id}, not {agent_id}")
+        custody, kind = CUSTODY_AGENT, LEAF_FORMAT
     return IndexEntry(
         agent_id=agent_id,
         site=plaintext.site,
@@ -198,6 +210,8 @@ def entry_for(
         object_sha256=hashlib.sha256(sealed).hexdigest(),
         issuer_key_id=issuer_key_id,
         signature=b"",
+        custody=custody,
+        kind=kind,
     )
 
 
@@ -235,7 +249,7 @@ def sign_index(
 
 
 def sign_entry(
-    plaintext: BundlePlaintext,
+    plaintext: BundlePlaintext | LeafPlaintext,
     sealed: bytes,
     *,
     agent_id: str,

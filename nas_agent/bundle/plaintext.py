@@ -137,17 +137,17 @@ def decode_plaintext(data: bytes) -> BundlePlaintext:
     return BundlePlaintext(
         site=document["site"],
         version=document["version"],
-        key_pem=_pem(document, "key_pem"),
-        leaf_pem=_pem(document, "leaf_pem"),
-        chain_pem=_pem(document, "chain_pem"),
-        names=_names(document["names"]),
-        not_before=_timestamp(document, "not_before"),
-        not_after=_timestamp(document, "not_after"),
-        issued_at=_timestamp(document, "issued_at"),
+        key_pem=pem_field(document, "key_pem"),
+        leaf_pem=pem_field(document, "leaf_pem"),
+        chain_pem=pem_field(document, "chain_pem"),
+        names=names_field(document["names"]),
+        not_before=timestamp_field(document, "not_before"),
+        not_after=timestamp_field(document, "not_after"),
+        issued_at=timestamp_field(document, "issued_at"),
     )
 
 
-def _pem(document: dict[str, Any], name: str) -> str:
+def pem_field(document: dict[str, Any], name: str) -> str:
     value = document[name]
     # Only ASCII: a lone surrogate or any other character could not even be encoded for the parser.
     if not isinstance(value, str) or not value.isascii() or "-----BEGIN " not in value:
@@ -155,7 +155,7 @@ def _pem(document: dict[str, Any], name: str) -> str:
     return value
 
 
-def _names(value: object) -> tuple[str, ...]:
+def names_field(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(
         isinstance(name, str) and name.isascii() and name for name in value
     ):
@@ -163,7 +163,7 @@ def _names(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _timestamp(document: dict[str, Any], name: str) -> datetime:
+def timestamp_field(document: dict[str, Any], name: str) -> datetime:
     try:
         return parse_timestamp(document[name])
     except ValueError as exc:

@@ -13,14 +13,27 @@ version, so an object opens only for the recipient, site and version it was seal
 
 Ids cannot contain `\\n` or `=` (see nas_agent.ids), so the string is unambiguous. The escrow copy
 is sealed the same way to the escrow key, with the recipient id `_escrow`, which no agent can have.
+
+The object is the same for both plaintext kinds, `certdrop-bundle-v1` (`open_sealed`) and
+`certdrop-leaf-v1` (`open_sealed_leaf`); whoever does not know which one it holds (the escrow's
+re-sealing) calls `open_sealed_any`.
 """
 
 from __future__ import annotations
+
+from typing import Callable, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from nas_agent._encoding import load_json_object
+from nas_agent.bundle.leaf import (
+    LEAF_FORMAT,
+    LeafPlaintext,
+    decode_leaf_plaintext,
+    encode_leaf_plaintext,
+)
 from nas_agent.bundle.plaintext import (
     MAX_PLAINTEXT_BYTES,
     BundlePlaintext,
@@ -42,6 +55,8 @@ _TAG_SIZE = 16
 MIN_SEALED_BYTES = len(_HEADER) + _ENC_SIZE + _TAG_SIZE
 MAX_SEALED_BYTES = len(_HEADER) + _ENC_SIZE + MAX_PLAINTEXT_BYTES + _TAG_SIZE
 
+_P = TypeVar("_P")
+
 
 def hpke_info(recipient_id: str, site: str, version: int) -> bytes:
     if not (is_agent_id(recipient_id) or recipient_id == ESCROW_RECIPIENT):
@@ -57,11 +72,17 @@ def hpke_info(recipient_id: str, site: str, version: int) -> bytes:
 
 
 def seal(
-    plaintext: BundlePlaintext, *, recipient_id: str, recipient_public_key: x25519.X25519PublicKey
+    plaintext: BundlePlaintext | LeafPlaintext,
+    *,
+    recipient_id: str,
+    recipient_public_key: x25519.X25519PublicKey,
 ) -> bytes:
     """Seal `plaintext` to one recipient (an agent id, or ESCROW_RECIPIENT with the escrow key)."""
     info = hpke_info(recipient_id, plaintext.site, plaintext.version)
-    data = encode_plaintext(plaintext)
+    if isinstance(plaintext, LeafPlaintext):
+        data = encode_leaf_plaintext(plaintext)
+    else:
+        data = encode_plaintext(plaintext)
     if len(data) > MAX_PLAINTEXT_BYTES:
         raise ValueError(f"bundle plaintext is {len(data)} bytes, more than {MAX_PLAINTEXT_BYTES}")
     return _HEADER + _SUITE.encrypt(data, recipient_public_key, info=info)
@@ -75,10 +96,53 @@ def open_sealed(
     site: str,
     version: int,
 ) -> BundlePlaintext:
-    """Open an object sealed for (recipient_id, site, version).
+    """Open an object sealed for (recipient_id, site, version) holding a `certdrop-bundle-v1`.
 
     Raises MalformedSealedObject, UnsupportedFormat, DecryptionFailed, MalformedPlaintext.
     """
+    return _open(sealed, recipient_id, private_key, site, version, decode_plaintext)
+
+
+def open_sealed_leaf(
+    sealed: bytes | bytearray,
+    *,
+    recipient_id: str,
+    private_key: x25519.X25519PrivateKey,
+    site: str,
+    version: int,
+) -> LeafPlaintext:
+    """As `open_sealed`, for an object holding a `certdrop-leaf-v1`."""
+    return _open(sealed, recipient_id, private_key, site, version, decode_leaf_plaintext)
+
+
+def open_sealed_any(
+    sealed: bytes | bytearray,
+    *,
+    recipient_id: str,
+    private_key: x25519.X25519PrivateKey,
+    site: str,
+    version: int,
+) -> BundlePlaintext | LeafPlaintext:
+    """As `open_sealed`, for an object holding either plaintext kind (told by its `format`)."""
+    return _open(sealed, recipient_id, private_key, site, version, _decode_any)
+
+
+def _decode_any(data: bytes) -> BundlePlaintext | LeafPlaintext:
+    try:
+        found = load_json_object(data, max_size=MAX_PLAINTEXT_BYTES).get("format")
+    except ValueError:
+        found = None  # decode_plaintext says what is wrong
+    return decode_leaf_plaintext(data) if found == LEAF_FORMAT else decode_plaintext(data)
+
+
+def _open(
+    sealed: bytes | bytearray,
+    recipient_id: str,
+    private_key: x25519.X25519PrivateKey,
+    site: str,
+    version: int,
+    decode: Callable[[bytes], _P],
+) -> _P:
     if not isinstance(sealed, (bytes, bytearray)):
         raise MalformedSealedObject("sealed object is not bytes", site=site, version=version)
     if not MIN_SEALED_BYTES <= len(sealed) <= MAX_SEALED_BYTES:
@@ -104,4 +168,4 @@ def open_sealed(
             site=site,
             version=version,
         ) from exc
-    return decode_plaintext(data)
+    return decode(data)

@@ -3,6 +3,7 @@
     source = open_source("s3://certdrop/prod", "nas-01", region="eu-central-1")
     result = source.fetch("index.json", etag=state.index_etag)   # Fetched or NotModified
     source.put_status(body)                                      # True if written
+    source.put_csr(site, body)                                   # True if written
     source.counters                                              # requests, body_bytes
 
 URL forms (the URL names the store's root; the agent adds `agents/<agent-id>/`):
@@ -28,7 +29,9 @@ timeouts, 5xx, throttling), SourceDenied (401/403, credentials), SourceTooLarge,
 SourceError (see `nas_agent.sources.errors`). `put_status(body)` writes `agents/<id>/status.json`
 and returns True; it returns False, with a warning logged, where the source cannot be written
 (https by nature; S3 AccessDenied; a read-only share), and raises SourceUnavailable when a write
-that should work failed. `counters` tells the requests made and the body bytes received.
+that should work failed. `put_csr(site, body)` writes `agents/<id>/csr/<site>.json` (a CSR
+statement, `nas_agent.custody`) the same way: https cannot, and says so by returning False.
+`counters` tells the requests made and the body bytes received.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class Source(Protocol):
     def put_status(self, body: bytes) -> bool: ...
 
     def put_enrollment(self, body: bytes) -> bool: ...
+
+    def put_csr(self, site: str, body: bytes) -> bool: ...
 
     def __enter__(self) -> Source: ...
 

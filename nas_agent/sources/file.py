@@ -3,7 +3,8 @@
 Objects are files at their keys below the root (`<root>/agents/<id>/index.json`), as the cloud's
 directory store writes them. The ETag is the quoted SHA-256 hex of the content, the same as that
 store's, so a NotModified answer costs a local read and no copy. `put_status` replaces
-`status.json` atomically (temporary file, fsync, rename) with mode 0644.
+`status.json` atomically (temporary file, fsync, rename) with mode 0644, and `put_csr`
+`csr/<site>.json` the same way.
 
 An unmounted share is usually an empty directory: an absent object whose `agents/<id>/` folder is
 also absent says so in its message, and `put_status` creates `agents/<id>/` only when `agents/`
@@ -78,14 +79,19 @@ class FileSource(BaseSource):
         store's own folder must be there."""
         return self._put(store_layout.ENROLLMENT, body, self.root)
 
+    def put_csr(self, site: str, body: bytes) -> bool:
+        """Replace `agents/<id>/csr/<site>.json`, as `put_status` replaces status.json."""
+        return self._put(store_layout.csr_name(site), body, os.path.join(self.root, "agents"))
+
     def _put(self, name: str, body: bytes, must_exist: str) -> bool:
         self._count(requests=1)
         if not os.path.isdir(must_exist):
             _log.warning("%s not written: %s is not there (share not mounted?)", name, must_exist)
             return False
         try:
-            os.makedirs(self._agent_dir, exist_ok=True)
-            write_atomic(os.path.join(self._agent_dir, name), body, mode=_STATUS_MODE)
+            path = os.path.join(self._agent_dir, *check_name(name).split("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_atomic(path, body, mode=_STATUS_MODE)
         except OSError as exc:
             if exc.errno in _READ_ONLY:
                 _log.warning(

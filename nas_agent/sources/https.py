@@ -5,9 +5,10 @@ given; 304 is NotModified. The server's certificate is checked against certifi's
 requests trusts) or `ca_file`. Redirects are refused rather than followed: point the URL at
 the final location.
 
-Read-only by nature: `put_status` sends nothing and returns False. A store that hands out one
-presigned URL per object is out of scope; put a small proxy in front that serves the base-URL
-layout, or use `s3://` with read-only credentials for the agent's prefix.
+Read-only by nature: `put_status` and `put_csr` send nothing and return False (so a site in
+agent custody waits: `keyreq.source_read_only`). A store that hands out one presigned URL per
+object is out of scope; put a small proxy in front that serves the base-URL layout, or use
+`s3://` with read-only credentials for the agent's prefix.
 
 Statuses: 404/410 raise SourceNotFound; 401/403 SourceDenied; 408, 425, 429 and 5xx, connection
 failures and timeouts SourceUnavailable; a TLS failure and anything else a terminal SourceError
@@ -89,6 +90,9 @@ class HttpsSource(BaseSource):
         return False
 
     def put_enrollment(self, body: bytes) -> bool:
+        return False
+
+    def put_csr(self, site: str, body: bytes) -> bool:
         return False
 
     def _read(self, name: str, response: http.client.HTTPResponse) -> bytes:

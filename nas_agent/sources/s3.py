@@ -1,7 +1,8 @@
 """`s3://bucket/prefix`: the store on S3 or any S3-compatible service (MinIO, R2, B2, Wasabi...).
 
 The prefix is the store's root; the agent reads `<prefix>/agents/<id>/...` and writes
-`<prefix>/agents/<id>/status.json` (and, joining, `enrollment.json`). `fetch` is a GET with
+`<prefix>/agents/<id>/status.json` (and, joining, `enrollment.json`; in agent custody,
+`csr/<site>.json`). `fetch` is a GET with
 If-None-Match (304 is NotModified), `put_status` a PUT. Both are plain HTTP requests
 (`nas_agent.sources._http`, the standard library's http.client) signed with AWS Signature
 Version 4 (`nas_agent.sources.sigv4`): the agent needs no boto3, whose import and S3 client cost
@@ -9,7 +10,8 @@ a run on DSM's Python 3.8 about 240 ms and 36 MiB before the first request.
 
 Credentials: `credentials_file`, else the environment, else the shared credentials file (see
 `nas_agent.sources.aws_credentials`); looked for at the first request. The least privilege is
-s3:GetObject on `<prefix>/agents/<id>/*`, s3:PutObject on `.../status.json`, and s3:ListBucket
+s3:GetObject on `<prefix>/agents/<id>/*`, s3:PutObject on `.../status.json` (and
+`.../csr/*` for sites in agent custody), and s3:ListBucket
 limited to the prefix: without ListBucket, S3 answers a missing object with 403, which reads as
 SourceDenied.
 
@@ -153,6 +155,10 @@ class S3Source(BaseSource):
     def put_enrollment(self, body: bytes) -> bool:
         """Write `agents/<id>/enrollment.json` (`certdrop-agent join`), as `put_status` writes."""
         return self._put(store_layout.ENROLLMENT, body)
+
+    def put_csr(self, site: str, body: bytes) -> bool:
+        """Write `agents/<id>/csr/<site>.json`, as `put_status` writes."""
+        return self._put(check_name(store_layout.csr_name(site)), body)
 
     def _put(self, name: str, body: bytes) -> bool:
         """PUT `name` below the agent's prefix; False, with a warning, when S3 refuses it."""

@@ -57,8 +57,10 @@ def _reported(fleet, monkeypatch, agent_id: str, changes: dict[str, Any], seen=S
     `changes` made to it."""
     genuine = status.status_report
 
-    def report(state, *, agent_id, now, poll_interval):
-        body = json.loads(genuine(state, agent_id=agent_id, now=now, poll_interval=poll_interval))
+    def report(state, *, agent_id, now, poll_interval, **more):
+        body = json.loads(
+            genuine(state, agent_id=agent_id, now=now, poll_interval=poll_interval, **more)
+        )
         for field, value in changes.items():
             if value is GONE:
                 body.pop(field)

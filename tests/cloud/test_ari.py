@@ -4,7 +4,9 @@ replace, and a renewal the CA says was already replaced."""
 
 from __future__ import annotations
 
+import base64
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -303,3 +305,28 @@ def test_the_order_placed_after_already_replaced_is_resumed_after_a_failure_not_
     assert resumed.result == "issued", resumed.reason
     state = load_site_state(store, "example")
     assert (state.current.version, state.replaced_elsewhere_count) == (2, 1)
+
+
+def test_a_renewal_whose_replaces_the_ca_cannot_take_is_ordered_without_it(config, pebble, wire):
+    store = parts.store(config)
+    first = _runner(config, datetime.now(UTC)).run_site("example")
+    state = load_site_state(store, "example")
+    # The same certificate's id, its serial with a leading zero byte (as DER writes a serial
+    # whose top bit is set): Pebble keys certificates by the serial's minimal bytes, finds none
+    # and fails the order. Let's Encrypt takes either; a renewal must not depend on it.
+    key_id, _, serial = first.certificate.ari_id.partition(".")
+    padded = base64.urlsafe_b64encode(b"\0" + _b64url_bytes(serial)).rstrip(b"=").decode()
+    refused = f"{key_id}.{padded}"
+    save_site_state(store, replace(state, current=replace(state.current, ari_id=refused)))
+    before = len(wire.orders())
+
+    assert main(["-c", str(config.source), "issue", "example"]) == EXIT_OK
+
+    tried = [(o["status"], o["payload"].get("replaces")) for o in wire.orders()[before:]]
+    assert tried[-1] == (201, None)
+    assert tried[:-1] and all(status >= 400 and sent == refused for status, sent in tried[:-1])
+    assert load_site_state(store, "example").current.version == 2
+
+
+def _b64url_bytes(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -432,7 +432,7 @@ def test_the_agent_policy_template_has_exactly_the_two_placeholders():
     assert names == {"AgentId", "Bucket"}
 
 
-def test_an_agent_reads_only_its_prefix_and_writes_only_its_status_and_enrollment():
+def test_an_agent_reads_only_its_prefix_and_writes_only_its_status_enrollment_and_csrs():
     policy = _agent_policy("nas-01", "certdrop-store")
     by_action = {s["Action"]: s for s in policy["Statement"]}
     assert set(by_action) == {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}
@@ -441,6 +441,7 @@ def test_an_agent_reads_only_its_prefix_and_writes_only_its_status_and_enrollmen
     assert by_action["s3:PutObject"]["Resource"] == [
         "arn:aws:s3:::certdrop-store/agents/nas-01/status.json",
         "arn:aws:s3:::certdrop-store/agents/nas-01/enrollment.json",
+        "arn:aws:s3:::certdrop-store/agents/nas-01/csr/*",
     ]
     listing = by_action["s3:ListBucket"]
     assert listing["Resource"] == "arn:aws:s3:::certdrop-store"

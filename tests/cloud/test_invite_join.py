@@ -24,6 +24,7 @@ from lab.issuer_config import bind_config
 from lab.moto import REGION, MotoServer, fake_aws_env
 from nas_agent import cycle, store_layout
 from nas_agent._encoding import b64url_encode
+from nas_agent.bundle.key_requests import parse_key_requests
 from nas_agent.enrollment import enrollment_of
 from nas_agent.invite import parse_invitation
 from nas_agent.keys import generate_agent_keys
@@ -111,6 +112,12 @@ def test_invite_join_approve_and_the_nas_serves_its_certificate(onboarding):
     assert set(posted) == {"format", "agent", "token", "mac"}
     assert "PRIVATE" not in json.dumps(posted)
     assert "no open invitations" in onboarding.certdrop("agent", "pending").stdout
+    # Its key requests exist, empty (no site in agent custody): the agent never reads a missing
+    # object, which S3 answers with 403 to a reader that may not list the bucket.
+    requests = parse_key_requests(
+        onboarding.store.get(store_layout.agent_key_requests("nas-1")).body
+    )
+    assert requests.agent_id == "nas-1" and requests.sites == ()
 
 
 def test_an_invitation_is_used_once(onboarding):
@@ -246,6 +253,9 @@ def test_the_credentials_of_an_invitation_reach_only_their_own_prefix(aws_store,
     assert allowed(agent.get_object, Key="agents/nas-1/index.json")
     assert allowed(agent.put_object, Key="agents/nas-1/status.json", Body=b"{}")
     assert allowed(agent.put_object, Key="agents/nas-1/enrollment.json", Body=b"{}")
+    assert allowed(agent.put_object, Key="agents/nas-1/csr/example.json", Body=b"{}")
+    assert not allowed(agent.put_object, Key="agents/nas-2/csr/example.json", Body=b"{}")
+    assert not allowed(agent.put_object, Key="agents/nas-1/key-requests.json", Body=b"{}")
     assert not allowed(agent.get_object, Key="agents/nas-2/index.json")
     assert not allowed(agent.get_object, Key="state/sites/x.json")
     assert not allowed(agent.put_object, Key="agents/nas-1/index.json", Body=b"{}")

@@ -58,6 +58,20 @@ def test_site_add_of_a_dns_persist_01_site_names_no_provider(config, capsys):
     assert "vault    ec-p256   dns-persist-01  vault.example.test" in out
 
 
+def test_site_add_of_an_agent_custody_site_says_where_its_keys_are_made(config, capsys):
+    code = main(
+        ["-c", str(config.source), "site", "add", "vault", "--domain", "vault.example.test",
+         "--challenge", "dns-persist-01", "--key-custody", "agent"]
+    )  # fmt: skip
+    listed = main(["-c", str(config.source), "site", "list"])
+
+    assert (code, listed) == (EXIT_OK, EXIT_OK)
+    assert load(config.source).sites["vault"].key_custody.value == "agent"
+    out = capsys.readouterr().out
+    assert "its keys are made on each NAS" in out
+    assert "keys made by its agents (agent custody)" in out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

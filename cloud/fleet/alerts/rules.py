@@ -15,6 +15,7 @@ from typing import Any
 from cloud.fleet.alerts import Alert
 from cloud.fleet.alerts.persist import persist_account_mismatch, persist_expiring
 from cloud.fleet.status import (
+    CSR_REFUSED,
     REFUSED,
     ROLLED_BACK,
     AgentStatus,
@@ -43,6 +44,9 @@ def evaluate(
         )
         alerts += [a for a in more if a is not None]
         alerts += pending_work(site, now)
+        refused = csr_refused(site, now)
+        if refused is not None:
+            alerts.append(refused)
     for agent in status.agents:
         checks = (
             agent_error(agent, now),
@@ -119,6 +123,32 @@ def pending_work(site: SiteStatus, now: datetime) -> list[Alert]:
         details = {"leftover_txt": list(site.leftover_txt)}  # what is left: the alert's cause
         alerts.append(_pending_alert(site, now, ("txt_left", "warning"), message, details))
     return alerts
+
+
+def csr_refused(site: SiteStatus, now: datetime) -> Alert | None:
+    """Agents of an agent-custody site whose CSR statement the issuer refused: each gets no
+    certificate until it sends one that passes (its code says which check failed)."""
+    refused = {
+        agent: shown.code or "unknown"
+        for agent, shown in site.agents.items()
+        if shown.state == CSR_REFUSED
+    }
+    if not refused:
+        return None
+    listed = ", ".join(f"{agent} ({code})" for agent, code in sorted(refused.items()))
+    return Alert(
+        kind="csr_refused",
+        severity="error",
+        message=(
+            f"The CSR statement of {listed} for {site.site} was refused: no certificate is "
+            "ordered for that agent until it sends one that passes (`certdrop-agent rekey "
+            f"{site.site}` on the NAS makes a new one)."
+        ),
+        at=now,
+        cause=" ".join(f"{agent}={code}" for agent, code in sorted(refused.items())),
+        site=site.site,
+        details={**_site_details(site), "refused": refused},
+    )
 
 
 def _pending_alert(

@@ -38,6 +38,7 @@ class Cell:
     version: int | None
     expiry: Badge | None  # of the certificate the agent has installed
     error: ReportedError | None = None  # why the agent's latest attempt at the site failed
+    custody: str | None = None  # agent custody: where this agent's certificate and CSR stand
 
 
 def level_for(days_left: float) -> str:
@@ -77,6 +78,8 @@ _HEALTH_LEVELS = {
     "TXT left": "amber",
     "expired": "red",
     "never issued": "grey",
+    "CSR refused": "red",
+    "waiting": "amber",
 }
 
 
@@ -87,12 +90,16 @@ def health_badge(site: SiteStatus) -> Badge:
 def cell(agent: AgentStatus, site: SiteStatus, now: datetime) -> Cell:
     got: InstalledStatus | None = agent.installed.get(site.site)
     error = agent.site_errors.get(site.site)
+    own = site.agents.get(agent.agent_id)  # agent custody: this agent's own certificate
+    custody = own.describe() if own is not None else None
     if got is not None:
         days = (got.not_after - now).total_seconds() / 86400
-        state = "current" if got.current else "behind"
-        return Cell(state, got.version, expiry_badge(days), error)
+        current = got.version == own.version if own is not None else got.current
+        return Cell(
+            "current" if current else "behind", got.version, expiry_badge(days), error, custody
+        )
     if site.site in agent.sites:
-        return Cell("not installed", None, None, error)
+        return Cell("not installed", None, None, error, custody)
     return Cell("not assigned", None, None, error)
 
 

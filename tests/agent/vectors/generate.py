@@ -5,6 +5,7 @@ vectors are the promise that what was published yesterday still opens. It refuse
 
     PYTHONPATH=. python tests/agent/vectors/generate.py v1
     PYTHONPATH=. python tests/agent/vectors/generate.py v2   # from v1's inputs and objects
+    PYTHONPATH=. python tests/agent/vectors/generate.py csr  # agent custody's three documents
 
 Keys come from fixed seeds, so everything but the sealed objects (HPKE's ephemeral key is random)
 is reproducible; the certificate PEMs are generated once and stored as inputs.
@@ -18,23 +19,30 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 
-from lab.sample_pki import NOW, make_pki
-from nas_agent._encoding import parse_timestamp
+from lab.sample_pki import NOW, cert_pem, make_pki
+from nas_agent._encoding import b64url_encode, parse_timestamp
 from nas_agent.bundle import (
     ESCROW_RECIPIENT,
     build_index,
     entry_for,
     hpke_info,
+    make_leaf_plaintext,
     make_plaintext,
     parse_index,
     seal,
     sign_entry,
     sign_index,
 )
+from nas_agent.bundle.key_requests import KeyRequest, parse_key_requests, sign_key_requests
+from nas_agent.bundle.leaf import encode_leaf_plaintext
 from nas_agent.bundle.plaintext import decode_plaintext, encode_plaintext
 from nas_agent.bundle.rotation import sign_rotation
+from nas_agent.custody.keygen import csr_der
+from nas_agent.custody.statement import parse_csr_statement, sign_csr_statement
 from nas_agent.enrollment import Enrollment, escrow_key_line, issuer_key_line
 from nas_agent.keys import key_id
 
@@ -151,8 +159,115 @@ def main_v2() -> None:
     (directory / "index.json").write_bytes(index)
 
 
+def site_key(label: str) -> ec.EllipticCurvePrivateKey:
+    """A P-256 key from a fixed seed (248 bits: below the curve's order)."""
+    return ec.derive_private_key(int.from_bytes(seed(label)[:31], "big"), ec.SECP256R1())
+
+
+def main_csr() -> None:
+    """Agent custody (docs/key-custody.md): key requests, a CSR statement and a certdrop-leaf-v1
+    sealed to the agent and to escrow, with v1's agent and issuer keys. Ed25519 signatures are
+    deterministic; the CSR's and the leaf's ECDSA signatures and the sealed objects are not, so
+    the CSR and the certificates are stored as inputs."""
+    directory = Path(__file__).parent / "csr"
+    directory.mkdir()  # fails if the vectors exist
+    agent_id, site, version, sequence = "nas-golden", "example.test", 43, 1764892800
+    names = ("*.example.test", "example.test")
+    box = x25519.X25519PrivateKey.from_private_bytes(seed("agent box"))
+    status = ed25519.Ed25519PrivateKey.from_private_bytes(seed("agent status"))
+    signer = ed25519.Ed25519PrivateKey.from_private_bytes(seed("issuer signing"))
+    escrow = x25519.X25519PrivateKey.from_private_bytes(seed("issuer escrow"))
+    key = site_key("site key")
+    pki = make_pki("golden csr")
+    request = csr_der(key, names)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.load_der_x509_csr(request).subject)
+        .issuer_name(pki.intermediate.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=89))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False
+        )
+        .sign(pki.intermediate.key, hashes.SHA256())
+    )
+    inputs = {
+        "agent_id": agent_id,
+        "site": site,
+        "version": version,
+        "csr_sequence": sequence,
+        "names": list(names),
+        "key_type": "ec-p256",
+        "requests_issued_at": "2026-12-05T00:00:00Z",
+        "created_at": "2026-12-05T00:00:00Z",
+        "issued_at": "2026-11-28T12:00:00Z",
+        "now": "2026-12-06T00:00:00Z",
+        "hostnames": ["nas.example.test", "example.test"],
+        "seeds": {
+            label: seed(label).hex()
+            for label in ("agent box", "agent status", "issuer signing", "issuer escrow")
+        },
+        "site_key_seed": seed("site key")[:31].hex(),
+        "csr_der_b64url": b64url_encode(request),
+        "leaf_pem": cert_pem(leaf),
+        "chain_pem": cert_pem(pki.intermediate.cert),
+    }
+    requests = sign_key_requests(
+        [KeyRequest(site, names, "ec-p256")],
+        agent_id=agent_id,
+        signing_key=signer,
+        issued_at=parse_timestamp(inputs["requests_issued_at"]),
+    )
+    statement = sign_csr_statement(
+        agent_id=agent_id,
+        site=site,
+        sequence=sequence,
+        current_cert_sha256="",
+        rekey=False,
+        csr_der=request,
+        created_at=parse_timestamp(inputs["created_at"]),
+        signing_key=status,
+    )
+    plaintext = make_leaf_plaintext(
+        site=site,
+        version=version,
+        agent_id=agent_id,
+        csr_sequence=sequence,
+        leaf_pem=inputs["leaf_pem"],
+        chain_pem=inputs["chain_pem"],
+        issued_at=parse_timestamp(inputs["issued_at"]),
+    )
+    parsed_requests = parse_key_requests(requests)
+    parsed_statement = parse_csr_statement(statement)
+    expected = {
+        "key_requests_signed_bytes": parsed_requests.envelope.decode("ascii"),
+        "key_requests_signature_hex": parsed_requests.signature.hex(),
+        "csr_signed_bytes": parsed_statement.envelope.decode("ascii"),
+        "csr_signature_hex": parsed_statement.signature.hex(),
+        "issuer_key_id": key_id(signer.public_key()),
+        "cert_sha256": plaintext.leaf_sha256(),
+        "info": hpke_info(agent_id, site, version).decode("ascii"),
+        "escrow_info": hpke_info(ESCROW_RECIPIENT, site, version).decode("ascii"),
+    }
+    (directory / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+    (directory / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
+    (directory / "key-requests.json").write_bytes(requests)
+    (directory / "csr-statement.json").write_bytes(statement)
+    (directory / "leaf-plaintext.json").write_bytes(encode_leaf_plaintext(plaintext))
+    (directory / "leaf.sealed").write_bytes(
+        seal(plaintext, recipient_id=agent_id, recipient_public_key=box.public_key())
+    )
+    (directory / "escrow-leaf.sealed").write_bytes(
+        seal(plaintext, recipient_id=ESCROW_RECIPIENT, recipient_public_key=escrow.public_key())
+    )
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "v2":
         main_v2()
+    elif sys.argv[1] == "csr":
+        main_csr()
     else:
         main(sys.argv[1])

@@ -1,0 +1,494 @@
+# Over 300 lines: the per-agent state machine of an agent-custody site's run, each step recorded.
+"""A run of an agent-custody site (docs/key-custody.md): one certificate per agent, ordered with
+the CSR the agent signed; no private key anywhere on this side.
+
+    lock (site_run) → TXT values left before? remove → key requests up to date → per subscribed
+    agent, in turn: a recorded certificate not delivered? deliver → an order in flight? finish it
+    → read and check its CSR statement (refusal recorded, the next agent goes on) → due? (no
+    certificate, rekey, renewal) → tokens in the CA's limits (none: that agent waits) → order
+    journalled with its CSR → order (URL saved) → challenges → finalize → version reserved →
+    escrow copy (leaf only) → state "pending" → delivered to that agent → state "current"
+    → schedule marker
+
+The same guarantees as the issuer-custody run (cloud.pipeline.site_run), per agent: an order is
+journalled with its CSR before it is sent and resumed by the next run, a CSR's sequence is used
+for one certificate only, a certificate is recorded before any agent sees it, TXT values are
+always removed. A failing agent (its statement, its delivery) is that agent's; a failing order
+(the CA, DNS) ends the run with the site's backoff, keeping what the other agents got.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from cloud.acme.ari import pick_renewal_time
+from cloud.acme.challenge_types import ChallengeType
+from cloud.acme.order import IssuedCertificate, issue_for_csr
+from cloud.custody import key_requests
+from cloud.custody.agent_side import (
+    CheckedCsr,
+    CsrCurrentCertMismatch,
+    CsrError,
+    CsrSequenceStale,
+    check_csr_statement,
+    csr_statement_key,
+    statement_sequence,
+)
+from cloud.custody.leaves import deliver_leaf, escrow_leaf, open_escrow_leaf
+from cloud.custody.renewal import agent_renewal, decide_agents
+from cloud.errors import AcmeError, CertdropError, StoreError, WaitingForLimits
+from cloud.limiter.orders import OrderKind
+from cloud.pipeline.renewal import Decision, changes
+from cloud.pipeline.schedule import write_marker
+from cloud.pipeline.site_run import Outcome, _SiteRun
+from cloud.pipeline.site_state import (
+    AgentCertificate,
+    AgentCustodyState,
+    AgentOrder,
+    CsrRefusal,
+    LimitWait,
+    RenewalWindow,
+)
+from cloud.publish.publisher import Publisher
+from cloud.publish.registry import AgentRecord
+from cloud.publish.versions import reserve_next
+from cloud.store import StoredObject
+from nas_agent._encoding import b64url_decode, b64url_encode
+
+log = logging.getLogger(__name__)
+
+_WINDOW_RETRY = timedelta(hours=1)
+
+
+class AgentCustodyRun(_SiteRun):
+    """One run of an agent-custody site, under the site's lock (taken by the Runner)."""
+
+    def run(self, force: bool) -> Outcome:
+        self._force = force
+        self._done: dict[str, str] = {}  # agent → what this run did for it, for the outcome
+        publisher = self.runner.publisher
+        if publisher is None:
+            return self._outcome(
+                "not due", "agent custody needs the issuer's keys: run `certdrop init`"
+            )
+        try:
+            self._sweep_leftovers()
+            records = [r for r in publisher.registry.all() if self.site.id in r.sites]
+            key_requests.sync(publisher, self.runner.config, self.now, records)
+            self._forget_unsubscribed(publisher, {r.agent_id for r in records})
+            issued = False
+            for record in sorted(records, key=self._urgency):
+                issued = self._agent(publisher, record) or issued
+            decision = self._decide()
+            self._schedule(decision)
+            if issued:
+                return self._outcome("issued", self._summary())
+            if any(e.waiting is not None for e in self.state.agents.values()):
+                return self._outcome("waiting", self._summary())
+            return self._outcome("not due", self._summary() or decision.reason)
+        except CertdropError as exc:
+            return self._failed(exc)
+
+    # --- one agent ------------------------------------------------------------------------
+
+    def _agent(self, publisher: Publisher, record: AgentRecord) -> bool:
+        """This agent's turn; True when a certificate was issued for it."""
+        aid = record.agent_id
+        entry = self.state.agents.get(aid) or AgentCustodyState(aid)
+        untrusted = publisher.registry.problem(record)
+        if untrusted is not None:
+            refusal = CsrRefusal(untrusted.code, str(untrusted), self.now)
+            self._put(replace(entry, refusal=refusal, csr_seen=False))
+            self._done[aid] = f"record not trusted ({untrusted.code})"
+            return False
+        if entry.pending is not None:
+            return self._deliver(publisher, record, entry.pending, None)
+        if entry.order is not None:
+            return self._order_and_publish(publisher, record, entry, entry.order)
+        entry = self._with_agent_window(entry)
+        checked = self._statement(publisher, record, entry)
+        entry = self.state.agents[aid]
+        renewal = agent_renewal(self.site, entry, self.now)
+        if checked is None:
+            if entry.refusal is not None:
+                self._done[aid] = f"CSR refused ({entry.refusal.code})"
+            elif renewal.due:
+                self._done[aid] = "waiting for CSR"
+            return False
+        if not (renewal.due or checked.statement.rekey or self._force):
+            return False
+        return self._order_for(publisher, record, entry, checked, renewal)
+
+    def _statement(
+        self, publisher: Publisher, record: AgentRecord, entry: AgentCustodyState
+    ) -> CheckedCsr | None:
+        """The agent's CSR statement if every check passes; a refusal is recorded (with its
+        code). The statement the last certificate answered is no refusal: its successor is
+        awaited."""
+        aid = record.agent_id
+        found = self.store.get(csr_statement_key(aid, self.site.id))
+        if not isinstance(found, StoredObject):
+            self._put(replace(entry, csr_seen=False, refusal=None))
+            return None
+        current = entry.current
+        delivered: list[str | None] = (
+            [current.leaf_pem] if current is not None else self._site_leaves(publisher)
+        )
+        try:
+            checked = self._check(found.body, record, entry, delivered)
+        except CsrError as exc:
+            sequence = statement_sequence(found.body)
+            if isinstance(exc, CsrSequenceStale) and sequence == entry.sequence:
+                self._put(replace(entry, csr_seen=False, refusal=None))  # answered already
+                return None
+            log.warning("CSR statement refused: %s: %s", exc.code, exc, extra=self._extra(aid))
+            refusal = CsrRefusal(exc.code, str(exc), self.now, sequence)
+            self._put(replace(entry, csr_seen=False, refusal=refusal))
+            return None
+        self._put(replace(entry, csr_seen=True, refusal=None))
+        return checked
+
+    def _check(
+        self,
+        body: bytes,
+        record: AgentRecord,
+        entry: AgentCustodyState,
+        delivered: list[str | None],
+    ) -> CheckedCsr:
+        """check_csr_statement against each certificate that may be the one last delivered
+        (one, except just after a switch from issuer custody: the site's, or none)."""
+        for leaf_pem in delivered[:-1]:
+            try:
+                return self._check_one(body, record, entry, leaf_pem)
+            except CsrCurrentCertMismatch:
+                continue
+        return self._check_one(body, record, entry, delivered[-1])
+
+    def _check_one(
+        self, body: bytes, record: AgentRecord, entry: AgentCustodyState, leaf_pem: str | None
+    ) -> CheckedCsr:
+        return check_csr_statement(
+            body,
+            agent=record.agent_id,
+            site=self.site.id,
+            status_key=record.enrollment.signing_public_key,
+            names=self.site.names,
+            key_type=self.site.key_type.value,
+            last_sequence=entry.sequence,
+            delivered_leaf_pem=leaf_pem,
+        )
+
+    def _site_leaves(self, publisher: Publisher) -> list[str | None]:
+        """No agent-custody certificate delivered to this agent yet: the site's issuer-custody
+        certificate (delivered before a switch), if it still opens, or none."""
+        if self.state.current is None or self.state.current.not_after <= self.now:
+            return [None]
+        try:
+            return [publisher.open_escrow(self.site.id, self.state.current).leaf_pem, None]
+        except CertdropError as exc:
+            log.warning("issuer-custody certificate not read: %s", exc, extra=self._extra(""))
+            return [None]
+
+    def _order_for(
+        self,
+        publisher: Publisher,
+        record: AgentRecord,
+        entry: AgentCustodyState,
+        checked: CheckedCsr,
+        renewal: Decision,
+    ) -> bool:
+        statement = checked.statement
+        order = AgentOrder(
+            sequence=statement.sequence,
+            csr=b64url_encode(statement.csr_der),
+            key_sha256=checked.public_key_sha256,
+            rekey=statement.rekey,
+            ordering_since=self.now,
+        )
+        why = "rekey" if statement.rekey else renewal.reason
+        log.info(
+            "ordering for CSR %d (%s)", statement.sequence, why, extra=self._extra(entry.agent)
+        )
+        return self._order_and_publish(publisher, record, entry, order)
+
+    def _order_and_publish(
+        self,
+        publisher: Publisher,
+        record: AgentRecord,
+        entry: AgentCustodyState,
+        order: AgentOrder,
+    ) -> bool:
+        """The order placed or resumed, and its certificate recorded and delivered; without a
+        token in the CA's limits, the agent waits (nothing ordered)."""
+        try:
+            cert = self._order(entry, order)
+        except WaitingForLimits as wait:
+            held = LimitWait(wait.go_at, wait.held_by, self.now)
+            self._put(replace(self.state.agents[entry.agent], waiting=held))
+            self._done[entry.agent] = (
+                f"waiting for the CA's limits until {wait.go_at:%Y-%m-%d %H:%M}"
+            )
+            log.info("%s", wait, extra=self._extra(entry.agent))
+            return False
+        return self._record(publisher, record, cert, order)
+
+    def _order(self, entry: AgentCustodyState, order: AgentOrder) -> IssuedCertificate:
+        """Places (or resumes) the order of one CSR: tokens taken and the order journalled with
+        its CSR before the newOrder is sent, its URL saved as soon as the CA returns it."""
+        aid = entry.agent
+        self._touched_dns = self.site.challenge is ChallengeType.DNS_01
+        csr_pem = _pem(b64url_decode(order.csr))
+        resume = order.url
+        if resume is None and entry.order is not None:
+            resume = self._client().find_order(self.site.names)
+            if resume in self._other_orders(aid):
+                resume = None  # another agent's order, recorded there
+
+        def ordering() -> None:
+            self._take_tokens(self._agent_order_kind(entry))
+            journalled = replace(self.state.agents[aid], order=order, waiting=None)
+            self._durably("journal the order", lambda: self._put(journalled))
+
+        def placed(url: str) -> None:
+            current = self.state.agents[aid]
+            held = current.order or order
+            if held.url == url:
+                return
+            at_url = replace(held, url=url, placed_at=self.now)
+            self._durably("save the order", lambda: self._put(replace(current, order=at_url)))
+
+        replaces = _replaces(self.site, entry)
+        return issue_for_csr(
+            self.site,
+            self._client(),
+            self._authorizer(),
+            csr_pem,
+            order_timeout=self.runner.config.ca.order_timeout,
+            preferred_chain=self.runner.config.ca.preferred_chain,
+            replaces=replaces,
+            resume_order=resume,
+            on_order=placed,
+            on_already_replaced=lambda exc: self._take_tokens(OrderKind.RENEWAL),
+            on_ordering=ordering,
+        )
+
+    def _record(
+        self,
+        publisher: Publisher,
+        record: AgentRecord,
+        cert: IssuedCertificate,
+        order: AgentOrder,
+    ) -> bool:
+        """Version reserved, escrow copy (leaf only) written, state "pending": the certificate
+        survives the run from here; then delivered."""
+        aid = record.agent_id
+
+        def keep() -> AgentCertificate:
+            version = reserve_next(
+                self.store, self.site.id, cert.fingerprint_sha256, above=self._top_version()
+            )
+            rec, _ = escrow_leaf(publisher, cert, version, aid, order.sequence)
+            issued = AgentCertificate(rec, order.sequence, order.key_sha256, cert.cert_pem)
+            entry = self.state.agents[aid]
+            self._put(
+                replace(
+                    entry,
+                    pending=issued,
+                    order=None,
+                    sequence=max(entry.sequence, order.sequence),
+                    waiting=None,
+                )
+            )
+            return issued
+
+        pending = self._durably("record the certificate", keep)
+        return self._deliver(publisher, record, pending, cert)
+
+    def _deliver(
+        self,
+        publisher: Publisher,
+        record: AgentRecord,
+        issued: AgentCertificate,
+        cert: IssuedCertificate | None,
+    ) -> bool:
+        """The recorded certificate to its agent, then made current; a failure is this agent's
+        pending delivery (retried every run). True: it was delivered."""
+        aid = record.agent_id
+        try:
+            plaintext = open_escrow_leaf(publisher, self.site.id, issued.record)
+            deliver_leaf(publisher, plaintext, record)
+        except CertdropError as exc:
+            log.error(
+                "version %d not delivered: %s: %s",
+                issued.record.version,
+                exc.code,
+                exc,
+                extra=self._extra(aid),
+            )
+            self._save(
+                replace(
+                    self.state, undelivered={**self.state.undelivered, aid: f"{exc.code}: {exc}"}
+                )
+            )
+            self._done[aid] = f"v{issued.record.version} not delivered ({exc.code})"
+            return cert is not None
+        entry = self.state.agents[aid]
+        previous = entry.current
+        done = replace(entry, current=issued, pending=None, window=None)
+        undelivered = {a: why for a, why in self.state.undelivered.items() if a != aid}
+        self._save(
+            replace(
+                self.state,
+                agents={**self.state.agents, aid: done},
+                undelivered=undelivered,
+                failures=0,
+                next_attempt=None,
+                last_error=None,
+            )
+        )
+        if previous is not None and previous.record.escrow_object != issued.record.escrow_object:
+            try:
+                publisher.retire(previous.record)
+            except CertdropError as exc:
+                log.warning("old escrow copy not deleted: %s", exc, extra=self._extra(aid))
+        self._put(self._with_agent_window(self.state.agents[aid]))
+        self._done[aid] = f"issued v{issued.record.version}"
+        return True
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _put(self, entry: AgentCustodyState) -> None:
+        """Saves the site state with this agent's entry replaced."""
+        if self.state.agents.get(entry.agent) == entry:
+            return
+        self._save(replace(self.state, agents={**self.state.agents, entry.agent: entry}))
+
+    def _forget_unsubscribed(self, publisher: Publisher, subscribed: set[str]) -> None:
+        """Agents whose record no longer lists the site: their entries and escrow copies go
+        (an order in flight is kept until finished: its certificate is then dropped)."""
+        gone = {a: e for a, e in self.state.agents.items() if a not in subscribed and not e.order}
+        if not gone:
+            return
+        for entry in gone.values():
+            for held in (entry.current, entry.pending):
+                if held is not None:
+                    try:
+                        publisher.retire(held.record)
+                    except StoreError as exc:
+                        log.warning(
+                            "escrow copy not deleted: %s", exc, extra=self._extra(entry.agent)
+                        )
+        kept = {a: e for a, e in self.state.agents.items() if a not in gone}
+        undelivered = {a: w for a, w in self.state.undelivered.items() if a not in gone}
+        self._save(replace(self.state, agents=kept, undelivered=undelivered))
+
+    def _urgency(self, record: AgentRecord) -> tuple[datetime, str]:
+        """Fewest days left first (no certificate: first of all), then by id."""
+        entry = self.state.agents.get(record.agent_id)
+        if entry is None or entry.current is None:
+            return datetime.min.replace(tzinfo=self.now.tzinfo), record.agent_id
+        return entry.current.record.not_after, record.agent_id
+
+    def _agent_order_kind(self, entry: AgentCustodyState) -> OrderKind:
+        """ARI renewal with `replaces`; a renewal when a certificate of these very names was
+        issued before (to the CA, an exact set seen again); else a first issuance."""
+        if _replaces(self.site, entry) is not None:
+            return OrderKind.ARI_RENEWAL
+        held = [e.current.record for e in self.state.agents.values() if e.current is not None]
+        if self.state.current is not None:
+            held.append(self.state.current)
+        if any("names" not in changes(self.site, record) for record in held):
+            return OrderKind.RENEWAL
+        return OrderKind.FIRST
+
+    def _other_orders(self, agent: str) -> set[str]:
+        return {
+            e.order.url
+            for a, e in self.state.agents.items()
+            if a != agent and e.order is not None and e.order.url is not None
+        }
+
+    def _top_version(self) -> int:
+        versions = [self.state.current.version] if self.state.current else []
+        for entry in self.state.agents.values():
+            versions += [c.record.version for c in (entry.current, entry.pending) if c]
+        return max(versions, default=0)
+
+    def _with_agent_window(self, entry: AgentCustodyState) -> AgentCustodyState:
+        """The entry with the CA's renewal window of its certificate (ARI), read when never
+        read or its time came; a failed read keeps the old one and tries again in an hour."""
+        current = entry.current
+        if current is None or current.record.ari_id is None:
+            return entry
+        if entry.window is not None and entry.window.next_check > self.now:
+            return entry
+        try:
+            acme = self._client()
+            if acme.renewal_info_url is None:
+                return entry
+            suggested = acme.renewal_window(current.record.ari_id, self.now)
+        except AcmeError as exc:
+            log.warning("no renewal info: %s", exc, extra=self._extra(entry.agent))
+            if entry.window is None:
+                return entry
+            return replace(entry, window=replace(entry.window, next_check=self.now + _WINDOW_RETRY))
+        old = entry.window
+        same = old is not None and (old.start, old.end) == (suggested.start, suggested.end)
+        renew_at = (
+            old.renew_at
+            if old is not None and same
+            else pick_renewal_time(suggested, self.now, self.runner.rng)
+        )
+        window = RenewalWindow(
+            suggested.start,
+            suggested.end,
+            renew_at,
+            suggested.retry_after,
+            suggested.explanation_url,
+        )
+        return replace(entry, window=window)
+
+    def _summary(self) -> str:
+        return "; ".join(f"{agent}: {what}" for agent, what in sorted(self._done.items()))
+
+    def _extra(self, agent: str) -> dict[str, str]:
+        return {"site": self.site.id, "agent": agent}
+
+    # --- what the site's run does differently ------------------------------------------------
+
+    def _decide(self) -> Decision:
+        return decide_agents(
+            self.site, self.state, self.now, directory=self.runner.config.ca.directory
+        )
+
+    def _schedule(self, decision: Decision) -> None:
+        ends = [e.current.record.not_after for e in self.state.agents.values() if e.current]
+        write_marker(self.store, self.site, decision.next_check, min(ends, default=None))
+
+    def _outcome(self, result: str, reason: str, **extra) -> Outcome:
+        outcome = super()._outcome(result, reason, **extra)
+        current = [e.current.record for e in self.state.agents.values() if e.current]
+        if not current:
+            return outcome
+        newest = max(current, key=lambda r: r.version)
+        earliest = min(r.not_after for r in current)
+        return replace(outcome, version=newest.version, not_after=earliest)
+
+
+def _replaces(site, entry: AgentCustodyState) -> str | None:
+    """The agent's previous certificate, which its renewal replaces (ARI); none when the names
+    changed (a different certificate to the CA)."""
+    current = entry.current
+    if current is None or "names" in changes(site, current.record):
+        return None
+    return current.record.ari_id
+
+
+def _pem(der: bytes) -> bytes:
+    from cryptography import x509
+
+    return x509.load_der_x509_csr(der).public_bytes(Encoding.PEM)
