@@ -25,7 +25,10 @@ install, so an agent killed at any step converges on its next run.
 
 Sites in agent custody (docs/key-custody.md, `nas_agent.custody`): a `certdrop-leaf-v1` entry
 is opened with the key the agent made for it (`custody.key_store`), and once installed that key
-becomes the site's current one. A key-requests or CSR problem is a failure like a refused
+becomes the site's current one: recorded in the site's keys file before the state, so a run
+stopped between the two installs (records) the certificate again. A keys file left behind anyway
+(an older agent, a write that failed) is mended by the custody step, which promotes a pending
+key the installed certificate has. A key-requests or CSR problem is a failure like a refused
 bundle: reported by its `keyreq.*`/`csr.*` code, and the index is read again next run.
 """
 
@@ -72,7 +75,8 @@ if TYPE_CHECKING:
     from nas_agent.bundle import Index, IndexEntry
     from nas_agent.custody.key_store import KeyStore
     from nas_agent.dsm.client import DsmClient
-    from nas_agent.install import DsmInstaller, Installed, Material
+    from nas_agent.install import DsmInstaller, Installed
+    from nas_agent.local_copies import Material
 
 # An idle run (the index unchanged) imports none of the bundle, DSM or install code: on a NAS
 # that is most runs, and those modules load cryptography's X.509 and requests. They are imported
@@ -376,7 +380,7 @@ class _Cycle:
         """The site's new bundle, verified and opened; or why there is nothing to install."""
         from nas_agent.bundle import open_entry, verify_entry
         from nas_agent.bundle.leaf import LEAF_FORMAT
-        from nas_agent.install import Material
+        from nas_agent.local_copies import Material
 
         installed = self.state.installed_version(site.id, key_id(self.issuer_key))
         try:
@@ -473,6 +477,17 @@ class _Cycle:
             # state that would have refused it by version was lost.
             exc.version = entry.version
             return self._refused(site, exc)
+        keys_unsaved: KeyFileError | None = None
+        if item.held_key is not None:
+            # The key it was installed with is now the site's current one; the one it replaced
+            # is kept until the new certificate is confirmed served. Saved before the state: a
+            # run stopped between the two writes finds the entry again next time, and DSM
+            # holding it already, only records it.
+            try:
+                store = self._key_store()
+                store.save(store.load(site.id).installed(item.held_key, confirmed=done.confirmed))
+            except KeyFileError as exc:
+                keys_unsaved = exc  # DSM holds the certificate all the same: the state says so
         self._save(
             self.state.with_installed(
                 site.id,
@@ -484,11 +499,12 @@ class _Cycle:
                 signed_by=key_id(self.issuer_key),
             ).with_dsm_version(done.dsm_version)
         )
-        if item.held_key is not None:
-            # The key it was installed with is now the site's current one; the one it replaced
-            # is kept until the new certificate is confirmed served.
-            store = self._key_store()
-            store.save(store.load(site.id).installed(item.held_key, confirmed=done.confirmed))
+        if keys_unsaved is not None:
+            # The custody step promotes the key once the file can be written (its pending key
+            # is the installed certificate's).
+            _log.error("site %s: version %d installed; %s", site.id, entry.version, keys_unsaved)
+            self._record(keys_unsaved, site.id)
+            return EXIT_REFUSED, str(keys_unsaved)
         if not done.imported:
             _log.info("site %s: version %d already held by DSM: recorded", site.id, entry.version)
             return EXIT_OK, "up to date"
@@ -502,11 +518,15 @@ class _Cycle:
         Returns the problems, (site or None, exit code, message); each is recorded."""
         from nas_agent.custody.errors import KeyRequestError
         from nas_agent.custody.preparation import ensure_pending, read_key_requests
+        from nas_agent.local_copies import LocalCopies
         from nas_agent.state import KeyRequestsHeld
 
         problems: list[tuple[str | None, int, str]] = []
         held = self.state.key_requests
-        if self.state.key_requests_read_under != index.issued_at:
+        # Read once per index; then each pending CSR is posted again, as it may have been
+        # deleted from the store, unless a certificate in the index may answer it.
+        fresh = self.state.key_requests_read_under != index.issued_at
+        if fresh:
             try:
                 found = read_key_requests(
                     self.source,
@@ -536,6 +556,10 @@ class _Cycle:
                     source=self.source,
                     now=self.now(),
                     installed_sha256=installed.fingerprint if installed else "",
+                    installed_key=LocalCopies.beside(self.config.agent.state_file).public_key(
+                        request.site
+                    ),
+                    repost=fresh and not self._leaf_waiting(index, request.site),
                 )
             except (KeyRequestError, SourceError, KeyFileError) as exc:
                 _log.error("site %s: %s", request.site, exc)
@@ -543,6 +567,19 @@ class _Cycle:
                 code = EXIT_REFUSED if isinstance(exc, KeyFileError) else EXIT_SOURCE
                 problems.append((request.site, code, str(exc)))
         return problems
+
+    def _leaf_waiting(self, index: Index, site: str) -> bool:
+        """Whether the index holds a certificate of the site in agent custody other than the one
+        installed: it may answer the pending CSR (its install failed this run)."""
+        from nas_agent.bundle.leaf import LEAF_FORMAT
+
+        installed = self.state.installed(site)
+        return any(
+            entry.site == site
+            and entry.kind == LEAF_FORMAT
+            and (installed is None or entry.cert_sha256 != installed.fingerprint)
+            for entry in index.entries
+        )
 
     def csr_pending(self) -> dict[str, int | None]:
         """For each site in agent custody: the sequence of its pending CSR (None: none)."""
@@ -619,11 +656,10 @@ class _Cycle:
 
     def _dsm(self) -> DsmInstaller:
         if self._installer is None:
-            from nas_agent.install import DsmInstaller, LocalCopies
+            from nas_agent.install import DsmInstaller
+            from nas_agent.local_copies import LocalCopies
 
-            copies = LocalCopies(
-                os.path.join(os.path.dirname(self.config.agent.state_file), "installed")
-            )
+            copies = LocalCopies.beside(self.config.agent.state_file)
             dsm = self.config.dsm
             password = None if dsm.temp_admin else dsm_password(dsm, self.environ)
             self._installer = DsmInstaller(

@@ -14,18 +14,12 @@ certificate: it holds either the new one or the restored one, and both are check
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from nas_agent._atomic import make_private_dirs, write_atomic
 from nas_agent.config.types import DsmConfig, SiteConfig
 from nas_agent.confirm import wait_until_served
 from nas_agent.dsm.client import DsmClient
@@ -40,30 +34,10 @@ from nas_agent.dsm.types import (
 )
 from nas_agent.errors import ConfirmFailed, InstallFailed, OlderThanInstalled, TempAdminError
 from nas_agent.held_certificate import LeafFacts, Verdict, could_be_same, judge
+from nas_agent.local_copies import LocalCopies, Material
 from nas_agent.temp_admin import TempAdmin
 
 _log = logging.getLogger(__name__)
-
-_COPY_FILES = ("privkey.pem", "cert.pem", "chain.pem")
-
-
-@dataclass(frozen=True)
-class Material:
-    """A key and its certificates, as PEM bytes."""
-
-    key_pem: bytes = field(repr=False)
-    cert_pem: bytes
-    chain_pem: bytes
-
-    @property
-    def sha256(self) -> str:
-        leaf = x509.load_pem_x509_certificate(self.cert_pem)
-        return hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-    def facts(self) -> LeafFacts:
-        leaf = x509.load_pem_x509_certificate(self.cert_pem)
-        sha256 = hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
-        return LeafFacts(leaf.not_valid_before_utc, leaf.not_valid_after_utc, sha256)
 
 
 @dataclass(frozen=True)
@@ -72,33 +46,6 @@ class Installed:
     confirmed: bool  # False when the certificate is not what DSM's HTTPS port serves
     dsm_version: str  # as far as the API tells: its Auth API's major version
     imported: bool = True  # False: DSM already held this very certificate, nothing was imported
-
-
-class LocalCopies:
-    """The agent's own copy of what it last installed per site (0600 files), for rollback."""
-
-    def __init__(self, directory: str):
-        self.directory = directory
-
-    def load(self, site: str) -> Material | None:
-        try:
-            parts = []
-            for name in _COPY_FILES:
-                with open(os.path.join(self.directory, site, name), "rb") as handle:
-                    parts.append(handle.read())
-        except FileNotFoundError:
-            return None
-        return Material(*parts)
-
-    def save(self, site: str, material: Material) -> None:
-        folder = os.path.join(self.directory, site)
-        make_private_dirs(folder)
-        for directory in (self.directory, folder):
-            os.chmod(directory, 0o700)  # also one an earlier agent version left 0755
-        for name, data in zip(
-            _COPY_FILES, (material.key_pem, material.cert_pem, material.chain_pem)
-        ):
-            write_atomic(os.path.join(folder, name), data, mode=0o600)
 
 
 class DsmInstaller:

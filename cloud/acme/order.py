@@ -103,7 +103,7 @@ def issue(
     replaces: str | None = None,
     resume_order: str | None = None,
     on_order: Callable[[str], None] | None = None,
-    on_already_replaced: Callable[[AcmeError], None] | None = None,
+    on_replaces_refused: Callable[[AcmeError], None] | None = None,
     order_key: bytes | None = None,
     on_finalizing: Callable[[str, bytes], None] | None = None,
     resume_only: bool = False,
@@ -114,7 +114,7 @@ def issue(
     a new one when the CA still has it pending or ready; `on_order` is told the order's URL
     before any challenge is touched, so a crash after it can be resumed. When the CA answers
     that the certificate `replaces` names already has a replacement, the order is placed once
-    more without `replaces`, after telling `on_already_replaced`. `on_finalizing` is given the
+    more without `replaces`, after telling `on_replaces_refused`. `on_finalizing` is given the
     order's URL and the key (PKCS#8 PEM) just before the CSR is sent, and `order_key` is that
     key back for `resume_order`: an order a dead run finalized is then finished, not lost.
     With `resume_only`, an order that cannot be resumed raises OrderGone instead of a new one
@@ -145,7 +145,7 @@ def issue(
         if on_ordering is not None:
             on_ordering()
         with steps.step("order placed"):
-            order = _new_order(acme, csr, site, replaces, on_already_replaced, on_order)
+            order = _new_order(acme, csr, site, replaces, on_replaces_refused, on_order)
     elif on_order is not None:
         on_order(order.uri)
     deadline = clock() + order_timeout
@@ -179,7 +179,7 @@ def issue_for_csr(
     replaces: str | None = None,
     resume_order: str | None = None,
     on_order: Callable[[str], None] | None = None,
-    on_already_replaced: Callable[[AcmeError], None] | None = None,
+    on_replaces_refused: Callable[[AcmeError], None] | None = None,
     on_ordering: Callable[[], None] | None = None,
 ) -> IssuedCertificate:
     """Issues `site` for a CSR whose key is somewhere else (agent custody: on the NAS), as
@@ -197,7 +197,7 @@ def issue_for_csr(
         if on_ordering is not None:
             on_ordering()
         with steps.step("order placed"):
-            order = _new_order(acme, csr_pem, site, replaces, on_already_replaced, on_order)
+            order = _new_order(acme, csr_pem, site, replaces, on_replaces_refused, on_order)
     elif on_order is not None:
         on_order(order.uri)
     deadline = clock() + order_timeout
@@ -230,7 +230,7 @@ def _new_order(
     csr: bytes,
     site: SiteConfig,
     replaces: str | None,
-    on_already_replaced: Callable[[AcmeError], None] | None,
+    on_replaces_refused: Callable[[AcmeError], None] | None,
     on_order: Callable[[str], None] | None,
 ) -> messages.OrderResource:
     """A new order; without `replaces` once, when the CA says the certificate already has a
@@ -250,8 +250,6 @@ def _new_order(
                 replaces,
                 extra={"site": site.id},
             )
-            if on_already_replaced is not None:
-                on_already_replaced(exc)
         else:
             log.warning(
                 "the CA refused the order naming the certificate it replaces (%s: %s): ordering"
@@ -260,6 +258,8 @@ def _new_order(
                 exc.detail,
                 extra={"site": site.id},
             )
+        if on_replaces_refused is not None:
+            on_replaces_refused(exc)  # the order without it counts against the CA's limits
     return acme.new_order(csr, site.profile, None, on_placed=on_order)
 
 

@@ -191,7 +191,7 @@ def agent_add(args: argparse.Namespace) -> int:
     before = publisher.registry.get(enrollment.agent_id)
     problem = publisher.registry.problem(before) if before else None
     record = publisher.registry.add(enrollment, sites, datetime.now(UTC))
-    delivered = publisher.subscribe(record, sites)
+    delivered = publisher.subscribe(record, sites, _agent_custody(config))
     from cloud.custody import key_requests
 
     key_requests.sync(publisher, config, datetime.now(UTC), [record])  # agent-custody sites
@@ -308,7 +308,7 @@ def agent_approve(args: argparse.Namespace) -> int:
     # Used up first (a conditional delete): of two approvals racing, only one registers.
     invites.consume(args.agent_id, etag)
     registered = publisher.registry.add(enrollment, record.sites, datetime.now(UTC))
-    delivered = publisher.subscribe(registered, record.sites)
+    delivered = publisher.subscribe(registered, record.sites, _agent_custody(config))
     from cloud.custody import key_requests
 
     key_requests.sync(publisher, config, datetime.now(UTC), [registered])  # agent custody
@@ -367,3 +367,8 @@ def agent_remove(args: argparse.Namespace) -> int:
         if delete_agent_identity(args.agent_id, config.storage):
             print("  its IAM user and access keys deleted")
     return EXIT_OK
+
+
+def _agent_custody(config: config_module.Config) -> frozenset[str]:
+    """The sites whose keys their agents make: a new agent is sent nothing of theirs."""
+    return frozenset(s.id for s in config.sites.values() if s.key_custody is KeyCustody.AGENT)

@@ -4,6 +4,8 @@ The three documents are the agent's contract and live in `nas_agent`, like the b
 every other cloud module imports them from here, so a change on that side changes this file only.
 
     key_requests_key(agent), csr_statement_key(agent, site)      the store's keys (store_layout)
+    MAX_KEY_REQUESTS_BYTES, MAX_CSR_STATEMENT_BYTES              each document's size cap (a
+                                                                bounded read of the store)
     sign_key_requests, parse_key_requests, verify_key_requests  issuer → agent
                                                                 (nas_agent.bundle.key_requests)
     check_csr_statement(body, ...)                               agent → issuer, every check
@@ -18,6 +20,7 @@ nas_agent.custody.errors); a key-requests document, KeyRequestError (`keyreq.*`)
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from nas_agent import store_layout
 from nas_agent.bundle.index import IndexEntry, entry_for
 from nas_agent.bundle.key_requests import (
+    MAX_KEY_REQUESTS_BYTES,
     KeyRequest,
     KeyRequests,
     parse_key_requests,
@@ -37,10 +41,12 @@ from nas_agent.bundle.sealed import open_sealed_leaf, seal
 from nas_agent.custody.errors import (
     CsrCurrentCertMismatch,
     CsrError,
+    CsrMalformed,
     CsrSequenceStale,
     KeyRequestError,
 )
 from nas_agent.custody.statement import (
+    MAX_CSR_STATEMENT_BYTES,
     CheckedCsr,
     CsrStatement,
     parse_csr_statement,
@@ -52,9 +58,12 @@ from nas_agent.errors import BundleError
 __all__ = [
     "CSR_FOLDER",
     "LEAF_FORMAT",
+    "MAX_CSR_STATEMENT_BYTES",
+    "MAX_KEY_REQUESTS_BYTES",
     "CheckedCsr",
     "CsrCurrentCertMismatch",
     "CsrError",
+    "CsrMalformed",
     "CsrSequenceStale",
     "CsrStatement",
     "IndexEntry",
@@ -98,10 +107,13 @@ def check_csr_statement(
     key_type: str,
     last_sequence: int,
     delivered_leaf_pem: str | None,
+    accepted_cert_sha256: Collection[str] = (),
 ) -> CheckedCsr:
     """Every check of docs/key-custody.md on the statement read at `csr_statement_key(agent,
     site)`; raises the first CsrError that fails. `last_sequence` 0: none used yet;
-    `delivered_leaf_pem`: the certificate last delivered to this agent (None: none was)."""
+    `delivered_leaf_pem`: the certificate last delivered to this agent (None: none was), whose
+    key the CSR may not reuse; `accepted_cert_sha256`: the hashes `current_cert_sha256` may
+    name besides that certificate's."""
     return verify_csr_statement(
         parse_csr_statement(body),
         agent_id=agent,
@@ -111,6 +123,7 @@ def check_csr_statement(
         key_type=key_type,
         last_sequence=last_sequence or None,
         delivered_leaf_pem=delivered_leaf_pem,
+        accepted_cert_sha256=accepted_cert_sha256,
     )
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from cloud.config import Config, KeyCustody
 from cloud.custody.agent_side import (
+    MAX_KEY_REQUESTS_BYTES,
     KeyRequest,
     KeyRequestError,
     key_requests_key,
@@ -25,7 +26,7 @@ from cloud.custody.agent_side import (
     sign_key_requests,
     verify_key_requests,
 )
-from cloud.errors import CertdropError
+from cloud.errors import CertdropError, ObjectTooLarge
 from cloud.publish.publisher import Publisher
 from cloud.publish.registry import AgentRecord
 from cloud.store import StoredObject
@@ -76,7 +77,11 @@ def _sync_one(
     publisher: Publisher, record: AgentRecord, want: tuple[KeyRequest, ...], now: datetime
 ) -> bool:
     key = key_requests_key(record.agent_id)
-    found = publisher.store.get(key)
+    try:
+        found = publisher.store.get(key, max_bytes=MAX_KEY_REQUESTS_BYTES)
+    except ObjectTooLarge as exc:  # not one the issuer wrote: replaced
+        log.error("key requests replaced: %s", exc, extra={"agent": record.agent_id})
+        found = None
     last = _EPOCH
     if isinstance(found, StoredObject):
         held = _held(publisher, record.agent_id, found.body)

@@ -2,12 +2,13 @@
 
 Per agent (one certificate each):
 - an order in flight, or a certificate recorded and not yet delivered: now;
-- held back by the CA's limits: when the limiter says it fits;
+- held back by the CA's limits, or a rekey held back (one a day per agent, after the due
+  orders of the site): when it may go;
 - no certificate yet: now when its CSR was usable at the last look (else the next CSR the agent
   posts makes the site due: the tick sees it, `cloud.pipeline.schedule`);
 - a certificate: renewed when its names or key type changed, inside the CA's ARI window, or at
   two thirds of its lifetime (as `cloud.pipeline.renewal` for a site); a rekey statement makes
-  it due at once (seen when the run reads it).
+  it due at once (seen when the run reads it; `cloud.pipeline.agent_custody` may hold it).
 
 The site's next check is the earliest of its agents'; backoff after failures comes first.
 """

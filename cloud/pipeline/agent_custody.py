@@ -2,19 +2,27 @@
 """A run of an agent-custody site (docs/key-custody.md): one certificate per agent, ordered with
 the CSR the agent signed; no private key anywhere on this side.
 
-    lock (site_run) → TXT values left before? remove → key requests up to date → per subscribed
-    agent, in turn: a recorded certificate not delivered? deliver → an order in flight? finish it
-    → read and check its CSR statement (refusal recorded, the next agent goes on) → due? (no
-    certificate, rekey, renewal) → tokens in the CA's limits (none: that agent waits) → order
-    journalled with its CSR → order (URL saved) → challenges → finalize → version reserved →
-    escrow copy (leaf only) → state "pending" → delivered to that agent → state "current"
-    → schedule marker
+    lock (site_run) → TXT values left before? remove → key requests up to date → backing off?
+    deliver what is recorded, nothing else → per subscribed agent, in turn: a recorded
+    certificate not delivered? deliver → an order in flight? finish it → read and check its CSR
+    statement (refusal recorded, the next agent goes on) → due? (no certificate, renewal) →
+    tokens in the CA's limits (none: that agent waits) → order journalled with its CSR → order
+    (URL saved) → challenges → finalize → version reserved → escrow copy (leaf only) → state
+    "pending" → delivered to that agent → state "current" → then the agents whose statement
+    asks for a rekey alone, held back (waiting) while a due order of the site waits for tokens
+    or when the agent had a rekey order in the last 24 hours → schedule marker
 
 The same guarantees as the issuer-custody run (cloud.pipeline.site_run), per agent: an order is
 journalled with its CSR before it is sent and resumed by the next run, a CSR's sequence is used
 for one certificate only, a certificate is recorded before any agent sees it, TXT values are
 always removed. A failing agent (its statement, its delivery) is that agent's; a failing order
-(the CA, DNS) ends the run with the site's backoff, keeping what the other agents got.
+(the CA, DNS) ends the run with the site's backoff, keeping what the other agents got; until the
+backoff ends a run (planned because an agent posted a CSR, say) goes to the CA for nothing.
+
+An agent's statement may name (`current_cert_sha256`) the certificate last delivered to it, the
+one delivered before (it could not install the last), the site's issuer-custody certificate
+(every agent got that one) or none: what it serves is not always what was delivered last. The
+sequence, above every one used for the agent, is what refuses a replay.
 """
 
 from __future__ import annotations
@@ -30,9 +38,10 @@ from cloud.acme.challenge_types import ChallengeType
 from cloud.acme.order import IssuedCertificate, issue_for_csr
 from cloud.custody import key_requests
 from cloud.custody.agent_side import (
+    MAX_CSR_STATEMENT_BYTES,
     CheckedCsr,
-    CsrCurrentCertMismatch,
     CsrError,
+    CsrMalformed,
     CsrSequenceStale,
     check_csr_statement,
     csr_statement_key,
@@ -40,7 +49,7 @@ from cloud.custody.agent_side import (
 )
 from cloud.custody.leaves import deliver_leaf, escrow_leaf, open_escrow_leaf
 from cloud.custody.renewal import agent_renewal, decide_agents
-from cloud.errors import AcmeError, CertdropError, StoreError, WaitingForLimits
+from cloud.errors import AcmeError, CertdropError, ObjectTooLarge, StoreError, WaitingForLimits
 from cloud.limiter.orders import OrderKind
 from cloud.pipeline.renewal import Decision, changes
 from cloud.pipeline.schedule import write_marker
@@ -62,6 +71,11 @@ from nas_agent._encoding import b64url_decode, b64url_encode
 log = logging.getLogger(__name__)
 
 _WINDOW_RETRY = timedelta(hours=1)
+# An agent's statements asking for a rekey spend the tokens the site's agents share (5 per exact
+# set of names a week at Let's Encrypt): one such order per agent a day, after the due ones.
+REKEY_INTERVAL = timedelta(hours=24)
+REKEY_HELD = "one rekey order per agent per 24 hours"
+DUE_FIRST = "first issuances and due renewals of the site go first"
 
 
 class AgentCustodyRun(_SiteRun):
@@ -70,6 +84,11 @@ class AgentCustodyRun(_SiteRun):
     def run(self, force: bool) -> Outcome:
         self._force = force
         self._done: dict[str, str] = {}  # agent → what this run did for it, for the outcome
+        # Statements asking for a rekey alone, ordered after every other agent's turn.
+        self._rekeys: list[tuple[AgentRecord, CheckedCsr]] = []
+        # Agents whose first issuance or due renewal waits for the CA's limits: until when.
+        self._held_due: dict[str, datetime] = {}
+        self._site_leaf_read: list[str | None] = []  # the issuer-custody leaf, once read
         publisher = self.runner.publisher
         if publisher is None:
             return self._outcome(
@@ -80,9 +99,13 @@ class AgentCustodyRun(_SiteRun):
             records = [r for r in publisher.registry.all() if self.site.id in r.sites]
             key_requests.sync(publisher, self.runner.config, self.now, records)
             self._forget_unsubscribed(publisher, {r.agent_id for r in records})
+            if not force and self._backing_off():
+                return self._wait_out_backoff(publisher, records)
             issued = False
             for record in sorted(records, key=self._urgency):
                 issued = self._agent(publisher, record) or issued
+            for record, checked in self._rekeys:
+                issued = self._rekey(publisher, record, checked) or issued
             decision = self._decide()
             self._schedule(decision)
             if issued:
@@ -92,6 +115,24 @@ class AgentCustodyRun(_SiteRun):
             return self._outcome("not due", self._summary() or decision.reason)
         except CertdropError as exc:
             return self._failed(exc)
+
+    def _backing_off(self) -> bool:
+        return self.state.next_attempt is not None and self.state.next_attempt > self.now
+
+    def _wait_out_backoff(self, publisher: Publisher, records: list[AgentRecord]) -> Outcome:
+        """A run during the site's backoff (as `_SiteRun`'s): the certificates already recorded
+        are delivered; nothing is ordered or resumed, no statement is read."""
+        issued = False
+        for record in records:
+            entry = self.state.agents.get(record.agent_id)
+            pending = entry.pending if entry is not None else None
+            if pending is not None and publisher.registry.problem(record) is None:
+                issued = self._deliver(publisher, record, pending, None) or issued
+        decision = self._decide()
+        self._schedule(decision)
+        if issued:
+            return self._outcome("issued", self._summary())
+        return self._outcome("not due", decision.reason)
 
     # --- one agent ------------------------------------------------------------------------
 
@@ -114,14 +155,38 @@ class AgentCustodyRun(_SiteRun):
         entry = self.state.agents[aid]
         renewal = agent_renewal(self.site, entry, self.now)
         if checked is None:
+            self._put(replace(entry, waiting=None))  # nothing to order: nothing waits either
             if entry.refusal is not None:
                 self._done[aid] = f"CSR refused ({entry.refusal.code})"
             elif renewal.due:
                 self._done[aid] = "waiting for CSR"
             return False
-        if not (renewal.due or checked.statement.rekey or self._force):
+        if renewal.due or self._force:
+            why = renewal.reason if renewal.due else "forced"
+            return self._order_for(publisher, record, entry, checked, why, rekey=False)
+        if checked.statement.rekey:
+            self._rekeys.append((record, checked))  # after the due ones (`_rekey`)
             return False
-        return self._order_for(publisher, record, entry, checked, renewal)
+        self._put(replace(entry, waiting=None))
+        return False
+
+    def _rekey(self, publisher: Publisher, record: AgentRecord, checked: CheckedCsr) -> bool:
+        """A statement asking for a rekey alone (nothing due): ordered unless a first issuance
+        or due renewal of the site waits for the CA's limits, or the agent had a rekey order in
+        the last 24 hours; then it waits (status: waiting), and is not refused."""
+        aid = record.agent_id
+        entry = self.state.agents[aid]
+        if entry.rekeyed_at is not None and entry.rekeyed_at + REKEY_INTERVAL > self.now:
+            return self._rekey_waits(entry, entry.rekeyed_at + REKEY_INTERVAL, REKEY_HELD)
+        if self._held_due:
+            return self._rekey_waits(entry, min(self._held_due.values()), DUE_FIRST)
+        return self._order_for(publisher, record, entry, checked, "rekey", rekey=True)
+
+    def _rekey_waits(self, entry: AgentCustodyState, go_at: datetime, why: str) -> bool:
+        self._put(replace(entry, waiting=LimitWait(go_at, (why,), self.now)))
+        self._done[entry.agent] = f"rekey waiting until {go_at:%Y-%m-%d %H:%M} ({why})"
+        log.info("rekey waits until %s: %s", go_at, why, extra=self._extra(entry.agent))
+        return False
 
     def _statement(
         self, publisher: Publisher, record: AgentRecord, entry: AgentCustodyState
@@ -130,47 +195,51 @@ class AgentCustodyRun(_SiteRun):
         code). The statement the last certificate answered is no refusal: its successor is
         awaited."""
         aid = record.agent_id
-        found = self.store.get(csr_statement_key(aid, self.site.id))
+        try:
+            found = self.store.get(
+                csr_statement_key(aid, self.site.id), max_bytes=MAX_CSR_STATEMENT_BYTES
+            )
+        except ObjectTooLarge as exc:
+            size = f"{exc.size} bytes, " if exc.size is not None else ""
+            too_large = CsrMalformed(
+                f"{size}more than the {MAX_CSR_STATEMENT_BYTES} bytes a statement may have",
+                agent_id=aid,
+                site=self.site.id,
+            )
+            self._refused(entry, too_large, None)
+            return None
         if not isinstance(found, StoredObject):
             self._put(replace(entry, csr_seen=False, refusal=None))
             return None
-        current = entry.current
-        delivered: list[str | None] = (
-            [current.leaf_pem] if current is not None else self._site_leaves(publisher)
-        )
         try:
-            checked = self._check(found.body, record, entry, delivered)
+            checked = self._check(publisher, found.body, record, entry)
         except CsrError as exc:
             sequence = statement_sequence(found.body)
             if isinstance(exc, CsrSequenceStale) and sequence == entry.sequence:
                 self._put(replace(entry, csr_seen=False, refusal=None))  # answered already
                 return None
-            log.warning("CSR statement refused: %s: %s", exc.code, exc, extra=self._extra(aid))
-            refusal = CsrRefusal(exc.code, str(exc), self.now, sequence)
-            self._put(replace(entry, csr_seen=False, refusal=refusal))
+            self._refused(entry, exc, sequence)
             return None
         self._put(replace(entry, csr_seen=True, refusal=None))
         return checked
 
-    def _check(
-        self,
-        body: bytes,
-        record: AgentRecord,
-        entry: AgentCustodyState,
-        delivered: list[str | None],
-    ) -> CheckedCsr:
-        """check_csr_statement against each certificate that may be the one last delivered
-        (one, except just after a switch from issuer custody: the site's, or none)."""
-        for leaf_pem in delivered[:-1]:
-            try:
-                return self._check_one(body, record, entry, leaf_pem)
-            except CsrCurrentCertMismatch:
-                continue
-        return self._check_one(body, record, entry, delivered[-1])
+    def _refused(self, entry: AgentCustodyState, exc: CsrError, sequence: int | None) -> None:
+        log.warning("CSR statement refused: %s: %s", exc.code, exc, extra=self._extra(entry.agent))
+        refusal = CsrRefusal(exc.code, str(exc), self.now, sequence)
+        self._put(replace(entry, csr_seen=False, refusal=refusal))
 
-    def _check_one(
-        self, body: bytes, record: AgentRecord, entry: AgentCustodyState, leaf_pem: str | None
+    def _check(
+        self, publisher: Publisher, body: bytes, record: AgentRecord, entry: AgentCustodyState
     ) -> CheckedCsr:
+        """check_csr_statement. The CSR's key may not be the one of the certificate last
+        delivered to the agent (before any, the site's issuer-custody one); the statement may
+        name that certificate, the one delivered before it, the site's issuer-custody one, or
+        none: what the agent has installed."""
+        current = entry.current
+        delivered = current.leaf_pem if current is not None else self._site_leaf(publisher)
+        accepted = {"", entry.previous_cert_sha256}
+        if self.state.current is not None:
+            accepted.add(self.state.current.cert_sha256)
         return check_csr_statement(
             body,
             agent=record.agent_id,
@@ -179,19 +248,25 @@ class AgentCustodyRun(_SiteRun):
             names=self.site.names,
             key_type=self.site.key_type.value,
             last_sequence=entry.sequence,
-            delivered_leaf_pem=leaf_pem,
+            delivered_leaf_pem=delivered,
+            accepted_cert_sha256=accepted,
         )
 
-    def _site_leaves(self, publisher: Publisher) -> list[str | None]:
-        """No agent-custody certificate delivered to this agent yet: the site's issuer-custody
-        certificate (delivered before a switch), if it still opens, or none."""
+    def _site_leaf(self, publisher: Publisher) -> str | None:
+        """The site's issuer-custody certificate (delivered before a switch), if it is valid
+        and opens; read once per run."""
+        if not self._site_leaf_read:
+            self._site_leaf_read.append(self._read_site_leaf(publisher))
+        return self._site_leaf_read[0]
+
+    def _read_site_leaf(self, publisher: Publisher) -> str | None:
         if self.state.current is None or self.state.current.not_after <= self.now:
-            return [None]
+            return None
         try:
-            return [publisher.open_escrow(self.site.id, self.state.current).leaf_pem, None]
+            return publisher.open_escrow(self.site.id, self.state.current).leaf_pem
         except CertdropError as exc:
             log.warning("issuer-custody certificate not read: %s", exc, extra=self._extra(""))
-            return [None]
+            return None
 
     def _order_for(
         self,
@@ -199,17 +274,18 @@ class AgentCustodyRun(_SiteRun):
         record: AgentRecord,
         entry: AgentCustodyState,
         checked: CheckedCsr,
-        renewal: Decision,
+        why: str,
+        *,
+        rekey: bool,
     ) -> bool:
         statement = checked.statement
         order = AgentOrder(
             sequence=statement.sequence,
             csr=b64url_encode(statement.csr_der),
             key_sha256=checked.public_key_sha256,
-            rekey=statement.rekey,
+            rekey=rekey,
             ordering_since=self.now,
         )
-        why = "rekey" if statement.rekey else renewal.reason
         log.info(
             "ordering for CSR %d (%s)", statement.sequence, why, extra=self._extra(entry.agent)
         )
@@ -229,6 +305,8 @@ class AgentCustodyRun(_SiteRun):
         except WaitingForLimits as wait:
             held = LimitWait(wait.go_at, wait.held_by, self.now)
             self._put(replace(self.state.agents[entry.agent], waiting=held))
+            if not order.rekey:
+                self._held_due[entry.agent] = wait.go_at
             self._done[entry.agent] = (
                 f"waiting for the CA's limits until {wait.go_at:%Y-%m-%d %H:%M}"
             )
@@ -250,7 +328,9 @@ class AgentCustodyRun(_SiteRun):
 
         def ordering() -> None:
             self._take_tokens(self._agent_order_kind(entry))
-            journalled = replace(self.state.agents[aid], order=order, waiting=None)
+            held = self.state.agents[aid]
+            rekeyed_at = self.now if order.rekey else held.rekeyed_at
+            journalled = replace(held, order=order, waiting=None, rekeyed_at=rekeyed_at)
             self._durably("journal the order", lambda: self._put(journalled))
 
         def placed(url: str) -> None:
@@ -272,7 +352,7 @@ class AgentCustodyRun(_SiteRun):
             replaces=replaces,
             resume_order=resume,
             on_order=placed,
-            on_already_replaced=lambda exc: self._take_tokens(OrderKind.RENEWAL),
+            on_replaces_refused=lambda exc: self._take_tokens(OrderKind.RENEWAL),
             on_ordering=ordering,
         )
 
@@ -338,7 +418,14 @@ class AgentCustodyRun(_SiteRun):
             return cert is not None
         entry = self.state.agents[aid]
         previous = entry.current
-        done = replace(entry, current=issued, pending=None, window=None)
+        before = previous.record.cert_sha256 if previous is not None else ""
+        done = replace(
+            entry,
+            current=issued,
+            pending=None,
+            window=None,
+            previous_cert_sha256=before or entry.previous_cert_sha256,
+        )
         undelivered = {a: why for a, why in self.state.undelivered.items() if a != aid}
         self._save(
             replace(

@@ -8,7 +8,9 @@ has come, when its names, key type or profile differ from the hash, or when it h
 The not_after in the name gives every site's days to expiry from the same listing.
 
 A site in agent custody is also due when one of its agents posted a CSR statement after its
-marker was written (one listing of `agents/`): a first CSR or a rekey is ordered at the next tick.
+marker was written (one listing of `agents/`; only objects named exactly
+`agents/<agent>/csr/<site>.json` count): a first CSR or a rekey is ordered at the next tick,
+unless the site is backing off (its run then orders nothing).
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from cloud.config import KeyCustody, SiteConfig
-from cloud.custody.agent_side import CSR_FOLDER
 from cloud.pipeline.renewal import requested
 from cloud.store import Store
 from nas_agent import store_layout
+from nas_agent.ids import is_agent_id
 
 PREFIX = store_layout.SCHEDULE_PREFIX
 
@@ -120,12 +122,20 @@ def read_csr_posts(store: Store, sites: Mapping[str, SiteConfig]) -> dict[str, d
     if not wanted:
         return posts
     for info in store.list(store_layout.AGENTS_PREFIX):
-        _, _, rest = info.key[len(store_layout.AGENTS_PREFIX) :].partition("/")
-        folder, _, name = rest.partition("/")
-        site = name.removesuffix(".json")
-        if f"{folder}/" == CSR_FOLDER and name.endswith(".json") and site in wanted:
+        site = _csr_post_site(info.key)
+        if site in wanted:
             posts[site] = max(posts.get(site, info.last_modified), info.last_modified)
     return posts
+
+
+def _csr_post_site(key: str) -> str | None:
+    """The site of a key named exactly `agents/<agent>/csr/<site>.json` for a well-formed
+    agent id (the only name the run reads); None for any other object under `agents/`."""
+    agent, _, rest = key.removeprefix(store_layout.AGENTS_PREFIX).partition("/")
+    site = rest.removeprefix(store_layout.CSR_PREFIX).removesuffix(".json")
+    if not is_agent_id(agent) or key != store_layout.agent_csr(agent, site):
+        return None
+    return site
 
 
 def due_sites(

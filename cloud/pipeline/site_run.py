@@ -54,7 +54,7 @@ from cloud.errors import (
 from cloud.keys.store import KeyStore
 from cloud.limiter.gate import OrderGate
 from cloud.limiter.orders import OrderKind
-from cloud.pipeline import parts, persist_watch
+from cloud.pipeline import parts
 from cloud.pipeline.renewal import Decision, backoff, changes, decide, persist_look
 from cloud.pipeline.schedule import write_marker
 from cloud.pipeline.site_state import (
@@ -237,7 +237,7 @@ class _SiteRun:
             replaces=_replaces(self.site, self.state),
             resume_order=self._interrupted_order(),
             on_order=self._order_placed,
-            on_already_replaced=self._already_replaced,
+            on_replaces_refused=self._replaces_refused,
             order_key=self._order_key(),
             on_finalizing=self._keep_order_key,
             resume_only=resume_only,
@@ -391,12 +391,18 @@ class _SiteRun:
         self._durably("save the order", lambda: self._save(self.state.with_order(url, self.now)))
         log.info("order saved: a run dying from here on is resumed", extra={"site": self.site.id})
 
-    def _already_replaced(self, exc: AcmeError) -> None:
-        """The CA says the certificate this renewal replaces has a replacement already. When
-        this state recorded an order, that was it (finished, its key lost with its run); else it
-        was ordered elsewhere, which an operator should know: recorded, counted, alerted."""
+    def _replaces_refused(self, exc: AcmeError) -> None:
+        """The CA refused the renewal's `replaces`; it is ordered again without, which takes
+        tokens. When it says the certificate has a replacement already and this state recorded
+        an order, that was it (finished, its key lost with its run); else it was ordered
+        elsewhere, which an operator should know: recorded, counted, alerted."""
         current = self.state.current
-        if self.state.order_url is None and current is not None and current.ari_id is not None:
+        if (
+            exc.problem == "alreadyReplaced"
+            and self.state.order_url is None
+            and current is not None
+            and current.ari_id is not None
+        ):
             record = ReplacedElsewhere(current.ari_id, self.now, exc.detail)
             count = self.state.replaced_elsewhere_count + 1
             elsewhere = replace(self.state, replaced_elsewhere=record)
@@ -433,6 +439,9 @@ class _SiteRun:
             log.error("limits not recorded: %s", unrecorded, extra={"site": self.site.id})
 
     def _failed(self, exc: CertdropError) -> Outcome:
+        # The dns-persist-01 watch only where needed: importing it is not free (issue 16).
+        from cloud.pipeline import persist_watch
+
         log.error("run failed: %s", exc, extra={"site": self.site.id})
         self._tell_limits(exc)
         failures = self.state.failures + 1
@@ -465,6 +474,8 @@ class _SiteRun:
         return decide(self.site, self.state, self.now, directory=self.runner.config.ca.directory)
 
     def _persist_checked(self, checks: tuple[RecordCheck, ...], account: str) -> None:
+        from cloud.pipeline import persist_watch
+
         self._save(replace(self.state, persist=persist_watch.seen(checks, account)))
 
     def _look_at_persist_records(self) -> None:
@@ -475,6 +486,8 @@ class _SiteRun:
         except CertdropError as exc:
             log.warning("dns-persist-01 record not read: %s", exc, extra={"site": self.site.id})
             return
+        from cloud.pipeline import persist_watch
+
         found = persist_watch.look(self.site, acme, self.runner.config.dns, self.now)
         self._save(replace(self.state, persist=found))
 

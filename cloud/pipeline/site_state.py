@@ -142,12 +142,16 @@ class AgentCustodyState:
     agent: str
     sequence: int = 0  # the last CSR sequence the issuer used (ordered with) for this agent
     current: AgentCertificate | None = None  # the certificate last delivered to the agent
+    # SHA-256 of the one delivered before `current`: what the agent still serves when it could
+    # not install `current` (its CSR statements name it).
+    previous_cert_sha256: str = ""
     pending: AgentCertificate | None = None  # issued and escrowed, not yet delivered
     order: AgentOrder | None = None  # in flight
     window: RenewalWindow | None = None  # the CA's renewal window of `current` (ARI)
     refusal: CsrRefusal | None = None
     waiting: LimitWait | None = None
     csr_seen: bool = False  # a statement was found at the last look (else: waiting for one)
+    rekeyed_at: datetime | None = None  # the last order placed for a rekey alone (one a day)
 
     def to_json(self) -> dict[str, Any]:
         return _encode(asdict(self))

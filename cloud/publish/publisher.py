@@ -173,11 +173,16 @@ class Publisher:
         )
         return entry
 
-    def subscribe(self, agent: AgentRecord, sites: tuple[str, ...]) -> list[str]:
+    def subscribe(
+        self, agent: AgentRecord, sites: tuple[str, ...], agent_custody: Collection[str] = ()
+    ) -> list[str]:
         """Delivers the current certificate of each site that has one to `agent`, re-sealed
-        from escrow; returns the sites delivered."""
+        from escrow; returns the sites delivered. A site in `agent_custody` gets nothing: the
+        agent makes its own key, and a certificate from before the switch holds the issuer's."""
         delivered = []
         for site in sites:
+            if site in agent_custody:
+                continue
             state = load_site_state(self.store, site)
             if state is None or state.current is None:
                 continue  # not issued yet: the first issuance will include this agent

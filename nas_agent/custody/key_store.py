@@ -92,6 +92,19 @@ class SiteKeys:
             )
         return dataclasses.replace(keys, previous=None) if confirmed else keys
 
+    def promoted_if_installed(self, installed_key: bytes | None) -> SiteKeys:
+        """These keys, with the pending key made the current one when the certificate installed
+        for the site has it (`installed_key`: its SubjectPublicKeyInfo DER; None when unknown).
+        That happens when a run stopped after DSM took the certificate and before this file
+        recorded it: the key DSM serves with must never be replaced as a pending one, and the
+        next renewal needs a new CSR. The old current key is kept as `previous`."""
+        pending = self.pending
+        if installed_key is None or pending is None:
+            return self
+        if _public_der(self.site, pending.key_pem) != installed_key:
+            return self
+        return self.installed(PENDING, confirmed=False)
+
 
 class KeyStore:
     """`<state dir>/site-keys/`: one file per site."""
@@ -140,6 +153,16 @@ def _private_key(site: str, pem: str) -> Any:
         return serialization.load_pem_private_key(pem.encode("ascii"), password=None)
     except (ValueError, TypeError) as exc:
         raise KeyFileError(f"{DIRECTORY}/{site}.json", "holds a key that does not parse") from exc
+
+
+def _public_der(site: str, pem: str) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return (
+        _private_key(site, pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 def _encode(keys: SiteKeys) -> bytes:

@@ -8,6 +8,18 @@ key any more (`SiteKeys.installed`), so the next renewal's key and CSR are made 
 pending key whose names or key type no longer match the request is replaced. `certdrop-agent
 rekey SITE` calls `prepare` with `rekey=True`. Key generation is imported only when a key is
 made: most runs make none.
+
+Two things keep a site from waiting for ever:
+
+- The local `posted` flag says the source took the statement once, not that it is still there
+  (a store writer, a lifecycle rule or a bucket move may delete it). So the cycle asks for a
+  re-post (`repost`) each time it reads the key requests, unless the index holds a certificate
+  that may answer the pending CSR; the issuer takes the same sequence twice.
+- Both steps first compare the pending key with the certificate installed for the site (the
+  agent's copy of what DSM took, `nas_agent.local_copies`): a run stopped after DSM took the
+  certificate and before the site's keys file recorded it left that certificate's key as the
+  pending one. It becomes the current key (`SiteKeys.promoted_if_installed`) and the next CSR is
+  made, so the renewal goes on and the key DSM serves with is never deleted by a replacement.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ from nas_agent.bundle.key_requests import (
     verify_key_requests,
 )
 from nas_agent.custody.errors import KeyRequestsMissing, SourceReadOnly
-from nas_agent.custody.key_store import KeyStore, PendingKey
+from nas_agent.custody.key_store import KeyStore, PendingKey, SiteKeys
 from nas_agent.sources import Fetched
 from nas_agent.sources.errors import SourceNotFound
 
@@ -79,12 +91,23 @@ def ensure_pending(
     source: Source,
     now: datetime,
     installed_sha256: str,
+    installed_key: bytes | None,
+    repost: bool = False,
 ) -> PendingKey:
-    """The site's pending key: the one held when it still answers `request` (its statement
-    posted again if the source did not take it yet), else a new one (`prepare`). Raises
-    SourceReadOnly, SourceError, KeyFileError."""
-    pending = store.load(request.site).pending
+    """The site's pending key: the one held when it still answers `request`, else a new one
+    (`prepare`). The held one's statement is posted when the source did not take it yet, and
+    posted again with `repost` (the statement may be gone from the store; the issuer takes the
+    same sequence twice). First, a pending key the installed certificate has (`installed_key`,
+    its SubjectPublicKeyInfo DER) becomes the current one (`SiteKeys.promoted_if_installed`),
+    so a new key and CSR are made. Raises SourceReadOnly, SourceError, KeyFileError."""
+    keys = _promoted(store, request.site, installed_key)
+    pending = keys.pending
     if pending is not None and pending.answers(request.names, request.key_type):
+        if repost and pending.posted:
+            _log.info("site %s: posting CSR %d again", request.site, pending.sequence)
+            # Owed until the source takes it, also when this run stops before.
+            pending = dataclasses.replace(pending, posted=False)
+            store.save(keys.with_pending(pending))
         if not pending.posted:
             pending = post(store, request.site, source)
         return pending
@@ -97,6 +120,7 @@ def ensure_pending(
         source=source,
         now=now,
         installed_sha256=installed_sha256,
+        installed_key=installed_key,
         rekey=False,
     )
 
@@ -109,17 +133,20 @@ def prepare(
     source: Source,
     now: datetime,
     installed_sha256: str,
+    installed_key: bytes | None,
     rekey: bool,
 ) -> PendingKey:
     """A new key and CSR statement for the site, saved as its pending key (deleting the one it
-    replaces; the installed certificate's key stays), then posted. `installed_sha256` is the
-    installed certificate's fingerprint, "" when none. Raises SourceReadOnly, SourceError,
-    KeyFileError; the new key is kept either way and posted again by the next run."""
+    replaces, unless the installed certificate has that one: it becomes the current key), then
+    posted. `installed_sha256` is the installed certificate's fingerprint, "" when none, and
+    `installed_key` its SubjectPublicKeyInfo DER, None when unknown. Raises SourceReadOnly,
+    SourceError, KeyFileError; the new key is kept either way and posted again by the next
+    run."""
     from nas_agent.custody.key_types import generate_key
     from nas_agent.custody.keygen import csr_der, key_pem
     from nas_agent.custody.statement import next_sequence, sign_csr_statement
 
-    keys = store.load(request.site)
+    keys = _promoted(store, request.site, installed_key)
     key = generate_key(request.key_type)
     sequence = next_sequence(keys.last_sequence or None, now)
     statement = sign_csr_statement(
@@ -161,3 +188,20 @@ def post(store: KeyStore, site: str, source: Source) -> PendingKey:
     store.save(keys.with_pending(posted))
     _log.info("site %s: CSR %d posted", site, pending.sequence)
     return posted
+
+
+def _promoted(store: KeyStore, site: str, installed_key: bytes | None) -> SiteKeys:
+    """The site's keys, with a pending key the installed certificate has made the current one
+    (and saved so)."""
+    keys = store.load(site)
+    promoted = keys.promoted_if_installed(installed_key)
+    if promoted is not keys:
+        assert keys.pending is not None
+        _log.warning(
+            "site %s: the installed certificate has the key of CSR %d, still recorded as pending"
+            " (a run stopped before recording it): it is the current key now",
+            site,
+            keys.pending.sequence,
+        )
+        store.save(promoted)
+    return promoted

@@ -1,7 +1,7 @@
 """`certdrop-agent rekey SITE`: a new key and a CSR statement with `rekey: true` now, so the
 issuer orders at once: after a key was lost (`bundle.key_missing`) or is suspected exposed. The
 pending key it replaces is deleted; the installed certificate's key stays until its successor
-is installed."""
+is installed (also when a stopped run left it recorded as the pending one)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from nas_agent.custody.errors import SiteNotAgentCustody, SiteNotConfigured
 from nas_agent.custody.key_store import KeyStore, PendingKey
 from nas_agent.custody.preparation import prepare
 from nas_agent.keys import load_agent_keys
+from nas_agent.local_copies import LocalCopies
 from nas_agent.sources import open_source
 from nas_agent.state import load_state
 
@@ -42,5 +43,6 @@ def rekey(config: AgentConfig, site: str, *, now: datetime) -> PendingKey:
             source=source,
             now=now,
             installed_sha256=installed.fingerprint if installed else "",
+            installed_key=LocalCopies.beside(config.agent.state_file).public_key(site),
             rekey=True,
         )

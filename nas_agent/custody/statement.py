@@ -22,7 +22,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -190,6 +190,7 @@ def verify_csr_statement(
     key_type: str,
     last_sequence: int | None,
     delivered_leaf_pem: str | None,
+    accepted_cert_sha256: Collection[str] = (),
 ) -> CheckedCsr:
     """Believe `statement`, read from `agents/<agent_id>/csr/<site>.json`, only if every check
     of docs/key-custody.md passes, in this order:
@@ -200,7 +201,8 @@ def verify_csr_statement(
     - `sequence` above `last_sequence`, the last one the issuer used for this agent and site,
       None when none (CsrSequenceStale);
     - `current_cert_sha256` is the SHA-256 of `delivered_leaf_pem`, the certificate last
-      delivered to this agent for the site, or "" when None (CsrCurrentCertMismatch);
+      delivered to this agent for the site, or "" when None, or one of `accepted_cert_sha256`,
+      other certificates the agent may still have installed (CsrCurrentCertMismatch);
     - the CSR parses and its SHA-256 signature verifies (CsrRequestInvalid);
     - its SAN dNSNames are exactly `names` (sorted, lowercase), no other SAN, and its subject at
       most a CN equal to the first name (CsrNamesMismatch);
@@ -225,7 +227,9 @@ def verify_csr_statement(
         )
     delivered = None if delivered_leaf_pem is None else _certificate(delivered_leaf_pem)
     expected = "" if delivered is None else _sha256(delivered.public_bytes(_DER))
-    if statement.current_cert_sha256 != expected:
+    if statement.current_cert_sha256 != expected and (
+        statement.current_cert_sha256 not in accepted_cert_sha256
+    ):
         raise CsrCurrentCertMismatch(
             f"names certificate {statement.current_cert_sha256[:16] or '(none)'}, but the one"
             f" delivered is {expected[:16] or '(none)'}",

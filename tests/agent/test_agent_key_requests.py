@@ -190,6 +190,7 @@ def test_an_https_source_cannot_take_a_csr(tmp_path):
             source=source,
             now=now(),
             installed_sha256="",
+            installed_key=None,
         )
 
     assert caught.value.code == "keyreq.source_read_only"

@@ -124,6 +124,33 @@ def test_a_csr_reusing_the_delivered_certificates_key_is_refused():
     assert _code(statement, delivered_leaf_pem=delivered) == "csr.key_reused"
 
 
+def test_a_statement_naming_a_certificate_the_issuer_accepts_besides_the_delivered_one_passes():
+    installed = _delivered(generate_key("ec-p256"))  # delivered before the last one
+    statement = _statement(current=sha256_of_pem(installed))
+    delivered = _delivered(generate_key("ec-p256"))
+
+    accepted = {"", sha256_of_pem(installed)}
+    assert _verify(statement, delivered_leaf_pem=delivered, accepted_cert_sha256=accepted)
+    assert _verify(_statement(), delivered_leaf_pem=delivered, accepted_cert_sha256=accepted)
+
+
+def test_a_statement_naming_a_certificate_not_accepted_is_refused():
+    statement = _statement(current=sha256_of_pem(_delivered(generate_key("ec-p256"))))
+    accepted = ("", "ab" * 32)
+
+    code = _code(statement, delivered_leaf_pem=_delivered(KEY), accepted_cert_sha256=accepted)
+
+    assert code == "csr.current_cert_mismatch"
+
+
+def test_the_key_of_the_delivered_certificate_is_refused_whatever_the_statement_names():
+    accepted = ("",)
+
+    code = _code(_statement(), delivered_leaf_pem=_delivered(KEY), accepted_cert_sha256=accepted)
+
+    assert code == "csr.key_reused"
+
+
 def test_a_csr_that_does_not_parse_is_refused():
     assert _code(_statement(request=b"not a CSR")) == "csr.request_invalid"
 

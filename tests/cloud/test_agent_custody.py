@@ -5,6 +5,7 @@ agent and publishes leaf + chain only (docs/key-custody.md)."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,14 +18,16 @@ from cloud.cli.main import main
 from cloud.config import ConfigError, KeyCustody, parse
 from cloud.custody import key_requests
 from cloud.custody.agent_side import csr_statement_key, key_requests_key
+from cloud.errors import AcmeError
 from cloud.fleet.alerts.rules import evaluate
 from cloud.fleet.status import collect
 from cloud.fleet.status_table import render
 from cloud.keys.issuer import init_issuer, load_issuer
 from cloud.keys.rotation import rotate_escrow, signer_for
 from cloud.pipeline import parts
+from cloud.pipeline.schedule import due_sites, read_csr_posts, read_markers
 from cloud.pipeline.site_run import Runner
-from cloud.pipeline.site_state import load_site_state
+from cloud.pipeline.site_state import RenewalWindow, load_site_state, save_site_state
 from cloud.pipeline.tick import message_for, run_tick
 from cloud.publish.publisher import Publisher
 from cloud.store import StoredObject
@@ -99,8 +102,14 @@ def _register(publisher, store, *agent_ids: str) -> dict[str, Nas]:
     return agents
 
 
-def _run(config, store, publisher, *, force: bool = False):
-    runner = Runner(config, store, parts.keystore(config), publisher)
+def _run(config, store, publisher, *, force: bool = False, later: timedelta | None = None):
+    """One run of the site; `later`: with the issuer's clock that much ahead."""
+    if later is None:
+        runner = Runner(config, store, parts.keystore(config), publisher)
+    else:
+        runner = Runner(
+            config, store, parts.keystore(config), publisher, now=lambda: datetime.now(UTC) + later
+        )
     return runner.run_site("example", force=force)
 
 
@@ -244,7 +253,7 @@ def test_replayed_and_stale_statements_are_refused_and_a_good_one_still_issues(i
     _run(config, store, publisher, force=True)
     assert _agent_state(store, "nas-a").refusal.code == "csr.sequence_stale"
 
-    nas.post(current="", sequence=first + 1)  # names no certificate, while one was delivered
+    nas.post(current="ab" * 32, sequence=first + 1)  # names a certificate never delivered
     _run(config, store, publisher, force=True)
     assert _agent_state(store, "nas-a").refusal.code == "csr.current_cert_mismatch"
     assert len(orders) == 1
@@ -420,3 +429,232 @@ def test_a_signing_key_rotation_signs_the_key_requests_again(issuer, orders):
     assert before.issuer_key_id == key_id(keys.signing_key.public_key())
     assert after.issuer_key_id == successor.key_id != before.issuer_key_id
     assert after.sites == before.sites and after.issued_at >= before.issued_at
+
+
+# --- what the agent has installed is not always what was delivered last ---------------------
+
+
+def test_an_agent_that_installed_nothing_gets_its_rekey_ordered(issuer, orders):
+    """The documented recovery (bundle.key_missing -> `certdrop-agent rekey SITE`): the agent
+    lost the pending key before v1 arrived, so it installed nothing and its rekey names none."""
+    config, store, _keys, publisher = issuer
+    nas = _register(publisher, store, "nas-a")["nas-a"]
+    nas.post()
+    assert _run(config, store, publisher).result == "issued"
+
+    sequence = nas.post(current="", rekey=True)
+    outcome = _run(config, store, publisher)
+
+    assert outcome.result == "issued", outcome.reason
+    held = _agent_state(store, "nas-a")
+    assert len(orders) == 2 and held.refusal is None and held.current.sequence == sequence
+
+
+def test_an_agent_still_serving_the_certificate_before_the_last_is_ordered_for(issuer, orders):
+    """A store writer put back an older statement (N1) the agent had replaced (N2): the issuer
+    ordered N1, whose key the agent deleted, so the agent still serves v1. Its next statement
+    names v1, the certificate delivered before the last, and is ordered (a day later: the N1
+    order was this agent's rekey of the day)."""
+    config, store, _keys, publisher = issuer
+    nas = _register(publisher, store, "nas-a")["nas-a"]
+    nas.post()
+    _run(config, store, publisher)
+    served = _agent_state(store, "nas-a").current.record.cert_sha256  # the agent installs v1
+    key = csr_statement_key("nas-a", "example")
+    nas.post(current=served, rekey=True)  # N1 (rekey run twice by the operator)
+    n1 = store.get(key).body
+    nas.post(current=served, rekey=True)  # N2: the agent deleted N1's key
+    store.put(key, n1)  # put back before the issuer looks
+    _run(config, store, publisher)
+    assert len(orders) == 2  # for a key the agent no longer has (bundle.key_missing)
+    assert _agent_state(store, "nas-a").previous_cert_sha256 == served
+
+    sequence = nas.post(current=served, rekey=True)  # the agent still serves v1
+    outcome = _run(config, store, publisher, later=timedelta(hours=25))
+
+    assert outcome.result == "issued", outcome.reason
+    held = _agent_state(store, "nas-a")
+    assert len(orders) == 3 and held.refusal is None and held.current.sequence == sequence
+
+
+def test_a_rekey_after_a_round_trip_through_issuer_custody_is_ordered(
+    tmp_path, pebble, bind_auth, orders
+):
+    """agent -> issuer -> agent custody: the agent installed the issuer-custody certificate in
+    between, so its rekey names that one, not the agent-custody one delivered before."""
+    config = bind_config(tmp_path, pebble, bind_auth, site=SITE)
+    store = parts.store(config)
+    publisher = Publisher(store, init_issuer(parts.keystore(config)))
+    nas = _register(publisher, store, "nas-a")["nas-a"]
+    nas.post()
+    assert _run(config, store, publisher).result == "issued"
+    config = bind_config(tmp_path, pebble, bind_auth)  # back to issuer custody
+    assert _run(config, store, publisher).result == "issued"
+    installed = load_site_state(store, "example").current.cert_sha256  # the agent installs it
+
+    config = bind_config(tmp_path, pebble, bind_auth, site=SITE)  # agent custody again
+    sequence = nas.post(current=installed, rekey=True)
+    outcome = _run(config, store, publisher)
+
+    assert outcome.result == "issued", outcome.reason
+    held = _agent_state(store, "nas-a")
+    assert held.refusal is None and len(orders) == 3 and held.current.sequence == sequence
+
+
+# --- rekeys and the tokens the site's agents share --------------------------------------------
+
+
+def test_one_agents_rekeys_wait_a_day_each_and_leave_the_others_their_tokens(
+    tmp_path, pebble, bind_auth, orders
+):
+    """Agents are semi-trusted: an agent posting rekey after rekey gets one order a day; the
+    others are shown waiting, not refused, and another agent's first certificate still fits."""
+    config = bind_config(tmp_path, pebble, bind_auth, site=SITE, ca_extra=FIVE_A_WEEK)
+    store = parts.store(config)
+    publisher = Publisher(store, init_issuer(parts.keystore(config)))
+    rogue = _register(publisher, store, "nas-rogue")["nas-rogue"]
+    rogue.post()
+    _run(config, store, publisher)
+    for _ in range(4):
+        rogue.post(current=_agent_state(store, "nas-rogue").current.record.cert_sha256, rekey=True)
+        _run(config, store, publisher)
+    assert len(orders) == 2  # the first certificate and one rekey
+    held = _agent_state(store, "nas-rogue")
+    assert held.refusal is None and held.waiting.held_by == (
+        "one rekey order per agent per 24 hours",
+    )
+    assert held.waiting.go_at == held.rekeyed_at + timedelta(hours=24)
+    shown = collect(config, store, datetime.now(UTC)).site("example").agents["nas-rogue"]
+    assert shown.state == "CSR waiting for issuance" and shown.until == held.waiting.go_at
+
+    victim = Nas(store, "nas-victim")
+    publisher.registry.add(enrollment_of(victim.keys), ("example",), datetime.now(UTC))
+    victim.post()
+    _run(config, store, publisher)
+    assert _agent_state(store, "nas-victim").current is not None
+
+    outcome = _run(config, store, publisher, later=timedelta(hours=25))  # the day is over
+    assert outcome.result == "issued", outcome.reason
+    assert len(orders) == 4 and _agent_state(store, "nas-rogue").waiting is None
+
+
+def test_a_due_renewal_takes_the_last_token_before_another_agents_rekey(
+    tmp_path, pebble, bind_auth, orders
+):
+    """One token left: nas-a (the more urgent by expiry) asks for a rekey, nas-b's renewal is
+    due. The renewal is ordered; the rekey waits for the CA's limits."""
+    three = "limits = { certificates_per_exact_set = { count = 3, hours = 168 } }"
+    config = bind_config(tmp_path, pebble, bind_auth, site=SITE, ca_extra=three)
+    store = parts.store(config)
+    publisher = Publisher(store, init_issuer(parts.keystore(config)))
+    agents = _register(publisher, store, "nas-a", "nas-b")
+    for nas in agents.values():
+        nas.post()
+    _run(config, store, publisher)  # two tokens spent, one left
+    a, b = _agent_state(store, "nas-a"), _agent_state(store, "nas-b")
+    assert a.current.record.not_after <= b.current.record.not_after
+    now = datetime.now(UTC)
+    state = load_site_state(store, "example")
+    due = RenewalWindow(
+        now - timedelta(days=1), now + timedelta(days=1), now, now + timedelta(days=1)
+    )
+    agents_now = {**state.agents, "nas-b": replace(b, window=due)}  # inside the CA's window
+    save_site_state(store, replace(state, agents=agents_now))
+    agents["nas-a"].post(current=a.current.record.cert_sha256, rekey=True)
+    renewal = agents["nas-b"].post(current=b.current.record.cert_sha256)
+
+    outcome = _run(config, store, publisher)
+
+    assert outcome.result == "issued", outcome.reason
+    assert len(orders) == 3
+    assert _agent_state(store, "nas-b").current.sequence == renewal
+    waiting = _agent_state(store, "nas-a").waiting
+    assert waiting.held_by == ("certificates per exact set of names",)
+    assert _agent_state(store, "nas-a").current.sequence == a.current.sequence
+
+
+# --- the schedule and the backoff ---------------------------------------------------------------
+
+
+def test_only_a_statement_of_a_well_formed_agent_makes_the_site_due_and_never_ends_a_backoff(
+    issuer, orders, monkeypatch
+):
+    """Objects under `agents/` not named `agents/<agent id>/csr/<site>.json` make no site due;
+    a statement posted while the site backs off makes it due, and its run does not go to the CA
+    (the order in flight waits out the backoff)."""
+    config, store, _keys, publisher = issuer
+    nas = _register(publisher, store, "nas-a")["nas-a"]
+    nas.post()
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        raise AcmeError("serverInternal", "the CA fails for now", transient=True)
+
+    monkeypatch.setattr(AcmeClient, "finalize", failing)
+    assert _run(config, store, publisher).result == "failed"
+    now = datetime.now(UTC)
+    state = load_site_state(store, "example")
+    assert state.next_attempt is not None and state.next_attempt > now  # backing off
+
+    for stray in ("Bad_Agent/csr/example.json", "nas-a/x/csr/example.json", "nas-a/csr.json"):
+        store.put(f"agents/{stray}", b"anything")
+    markers = read_markers(store)
+    assert not due_sites(config.sites, markers, now, (), read_csr_posts(store, config.sites))
+
+    store.put("agents/ghost/csr/example.json", b"anything")  # well formed, never registered
+    due = due_sites(config.sites, markers, now, (), read_csr_posts(store, config.sites))
+    assert [d.reason for d in due] == ["an agent posted a CSR statement"]
+    outcome = _run(config, store, publisher)
+
+    assert outcome.result == "not due" and "backing off" in outcome.reason
+    assert len(calls) == 1 and len(orders) == 1
+    assert _agent_state(store, "nas-a").order is not None  # kept for the run after the backoff
+
+
+# --- untrusted sizes --------------------------------------------------------------------------
+
+
+def test_a_csr_statement_is_read_with_a_size_cap_and_a_larger_one_is_refused(
+    issuer, orders, monkeypatch
+):
+    """agents/<agent>/csr/* is writable by the agent and any store writer (S3 takes 5 GB in one
+    PUT): read with max_bytes, a larger object is a malformed statement."""
+    config, store, _keys, publisher = issuer
+    _register(publisher, store, "nas-a")
+    store.put(csr_statement_key("nas-a", "example"), b" " * (1024 * 1024))
+    caps = []
+    original = type(store).get
+
+    def spying(self, key, **kwargs):
+        if "/csr/" in key:
+            caps.append(kwargs.get("max_bytes"))
+        return original(self, key, **kwargs)
+
+    monkeypatch.setattr(type(store), "get", spying)
+    _run(config, store, publisher)
+
+    assert caps == [64 * 1024]
+    held = _agent_state(store, "nas-a")
+    assert held.refusal.code == "csr.malformed" and "65536" in held.refusal.message
+    assert len(orders) == 0
+
+
+def test_key_requests_are_read_with_a_size_cap_and_a_larger_one_is_replaced(issuer, monkeypatch):
+    config, store, keys, publisher = issuer
+    _register(publisher, store, "nas-a")
+    store.put(key_requests_key("nas-a"), b" " * (1024 * 1024))
+    caps = []
+    original = type(store).get
+
+    def spying(self, key, **kwargs):
+        if key == key_requests_key("nas-a"):
+            caps.append(kwargs.get("max_bytes"))
+        return original(self, key, **kwargs)
+
+    monkeypatch.setattr(type(store), "get", spying)
+    written = key_requests.sync(publisher, config, datetime.now(UTC))
+
+    assert caps == [256 * 1024] and written == ["nas-a"]
+    document = parse_key_requests(store.get(key_requests_key("nas-a")).body)
+    verify_key_requests(document, agent_id="nas-a", issuer_public_key=keys.signing_key.public_key())

@@ -83,7 +83,7 @@ def test_the_alert_carries_the_code_and_the_message_apart(fleet):
 def _report_before_codes(last_error: object, **more: object):
     """What an agent from before codes wrote (its signature is still made the current way)."""
 
-    def report(state, *, agent_id, now, poll_interval):
+    def report(state, *, agent_id, now, poll_interval, csr_pending=None):
         body = {
             "format": status.STATUS_FORMAT,
             "agent": agent_id,

@@ -330,3 +330,34 @@ def test_a_renewal_whose_replaces_the_ca_cannot_take_is_ordered_without_it(confi
 
 def _b64url_bytes(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_the_order_placed_again_without_replaces_takes_its_tokens(
+    tmp_path, pebble, bind_auth, wire
+):
+    # One certificate per exact set of names a week; ARI renewals exempt (as Let's Encrypt).
+    limits = (
+        "limits = { certificates_per_exact_set = { count = 1, hours = 168 },"
+        " ari_renewals_exempt = true }"
+    )
+    config = bind_config(tmp_path, pebble, bind_auth, ca_extra=limits)
+    init_issuer(parts.keystore(config))
+    store = parts.store(config)
+    now = datetime.now(UTC)
+    first = _runner(config, now).run_site("example")
+    _set_window(
+        pebble, first.certificate.cert_pem, now - timedelta(hours=2), now - timedelta(hours=1)
+    )
+    state = load_site_state(store, "example")
+    key_id, _, serial = state.current.ari_id.partition(".")
+    padded = base64.urlsafe_b64encode(b"\0" + _b64url_bytes(serial)).rstrip(b"=").decode()
+    save_site_state(
+        store, replace(state, current=replace(state.current, ari_id=f"{key_id}.{padded}"))
+    )
+
+    renewed = _runner(config, now + timedelta(hours=7)).run_site("example")  # due: the window
+
+    # The renewal's own order was exempt; the one without `replaces` is not, and finds no token.
+    assert renewed.result != "issued", renewed.reason
+    assert [o["status"] for o in wire.placed()] == [201]
+    assert load_site_state(store, "example").current.version == 1

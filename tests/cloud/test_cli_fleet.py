@@ -51,6 +51,25 @@ def test_an_agent_added_after_issuance_is_delivered_the_current_certificate(
     assert "nas-1" in listed.stdout and "example" in listed.stdout
 
 
+def test_an_agent_added_after_a_switch_to_agent_custody_gets_no_issuer_made_key(
+    tmp_path, pebble, bind_auth
+):
+    config = _config(tmp_path, pebble, bind_auth)
+    token = enrollment_of(generate_agent_keys("nas-1")).token()
+    assert _run("--config", config.source, "init").returncode == EXIT_OK
+    assert _run("--config", config.source, "issue", "example").returncode == EXIT_OK
+    source = config.source.read_text()
+    config.source.write_text(
+        source.replace("[sites.example]\n", '[sites.example]\nkey_custody = "agent"\n')
+    )
+
+    added = _run("--config", config.source, "agent", "add", token, "--site", "example")
+
+    assert added.returncode == EXIT_OK, added.stderr
+    assert "delivered current certificates" not in added.stdout
+    assert not (tmp_path / "store" / "agents" / "nas-1" / "bundles").exists()
+
+
 def test_agent_add_refuses_a_mistyped_token_and_an_unknown_site(tmp_path, pebble, bind_auth):
     config = _config(tmp_path, pebble, bind_auth)
     token = enrollment_of(generate_agent_keys("nas-1")).token()
