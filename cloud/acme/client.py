@@ -26,7 +26,7 @@ from cryptography import x509
 from cloud.acme import key_change
 from cloud.acme.account_key import AccountKey, AccountRecord, new_key, record_name
 from cloud.acme.ari import SuggestedWindow, fetch_window
-from cloud.acme.http_environment import settle
+from cloud.acme.http_environment import EnvironmentOnce, ca_verify
 from cloud.acme.problems import (
     RETRY_PROBLEMS,
     RetryAfterNetwork,
@@ -81,6 +81,7 @@ class AcmeClient:
         nonce_attempts: int = 12,
         first_interval: float = 0.01,
         max_interval: float = 2.0,
+        retry_interval: float = 0.05,
     ):
         self.ca = ca
         self.keys = keys
@@ -89,7 +90,8 @@ class AcmeClient:
         self.sleep = sleep
         self.attempts = attempts
         self.nonce_attempts = nonce_attempts
-        self.first_interval = first_interval
+        self.first_interval = first_interval  # polls: a CA that validates fast is seen at once
+        self.retry_interval = retry_interval  # a server error's first pause: a failing CA rests
         self.max_interval = max_interval
         self._client: client.ClientV2 | None = None
         self._net: RetryAfterNetwork | None = None
@@ -155,11 +157,12 @@ class AcmeClient:
     def _open(self, jwk: jose.JWK) -> None:
         self._net = RetryAfterNetwork(jwk, alg=jose.ES256, user_agent=USER_AGENT)
         # acme types it bool; it goes to requests' `verify`, which also takes a CA file.
-        self._net.verify_ssl = settle(  # type: ignore[assignment]
-            self._net.session,
-            self.ca.directory,
-            str(self.ca.ca_bundle) if self.ca.ca_bundle else True,
+        self._net.verify_ssl = ca_verify(  # type: ignore[assignment]
+            str(self.ca.ca_bundle) if self.ca.ca_bundle else True
         )
+        self._net.session.close()
+        self._net.session = EnvironmentOnce()  # acme's own is a plain Session: the same adapters
+        self._net.session.verify = self._net.verify_ssl
         self._net.session.headers["User-Agent"] = USER_AGENT
         self._client = client.ClientV2(self._directory(self._net), self._net)
 
@@ -292,7 +295,8 @@ class AcmeClient:
         told the order's URL as soon as the CA returns it, before anything else is asked.
 
         Each request is retried on its own: a bad nonce while fetching an authorization retries
-        that fetch, never the newOrder POST (which would place a second order).
+        that fetch, never the newOrder POST; and a server error there is not retried at all
+        (the CA may have stored the order: a retry would place a second).
         """
         if profile is not None and profile not in self.profiles:
             raise ProfileUnknown(profile, self.profiles, self.ca.directory)
@@ -304,7 +308,9 @@ class AcmeClient:
         else:
             # The library's NewOrder cannot send `replaces`.
             order = _ReplacingNewOrder(identifiers=identifiers, profile=profile, replaces=replaces)
-        response = self._call("new order", self.acme._post, self.acme.directory["newOrder"], order)
+        response = self._call(
+            "new order", self.acme._post, self.acme.directory["newOrder"], order, creates=True
+        )
         url = response.headers.get("Location")
         if not url:
             raise AcmeError("malformed", "the CA created an order without saying where it is")
@@ -472,16 +478,19 @@ class AcmeClient:
         self.sleep(max(0.0, min(wait, deadline - now)))
         return min(interval * 2, self.max_interval)
 
-    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, creates: bool = False) -> T:
         """Calls the library, retrying bad nonces and transient server errors a bounded number
         of times, and translating every failure into an AcmeError.
 
-        Server errors get `attempts` tries with backoff. A bad nonce needs only a fresh nonce, no
-        pause, and CAs reject good nonces at random (Pebble 5% by default), so it gets its own,
-        larger budget: with the library's one retry inside, each try fails with p², and twelve
-        tries make a lost call vanishingly rare even at p = 0.5.
+        Server errors get `attempts` tries with backoff, except for a request that `creates`
+        something (newOrder): the CA may have created it and lost only its answer, so a retry
+        could create a second; the caller decides. A bad nonce needs only a fresh nonce, no
+        pause (the CA refuses it before doing anything), and CAs reject good nonces at random
+        (Pebble 5% by default), so it gets its own, larger budget: with the library's one retry
+        inside, each try fails with p², and twelve tries make a lost call vanishingly rare even
+        at p = 0.5.
         """
-        delay = self.first_interval
+        delay = self.retry_interval
         server_errors = nonce_errors = 0
         while True:
             try:
@@ -496,7 +505,7 @@ class AcmeClient:
                         raise error from exc
                 elif error.problem in RETRY_PROBLEMS:
                     server_errors += 1
-                    if server_errors >= self.attempts:
+                    if creates or server_errors >= self.attempts:
                         raise error from exc
                     self.sleep(delay)
                     delay = min(delay * 2, self.max_interval)

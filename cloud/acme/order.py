@@ -235,13 +235,21 @@ def _new_order(
 ) -> messages.OrderResource:
     """A new order; without `replaces` once, when the CA says the certificate already has a
     replacement (an order nobody here can finish: it is not the one this run could resume), or
-    when it refuses the order as malformed or fails on it: `replaces` is advice to the CA, and a
-    CA that cannot take it must not keep a certificate from being renewed (Pebble, for one,
-    cannot find a certificate whose DER serial has a leading zero byte)."""
+    when it refuses the order as malformed or fails on it and holds no order for these names:
+    `replaces` is advice to the CA, and a CA that cannot take it must not keep a certificate from
+    being renewed (Pebble, for one, cannot find a certificate whose DER serial has a leading zero
+    byte). A CA keeping no order list (Let's Encrypt) cannot be asked: there a failure after it
+    stored the order leaves that one unfinished, the same window as a run killed right after
+    sending it."""
     try:
         return acme.new_order(csr, site.profile, replaces, on_placed=on_order)
     except AcmeError as exc:
         if replaces is None or exc.problem not in _REPLACES_REFUSED:
+            raise
+        if exc.problem == "serverInternal" and acme.find_order(tuple(site.names)) is not None:
+            # The CA stored an order for these names and lost its answer (or one is left from
+            # an earlier run): no second one. The next run finds it (the journalled attempt)
+            # and finishes it.
             raise
         if exc.problem == "alreadyReplaced":
             log.warning(
