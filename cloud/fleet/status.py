@@ -23,7 +23,7 @@ from typing import Any
 
 from cloud.acme.challenge_types import ChallengeType
 from cloud.config import Config, KeyCustody, SiteConfig
-from cloud.custody.renewal import decide_agents
+from cloud.custody.renewal import agent_renewal, decide_agents
 from cloud.errors import StoreError
 from cloud.fleet.agent_report import ErrorEntry, load_report
 from cloud.limiter.gate import OrderGate
@@ -200,7 +200,7 @@ def _custody_site(
     decision = decide_agents(site, state, now, directory=directory)
     entries = state.agents if state is not None else {}
     agents = {
-        r.agent_id: _custody_agent(entries.get(r.agent_id), now)
+        r.agent_id: _custody_agent(site, entries.get(r.agent_id), now)
         for r in records
         if site.id in r.sites
     }
@@ -220,6 +220,8 @@ def _custody_site(
         health = "delivery pending"
     elif WAITING_FOR_ISSUANCE in states:
         health = "waiting"
+    elif WAITING_FOR_CSR in states:
+        health = WAITING_FOR_CSR
     elif decision.due:
         health = "due"
     else:
@@ -240,7 +242,9 @@ def _custody_site(
     )
 
 
-def _custody_agent(entry: AgentCustodyState | None, now: datetime) -> CustodyAgentStatus:
+def _custody_agent(
+    site: SiteConfig, entry: AgentCustodyState | None, now: datetime
+) -> CustodyAgentStatus:
     if entry is None:
         return CustodyAgentStatus(WAITING_FOR_CSR)
     current = entry.current.record if entry.current is not None else None
@@ -264,6 +268,9 @@ def _custody_agent(entry: AgentCustodyState | None, now: datetime) -> CustodyAge
         return replace(held, state=WAITING_FOR_ISSUANCE if entry.csr_seen else WAITING_FOR_CSR)
     if entry.csr_seen:
         return replace(held, state="CSR held for renewal")
+    renewal = agent_renewal(site, entry, now)
+    if renewal.due:  # due, and no CSR to order with: the agent must send one
+        return replace(held, state=WAITING_FOR_CSR, message=renewal.reason)
     return held
 
 

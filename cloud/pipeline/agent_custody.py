@@ -75,6 +75,10 @@ _WINDOW_RETRY = timedelta(hours=1)
 # set of names a week at Let's Encrypt): one such order per agent a day, after the due ones.
 REKEY_INTERVAL = timedelta(hours=24)
 REKEY_HELD = "one rekey order per agent per 24 hours"
+# What a CA answers about the CSR itself (a blocked or weak key, a key of an ACME account, its
+# form): one agent's problem, which must not stop the site's other agents.
+_CA_REFUSES_CSR = frozenset({"badCSR", "badPublicKey", "badSignatureAlgorithm"})
+CA_REFUSED = "csr.ca_refused"
 DUE_FIRST = "first issuances and due renewals of the site go first"
 
 
@@ -216,7 +220,12 @@ class AgentCustodyRun(_SiteRun):
         except CsrError as exc:
             sequence = statement_sequence(found.body)
             if isinstance(exc, CsrSequenceStale) and sequence == entry.sequence:
-                self._put(replace(entry, csr_seen=False, refusal=None))  # answered already
+                # Answered already (or refused by the CA: that refusal stays shown until the
+                # agent's next statement).
+                kept = (
+                    entry.refusal if entry.refusal and entry.refusal.sequence == sequence else None
+                )
+                self._put(replace(entry, csr_seen=False, refusal=kept))
                 return None
             self._refused(entry, exc, sequence)
             return None
@@ -312,7 +321,40 @@ class AgentCustodyRun(_SiteRun):
             )
             log.info("%s", wait, extra=self._extra(entry.agent))
             return False
+        except AcmeError as exc:
+            if exc.problem not in _CA_REFUSES_CSR:
+                raise
+            return self._ca_refused(entry, order, exc)
         return self._record(publisher, record, cert, order)
+
+    def _ca_refused(self, entry: AgentCustodyState, order: AgentOrder, exc: AcmeError) -> bool:
+        """The CA refused the agent's CSR itself (its key, its form): that agent's problem, not
+        the site's. Recorded as its refusal (`csr.ca_refused`, alerted as csr_refused), its order
+        dropped and its sequence used, so the same statement is not tried again; the other
+        agents' turns go on, and the agent's next statement (a rekey) is ordered."""
+        aid = entry.agent
+        log.warning(
+            "the CA refused the CSR %d: %s: %s",
+            order.sequence,
+            exc.problem,
+            exc.detail,
+            extra=self._extra(aid),
+        )
+        held = self.state.agents[aid]
+        why = f"the CA refused CSR {order.sequence} ({exc.problem}: {exc.detail}); on the NAS run"
+        why += f" `certdrop-agent rekey {self.site.id}`"
+        self._put(
+            replace(
+                held,
+                order=None,
+                sequence=max(held.sequence, order.sequence),
+                refusal=CsrRefusal(CA_REFUSED, why, self.now, order.sequence),
+                csr_seen=False,
+                waiting=None,
+            )
+        )
+        self._done[aid] = f"CSR refused by the CA ({exc.problem})"
+        return False
 
     def _order(self, entry: AgentCustodyState, order: AgentOrder) -> IssuedCertificate:
         """Places (or resumes) the order of one CSR: tokens taken and the order journalled with
@@ -425,6 +467,7 @@ class AgentCustodyRun(_SiteRun):
             pending=None,
             window=None,
             previous_cert_sha256=before or entry.previous_cert_sha256,
+            csr_seen=False,  # the statement it answered is used up: the next one is awaited
         )
         undelivered = {a: why for a, why in self.state.undelivered.items() if a != aid}
         self._save(

@@ -90,14 +90,21 @@ def expiring(site: SiteStatus, now: datetime, expiry_days: float) -> Alert | Non
         text = f"expired {_days(-days)} ago ({when})"
     else:
         text = f"expires in {_days(days)} ({when})"
+    whose, version = site.site, site.version
+    details: dict[str, object] = {**_site_details(site), "expiry_days": expiry_days}
+    held = [(a, s) for a, s in site.agents.items() if s.not_after is not None]
+    if held:  # agent custody: one certificate per agent, the earliest is the one expiring
+        agent, status = min(held, key=lambda pair: pair[1].not_after or now)
+        whose, version = f"{site.site} for agent {agent}", status.version
+        details.update(agent=agent, version=version)
     return Alert(
         kind="expiring",
         severity="critical" if days <= 0 else "warning",
-        message=f"The certificate of {site.site} {text} and no renewal has been published.",
+        message=f"The certificate of {whose} {text} and no renewal has been published.",
         at=now,
-        cause=f"version {site.version}",
+        cause=f"version {version}",
         site=site.site,
-        details={**_site_details(site), "expiry_days": expiry_days},
+        details=details,
     )
 
 
