@@ -38,6 +38,13 @@ def canonical_json(value: Any) -> bytes:
     ).encode("ascii")
 
 
+def published_json(document: dict[str, Any]) -> bytes:
+    """How a signed document is written to the store (index, key requests, CSR statement):
+    sorted keys, a 2-space indent, ASCII, a final newline. Readers never depend on it: they
+    check signatures over the canonical form of the signed part."""
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True).encode("ascii") + b"\n"
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:

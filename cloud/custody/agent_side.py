@@ -10,7 +10,7 @@ every other cloud module imports them from here, so a change on that side change
                                                                 (nas_agent.bundle.key_requests)
     check_csr_statement(body, ...)                               agent → issuer, every check
                                                                 (nas_agent.custody.statement)
-    make_leaf_plaintext, seal_leaf, open_leaf, leaf_entry        the certdrop-leaf-v1 object
+    make_leaf_plaintext, seal_leaf, leaf_entry                   the certdrop-leaf-v1 object
                                                                 (nas_agent.bundle.leaf, sealed)
 
 A CSR statement that fails a check raises the agent side's CsrError subclass (`csr.*` codes,
@@ -37,7 +37,7 @@ from nas_agent.bundle.key_requests import (
     verify_key_requests,
 )
 from nas_agent.bundle.leaf import LEAF_FORMAT, LeafPlaintext, make_leaf_plaintext
-from nas_agent.bundle.sealed import open_sealed_leaf, seal
+from nas_agent.bundle.sealed import seal
 from nas_agent.custody.errors import (
     CsrCurrentCertMismatch,
     CsrError,
@@ -53,7 +53,6 @@ from nas_agent.custody.statement import (
     sign_csr_statement,
     verify_csr_statement,
 )
-from nas_agent.errors import BundleError
 
 __all__ = [
     "CSR_FOLDER",
@@ -76,7 +75,6 @@ __all__ = [
     "key_requests_key",
     "leaf_entry",
     "make_leaf_plaintext",
-    "open_leaf",
     "parse_key_requests",
     "seal_leaf",
     "sign_csr_statement",
@@ -140,23 +138,6 @@ def seal_leaf(
 ) -> bytes:
     """Sealed object v1 (HPKE, the bundle's `info` lines) holding the leaf plaintext."""
     return seal(plaintext, recipient_id=recipient_id, recipient_public_key=recipient_public_key)
-
-
-def open_leaf(
-    sealed: bytes,
-    *,
-    recipient_id: str,
-    private_key: x25519.X25519PrivateKey,
-    site: str,
-    version: int,
-) -> LeafPlaintext:
-    """ValueError unless `sealed` opens for (recipient, site, version) to a leaf plaintext."""
-    try:
-        return open_sealed_leaf(
-            sealed, recipient_id=recipient_id, private_key=private_key, site=site, version=version
-        )
-    except BundleError as exc:
-        raise ValueError(f"{exc.code}: {exc}") from exc
 
 
 def leaf_entry(

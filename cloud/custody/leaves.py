@@ -17,16 +17,13 @@ from cloud.custody.agent_side import (
     LeafPlaintext,
     leaf_entry,
     make_leaf_plaintext,
-    open_leaf,
     seal_leaf,
 )
 from cloud.errors import EscrowUnavailable
 from cloud.pipeline.site_state import CertificateRecord
 from cloud.publish.publisher import Publisher
 from cloud.publish.registry import AgentRecord
-from cloud.store import StoredObject
 from nas_agent import store_layout
-from nas_agent.bundle import ESCROW_RECIPIENT
 
 log = logging.getLogger(__name__)
 
@@ -45,47 +42,15 @@ def escrow_leaf(
         agent_id=agent,
         csr_sequence=sequence,
     )
-    sealed = seal_leaf(
-        plaintext,
-        recipient_id=ESCROW_RECIPIENT,
-        recipient_public_key=publisher.issuer.escrow_key.public_key(),
-    )
-    escrow_object = store_layout.escrow(cert.site, version)
-    publisher.store.put(escrow_object, sealed)
-    record = CertificateRecord(
-        version=version,
-        cert_sha256=plaintext.leaf_sha256(),
-        serial=f"{cert.serial:x}",
-        names=cert.names,
-        key_type=cert.key_type.value,
-        profile=cert.profile,
-        not_before=cert.not_before,
-        not_after=cert.not_after,
-        issued_at=plaintext.issued_at,
-        escrow_object=escrow_object,
-        ari_id=cert.ari_id,
-    )
-    return record, plaintext
+    return publisher.keep_in_escrow(cert, plaintext), plaintext
 
 
 def open_escrow_leaf(publisher: Publisher, site: str, record: CertificateRecord) -> LeafPlaintext:
     """The recorded leaf of `site`'s `record`, from its escrow copy (a delivery a run left)."""
-    found = publisher.store.get(record.escrow_object)
-    if not isinstance(found, StoredObject):
-        raise EscrowUnavailable(site, f"{record.escrow_object} is missing")
-    issuer = publisher.issuer
-    for key in (issuer.escrow_key, *reversed(issuer.retired_escrow_keys)):
-        try:
-            return open_leaf(
-                found.body,
-                recipient_id=ESCROW_RECIPIENT,
-                private_key=key,
-                site=site,
-                version=record.version,
-            )
-        except ValueError:
-            continue
-    raise EscrowUnavailable(site, f"{record.escrow_object} opens with no escrow key")
+    opened = publisher.open_escrow_any(site, record)
+    if not isinstance(opened, LeafPlaintext):  # a key bundle: not what this record delivers
+        raise EscrowUnavailable(site, f"{record.escrow_object} opens with no escrow key")
+    return opened
 
 
 def deliver_leaf(publisher: Publisher, plaintext: LeafPlaintext, agent: AgentRecord) -> None:

@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from cloud.acme.ari import pick_renewal_time
 from cloud.acme.challenge_types import ChallengeType
 from cloud.acme.order import IssuedCertificate, issue_for_csr
 from cloud.custody import key_requests
@@ -53,14 +52,13 @@ from cloud.errors import AcmeError, CertdropError, ObjectTooLarge, StoreError, W
 from cloud.limiter.orders import OrderKind
 from cloud.pipeline.renewal import Decision, changes
 from cloud.pipeline.schedule import write_marker
-from cloud.pipeline.site_run import Outcome, _SiteRun
+from cloud.pipeline.site_run import Outcome, _SiteRun, kept_window
 from cloud.pipeline.site_state import (
     AgentCertificate,
     AgentCustodyState,
     AgentOrder,
     CsrRefusal,
     LimitWait,
-    RenewalWindow,
 )
 from cloud.publish.publisher import Publisher
 from cloud.publish.registry import AgentRecord
@@ -566,21 +564,9 @@ class AgentCustodyRun(_SiteRun):
             if entry.window is None:
                 return entry
             return replace(entry, window=replace(entry.window, next_check=self.now + _WINDOW_RETRY))
-        old = entry.window
-        same = old is not None and (old.start, old.end) == (suggested.start, suggested.end)
-        renew_at = (
-            old.renew_at
-            if old is not None and same
-            else pick_renewal_time(suggested, self.now, self.runner.rng)
+        return replace(
+            entry, window=kept_window(entry.window, suggested, self.now, self.runner.rng)
         )
-        window = RenewalWindow(
-            suggested.start,
-            suggested.end,
-            renew_at,
-            suggested.retry_after,
-            suggested.explanation_url,
-        )
-        return replace(entry, window=window)
 
     def _summary(self) -> str:
         return "; ".join(f"{agent}: {what}" for agent, what in sorted(self._done.items()))

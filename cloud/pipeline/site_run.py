@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
-from cloud.acme.ari import pick_renewal_time
+from cloud.acme.ari import SuggestedWindow, pick_renewal_time
 from cloud.acme.challenge_types import ChallengeType
 from cloud.acme.client import AcmeClient
 from cloud.acme.order import Authorizer, IssuedCertificate, issue
@@ -557,21 +557,9 @@ class _SiteRun:
                 return state
             later = replace(state.window, next_check=self.now + timedelta(hours=1))
             return replace(state, window=later)
-        old = state.window
-        same = old is not None and (old.start, old.end) == (suggested.start, suggested.end)
-        renew_at = (
-            old.renew_at
-            if old is not None and same
-            else pick_renewal_time(suggested, self.now, self.runner.rng)
+        return replace(
+            state, window=kept_window(state.window, suggested, self.now, self.runner.rng)
         )
-        window = RenewalWindow(
-            suggested.start,
-            suggested.end,
-            renew_at,
-            suggested.retry_after,
-            suggested.explanation_url,
-        )
-        return replace(state, window=window)
 
     def _client(self) -> AcmeClient:
         if self._acme is None:
@@ -613,3 +601,15 @@ def _with_pending(reason: str, undelivered: dict[str, str]) -> str:
     # Each why starts with its error's code ("registry.record_tampered: …"): name the code.
     agents = ", ".join(f"{a} ({undelivered[a].split(':')[0]})" for a in sorted(undelivered))
     return f"{reason}; not yet delivered to {agents} (retried every run)"
+
+
+def kept_window(
+    old: RenewalWindow | None, suggested: SuggestedWindow, now: datetime, rng: random.Random
+) -> RenewalWindow:
+    """The CA's suggested window as the state keeps it: the renewal time picked in it stays as
+    long as the CA suggests the same window, so asking again does not move it."""
+    same = old is not None and (old.start, old.end) == (suggested.start, suggested.end)
+    renew_at = old.renew_at if old is not None and same else pick_renewal_time(suggested, now, rng)
+    return RenewalWindow(
+        suggested.start, suggested.end, renew_at, suggested.retry_after, suggested.explanation_url
+    )

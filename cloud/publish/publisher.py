@@ -29,6 +29,7 @@ from nas_agent.bundle import (
     ESCROW_RECIPIENT,
     BundlePlaintext,
     IndexEntry,
+    LeafPlaintext,
     entry_for,
     make_plaintext,
     seal,
@@ -82,15 +83,22 @@ class Publisher:
             chain_pem=cert.chain_pem,
             issued_at=self.now(),
         )
+        return self.keep_in_escrow(cert, plaintext), plaintext
+
+    def keep_in_escrow(
+        self, cert: IssuedCertificate, plaintext: BundlePlaintext | LeafPlaintext
+    ) -> CertificateRecord:
+        """`plaintext` (a bundle, or an agent-custody site's leaf) sealed to the escrow key and
+        written as its site's version; the record the site state keeps of it."""
         sealed = seal(
             plaintext,
             recipient_id=ESCROW_RECIPIENT,
             recipient_public_key=self.issuer.escrow_key.public_key(),
         )
-        escrow_object = store_layout.escrow(cert.site, version)
+        escrow_object = store_layout.escrow(cert.site, plaintext.version)
         self.store.put(escrow_object, sealed)
-        record = CertificateRecord(
-            version=version,
+        return CertificateRecord(
+            version=plaintext.version,
             cert_sha256=plaintext.leaf_sha256(),
             serial=f"{cert.serial:x}",
             names=cert.names,
@@ -102,7 +110,6 @@ class Publisher:
             escrow_object=escrow_object,
             ari_id=cert.ari_id,
         )
-        return record, plaintext
 
     def deliver_all(
         self, plaintext: BundlePlaintext, only: Collection[str] | None = None
@@ -213,16 +220,24 @@ class Publisher:
     def open_escrow(self, site: str, record: CertificateRecord) -> BundlePlaintext:
         """The recorded certificate of `site`, from its escrow copy (for a delivery that a run
         did not finish, or a new agent)."""
+        opened = self.open_escrow_any(site, record, unexpired=True)
+        if not isinstance(opened, BundlePlaintext):  # an agent's leaf: escrow holds no key
+            raise EscrowUnavailable(site, f"{record.escrow_object} holds no key (agent custody)")
+        return opened
+
+    def open_escrow_any(
+        self, site: str, record: CertificateRecord, *, unexpired: bool = False
+    ) -> BundlePlaintext | LeafPlaintext:
+        """The escrow copy of `site`'s `record`, opened with the escrow key or a retired one;
+        with `unexpired`, refused once its certificate has expired."""
         found = self.store.get(record.escrow_object)
         if not isinstance(found, StoredObject):
             raise EscrowUnavailable(site, f"{record.escrow_object} is missing")
-        if record.not_after <= self.now():
+        if unexpired and record.not_after <= self.now():
             raise EscrowUnavailable(site, "its certificate has expired; issue it again")
         opened = open_escrow_copy(found.body, self.issuer, site=site, version=record.version)
         if opened is None:
             raise EscrowUnavailable(site, f"{record.escrow_object} opens with no escrow key")
-        if not isinstance(opened[1], BundlePlaintext):  # an agent's leaf: escrow holds no key
-            raise EscrowUnavailable(site, f"{record.escrow_object} holds no key (agent custody)")
         return opened[1]
 
     def resign_indexes(self, *, force: bool = False) -> list[str]:

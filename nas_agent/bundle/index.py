@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +48,7 @@ from nas_agent._encoding import (
     format_timestamp,
     load_json_object,
     parse_timestamp,
+    published_json,
 )
 from nas_agent.bundle.leaf import LEAF_FORMAT, LeafPlaintext
 from nas_agent.bundle.plaintext import MAX_VERSION, PLAINTEXT_FORMAT, BundlePlaintext, is_version
@@ -245,7 +245,7 @@ def sign_index(
         "signature": b64url_encode(signing_key.sign(INDEX_CONTEXT + canonical_json(signed))),
         "rotations": [statement.to_json() for statement in rotations],
     }
-    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True).encode("ascii") + b"\n"
+    return published_json(document)
 
 
 def sign_entry(
@@ -275,7 +275,7 @@ def build_index(entries: Iterable[IndexEntry]) -> bytes:
             dict(entry._v1(), signature=b64url_encode(entry.signature)) for entry in ordered
         ],
     }
-    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True).encode("ascii") + b"\n"
+    return published_json(document)
 
 
 def parse_index(data: bytes) -> Index:

@@ -18,7 +18,6 @@ them. Errors: `nas_agent.custody.errors` (`keyreq.*`).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +33,7 @@ from nas_agent._encoding import (
     format_timestamp,
     load_json_object,
     parse_timestamp,
+    published_json,
 )
 from nas_agent.custody.errors import (
     KeyRequestsBadSignature,
@@ -112,7 +112,7 @@ def sign_key_requests(
         "signed": signed,
         "signature": b64url_encode(signing_key.sign(KEY_REQUESTS_CONTEXT + canonical_json(signed))),
     }
-    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True).encode("ascii") + b"\n"
+    return published_json(document)
 
 
 def parse_key_requests(data: bytes) -> KeyRequests:

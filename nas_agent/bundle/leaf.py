@@ -20,18 +20,18 @@ from datetime import datetime, timezone
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from nas_agent._encoding import canonical_json, format_timestamp, load_json_object
+from nas_agent._encoding import canonical_json, format_timestamp
 from nas_agent.bundle.checks import CertificateKey, spki_der
 from nas_agent.bundle.plaintext import (
-    MAX_PLAINTEXT_BYTES,
     MAX_VERSION,
     dns_names,
     is_version,
     names_field,
     pem_field,
+    read_document,
     timestamp_field,
 )
-from nas_agent.errors import KeyMissing, MalformedPlaintext, UnsupportedFormat
+from nas_agent.errors import KeyMissing, MalformedPlaintext
 from nas_agent.ids import SITE_ID_PATTERN, is_agent_id, is_site_id
 
 LEAF_FORMAT = "certdrop-leaf-v1"
@@ -157,23 +157,7 @@ def encode_leaf_plaintext(plaintext: LeafPlaintext) -> bytes:
 
 def decode_leaf_plaintext(data: bytes) -> LeafPlaintext:
     """Read opened bytes; raise MalformedPlaintext or UnsupportedFormat, nothing else."""
-    try:
-        document = load_json_object(data, max_size=MAX_PLAINTEXT_BYTES)
-    except ValueError as exc:
-        raise MalformedPlaintext(f"not a JSON object: {exc}") from exc
-    found = document.get("format")
-    if found != LEAF_FORMAT:
-        if isinstance(found, str) and found.startswith("certdrop-leaf-"):
-            raise UnsupportedFormat("leaf plaintext", found)
-        raise MalformedPlaintext(f"format is {found!r}, expected {LEAF_FORMAT!r}")
-    if set(document) != _FIELDS:
-        missing = sorted(_FIELDS - set(document))
-        extra = sorted(set(document) - _FIELDS)
-        raise MalformedPlaintext(f"fields missing {missing}, unexpected {extra}")
-    if not is_site_id(document["site"]):
-        raise MalformedPlaintext(f"site is not a site id ({SITE_ID_PATTERN})")
-    if not is_version(document["version"]):
-        raise MalformedPlaintext(f"version is not an integer from 1 to {MAX_VERSION}")
+    document = read_document(data, LEAF_FORMAT, "leaf plaintext", _FIELDS)
     if not is_agent_id(document["agent"]):
         raise MalformedPlaintext("agent is not an agent id")
     if not is_sequence(document["csr_sequence"]):

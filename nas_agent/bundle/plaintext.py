@@ -117,23 +117,7 @@ def encode_plaintext(plaintext: BundlePlaintext) -> bytes:
 
 def decode_plaintext(data: bytes) -> BundlePlaintext:
     """Read opened bytes; raise MalformedPlaintext or UnsupportedFormat, nothing else."""
-    try:
-        document = load_json_object(data, max_size=MAX_PLAINTEXT_BYTES)
-    except ValueError as exc:
-        raise MalformedPlaintext(f"not a JSON object: {exc}") from exc
-    found = document.get("format")
-    if found != PLAINTEXT_FORMAT:
-        if isinstance(found, str) and found.startswith("certdrop-bundle-"):
-            raise UnsupportedFormat("bundle plaintext", found)
-        raise MalformedPlaintext(f"format is {found!r}, expected {PLAINTEXT_FORMAT!r}")
-    if set(document) != _FIELDS:
-        missing = sorted(_FIELDS - set(document))
-        extra = sorted(set(document) - _FIELDS)
-        raise MalformedPlaintext(f"fields missing {missing}, unexpected {extra}")
-    if not is_site_id(document["site"]):
-        raise MalformedPlaintext(f"site is not a site id ({SITE_ID_PATTERN})")
-    if not is_version(document["version"]):
-        raise MalformedPlaintext(f"version is not an integer from 1 to {MAX_VERSION}")
+    document = read_document(data, PLAINTEXT_FORMAT, "bundle plaintext", _FIELDS)
     return BundlePlaintext(
         site=document["site"],
         version=document["version"],
@@ -145,6 +129,33 @@ def decode_plaintext(data: bytes) -> BundlePlaintext:
         not_after=timestamp_field(document, "not_after"),
         issued_at=timestamp_field(document, "issued_at"),
     )
+
+
+def read_document(
+    data: bytes, format_name: str, what: str, fields: frozenset[str]
+) -> dict[str, Any]:
+    """The opened bytes as a JSON object of format `format_name` holding exactly `fields`, its
+    `site` and `version` checked; a later version of the same format (`what` in the message) is
+    UnsupportedFormat, anything else MalformedPlaintext."""
+    try:
+        document = load_json_object(data, max_size=MAX_PLAINTEXT_BYTES)
+    except ValueError as exc:
+        raise MalformedPlaintext(f"not a JSON object: {exc}") from exc
+    found = document.get("format")
+    if found != format_name:
+        family = format_name.rsplit("-", 1)[0] + "-"  # "certdrop-bundle-" of "…-v1"
+        if isinstance(found, str) and found.startswith(family):
+            raise UnsupportedFormat(what, found)
+        raise MalformedPlaintext(f"format is {found!r}, expected {format_name!r}")
+    if set(document) != fields:
+        missing = sorted(fields - set(document))
+        extra = sorted(set(document) - fields)
+        raise MalformedPlaintext(f"fields missing {missing}, unexpected {extra}")
+    if not is_site_id(document["site"]):
+        raise MalformedPlaintext(f"site is not a site id ({SITE_ID_PATTERN})")
+    if not is_version(document["version"]):
+        raise MalformedPlaintext(f"version is not an integer from 1 to {MAX_VERSION}")
+    return document
 
 
 def pem_field(document: dict[str, Any], name: str) -> str:

@@ -18,7 +18,6 @@ the bytes; tests/agent/vectors/csr pins them.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +36,7 @@ from nas_agent._encoding import (
     format_timestamp,
     load_json_object,
     parse_timestamp,
+    published_json,
 )
 from nas_agent.bundle.leaf import MAX_SEQUENCE, is_sequence
 from nas_agent.custody.errors import (
@@ -139,7 +139,7 @@ def sign_csr_statement(
         "signed": signed,
         "signature": b64url_encode(signing_key.sign(CSR_CONTEXT + canonical_json(signed))),
     }
-    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=True).encode("ascii") + b"\n"
+    return published_json(document)
 
 
 def parse_csr_statement(data: bytes) -> CsrStatement:
