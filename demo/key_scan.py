@@ -24,6 +24,7 @@ from cloud.keys.rotation import open_escrow_copy
 from cloud.pipeline import parts
 from nas_agent import store_layout
 from nas_agent.bundle import LeafPlaintext
+from nas_agent.bundle.checks import spki_der
 from nas_agent.bundle.leaf import encode_leaf_plaintext
 from nas_agent.custody.key_store import DIRECTORY, KeyStore
 
@@ -33,7 +34,7 @@ AGENT, SITE = "nas-office", "vault"
 def key_scan(work: Path, served: x509.Certificate, issuer_output: Iterable[str]) -> str:
     """What was scanned, as lines for the demo to print; SystemExit on any key found."""
     keys = _held_keys(work)
-    if _spki(served.public_key()) != _spki(keys["current"].public_key()):
+    if spki_der(served.public_key()) != spki_der(keys["current"].public_key()):
         raise SystemExit(f"demo failed: {AGENT} does not serve the certificate of its own key")
     needles = [n for key in keys.values() for n in _forms(key)]
     config = config_module.load(work / "certdrop.toml")
@@ -116,9 +117,3 @@ def _forms(key: Any) -> list[bytes]:
 def _refuse(data: bytes, needles: list[bytes], where: str) -> None:
     if any(needle in data for needle in needles):
         raise SystemExit(f"demo failed: {where} holds a private key of {SITE}")
-
-
-def _spki(public_key: Any) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )

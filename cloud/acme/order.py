@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
-    PublicFormat,
     load_pem_private_key,
 )
 
@@ -43,6 +42,7 @@ from cloud.acme.client import AcmeClient
 from cloud.config import SiteConfig
 from cloud.dns01.solver import Challenge, Dns01Solver
 from cloud.errors import AcmeError, CertdropError, IssuanceError, OrderGone
+from nas_agent.bundle.checks import spki_der
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def issue_for_csr(
     with steps.step("order finalized, certificate downloaded"):
         order = acme.finalize(order, deadline)
     chain = select_chain(order.fullchain_pem, order.alternative_fullchains_pem, preferred_chain)
-    if _spki(chain.leaf.public_key()) != _spki(public_key):
+    if spki_der(chain.leaf.public_key()) != spki_der(public_key):
         raise IssuanceError(f"site {site.id}: the certificate is not for the CSR's key")
     result = _checked(site, b"", chain, order.uri)
     log.info(
@@ -214,10 +214,6 @@ def issue_for_csr(
         extra={"site": site.id, "duration_ms": round(steps.elapsed * 1000), "order_url": order.uri},
     )
     return result
-
-
-def _spki(public_key: object) -> bytes:
-    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined]
 
 
 # What a CA answers an order whose `replaces` it will not take; the order is placed once more

@@ -23,10 +23,10 @@ import hashlib
 from collections.abc import Collection
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from nas_agent import store_layout
+from nas_agent.bundle.checks import spki_der
 from nas_agent.bundle.index import IndexEntry, entry_for
 from nas_agent.bundle.key_requests import (
     MAX_KEY_REQUESTS_BYTES,
@@ -149,7 +149,4 @@ def leaf_entry(
 
 def spki_sha256(public_key: Any) -> str:
     """SHA-256 (hex) of a public key's DER SubjectPublicKeyInfo."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).hexdigest()
+    return hashlib.sha256(spki_der(public_key)).hexdigest()

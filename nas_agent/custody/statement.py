@@ -38,6 +38,7 @@ from nas_agent._encoding import (
     parse_timestamp,
     published_json,
 )
+from nas_agent.bundle.checks import spki_der
 from nas_agent.bundle.leaf import MAX_SEQUENCE, is_sequence
 from nas_agent.custody.errors import (
     CsrBadSignature,
@@ -242,8 +243,8 @@ def verify_csr_statement(
         raise CsrKeyTypeMismatch(
             f"the key is {found or 'of another type'}, not {key_type}", **where
         )
-    spki = _spki(csr.public_key())
-    if delivered is not None and _spki(delivered.public_key()) == spki:
+    spki = spki_der(csr.public_key())
+    if delivered is not None and spki_der(delivered.public_key()) == spki:
         raise CsrKeyReused("the key is the one of the certificate delivered last", **where)
     return CheckedCsr(statement, csr, found, _sha256(spki))
 
@@ -316,10 +317,6 @@ def _check_names(
 
 def _certificate(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode("ascii"))
-
-
-def _spki(public_key: Any) -> bytes:
-    return public_key.public_bytes(_DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _sha256(data: bytes) -> str:
