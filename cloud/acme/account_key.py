@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import josepy as jose
 from cryptography.hazmat.primitives import serialization
@@ -29,9 +29,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud.acme.certificate_keys import pkcs8_pem
 from cloud.errors import AccountKeyError
-from cloud.keys.kms import SCHEME, KmsSigningKey
+
+if TYPE_CHECKING:
+    from cloud.keys.kms import KmsSigningKey
 
 FILE_NAME = "file"
+SCHEME = "aws-kms:"  # how `ca.account_key` names a KMS key
 _KMS_KEY_ARN = re.compile(
     r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/"
     r"(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
@@ -84,7 +87,7 @@ class KmsJWK(jose.JWKEC):
 
     @property
     def signer(self) -> KmsSigningKey:
-        return cast(KmsSigningKey, self.key._wrapped)
+        return cast("KmsSigningKey", self.key._wrapped)
 
     def public_key(self) -> jose.JWKEC:
         return jose.JWKEC(key=self.signer.public_key())
@@ -114,9 +117,16 @@ def new_key(ref: AccountKeyRef) -> AccountKey:
     if ref.kms_arn is None:
         key = ec.generate_private_key(ec.SECP256R1())
         return AccountKey(FILE, jose.JWKEC(key=key), pkcs8_pem(key))
-    jwk = KmsJWK(KmsSigningKey(ref.kms_arn))
+    jwk = _kms_jwk(ref.kms_arn)
     jwk.signer.public_key()
     return AccountKey(ref, jwk)
+
+
+def _kms_jwk(arn: str) -> KmsJWK:
+    # Imported here: only an account kept in KMS needs the KMS client's code.
+    from cloud.keys.kms import KmsSigningKey
+
+    return KmsJWK(KmsSigningKey(arn))
 
 
 def key_from_fields(fields: Mapping[str, Any]) -> AccountKey:
@@ -124,7 +134,7 @@ def key_from_fields(fields: Mapping[str, Any]) -> AccountKey:
     if isinstance(fields.get("kms_key"), str):
         ref = parse_ref(SCHEME + fields["kms_key"])
         assert ref.kms_arn is not None
-        return AccountKey(ref, KmsJWK(KmsSigningKey(ref.kms_arn)))
+        return AccountKey(ref, _kms_jwk(ref.kms_arn))
     pem = fields["key"].encode()
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):

@@ -23,7 +23,6 @@ import requests
 from acme import challenges, client, crypto_util, messages
 from cryptography import x509
 
-from cloud.acme import key_change
 from cloud.acme.account_key import AccountKey, AccountRecord, new_key, record_name
 from cloud.acme.ari import SuggestedWindow, fetch_window
 from cloud.acme.http_environment import EnvironmentOnce, ca_verify
@@ -122,6 +121,9 @@ class AcmeClient:
         )
         self._record = record
         if record.next is not None:
+            # Imported here: only a rollover under way needs it.
+            from cloud.acme import key_change
+
             self._record = record = key_change.settle(self, record)
             if not any_key:
                 self._check_key(record)

@@ -11,11 +11,12 @@ that lasts says every few seconds (INFO) which servers still lack which values.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import selectors
 import socket
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -35,7 +36,6 @@ from cloud.errors import DnsError, PropagationTimeout
 _log = logging.getLogger(__name__)
 
 _ADDRESS_TYPES = {4: "A", 6: "AAAA"}
-_MAX_WORKERS = 16
 # Near the deadline a query still gets this long: the last poll must be able to succeed.
 _MIN_QUERY_TIMEOUT = 0.05
 # Seconds one whole propagation check may take unless configured ([dns] propagation_timeout).
@@ -230,30 +230,29 @@ def _wait(
     finished: dict[_Check, PropagationResult] = {}
     polls = 0
     told = start  # when the last "still waiting" lines were logged
-    with ThreadPoolExecutor(min(len(lacking), _MAX_WORKERS)) as pool:
-        while True:
-            polls += 1
-            ask = [pair for pair, lack in lacking.items() if lack and pair[0] not in finished]
-            timeout = min(settings.query_timeout, max(deadline - clock(), _MIN_QUERY_TIMEOUT))
-            lacks = _poll(pool, ask, timeout)
-            lacking.update(zip(ask, lacks, strict=True))
-            _log.debug("poll %d: %s", polls, _describe(ask, lacks))
-            now = clock()
+    while True:
+        polls += 1
+        ask = [pair for pair, lack in lacking.items() if lack and pair[0] not in finished]
+        timeout = min(settings.query_timeout, max(deadline - clock(), _MIN_QUERY_TIMEOUT))
+        lacks = _poll(ask, timeout)
+        lacking.update(zip(ask, lacks, strict=True))
+        _log.debug("poll %d: %s", polls, _describe(ask, lacks))
+        now = clock()
+        for check in checks:
+            if check not in finished and _confirmed(check, lacking, settings.require_all):
+                finished[check] = _result(check, lacking, polls, now - start)
+        if len(finished) == len(checks):
+            return tuple(finished[check] for check in checks)
+        if now >= deadline:
+            pending = next(check for check in checks if check not in finished)
+            raise _timeout(pending, lacking, now - start)
+        if now - told >= settings.progress_interval:
+            told = now
             for check in checks:
-                if check not in finished and _confirmed(check, lacking, settings.require_all):
-                    finished[check] = _result(check, lacking, polls, now - start)
-            if len(finished) == len(checks):
-                return tuple(finished[check] for check in checks)
-            if now >= deadline:
-                pending = next(check for check in checks if check not in finished)
-                raise _timeout(pending, lacking, now - start)
-            if now - told >= settings.progress_interval:
-                told = now
-                for check in checks:
-                    if check not in finished:
-                        _log_waiting(check, lacking, now - start, settings.timeout)
-            sleep(min(interval, deadline - now))
-            interval = min(interval * 2, settings.max_interval)
+                if check not in finished:
+                    _log_waiting(check, lacking, now - start, settings.timeout)
+        sleep(min(interval, deadline - now))
+        interval = min(interval * 2, settings.max_interval)
 
 
 @dataclass(frozen=True)
@@ -265,15 +264,9 @@ class _Lack:
         return self.reason
 
 
-def _poll(
-    pool: ThreadPoolExecutor, ask: list[tuple[_Check, Nameserver]], timeout: float
-) -> list[_Lack | None]:
-    def ask_one(pair: tuple[_Check, Nameserver]) -> _Lack | None:
-        return _ask(*pair, timeout)
-
-    if len(ask) == 1:
-        return [ask_one(ask[0])]
-    return list(pool.map(ask_one, ask))
+def _poll(ask: list[tuple[_Check, Nameserver]], timeout: float) -> list[_Lack | None]:
+    answers = read_txts([(check.fqdn, server) for check, server in ask], timeout)
+    return [_lack(check, answer) for (check, _), answer in zip(ask, answers, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -287,22 +280,60 @@ class TxtAnswer:
 def read_txt(fqdn: str, server: Nameserver, timeout: float) -> TxtAnswer:
     """Asks `server` directly for the TXT records at `fqdn`: recursion off, the answer must be
     authoritative, UDP with TCP on truncation. A name that does not exist has no values."""
-    query = dns.message.make_query(fqdn, dns.rdatatype.TXT)
-    query.flags &= ~dns.flags.RD
-    family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+    return read_txts([(fqdn, server)], timeout)[0]
+
+
+def read_txts(questions: Sequence[tuple[str, Nameserver]], timeout: float) -> list[TxtAnswer]:
+    """`read_txt` for several (name, server) questions at once, in this thread: every query is
+    sent before any answer is read, so a round takes as long as its slowest server, and no
+    thread is started for it (a thread per server cost a fleet run more CPU than the queries)."""
+    deadline = time.monotonic() + timeout
+    answers: dict[int, TxtAnswer] = {}
+    with contextlib.ExitStack() as sockets, selectors.DefaultSelector() as selector:
+        for i, (fqdn, server) in enumerate(questions):
+            query = dns.message.make_query(fqdn, dns.rdatatype.TXT)
+            query.flags &= ~dns.flags.RD
+            family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+            try:
+                udp = sockets.enter_context(socket.socket(family, socket.SOCK_DGRAM))
+                udp.setblocking(False)
+                # A connected socket hears the ICMP "port unreachable" of a server that is down,
+                # so that is reported at once instead of as a timeout.
+                udp.connect((server.address, server.port))
+                udp.send(query.to_wire())
+            except OSError as exc:
+                answers[i] = _unreachable(exc)
+                continue
+            selector.register(udp, selectors.EVENT_READ, (i, query, udp))
+        while selector.get_map() and (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(left):
+                i, query, udp = key.data
+                selector.unregister(udp)
+                answers[i] = _read_answer(udp, query, questions[i], deadline)
+    unanswered = TxtAnswer((), f"no answer within {timeout:.2g}s")
+    return [answers.get(i, unanswered) for i in range(len(questions))]
+
+
+def _read_answer(
+    udp: socket.socket,
+    query: dns.message.Message,
+    question: tuple[str, Nameserver],
+    deadline: float,
+) -> TxtAnswer:
+    """The answer waiting on `udp` (asked again over TCP when it is truncated)."""
+    fqdn, server = question
+    tcp_timeout = max(deadline - time.monotonic(), _MIN_QUERY_TIMEOUT)
     try:
-        # A connected socket hears the ICMP "port unreachable" of a server that is down, so
-        # that is reported at once instead of as a timeout.
-        with socket.socket(family, socket.SOCK_DGRAM) as udp:
-            udp.setblocking(False)
-            udp.connect((server.address, server.port))
-            response, _ = dns.query.udp_with_fallback(
-                query, server.address, timeout=timeout, port=server.port, udp_sock=udp
-            )
+        try:
+            response = dns.message.from_wire(udp.recv(65535), raise_on_truncation=True)
+        except dns.message.Truncated:
+            response = dns.query.tcp(query, server.address, timeout=tcp_timeout, port=server.port)
+        if not query.is_response(response):
+            raise dns.query.BadResponse
     except dns.exception.Timeout:
-        return TxtAnswer((), f"no answer within {timeout:.2g}s")
+        return TxtAnswer((), f"no answer over TCP within {tcp_timeout:.2g}s")
     except OSError as exc:
-        return TxtAnswer((), f"unreachable: {(exc.strerror or str(exc)).lower()}")
+        return _unreachable(exc)
     except dns.exception.DNSException as exc:
         return TxtAnswer((), f"bad answer: {exc}")
     if not response.flags & dns.flags.AA:
@@ -317,9 +348,12 @@ def read_txt(fqdn: str, server: Nameserver, timeout: float) -> TxtAnswer:
     )
 
 
-def _ask(check: _Check, server: Nameserver, timeout: float) -> _Lack | None:
-    """What `server` does not serve of `check.values`, and why; None when it serves them all."""
-    answer = read_txt(check.fqdn, server, timeout)
+def _unreachable(exc: OSError) -> TxtAnswer:
+    return TxtAnswer((), f"unreachable: {(exc.strerror or str(exc)).lower()}")
+
+
+def _lack(check: _Check, answer: TxtAnswer) -> _Lack | None:
+    """What a server does not serve of `check.values`, and why; None when it serves them all."""
     if answer.problem is not None:
         return _Lack(check.values, answer.problem)
     served = set(answer.values)

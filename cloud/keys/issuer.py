@@ -16,7 +16,6 @@ from typing import Protocol, TypeVar
 from cloud.errors import IssuerKeyInvalid, IssuerNotInitialized, KeyExists
 from cloud.keys.store import KeyStore
 from nas_agent import redaction
-from nas_agent.enrollment import escrow_key_line, issuer_key_line
 from nas_agent.errors import KeyFileError
 from nas_agent.keys import (
     ContractPrivateKey,
@@ -79,6 +78,9 @@ def is_initialized(keys: KeyStore) -> bool:
 
 def public_lines(issuer: IssuerKeys) -> tuple[str, str]:
     """(the issuer key line agents pin, the escrow key line) — public halves only."""
+    # Imported here: only the commands that print the lines need the enrollment code.
+    from nas_agent.enrollment import escrow_key_line, issuer_key_line
+
     return (
         issuer_key_line(issuer.signing_key.public_key()),
         escrow_key_line(issuer.escrow_key.public_key()),

@@ -25,6 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cloud.acme.account_key import SCHEME
 from cloud.errors import AccountKeyError, AccountKeyUnavailable
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 KEY_SPEC = "ECC_NIST_P256"
 KEY_USAGE = "SIGN_VERIFY"
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
-SCHEME = "aws-kms:"  # how `ca.account_key` names a KMS key
 _RAW_LIMIT = 4096  # KMS signs a RAW message of at most this many bytes
 # What KMS answers when it cannot answer now, as opposed to refusing.
 _TRANSIENT_CODES = frozenset(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -278,6 +279,39 @@ def test_a_server_that_never_answers_is_reported_after_its_query_timeout(
         with pytest.raises(PropagationTimeout) as caught:
             wait_for_txt(_name(), ["v"], [Nameserver(_NS1, "127.0.0.1", port)], settings)
     assert caught.value.missing == (f"{_NS1} 127.0.0.1:{port}: no answer within 0.1s",)
+
+
+def test_a_round_asks_every_server_at_once_from_the_calling_thread(
+    bind_auth: BindServer, tsig_key: TsigKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A thread per server cost a fleet run more CPU than its queries (issue 16): a round now
+    # sends every query, then reads the answers as they come, without starting a thread.
+    fqdn = _name()
+    _write(bind_auth, tsig_key, "example.test.", fqdn, "v")
+
+    def no_thread(self: threading.Thread) -> None:
+        raise AssertionError(f"the propagation check started a thread ({self.name})")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent_a,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent_b,
+    ):
+        silent_a.bind(("127.0.0.1", 0))
+        silent_b.bind(("127.0.0.1", 0))
+        servers = [
+            Nameserver(_NS1, bind_auth.host, bind_auth.port),
+            Nameserver(_NS2, "127.0.0.1", silent_a.getsockname()[1]),
+            Nameserver("ns3.example.test.", "127.0.0.1", silent_b.getsockname()[1]),
+        ]
+        settings = replace(_both_on(bind_auth), query_timeout=0.2, timeout=0.2)
+        with pytest.raises(PropagationTimeout) as caught:
+            wait_for_txt(fqdn, ["v"], servers, settings)
+        # Both silent servers got their query and were given the whole round to answer.
+        assert all(silent.recv(512) for silent in (silent_a, silent_b))
+    assert caught.value.missing == tuple(
+        f"{server}: no answer within 0.2s" for server in servers[1:]
+    )
 
 
 def test_an_answer_without_the_authoritative_flag_does_not_count(
