@@ -4,10 +4,11 @@
 The certificate DSM holds under the site's description is replaced by id, so every service bound
 to it keeps using it. First it is compared with the new one (`nas_agent.held_certificate`): an
 older certificate is refused (`OlderThanInstalled`) and the very same one is not imported again,
-whatever the agent's state says. Before replacing, the agent keeps a backup of what it replaces
+whatever the agent's state says, though its services are bound and its serving confirmed as after
+an import (an earlier run may have stopped before). Before replacing, the agent keeps a backup of what it replaces
 (its own copy of what it installed last time, else DSM's export). After the import a TLS
-handshake must show the new leaf within `confirm_timeout`; if it does not, or the import broke
-off halfway, the backup is imported back into the same id. DSM is never left without a valid
+handshake must show the new leaf within `confirm_timeout`; if it does not, the import broke off
+halfway, or DSM failed after it (binding a service), the backup is imported back into the same id. DSM is never left without a valid
 certificate: it holds either the new one or the restored one, and both are checked certificates.
 """
 
@@ -128,9 +129,15 @@ class DsmInstaller:
         target = self.client.find_by_description(session, site.description)
         if target is not None and self._held_is_same(session, site, target, new):
             _log.info("DSM certificate %s is already this certificate: not imported", target.id)
-            return Installed(
-                target.id, confirmed=False, dsm_version=self._dsm_version(), imported=False
-            )
+            # An earlier run imported it and stopped before it was done (killed, DSM failing
+            # mid-way, or the certificate not served in time): binding and confirming are done
+            # now, so the site is never recorded as installed while DSM does not serve it.
+            try:
+                confirmed = self._bind_and_confirm(session, site, target.id, new)
+            except (ConfirmFailed, DsmError) as exc:
+                raise InstallFailed(site.id, str(exc), restored=None) from exc
+            self.copies.save(site.id, new)
+            return Installed(target.id, confirmed, self._dsm_version(), imported=False)
         backup = self._backup(session, site, target)
         if target is None:
             _log.info("no DSM certificate described %r yet: creating it", site.description)
@@ -147,11 +154,22 @@ class DsmInstaller:
             restored = self._restore(session, site, target, backup)
             raise InstallFailed(site.id, str(exc), restored) from exc
         _log.info("imported as DSM certificate %s", result.id)
-        self._bind(session, site, result.id)
-        current = self.client.certificate(session, result.id)
-        confirmed = self._confirm(session, site, current, new, target, backup)
+        try:
+            confirmed = self._bind_and_confirm(session, site, result.id, new)
+        except (ConfirmFailed, DsmError) as exc:
+            # DSM took the certificate: whatever failed after that, the previous one goes back.
+            restored = self._restore(session, site, target, backup)
+            raise InstallFailed(site.id, str(exc), restored) from exc
         self.copies.save(site.id, new)
         return Installed(result.id, confirmed, self._dsm_version())
+
+    def _bind_and_confirm(
+        self, session: Session, site: SiteConfig, cert_id: str, new: Material
+    ) -> bool:
+        """Binds the site's services to DSM certificate `cert_id`, then confirms DSM serves `new`
+        (`_confirm`). Raises DsmError, ConfirmFailed."""
+        self._bind(session, site, cert_id)
+        return self._confirm(site, self.client.certificate(session, cert_id), new)
 
     def _dsm_version(self) -> str:
         # DSM names no version without another API; its Auth API's version tells 6 from 7.
@@ -219,34 +237,24 @@ class DsmInstaller:
                     self.client.bind_service(session, service, cert.id, cert_id)
                     _log.info("service %s bound to the certificate", service.display_name)
 
-    def _confirm(
-        self,
-        session: Session,
-        site: SiteConfig,
-        current: Certificate,
-        new: Material,
-        target: Certificate | None,
-        backup: Material | None,
-    ) -> bool:
+    def _confirm(self, site: SiteConfig, current: Certificate, new: Material) -> bool:
+        """True once a TLS handshake shows DSM serving `new`; False when `current` is not DSM's
+        default, which a handshake cannot check. Raises ConfirmFailed at the deadline."""
         if not current.is_default:
             # DSM's HTTPS port serves the default certificate; others are served by the services
             # bound to them, which a handshake here cannot see.
             _log.info("certificate %s is not DSM's default: not confirmed by handshake", current.id)
             return False
         host, port = _https_address(self.dsm.url)
-        try:
-            wait_until_served(
-                host,
-                port,
-                site.sni,
-                new.sha256,
-                deadline=self.clock() + self.dsm.confirm_timeout,
-                clock=self.clock,
-                sleep=self.sleep,
-            )
-        except ConfirmFailed as exc:
-            restored = self._restore(session, site, target, backup)
-            raise InstallFailed(site.id, str(exc), restored) from exc
+        wait_until_served(
+            host,
+            port,
+            site.sni,
+            new.sha256,
+            deadline=self.clock() + self.dsm.confirm_timeout,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
         return True
 
     def _put(
