@@ -216,13 +216,17 @@ def _custody_site(
         health = "failing"
     elif CSR_REFUSED in states:
         health = CSR_REFUSED
-    elif state is not None and state.undelivered:
+    elif state is not None and (state.undelivered or state.pending is not None):
+        # A certificate recorded and not yet published (its run died) reaches no agent yet.
         health = "delivery pending"
     elif WAITING_FOR_ISSUANCE in states:
         health = "waiting"
     elif WAITING_FOR_CSR in states:
         health = WAITING_FOR_CSR
-    elif decision.due:
+    elif decision.due or (
+        state is not None and (state.order_url is not None or state.ordering_since is not None)
+    ):
+        # An order in flight (its run died): the next run finishes it.
         health = "due"
     else:
         health = "healthy"
@@ -283,11 +287,15 @@ def _site(site: SiteConfig, state: SiteState | None, now: datetime, directory: s
         health = "expired"
     elif state is not None and state.failures:
         health = "failing"
-    elif state is not None and state.undelivered:
+    elif state is not None and (state.undelivered or state.pending is not None):
+        # A certificate recorded and not yet published (its run died) reaches no agent yet.
         health = "delivery pending"
     elif state is not None and state.leftover_txt:
         health = "TXT left"
-    elif decision.due:
+    elif decision.due or (
+        state is not None and (state.order_url is not None or state.ordering_since is not None)
+    ):
+        # An order in flight (its run died): the next run finishes it.
         health = "due"
     else:
         health = "healthy"

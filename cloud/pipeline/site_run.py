@@ -182,6 +182,7 @@ class _SiteRun:
         self._acme: AcmeClient | None = None
         self._touched_dns = False  # this run placed (or tried to place) dns-01 TXT values
         self._force = False
+        self._ahead_of_schedule = False  # a forced run of a site its marker says is not due
         self._ordered: OrderKind | None = None  # the kind of order this run took tokens for
 
     def run(self, force: bool) -> Outcome:
@@ -209,6 +210,7 @@ class _SiteRun:
                     decision = self._decide()
                 self._schedule(decision)
                 return self._outcome("not due", decision.reason)
+            self._ahead_of_schedule = not decision.due
             cert = self._issue()
             if self.runner.publisher is None:
                 self._save(self.state.with_order(None, None))
@@ -259,6 +261,13 @@ class _SiteRun:
 
     def _ordering(self) -> None:
         self._take_tokens(self._order_kind())
+        if self._ahead_of_schedule:
+            # Its marker names a check weeks away, and the tick and `certdrop run` go by the
+            # markers: were this run to die with the order in flight or the certificate
+            # recorded, no scheduled run would finish it. Due now, until the run's end
+            # writes the real next check.
+            now_due = Decision(True, "a forced run is ordering", self.now)
+            self._durably("schedule the site now", lambda: self._schedule(now_due))
         self._durably(
             "note the order", lambda: self._save(replace(self.state, ordering_since=self.now))
         )
@@ -388,6 +397,10 @@ class _SiteRun:
         )
 
     def _order_placed(self, url: str) -> None:
+        if url == self.state.order_url:
+            # A resumed order: recorded already, perhaps with the key it was finalized with
+            # beside it, which a second failed download must not lose (no second order then).
+            return
         self._durably("save the order", lambda: self._save(self.state.with_order(url, self.now)))
         log.info("order saved: a run dying from here on is resumed", extra={"site": self.site.id})
 
@@ -546,10 +559,14 @@ class _SiteRun:
     def _with_window(self, state: SiteState) -> SiteState:
         """The state with the CA's current renewal window (ARI), when the CA offers one; on a
         failed fetch the old window stays and the next check is in an hour."""
-        acme = self._client()
-        if acme.renewal_info_url is None or state.current is None or state.current.ari_id is None:
+        if state.current is None or state.current.ari_id is None:
             return state
         try:
+            # Connecting is inside: a CA that cannot be reached must not fail a run that only
+            # redelivers or finishes a recorded certificate, neither of which needs the CA.
+            acme = self._client()
+            if acme.renewal_info_url is None:
+                return state
             suggested = acme.renewal_window(state.current.ari_id, self.now)
         except AcmeError as exc:
             log.warning("no renewal info: %s", exc, extra={"site": state.site})
