@@ -34,15 +34,25 @@ def is_site_id(value: object) -> bool:
 
 
 def ascii_hostname(text: str) -> str:
-    """`text` lower-cased, without a trailing dot, unicode labels in their IDNA (ASCII) form.
+    """`text` lower-cased, without a trailing dot, unicode labels in their IDNA 2008 (ASCII)
+    form, mapped as UTS 46 non-transitional: what browsers and CAs use. Python's own "idna"
+    codec is IDNA 2003, which makes "straße.example" "strasse.example", another domain.
 
-    Text IDNA cannot encode comes back only lower-cased: `is_hostname` refuses it.
+    Text IDNA 2008 cannot encode ("☃.example") comes back only lower-cased: `is_hostname`
+    refuses it.
     """
     name = text.lower().rstrip(".")
-    try:
-        return name.encode("idna").decode("ascii")
-    except UnicodeError:
+    if name.isascii():
         return name
+    # Only a unicode name needs it; the agent has it anyway, as requests' own dependency.
+    import idna
+
+    wildcard = WILDCARD_PREFIX if is_wildcard(name) else ""
+    try:
+        encoded = idna.encode(name[len(wildcard) :], uts46=True, transitional=False)
+    except UnicodeError:  # idna.IDNAError is one
+        return name
+    return wildcard + encoded.decode("ascii")
 
 
 def is_hostname(value: object, *, wildcard: bool = False) -> bool:

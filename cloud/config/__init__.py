@@ -204,6 +204,7 @@ class _Parser(Checker):
             for sid, table in sites_raw.items()
             if (s := self.site(sid, table, providers, providers_raw)) is not None
         }
+        self.no_shared_names(sites)
         if ca is None or self.problems:
             return None
         return Config(
@@ -458,6 +459,20 @@ class _Parser(Checker):
             expiry_days=days,
             remind_after=timedelta(hours=hours),
         )
+
+    def no_shared_names(self, sites: Mapping[str, SiteConfig]) -> None:
+        """One site per set of names: two would share the CA's duplicate-certificate limit, and
+        a run that died before recording its order finds it among the account's orders by its
+        names alone, so it could take the other site's order over."""
+        first: dict[frozenset[str], str] = {}
+        for site in sites.values():
+            names = frozenset(site.names)
+            if (other := first.setdefault(names, site.id)) != site.id:
+                self.problem(
+                    f"sites.{site.id}",
+                    f"orders the same names as sites.{other} ({', '.join(site.names)})",
+                    "keep one of the two sites",
+                )
 
     def site(
         self, sid: str, raw: Any, providers: Mapping[str, ProviderConfig], raw_providers: Any

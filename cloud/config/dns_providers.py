@@ -18,6 +18,8 @@ from cloud.dns01.providers.base import InvalidSetting, ProviderInfo, Setting
 from cloud.dns01.providers.registry import PROVIDERS
 from cloud.errors import ConfigError
 
+_A_DAY = 86400.0  # the longest a provider's timeout may be, in seconds
+
 
 @dataclass(frozen=True)
 class ProviderConfig:
@@ -83,13 +85,17 @@ def _setting(checker: Checker, where: str, setting: Setting, raw: dict) -> Any:
     full = f"{where}.{setting.key}"
     if setting.secret and setting.kind is not dict:
         return checker.secret(full, raw[setting.key])
+    if setting.kind is float:
+        # Every float a provider takes is a number of seconds: nan failed later in the socket
+        # layer (a traceback), 0 or less failed every request, inf never timed out.
+        before = len(checker.problems)
+        seconds = checker.positive(where, raw, setting.key, "seconds", setting.default, _A_DAY)
+        return seconds if len(checker.problems) == before else None
     value = checker.value(where, raw, setting.key, toml_kind(setting.kind))
     if isinstance(value, dict):
         value = _table(checker, full, setting, value)
     elif isinstance(value, list):
         value = tuple(value)
-    elif setting.kind is float and value is not None:
-        value = float(value)
     if value is None or setting.parse is None:
         return value
     try:

@@ -266,8 +266,16 @@ def test_hostnames_are_lower_case_idna_without_duplicates() -> None:
     assert site.sni == "nas.example.com"
 
 
+def test_unicode_hostnames_take_their_idna_2008_form() -> None:
+    # As browsers and CAs map them (UTS 46 non-transitional): IDNA 2003 made "straße" "strasse",
+    # another name, so the agent would have refused the certificate issued for the real one.
+    text = MINIMAL.replace("hostnames = nas.example.com", "hostnames = nas.straße.example")
+    assert parse(text).sites["example.com"].hostnames == ("nas.xn--strae-oqa.example",)
+
+
 @pytest.mark.parametrize(
-    "hostnames", ["*.example.com", "localhost", "bad_name.example.com", "a..b"]
+    "hostnames",
+    ["*.example.com", "localhost", "bad_name.example.com", "a..b", "nas.\u2603.example"],
 )
 def test_unusable_hostnames_are_refused(hostnames: str) -> None:
     found = problems_of(MINIMAL.replace("hostnames = nas.example.com", f"hostnames = {hostnames}"))

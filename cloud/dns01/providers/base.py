@@ -67,7 +67,8 @@ class Setting:
 
     `cloud.config` checks each written value once and hands the provider typed values:
     `kind` says what TOML may hold (str, int, float, bool, list, dict or a tuple of these); a
-    float arrives as a float even when written as an integer, a list as a tuple, a dict as a
+    float is a number of seconds (finite, above 0, at most a day) and arrives as a float even
+    when written as an integer, a list as a tuple, a dict as a
     read-only table of strings (numbers and booleans become text). `parse` then turns the value
     into the provider's own type, or raises InvalidSetting. A secret (and each value of a secret
     table) is written as a reference and stays a SecretRef until `build_provider` resolves it.
