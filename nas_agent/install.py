@@ -4,12 +4,13 @@
 The certificate DSM holds under the site's description is replaced by id, so every service bound
 to it keeps using it. First it is compared with the new one (`nas_agent.held_certificate`): an
 older certificate is refused (`OlderThanInstalled`) and the very same one is not imported again,
-whatever the agent's state says, though its services are bound and its serving confirmed as after
-an import (an earlier run may have stopped before). Before replacing, the agent keeps a backup of what it replaces
-(its own copy of what it installed last time, else DSM's export). After the import a TLS
-handshake must show the new leaf within `confirm_timeout`; if it does not, the import broke off
-halfway, or DSM failed after it (binding a service), the backup is imported back into the same id. DSM is never left without a valid
-certificate: it holds either the new one or the restored one, and both are checked certificates.
+whatever the agent's state says, though its services are bound and its serving confirmed as
+after an import (an earlier run may have stopped before). Before replacing, the agent keeps a
+backup of what it replaces (its own copy of what it installed last time, else DSM's export).
+After the import a TLS handshake must show the new leaf within `confirm_timeout`; if it does
+not, the import broke off halfway, or DSM failed after it (binding a service), the backup is
+imported back into the same id. DSM is never left without a valid certificate: it holds either
+the new one or the restored one, and both are checked certificates.
 """
 
 from __future__ import annotations

@@ -14,9 +14,11 @@ import os
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from nas_agent._atomic import make_private_dirs, write_atomic
+from nas_agent.bundle.checks import spki_der
 from nas_agent.held_certificate import LeafFacts
 
 DIRECTORY = "installed"
@@ -54,6 +56,9 @@ class LocalCopies:
         return cls(os.path.join(os.path.dirname(os.path.abspath(state_file)), DIRECTORY))
 
     def load(self, site: str) -> Material | None:
+        """The copy; None when there is none, or its key is not its certificate's: the three
+        files are written one by one, so a run killed between two leaves them mismatched, a
+        backup DSM would refuse to take back (the installer then exports DSM's instead)."""
         try:
             parts = []
             for name in _COPY_FILES:
@@ -61,7 +66,8 @@ class LocalCopies:
                     parts.append(handle.read())
         except FileNotFoundError:
             return None
-        return Material(*parts)
+        material = Material(*parts)
+        return material if _key_matches(material) else None
 
     def save(self, site: str, material: Material) -> None:
         folder = os.path.join(self.directory, site)
@@ -84,3 +90,12 @@ class LocalCopies:
         return leaf.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+
+
+def _key_matches(material: Material) -> bool:
+    try:
+        key = serialization.load_pem_private_key(material.key_pem, password=None)
+        leaf = x509.load_pem_x509_certificate(material.cert_pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return spki_der(key.public_key()) == spki_der(leaf.public_key())

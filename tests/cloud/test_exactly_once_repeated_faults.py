@@ -146,9 +146,8 @@ def test_a_ca_outage_does_not_block_redelivery_from_escrow_nor_fail_a_site_not_d
     the run fails before redelivering (and records an ACME failure with a backoff for a site
     that is not due, alerting `issuance_failed`). `_with_window`'s own docstring: "on a failed
     fetch the old window stays and the next check is in an hour"."""
-    from lab.faults import FailingStore
-
     from cloud.errors import StoreError
+    from lab.faults import FailingStore
 
     config, store = fleet
     publisher = parts.publisher(config, store)
