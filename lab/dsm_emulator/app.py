@@ -34,17 +34,31 @@ class _Api:
     max_version: int
     methods: frozenset[str] = frozenset()
     json_format: bool = False
+    # CGIs that answer the API as well as ``path`` (discovery reports ``path`` only).
+    also_at: frozenset[str] = frozenset()
+
+    def answers_at(self, cgi: str) -> bool:
+        return cgi == self.path or cgi in self.also_at
 
 
 def _apis(profile: Profile) -> dict[str, _Api]:
     core = _Api("entry.cgi", 1, 1, json_format=True)
     return {
-        INFO: _Api(profile.info_path, 1, 1, frozenset({"query"})),
-        AUTH: _Api(profile.auth_path, 1, profile.auth_max_version, frozenset({"login", "logout"})),
+        # SYNO.API.Info is always answered at query.cgi, wherever discovery lists it.
+        INFO: _Api(profile.info_path, 1, 1, frozenset({"query"}), also_at=frozenset({"query.cgi"})),
+        AUTH: _Api(
+            profile.auth_path,
+            1,
+            profile.auth_max_version,
+            frozenset({"login", "logout"}),
+            also_at=profile.auth_also_at,
+        ),
         "SYNO.API.Encryption": _Api(profile.encryption_path, 1, 1),
         "SYNO.API.OTP": _Api("otp.cgi", 1, 1),
         "SYNO.Core.Certificate": dataclasses.replace(core, methods=frozenset({"import", "export"})),
-        "SYNO.Core.Certificate.CRT": dataclasses.replace(core, methods=frozenset({"list"})),
+        "SYNO.Core.Certificate.CRT": dataclasses.replace(
+            core, methods=frozenset({"list", "delete"})
+        ),
         "SYNO.Core.Certificate.Service": dataclasses.replace(core, methods=frozenset({"set"})),
         "SYNO.Core.Certificate.CSR": core,
         "SYNO.Core.Certificate.LetsEncrypt": core,
@@ -58,6 +72,7 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     ("SYNO.Core.Certificate", "import"): certificates.import_certificate,
     ("SYNO.Core.Certificate", "export"): certificates.export_certificate,
     ("SYNO.Core.Certificate.CRT", "list"): certificates.list_certificates,
+    ("SYNO.Core.Certificate.CRT", "delete"): certificates.delete_certificates,
     ("SYNO.Core.Certificate.Service", "set"): certificates.set_services,
 }
 
@@ -86,10 +101,7 @@ def _dispatch(emu: Emulator, apis: dict[str, _Api], incoming: Incoming) -> Respo
     if not (name and method and version_text):
         raise ApiFailure(MISSING_API_FIELDS)
     api = apis.get(name)
-    # SYNO.API.Info is always answered at query.cgi, wherever discovery lists it.
-    if api is None or (
-        incoming.cgi != api.path and not (name == INFO and incoming.cgi == "query.cgi")
-    ):
+    if api is None or not api.answers_at(incoming.cgi):
         raise ApiFailure(NO_SUCH_API)
     try:
         version = int(version_text)
@@ -154,7 +166,7 @@ def make_app(
 
 
 def _add_controls(app: Flask, emu: Emulator) -> None:
-    def _update(update: Callable[..., object]) -> Response:
+    def _update(update: Callable[..., AccountState | Faults]) -> Response:
         try:
             changed = update(**(request.get_json(force=True) or {}))
         except (TypeError, ValueError) as exc:

@@ -109,7 +109,9 @@ def login(emu: Emulator, incoming: Incoming, version: int) -> Response:
         response.set_cookie(
             "did", issued_device, max_age=_DEVICE_COOKIE_SECONDS, path="/", httponly=True
         )
-    if fields.get("format") == "cookie":
+    # dsm-certtool sends no format and works on real DSM with its cookie jar alone ([CERTTOOL],
+    # §1), so DSM's default must be cookie. Only an explicit format=sid goes without the cookie.
+    if fields.get("format") != "sid":
         response.set_cookie("id", session.sid, path="/", httponly=True)
     return response
 

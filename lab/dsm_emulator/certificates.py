@@ -1,4 +1,4 @@
-"""``SYNO.Core.Certificate*``: list, import, export and service binding (reference §4-§6)."""
+"""``SYNO.Core.Certificate*``: list, import, export, delete, service binding (reference §4-§6)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .envelope import ApiFailure, success
 from .pki import ILLEGAL_CERT, describe, validate_upload
 from .recording import Incoming
 from .state import Emulator
-from .store import BAD_SETTINGS, Record, ServiceMove
+from .store import BAD_PARAMETER, Record, ServiceMove
 
 UPLOAD_FAILED = 108
 MISSING_PARAMETER = 114
@@ -115,7 +115,7 @@ def _moves(settings: str) -> list[ServiceMove]:
     try:
         entries = json.loads(settings)
     except ValueError:
-        raise ApiFailure(BAD_SETTINGS) from None
+        raise ApiFailure(BAD_PARAMETER) from None
     moves = []
     for entry in entries if isinstance(entries, list) else [None]:
         if not (
@@ -125,7 +125,7 @@ def _moves(settings: str) -> list[ServiceMove]:
             and isinstance(entry.get("old_id"), str)
             and isinstance(entry.get("id"), str)
         ):
-            raise ApiFailure(BAD_SETTINGS)
+            raise ApiFailure(BAD_PARAMETER)
         moves.append(ServiceMove(entry["service"], entry["old_id"], entry["id"]))
     return moves
 
@@ -136,5 +136,27 @@ def set_services(emu: Emulator, incoming: Incoming, version: int) -> Response:
     if settings is None:
         raise ApiFailure(MISSING_PARAMETER)
     emu.store.bind(_moves(settings), emu.profile.same_id_binding_removes)
+    emu.store_changed()
+    return success()
+
+
+def _ids(text: str) -> list[str]:
+    # An empty array is not refused: it deletes nothing (DSM's answer is unknown; lenient).
+    try:
+        ids = json.loads(text)
+    except ValueError:
+        raise ApiFailure(BAD_PARAMETER) from None
+    if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise ApiFailure(BAD_PARAMETER)
+    return ids
+
+
+def delete_certificates(emu: Emulator, incoming: Incoming, version: int) -> Response:
+    """``CRT.delete`` with ``ids``, a JSON array of certificate ids ([N4S4], [YCHIU]; §6.2)."""
+    emu.require_session(incoming)
+    ids = incoming.param("ids")
+    if ids is None:
+        raise ApiFailure(MISSING_PARAMETER)
+    emu.store.delete(_ids(ids))
     emu.store_changed()
     return success()

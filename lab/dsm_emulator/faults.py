@@ -45,7 +45,7 @@ class Faults:
     otp_single_use: bool = False
 
 
-_TYPES = {
+_TYPES: dict[str, type | tuple[type, ...]] = {
     "admin": bool,
     "disabled": bool,
     "password": str,

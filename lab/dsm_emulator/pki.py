@@ -12,7 +12,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from .envelope import ApiFailure
 
@@ -129,7 +129,7 @@ def _name(name: x509.Name) -> dict[str, Any]:
 
 def _alt_names(cert: x509.Certificate) -> list[str]:
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
     names = [str(v) for v in san.get_values_for_type(x509.DNSName)]

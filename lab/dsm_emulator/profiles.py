@@ -15,6 +15,8 @@ class Profile:
     # Where SYNO.API.Auth lives and which versions it answers (discovery reports these).
     auth_path: str
     auth_max_version: int
+    # Further CGIs that answer SYNO.API.Auth although discovery lists only auth_path.
+    auth_also_at: frozenset[str]
     # SYNO.API.Info is listed at this path; clients still call query.cgi, which always answers.
     info_path: str
     encryption_path: str
@@ -36,6 +38,8 @@ DSM6 = Profile(
     name="dsm6",
     auth_path="auth.cgi",
     auth_max_version=6,
+    # Auth at entry.cgi on DSM 6 is 102 (§2, §10 case 2; acme.sh#4721, #5184).
+    auth_also_at=frozenset(),
     info_path="query.cgi",
     encryption_path="encryption.cgi",
     accepts_ec_keys=False,
@@ -49,6 +53,9 @@ DSM7 = Profile(
     name="dsm7",
     auth_path="entry.cgi",
     auth_max_version=7,
+    # N4S4's client logs in and out at auth.cgi and works against DSM 6 and 7 (§3.5, [one]):
+    # emulator choice, the lenient reading, so DSM 7 keeps answering Auth there.
+    auth_also_at=frozenset({"auth.cgi"}),
     info_path="entry.cgi",
     encryption_path="entry.cgi",
     accepts_ec_keys=True,

@@ -1,9 +1,10 @@
 """One parsed view of each incoming request, and the redacted record tests assert on.
 
 The record keeps what a test needs to check a client's wire behaviour — method, CGI path, query
-and form fields, multipart parts in their order with file names and types, header and cookie
-names — and never a secret: passwords, OTP codes, sids, tokens, device ids and private keys are
-replaced by ``REDACTED`` (or left out) before anything is stored.
+and form fields (for a multipart body, its parts without a filename), multipart parts in their
+order with file names and types, header and cookie names — and never a secret: passwords, OTP
+codes, sids, tokens, device ids and private keys are replaced by ``REDACTED`` (or left out)
+before anything is stored.
 """
 
 from __future__ import annotations
@@ -125,21 +126,38 @@ def _parts(request: Request) -> tuple[Part, ...]:
     return tuple(replace(h, data=b"".join(b)) for h, b in zip(heads, bodies))
 
 
+def _multipart_fields(parts: tuple[Part, ...]) -> dict[str, str]:
+    """The parts without a filename, read as form fields.
+
+    dsmctl [YCHIU] sends api, method, _sid and SynoToken only as such parts, with an empty
+    query (reference §5.1), so the dispatch and the session check must see them.
+    """
+    return {p.name: p.data.decode("utf-8", "replace") for p in parts if p.filename is None}
+
+
 def parse(request: Request, cgi: str) -> Incoming:
-    form = {} if request.mimetype == "multipart/form-data" else request.form.to_dict()
+    parts = _parts(request)
+    # A multipart body is decoded once, by _parts: reading request.form would consume the
+    # stream and leave _parts an empty body.
+    if request.mimetype == "multipart/form-data":
+        form = _multipart_fields(parts)
+    else:
+        form = request.form.to_dict()
     return Incoming(
         method=request.method,
         cgi=cgi,
         query=request.args.to_dict(),
         form=form,
-        parts=_parts(request),
+        parts=parts,
         headers=dict(request.headers.items()),
         cookies=request.cookies.to_dict(),
     )
 
 
 def _redacted(params: dict[str, str]) -> dict[str, str]:
-    return {k: (REDACTED if k in _SECRET_PARAMS else v) for k, v in params.items()}
+    # A multipart key sent without a filename is a form field too (`_multipart_fields`).
+    secret = _SECRET_PARAMS | _SECRET_PARTS
+    return {k: (REDACTED if k in secret else v) for k, v in params.items()}
 
 
 def _recorded_part(part: Part) -> RecordedPart:

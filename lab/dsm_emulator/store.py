@@ -16,13 +16,17 @@ import secrets
 import string
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from .envelope import ApiFailure
 from .pki import ILLEGAL_CERT, Material, builtin_material
 
 STORE_FILE = "certificates.json"
-BAD_SETTINGS = 5503
+# A JSON parameter that does not parse or has the wrong shape (ProtoThis/python-synology#163).
+BAD_PARAMETER = 5503
+# Emulator choice: DSM lists its default certificate as user_deletable:false, and what it answers
+# to a delete anyway is unknown; 105 is its common "permission denied" code.
+UNDELETABLE = 105
 _FORMAT = 1
 _ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -167,7 +171,7 @@ class CertStore:
             records = list(self._records)
             known = {r.id for r in records}
             if any(m.old_id not in known or m.new_id not in known for m in moves):
-                raise ApiFailure(BAD_SETTINGS)  # emulator choice; DSM's answer is unknown
+                raise ApiFailure(BAD_PARAMETER)  # emulator choice; DSM's answer is unknown
             for move in moves:
                 name = move.service["service"]
                 if move.old_id == move.new_id:
@@ -190,6 +194,28 @@ class CertStore:
                     for r in records
                 ]
             self._save(tuple(records))
+
+    def delete(self, cert_ids: Collection[str]) -> None:
+        """Apply ``CRT.delete``: remove the certificates, all of them or none.
+
+        Emulator choice, the conservative reading of §6.2 (parameters single-sourced, effects
+        unknown): the default certificate cannot be deleted, and the services bound to a deleted
+        certificate go back to the default one, so no service is left without a certificate.
+        """
+        with self._lock:
+            by_id = {r.id: r for r in self._records}
+            if any(i not in by_id for i in cert_ids):
+                raise ApiFailure(ILLEGAL_CERT)  # emulator choice for an unknown id, as on import
+            if any(by_id[i].is_default for i in cert_ids):
+                raise ApiFailure(UNDELETABLE)
+            orphans = tuple(s for r in self._records if r.id in cert_ids for s in r.services)
+            self._save(
+                tuple(
+                    dataclasses.replace(r, services=r.services + orphans) if r.is_default else r
+                    for r in self._records
+                    if r.id not in cert_ids
+                )
+            )
 
     @staticmethod
     def _moved_default(records: list[Record], new_default: str) -> list[Record]:

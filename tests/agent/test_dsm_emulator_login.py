@@ -47,10 +47,22 @@ def test_discovery_lists_certificate_apis_and_leaves_unknown_names_out(lab):
     assert entries["SYNO.Core.Certificate"]["requestFormat"] == "JSON"
 
 
-@pytest.mark.parametrize(("profile", "wrong_cgi"), [("dsm6", "entry.cgi"), ("dsm7", "auth.cgi")])
-def test_login_at_the_wrong_cgi_is_error_102(lab, profile, wrong_cgi):
+def test_login_at_entry_cgi_on_dsm6_is_error_102(lab):
+    raw = lab.raw(lab.start("dsm6"))
+    assert raw.login(cgi="entry.cgi") == {"error": {"code": 102}, "success": False}
+
+
+@pytest.mark.parametrize("profile", DSM7_PROFILES)
+def test_login_at_auth_cgi_on_dsm7_works_although_discovery_lists_entry_cgi(lab, profile):
+    """The lenient reading of a single-sourced fact: N4S4's client logs in at auth.cgi and works
+    against DSM 6 and 7 (reference §3.5, [N4S4]); only the opposite direction, Auth at
+    entry.cgi on DSM 6, is sourced as 102 (§10 case 2)."""
     raw = lab.raw(lab.start(profile))
-    assert raw.login(cgi=wrong_cgi) == {"error": {"code": 102}, "success": False}
+    assert raw.login(cgi="auth.cgi")["success"] is True
+    found = raw.get(
+        "query.cgi", api="SYNO.API.Info", version=1, method="query", query="SYNO.API.Auth"
+    )
+    assert found.json()["data"]["SYNO.API.Auth"]["path"] == "entry.cgi"
 
 
 @pytest.mark.parametrize("profile", ALL_PROFILES)
