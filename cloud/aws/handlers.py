@@ -62,7 +62,9 @@ def tick(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Runs each message's site. A run that failed is recorded with its backoff and rescheduled
     by the tick, so it is not a batch failure; only what could not be run at all is retried by
-    SQS (and lands in the dead-letter queue when it keeps failing)."""
+    SQS (and lands in the dead-letter queue when it keeps failing): a message that raised, and
+    a site whose lock another run holds (a timed-out invocation's, say) or could not be taken,
+    of which nothing ran and nothing was recorded."""
     _logging()
     settings = environment.AwsSettings.from_env()
     environment.load_dns_credentials(settings, os.environ)
@@ -82,6 +84,8 @@ def issue(event: dict[str, Any], context: Any) -> dict[str, Any]:
             outcome = runner.run_site(site)
             log.info("%s: %s", outcome.result, outcome.reason, extra={"site": outcome.site})
             outcomes.append(outcome)
+            if outcome.not_run:
+                failures.append({"itemIdentifier": record["messageId"]})
         except Exception:
             log.exception("message %s could not be run", record.get("messageId"))
             failures.append({"itemIdentifier": record["messageId"]})

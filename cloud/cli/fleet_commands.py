@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from cloud import config as config_module
 from cloud.acme.challenge_types import ChallengeType
-from cloud.cli.exit_codes import EXIT_DOCTOR, EXIT_OK
+from cloud.cli.exit_codes import EXIT_DNS, EXIT_DOCTOR, EXIT_OK
 from cloud.config import KeyCustody
 from cloud.errors import AgentConflict, ConfigError, ConfigProblem
 from cloud.pipeline import parts
@@ -79,12 +79,21 @@ def site_remove(args: argparse.Namespace) -> int:
     parts.site(config, args.site_id)  # an unknown site is refused before anything changes
     keys = parts.keystore(config)
     publisher = parts.publisher(config) if is_initialized(keys) else None
-    agents = forget_site(parts.store(config), publisher, args.site_id)
+    store = parts.store(config)
+    # While the site's provider is still in the file: TXT values its runs left go first.
+    left = parts.sweep(config, args.site_id, store, lambda: datetime.now(UTC))
+    agents = forget_site(store, publisher, args.site_id)
     remove_site(args.config, args.site_id)
     print(
         f"site {args.site_id} removed from {args.config} and the store; "
         f"withdrawn from {agents} agent(s), which keep the certificate they have"
     )
+    if left:
+        print(
+            f"{left} TXT value(s) it placed could not be removed yet: every `certdrop run` and"
+            " tick tries again (`certdrop status` lists them)"
+        )
+        return EXIT_DNS
     return EXIT_OK
 
 

@@ -113,8 +113,9 @@ def forget_site(store: Store, publisher: Publisher | None, site_id: str) -> int:
     for prefix in (store_layout.escrow_prefix(site_id), store_layout.schedule_prefix(site_id)):
         for info in list(store.list(prefix)):
             store.delete(info.key)
+    # Not the challenge journal: TXT values it lists are still in DNS, and the runs of a site
+    # no longer configured remove them (`Runner.run_site`).
     store.delete(store_layout.site_state(site_id))
-    store.delete(store_layout.challenge_journal(site_id))
     return len(holders)
 
 

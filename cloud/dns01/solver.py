@@ -126,33 +126,11 @@ class Dns01Solver:
         self.now = now
 
     def sweep(self) -> int:
-        """Removes the values earlier runs left; returns how many are still left. Never raises
-        for a value it cannot remove: it stays journalled (tried again by every run), is looked
-        up again in case its zone was computed wrongly, and is given up after GIVE_UP_AFTER."""
-        entries = self.journal.entries()
-        if not entries:
-            return 0
-        log.warning("removing %d TXT value(s) left by an earlier run", len(entries))
-        removed, given_up = [], []
-        for entry in entries:
-            provider = (
-                self.provider
-                if entry.provider == self.provider_name
-                else self.provider_by_name(entry.provider)
-            )
-            if self._remove_one(provider, entry.record) or self._remove_relocated(provider, entry):
-                removed.append(entry.record)
-            elif self.now() - entry.at > GIVE_UP_AFTER:
-                log.warning(
-                    "giving up removing TXT value %s at %s after %s: remove it by hand",
-                    entry.record.value,
-                    entry.record.fqdn,
-                    GIVE_UP_AFTER,
-                    extra={"fqdn": entry.record.fqdn},
-                )
-                given_up.append(entry.record)
-        self.journal.drop(removed + given_up)
-        return len(entries) - len(removed) - len(given_up)
+        """Removes the values earlier runs left (`sweep_journal`); returns how many are left."""
+        return sweep_journal(self.journal, self.settings, self._provider_for, self.now)
+
+    def _provider_for(self, name: str) -> DnsProvider:
+        return self.provider if name == self.provider_name else self.provider_by_name(name)
 
     def present(self, challenges: Sequence[Challenge]) -> tuple[TxtRecord, ...]:
         """Works out where each value goes (following CNAMEs), journals them, then adds them.
@@ -190,7 +168,7 @@ class Dns01Solver:
     def cleanup(self, records: Sequence[TxtRecord]) -> None:
         """Removes this run's values; those that fail stay journalled and raise DnsError."""
         removed = self._remove_batched(records)
-        removed += [r for r in records if r not in removed and self._remove_one(self.provider, r)]
+        removed += [r for r in records if r not in removed and _remove_one(self.provider, r)]
         self.journal.drop(removed)
         if len(removed) < len(records):
             raise DnsError(
@@ -215,27 +193,75 @@ class Dns01Solver:
             removed += batch
         return removed
 
-    def _remove_one(self, provider: DnsProvider, record: TxtRecord) -> bool:
-        try:
-            provider.remove_txt(record)
-        except CertdropError as exc:
-            log.error("could not remove TXT value: %s", exc, extra={"fqdn": record.fqdn})
-            return False
-        return True
 
-    def _remove_relocated(self, provider: DnsProvider, entry: Journalled) -> bool:
-        """The value's zone looked up again with today's settings, in case the run that placed
-        it worked it out wrongly; removed there if it differs."""
-        if not entry.name:
-            return False
-        try:
-            where = locate(entry.name, self.settings)
-        except CertdropError:
-            return False
-        if (where.zone, where.fqdn) == (entry.record.zone, entry.record.fqdn):
-            return False
-        moved = TxtRecord(zone=where.zone, fqdn=where.fqdn, value=entry.record.value)
-        return self._remove_one(provider, moved)
+def sweep_journal(
+    journal: ChallengeJournal,
+    settings: DnsCheckSettings,
+    provider_by_name: Callable[[str], DnsProvider],
+    now: Callable[[], datetime],
+) -> int:
+    """Removes the values a journal holds, each through the provider that placed it; returns
+    how many are still left. Never raises for a value it cannot remove, nor for a provider that
+    cannot be built (renamed, removed, its secret unreadable): the value stays journalled (tried
+    again by every run), is looked up again in case its zone was computed wrongly, and is given
+    up after GIVE_UP_AFTER."""
+    entries = journal.entries()
+    if not entries:
+        return 0
+    log.warning("removing %d TXT value(s) left by an earlier run", len(entries))
+    providers: dict[str, DnsProvider | None] = {}
+    removed, given_up = [], []
+    for entry in entries:
+        if entry.provider not in providers:
+            providers[entry.provider] = _built(provider_by_name, entry.provider)
+        provider = providers[entry.provider]
+        if provider is not None and (
+            _remove_one(provider, entry.record) or _remove_relocated(provider, entry, settings)
+        ):
+            removed.append(entry.record)
+        elif now() - entry.at > GIVE_UP_AFTER:
+            log.warning(
+                "giving up removing TXT value %s at %s after %s: remove it by hand",
+                entry.record.value,
+                entry.record.fqdn,
+                GIVE_UP_AFTER,
+                extra={"fqdn": entry.record.fqdn},
+            )
+            given_up.append(entry.record)
+    journal.drop(removed + given_up)
+    return len(entries) - len(removed) - len(given_up)
+
+
+def _built(provider_by_name: Callable[[str], DnsProvider], name: str) -> DnsProvider | None:
+    try:
+        return provider_by_name(name)
+    except CertdropError as exc:
+        log.error("TXT values placed through provider %r stay: %s", name, exc)
+        return None
+
+
+def _remove_one(provider: DnsProvider, record: TxtRecord) -> bool:
+    try:
+        provider.remove_txt(record)
+    except CertdropError as exc:
+        log.error("could not remove TXT value: %s", exc, extra={"fqdn": record.fqdn})
+        return False
+    return True
+
+
+def _remove_relocated(provider: DnsProvider, entry: Journalled, settings: DnsCheckSettings) -> bool:
+    """The value's zone looked up again with today's settings, in case the run that placed it
+    worked it out wrongly; removed there if it differs."""
+    if not entry.name:
+        return False
+    try:
+        where = locate(entry.name, settings)
+    except CertdropError:
+        return False
+    if (where.zone, where.fqdn) == (entry.record.zone, entry.record.fqdn):
+        return False
+    moved = TxtRecord(zone=where.zone, fqdn=where.fqdn, value=entry.record.value)
+    return _remove_one(provider, moved)
 
 
 def _by_zone(records: Sequence[TxtRecord]) -> list[list[TxtRecord]]:

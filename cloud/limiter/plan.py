@@ -92,8 +92,11 @@ def candidates(
     limits = config.ca.limits
     found: list[Candidate | str] = []
     for item in due:
-        site = config.sites[item.site]
+        site = config.sites.get(item.site)
         marker = markers.get(item.site)
+        if site is None:  # no longer configured: its run only removes TXT values
+            found.append(item.site)
+            continue
         if limits is None or (item.reason == TXT_ONLY and _only_txt(site, marker, now)):
             found.append(item.site)
             continue

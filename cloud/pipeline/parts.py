@@ -15,7 +15,7 @@ from cloud.acme.order import Authorizer, Dns01Authorizer
 from cloud.config import Config, SiteConfig
 from cloud.dns01.providers.base import DnsProvider
 from cloud.dns01.providers.registry import build_provider
-from cloud.dns01.solver import ChallengeJournal, Dns01Solver
+from cloud.dns01.solver import ChallengeJournal, Dns01Solver, sweep_journal
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.keys.store import KeyStore, LocalKeyStore
 from cloud.pipeline.lock import SiteLock
@@ -42,9 +42,27 @@ def store(config: Config) -> Store:
 
 
 def provider(config: Config, name: str) -> DnsProvider:
-    """The named provider with its secrets read now, at the moment of use."""
-    settings = config.providers[name]
+    """The named provider with its secrets read now, at the moment of use. Raises ConfigError
+    when the configuration has no such provider (any more: a journal names the one that placed
+    its values)."""
+    try:
+        settings = config.providers[name]
+    except KeyError:
+        problem = ConfigProblem(
+            f"providers.{name}",
+            "no such provider, though TXT values placed through it are still in DNS",
+            "add the provider back until a run has removed them, or remove them by hand",
+        )
+        raise ConfigError([problem], str(config.source)) from None
     return build_provider(settings.type, settings.values)
+
+
+def sweep(config: Config, site_id: str, object_store: Store, now: Callable[[], datetime]) -> int:
+    """Removes the TXT values the site's runs left (its challenge journal), each through the
+    provider that placed it: whatever the site's challenge is now, and also for a site no longer
+    configured. Returns how many are still left."""
+    journal = ChallengeJournal(object_store, site_id)
+    return sweep_journal(journal, config.dns, lambda name: provider(config, name), now)
 
 
 def authorizer(

@@ -28,6 +28,7 @@ from nas_agent import store_layout
 from nas_agent.ids import is_agent_id
 
 PREFIX = store_layout.SCHEDULE_PREFIX
+UNCONFIGURED_TXT = "TXT values to remove (site no longer configured)"
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,10 @@ def due_sites(
 ) -> list[Due]:
     due = []
     posts = csr_posts or {}
+    # A site taken out of the configuration whose runs left TXT values: its run removes them
+    # through the providers that placed them, and does nothing else.
+    for site_id in sorted(set(journalled) - set(sites)):
+        due.append(Due(site_id, UNCONFIGURED_TXT))
     for site in sites.values():
         marker = markers.get(site.id)
         posted = posts.get(site.id)

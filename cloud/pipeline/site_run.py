@@ -96,6 +96,9 @@ class Outcome:
     undelivered: tuple[str, ...] = ()
     # TXT values left in DNS ("fqdn value"), retried every run.
     leftover_txt: tuple[str, ...] = ()
+    # Nothing of the site ran: another run holds it, or its lock could not be taken. The
+    # issue function hands such a message back to the queue for later.
+    not_run: bool = False
 
 
 class Runner:
@@ -146,18 +149,24 @@ class Runner:
         return client
 
     def run_site(self, site_id: str, *, force: bool = False) -> Outcome:
-        site = parts.site(self.config, site_id)
-        lock = parts.site_lock(self.config, self.store, site.id, now=self.now)
+        """Raises ConfigError for a site not configured, unless its runs left TXT values: the
+        run then only removes those (`_unconfigured`)."""
+        site = self.config.sites.get(site_id)
+        if site is None and not ChallengeJournal(self.store, site_id).entries():
+            parts.site(self.config, site_id)  # raises, naming the sites there are
+        lock = parts.site_lock(self.config, self.store, site_id, now=self.now)
         try:
             self._store_gate.require()
             lock.acquire()
         except Locked as exc:
-            log.info("%s", exc, extra={"site": site.id})
-            return Outcome(site.id, "locked", str(exc), error=exc)
+            log.info("%s", exc, extra={"site": site_id})
+            return Outcome(site_id, "locked", str(exc), error=exc, not_run=True)
         except CertdropError as exc:  # the store failed: this site's outcome, not the run's end
-            log.error("lock not taken: %s", exc, extra={"site": site.id})
-            return Outcome(site.id, "failed", f"lock not taken: {exc}", error=exc)
+            log.error("lock not taken: %s", exc, extra={"site": site_id})
+            return Outcome(site_id, "failed", f"lock not taken: {exc}", error=exc, not_run=True)
         try:
+            if site is None:
+                return self._unconfigured(site_id)
             if site.key_custody is KeyCustody.AGENT:
                 from cloud.pipeline.agent_custody import AgentCustodyRun
 
@@ -167,7 +176,22 @@ class Runner:
             try:
                 lock.release()
             except CertdropError as exc:  # it expires on its own; the outcome stands
-                log.error("lock not released: %s", exc, extra={"site": site.id})
+                log.error("lock not released: %s", exc, extra={"site": site_id})
+
+    def _unconfigured(self, site_id: str) -> Outcome:
+        """A site taken out of the configuration (by `certdrop site remove`, or from the file)
+        while TXT values its runs placed were still in DNS: they go, through the providers that
+        placed them; what stays is retried by every run and tick until given up."""
+        try:
+            left = parts.sweep(self.config, site_id, self.store, self.now)
+            leftovers = ChallengeJournal(self.store, site_id).leftovers() if left else ()
+        except CertdropError as exc:
+            log.error("TXT values still left: %s", exc, extra={"site": site_id})
+            return Outcome(site_id, "failed", f"no longer configured; TXT values: {exc}", error=exc)
+        reason = f"{len(leftovers)} TXT value(s) still left" if left else "TXT values removed"
+        return Outcome(
+            site_id, "not due", f"no longer configured; {reason}", leftover_txt=leftovers
+        )
 
 
 class _SiteRun:
@@ -515,12 +539,11 @@ class _SiteRun:
 
     def _sweep_leftovers(self) -> None:
         """Removes the TXT values an earlier run could not (every run, not only the next
-        issuance); what stays is recorded for status and alerts, never a reason to fail."""
-        if self.site.challenge is not ChallengeType.DNS_01:
-            return
+        issuance, and also once the site moved to dns-persist-01); what stays is recorded for
+        status and alerts, never a reason to fail."""
         if ChallengeJournal(self.store, self.site.id).entries():
             try:
-                self._authorizer().prepare()
+                parts.sweep(self.runner.config, self.site.id, self.store, self.runner.now)
             except CertdropError as exc:
                 log.warning("TXT values still left: %s", exc, extra={"site": self.site.id})
             self._note_leftovers()

@@ -87,7 +87,10 @@ def run_tick(
         len(config.sites),
         len(paced.held_back),
     )
-    result = TickResult(tuple(due), days_to_expiry(markers, now), waiting=paced.held_back)
+    # Only configured sites: a site taken out of the file keeps its marker, whose expiry would
+    # hold the stack's ExpiryAlarm on for good.
+    configured = {site: marker for site, marker in markers.items() if site in config.sites}
+    result = TickResult(tuple(due), days_to_expiry(configured, now), waiting=paced.held_back)
     if config.alerts is None:
         return result
     if channels is None:

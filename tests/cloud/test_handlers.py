@@ -15,11 +15,13 @@ from cloud.acme.certificate_keys import KeyType
 from cloud.acme.client import AcmeClient
 from cloud.aws import handlers
 from cloud.config import SiteConfig
+from cloud.errors import StoreError
 from cloud.pipeline.schedule import marker_key
 from cloud.pipeline.tick import RESIGN_MESSAGE
 from cloud.publish.publisher import Publisher
 from cloud.store.s3 import S3Store
 from lab.moto import MotoServer, fake_aws_env
+from nas_agent import store_layout
 from nas_agent.bundle import parse_index
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys, generate_issuer_keys, private_key_pem
@@ -264,3 +266,45 @@ def test_the_operator_cli_works_against_the_deployed_stack(aws, tmp_path, monkey
 
 def _env(name: str) -> str:
     return os.environ[f"CERTDROP_SECRET_{name}"]
+
+
+# A site of which nothing ran goes back to the queue (from an independent review: each test
+# failed before its fix).
+def test_a_message_whose_site_is_locked_by_a_dead_invocation_is_retried_not_dropped(aws):
+    _moto, _queue, _issuer, store = aws
+    # An earlier invocation (another Lambda container) timed out mid-run: its lock stays for
+    # order_timeout + dns timeout + 300 s. SQS delivers the message again meanwhile.
+    now = datetime.now(UTC)
+    holder = {
+        "owner": "dead0beef000",
+        "host": "169.254.0.1-lambda-container",
+        "pid": 8,
+        "started_at": (now - timedelta(minutes=6)).isoformat(),
+        "expires_at": (now + timedelta(minutes=4)).isoformat(),
+    }
+    store.put(store_layout.lock("past"), json.dumps(holder).encode(), if_absent=True)
+    event = _sqs_event([json.dumps({"site": "past"})])
+
+    result = handlers.issue(event, None)
+
+    # An empty list deletes the message: the site waits for the next daily tick although
+    # nothing of it ran. It could not be run at all, so SQS should deliver it again later.
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+
+
+def test_a_message_whose_lock_cannot_be_written_is_retried_not_reported_done(aws, monkeypatch):
+    original = S3Store.put
+
+    def slow_down(self, key, body, **kwargs):
+        if key == store_layout.lock("past"):
+            raise StoreError(
+                key, "S3 PutObject: SlowDown (HTTP 503) Please reduce your request rate."
+            )
+        return original(self, key, body, **kwargs)
+
+    monkeypatch.setattr(S3Store, "put", slow_down)
+    event = _sqs_event([json.dumps({"site": "past"})])
+
+    result = handlers.issue(event, None)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
