@@ -98,6 +98,12 @@ class SiteStatus:
     # Agent custody: each subscribed agent's certificate and CSR (by agent id).
     agents: Mapping[str, CustodyAgentStatus] = field(default_factory=dict)
 
+    def published_for(self, agent_id: str) -> int | None:
+        """The version published for that agent: under agent custody its own certificate's
+        (each agent has one), otherwise the site's newest."""
+        own = self.agents.get(agent_id)
+        return own.version if own is not None else self.version
+
 
 @dataclass(frozen=True)
 class CustodyAgentStatus:

@@ -60,3 +60,14 @@ def test_every_package_is_in_the_readme_module_map():
         "cloud/",
         "nas_agent/",
     }
+
+
+def test_the_readme_alerts_table_lists_every_alert_kind():
+    from cloud.fleet.alerts import KINDS
+
+    text = README.read_text()
+    section = text[text.index("## Alerts") :]
+    table = section[: section.index("```toml")]
+    listed = re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE)
+    assert listed == list(dict.fromkeys(listed)), "a kind is listed twice"
+    assert set(listed) == set(KINDS)

@@ -1,21 +1,27 @@
 """Alerts: what in the fleet needs a human, sent once to a webhook and/or an SNS topic.
 
-    rules.py    the alerts firing now, pure functions over the fleet's status
-    persist.py  those of dns-persist-01 records (rules.py asks them too)
-    memory.py   what was sent (state/alerts/<kind>/<subject>.json) and so what to send now
-    webhook.py  one signed JSON POST per evaluation, retried on 5xx and connection errors
-    sns.py      one SNS message per alert, with the kind as a message attribute
+    rules.py        the alerts firing now, pure functions over the fleet's status: the sites'
+    agent_rules.py  the agents' (rules.py asks them too)
+    persist.py      those of dns-persist-01 records (rules.py asks them too)
+    wording.py      days, durations and sentences as every rule words them
+    memory.py       what was sent (state/alerts/<kind>/<subject>.json) and so what to send now
+    webhook.py      one signed JSON POST per evaluation, retried on 5xx and connection errors
+    sns.py          one SNS message per alert, with the kind as a message attribute
 
-Kinds: "issuance_failed" (a site's last run failed), "expiring" (a certificate has fewer than
-`expiry_days` left and no renewal is published), "bundle_refused" (an agent refused a bundle a
-check failed on), "bundle_rolled_back" (an agent's install did not hold and was rolled back),
-"agent_frozen" (an agent's index expired: the issuer stopped signing it again, or an old copy
-is served),
-"agent_quiet" (an agent missed three reports), "agent_report_invalid" (an agent's report is not
-believed: too large, malformed or not signed by it), "replaced_elsewhere" (the CA said a certificate
-already had a replacement certdrop did not order; the renewal went without `replaces`),
-"persist_expiring" (a dns-persist-01 record's persistUntil is fewer than `expiry_days` away),
-"persist_account_mismatch" (a dns-persist-01 record names another ACME account).
+Kinds (KINDS; the README's table lists the same): "issuance_failed" (a site's last run failed),
+"expiring" (a certificate has fewer than `expiry_days` left and no renewal is published),
+"bundle_refused" (an agent refused a bundle a check failed on), "bundle_rolled_back" (an agent's
+install did not hold and was rolled back), "agent_frozen" (an agent's index expired: the issuer
+stopped signing it again, or an old copy is served), "agent_quiet" (an agent missed three
+reports), "agent_report_invalid" (an agent's report is not believed: too large, malformed or not
+signed by it), "agent_certificate_expiring" (the certificate an agent reports installed for a
+site is not the published one and has fewer than `expiry_days` left: the agent is stuck on an
+older version), "replaced_elsewhere" (the CA said a certificate already had a replacement
+certdrop did not order; the renewal went without `replaces`), "persist_expiring" (a
+dns-persist-01 record's persistUntil is fewer than `expiry_days` away),
+"persist_account_mismatch" (a dns-persist-01 record names another ACME account), "txt_left" (TXT
+values a run could not remove from DNS), "delivery_pending" (the current certificate has not
+reached some agents), "csr_refused" (the issuer refused agents' CSR statements).
 
 An alert is sent when it is new, when its cause changes (another error, another certificate
 version, a later report), and again as a reminder after `remind_after`; when it stops firing a
@@ -51,11 +57,13 @@ KINDS = (
     "agent_frozen",
     "agent_quiet",
     "agent_report_invalid",
+    "agent_certificate_expiring",
     "replaced_elsewhere",
     "persist_expiring",
     "persist_account_mismatch",
     "txt_left",
     "delivery_pending",
+    "csr_refused",
 )
 SEVERITIES = ("warning", "error", "critical")
 REASONS = ("new", "changed", "reminder", "resolved")
@@ -74,11 +82,15 @@ class Alert:
 
     @property
     def subject(self) -> str:
+        """A site, an agent, or "agent/site" for one agent's copy of a site's certificate (ids
+        hold no '/'), so each agent of a site has an alert of its own."""
+        if self.site and self.agent:
+            return f"{self.agent}/{self.site}"
         return self.site or self.agent or ""
 
     @property
     def key(self) -> str:
-        """One alert of a kind per site or agent: its name in the memory."""
+        """One alert of a kind per subject: its name in the memory."""
         return f"{self.kind}/{self.subject}"
 
     @property

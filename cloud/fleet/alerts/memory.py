@@ -1,7 +1,7 @@
 """What was sent, so an alert goes out when it is new, changed, due a reminder or resolved — not
 on every evaluation.
 
-    state/alerts/<kind>/<site or agent>.json
+    state/alerts/<kind>/<site, agent or agent/site>.json
         {"format": "certdrop-alert-memory-v1", "fingerprint": "...", "first_seen": "...",
          "last_sent": "...", "alert": {... the alert as last sent ...}}
 

@@ -1,10 +1,8 @@
-"""Which alerts fire now: pure functions over the fleet's status, no I/O.
+"""Which alerts fire now: pure functions over the fleet's status, no I/O. The sites' rules are
+here, the agents' in `agent_rules`.
 
-An agent's refusal or rollback fires only while the agent is failing (its last error is newer
-than its last good cycle): agents keep their last error on record after they recover. Which it
-is comes from the error's code alone (`ReportedError.outcome`), never from its text. A renewal
-the CA said was already replaced by an order certdrop did not place fires for a week: nothing
-in the fleet's state says when someone looked into it.
+A renewal the CA said was already replaced by an order certdrop did not place fires for a week:
+nothing in the fleet's state says when someone looked into it.
 """
 
 from __future__ import annotations
@@ -13,16 +11,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloud.fleet.alerts import Alert
-from cloud.fleet.alerts.persist import persist_account_mismatch, persist_expiring
-from cloud.fleet.status import (
-    CSR_REFUSED,
-    REFUSED,
-    ROLLED_BACK,
-    AgentStatus,
-    FleetStatus,
-    ReportedError,
-    SiteStatus,
+from cloud.fleet.alerts.agent_rules import (
+    agent_certificate_expiring,
+    agent_error,
+    agent_quiet,
+    agent_report_invalid,
+    error_details,
 )
+from cloud.fleet.alerts.persist import persist_account_mismatch, persist_expiring
+from cloud.fleet.alerts.wording import expiry, sentence
+from cloud.fleet.status import CSR_REFUSED, FleetStatus, ReportedError, SiteStatus
 
 DEFAULT_EXPIRY_DAYS = 14.0
 REPLACED_ELSEWHERE_FIRES = timedelta(days=7)
@@ -47,11 +45,18 @@ def evaluate(
         refused = csr_refused(site, now)
         if refused is not None:
             alerts.append(refused)
+    by_id = {site.site: site for site in status.sites}
     for agent in status.agents:
         checks = (
             agent_error(agent, now),
             agent_quiet(agent, now),
             agent_report_invalid(agent, now),
+            # Only the sites it receives and the configuration has: those certdrop answers for.
+            *(
+                agent_certificate_expiring(agent, by_id[site], now, expiry_days)
+                for site in agent.sites
+                if site in by_id
+            ),
         )
         alerts += [a for a in checks if a is not None]
     return alerts
@@ -72,11 +77,11 @@ def issuance_failed(
     return Alert(
         kind="issuance_failed",
         severity="error",
-        message=f"Issuing the certificate of {site} failed ({runs}): {_sentence(error)}",
+        message=f"Issuing the certificate of {site} failed ({runs}): {sentence(error)}",
         at=now,
         cause=error,
         site=site,
-        details={**details, "failures": failures, "last_error": _error_details(last_error)},
+        details={**details, "failures": failures, "last_error": error_details(last_error)},
     )
 
 
@@ -85,11 +90,7 @@ def expiring(site: SiteStatus, now: datetime, expiry_days: float) -> Alert | Non
     if site.days_left is None or site.not_after is None or site.days_left >= expiry_days:
         return None
     days = site.days_left
-    when = f"{site.not_after:%Y-%m-%d %H:%M} UTC"
-    if days <= 0:
-        text = f"expired {_days(-days)} ago ({when})"
-    else:
-        text = f"expires in {_days(days)} ({when})"
+    severity, text = expiry(site.not_after, days)
     whose, version = site.site, site.version
     details: dict[str, object] = {**_site_details(site), "expiry_days": expiry_days}
     held = [(a, s) for a, s in site.agents.items() if s.not_after is not None]
@@ -99,7 +100,7 @@ def expiring(site: SiteStatus, now: datetime, expiry_days: float) -> Alert | Non
         details.update(agent=agent, version=version)
     return Alert(
         kind="expiring",
-        severity="critical" if days <= 0 else "warning",
+        severity=severity,
         message=f"The certificate of {whose} {text} and no renewal has been published.",
         at=now,
         cause=f"version {version}",
@@ -208,77 +209,6 @@ def replaced_elsewhere(site: SiteStatus, now: datetime) -> Alert | None:
     )
 
 
-def agent_error(agent: AgentStatus, now: datetime) -> Alert | None:
-    """A refused bundle or a rolled-back install, while the agent has not recovered from it."""
-    error = agent.last_error
-    if not agent.failing or error is None:
-        return None
-    if agent.frozen:
-        kind, what = (
-            "agent_frozen",
-            (
-                "is frozen: its index has expired, so it installs nothing new (is `certdrop run`"
-                " or the tick signing indexes again? or is an old copy being served?)"
-            ),
-        )
-    elif error.outcome == REFUSED:
-        kind, what = "bundle_refused", f"refused a bundle ({error.code})"
-    elif error.outcome == ROLLED_BACK:
-        kind, what = "bundle_rolled_back", "rolled back an install"
-    else:
-        return None
-    return Alert(
-        kind=kind,
-        severity="error",
-        message=f"Agent {agent.agent_id} {what}: {_sentence(error.message or error.code)}",
-        at=now,
-        cause=str(error),
-        agent=agent.agent_id,
-        details=_agent_details(agent),
-    )
-
-
-def agent_quiet(agent: AgentStatus, now: datetime) -> Alert | None:
-    if not agent.quiet:
-        return None
-    every = f"it means to report every {_duration(agent.poll_interval)}"
-    if agent.last_seen is None:
-        text = f"has sent no status report since it was added ({every})"
-    else:
-        ago = _duration((now - agent.last_seen).total_seconds())
-        text = f"has not reported for {ago}, since {agent.last_seen:%Y-%m-%d %H:%M} UTC ({every})"
-    return Alert(
-        kind="agent_quiet",
-        severity="warning",
-        message=f"Agent {agent.agent_id} {text}.",
-        at=now,
-        cause=agent.last_seen.isoformat() if agent.last_seen else "never reported",
-        agent=agent.agent_id,
-        details=_agent_details(agent),
-    )
-
-
-def agent_report_invalid(agent: AgentStatus, now: datetime) -> Alert | None:
-    """The agent's report is not believed (too large, malformed, not signed by it): what it has
-    installed and whether it is quiet are unknown until it writes one that is."""
-    if not agent.report_invalid or agent.report_problem is None:
-        return None
-    reason = agent.report_problem.removeprefix("report invalid: ")
-    return Alert(
-        kind="agent_report_invalid",
-        severity="error",
-        message=(
-            f"The status report of agent {agent.agent_id} is not believed: {_sentence(reason)} "
-            "What it has installed is unknown until it writes a valid one: check the agent's "
-            f"version and log, and who else can write agents/{agent.agent_id}/status.json."
-        ),
-        at=now,
-        cause=reason,
-        agent=agent.agent_id,
-        details=_agent_details(agent),
-    )
-
-
 def _site_details(site: SiteStatus) -> dict[str, Any]:
     return {
         "names": list(site.names),
@@ -289,39 +219,3 @@ def _site_details(site: SiteStatus) -> dict[str, Any]:
         "next_check": site.next_check.isoformat(),
         "next_reason": site.next_reason,
     }
-
-
-def _agent_details(agent: AgentStatus) -> dict[str, Any]:
-    return {
-        "sites": list(agent.sites),
-        "installed": {site: i.version for site, i in agent.installed.items()},
-        "last_seen": agent.last_seen.isoformat() if agent.last_seen else None,
-        "poll_interval_s": agent.poll_interval,
-        "last_error": _error_details(agent.last_error),
-        "site_errors": {site: _error_details(e) for site, e in agent.site_errors.items()},
-        "report_problem": agent.report_problem,
-    }
-
-
-def _error_details(error: ReportedError | None) -> dict[str, str] | None:
-    return {"code": error.code, "message": error.message} if error else None
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else f"{text}."
-
-
-def _days(days: float) -> str:
-    if days < 1:
-        return "less than a day"
-    whole = int(days)
-    return "1 day" if whole == 1 else f"{whole} days"
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.0f} days"
-    if seconds >= 2 * 3600:
-        return f"{seconds / 3600:.0f} hours"
-    return f"{max(seconds, 0) / 60:.0f} minutes"

@@ -1,0 +1,155 @@
+"""Which alerts fire for each agent: pure functions over its status and its sites', no I/O.
+
+An agent's refusal or rollback fires only while the agent is failing (its last error is newer
+than its last good cycle): agents keep their last error on record after they recover. Which it
+is comes from the error's code alone (`ReportedError.outcome`), never from its text.
+
+A site's health speaks of the certificate it publishes; what each NAS serves is what its agent
+reports installed. An agent that keeps failing for any reason (its source unreachable, DSM
+refusing its login, a refused bundle) keeps an older certificate while the site looks healthy,
+so that certificate's expiry is alerted per agent and site ("agent_certificate_expiring").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cloud.fleet.alerts import Alert
+from cloud.fleet.alerts.wording import duration, expiry, sentence
+from cloud.fleet.status import REFUSED, ROLLED_BACK, AgentStatus, ReportedError, SiteStatus
+
+
+def agent_certificate_expiring(
+    agent: AgentStatus, site: SiteStatus, now: datetime, expiry_days: float
+) -> Alert | None:
+    """The certificate the agent reports installed for `site` has fewer than `expiry_days` left
+    and is not the one published for it: the NAS serves it until the agent installs the new
+    one, whatever keeps it from doing so."""
+    got = agent.installed.get(site.site)
+    if got is None:
+        return None
+    days = (got.not_after - now).total_seconds() / 86400
+    published = site.published_for(agent.agent_id)
+    # Not for an agent that has the published version: it serves the very certificate the
+    # site's `expiring` alert measures (under agent custody that alert measures the earliest of
+    # the agents' own certificates, so it fires whenever this one is that close too), and what
+    # is missing is a renewal, not this agent's install: a second alert would say it again. An
+    # agent behind holds an older certificate, expiring on its own schedule, that no site alert
+    # sees.
+    if days >= expiry_days or got.version == published:
+        return None
+    severity, text = expiry(got.not_after, days)
+    newer = "none is published" if published is None else f"version {published} is published"
+    error = agent.site_errors.get(site.site) or agent.last_error
+    said = f"Its last error: {sentence(str(error))}" if error else "It reports no error."
+    return Alert(
+        kind="agent_certificate_expiring",
+        severity=severity,
+        message=(
+            f"Agent {agent.agent_id} has version {got.version} of {site.site} installed, which "
+            f"{text}; {newer}. {said}"
+        ),
+        at=now,
+        # The severity is part of the cause, so the step to critical (expired) is sent at once
+        # rather than with the next reminder.
+        cause=f"installed {got.version}, published {published}, {severity}",
+        site=site.site,
+        agent=agent.agent_id,
+        details={
+            **_agent_details(agent),
+            "site": site.site,
+            "version": got.version,
+            "published_version": published,
+            "not_after": got.not_after.isoformat(),
+            "days_left": round(days, 2),
+            "expiry_days": expiry_days,
+        },
+    )
+
+
+def agent_error(agent: AgentStatus, now: datetime) -> Alert | None:
+    """A refused bundle or a rolled-back install, while the agent has not recovered from it."""
+    error = agent.last_error
+    if not agent.failing or error is None:
+        return None
+    if agent.frozen:
+        kind, what = (
+            "agent_frozen",
+            (
+                "is frozen: its index has expired, so it installs nothing new (is `certdrop run`"
+                " or the tick signing indexes again? or is an old copy being served?)"
+            ),
+        )
+    elif error.outcome == REFUSED:
+        kind, what = "bundle_refused", f"refused a bundle ({error.code})"
+    elif error.outcome == ROLLED_BACK:
+        kind, what = "bundle_rolled_back", "rolled back an install"
+    else:
+        return None
+    return Alert(
+        kind=kind,
+        severity="error",
+        message=f"Agent {agent.agent_id} {what}: {sentence(error.message or error.code)}",
+        at=now,
+        cause=str(error),
+        agent=agent.agent_id,
+        details=_agent_details(agent),
+    )
+
+
+def agent_quiet(agent: AgentStatus, now: datetime) -> Alert | None:
+    if not agent.quiet:
+        return None
+    every = f"it means to report every {duration(agent.poll_interval)}"
+    if agent.last_seen is None:
+        text = f"has sent no status report since it was added ({every})"
+    else:
+        ago = duration((now - agent.last_seen).total_seconds())
+        text = f"has not reported for {ago}, since {agent.last_seen:%Y-%m-%d %H:%M} UTC ({every})"
+    return Alert(
+        kind="agent_quiet",
+        severity="warning",
+        message=f"Agent {agent.agent_id} {text}.",
+        at=now,
+        cause=agent.last_seen.isoformat() if agent.last_seen else "never reported",
+        agent=agent.agent_id,
+        details=_agent_details(agent),
+    )
+
+
+def agent_report_invalid(agent: AgentStatus, now: datetime) -> Alert | None:
+    """The agent's report is not believed (too large, malformed, not signed by it): what it has
+    installed and whether it is quiet are unknown until it writes one that is."""
+    if not agent.report_invalid or agent.report_problem is None:
+        return None
+    reason = agent.report_problem.removeprefix("report invalid: ")
+    return Alert(
+        kind="agent_report_invalid",
+        severity="error",
+        message=(
+            f"The status report of agent {agent.agent_id} is not believed: {sentence(reason)} "
+            "What it has installed is unknown until it writes a valid one: check the agent's "
+            f"version and log, and who else can write agents/{agent.agent_id}/status.json."
+        ),
+        at=now,
+        cause=reason,
+        agent=agent.agent_id,
+        details=_agent_details(agent),
+    )
+
+
+def _agent_details(agent: AgentStatus) -> dict[str, Any]:
+    return {
+        "sites": list(agent.sites),
+        "installed": {site: i.version for site, i in agent.installed.items()},
+        "last_seen": agent.last_seen.isoformat() if agent.last_seen else None,
+        "poll_interval_s": agent.poll_interval,
+        "last_error": error_details(agent.last_error),
+        "site_errors": {site: error_details(e) for site, e in agent.site_errors.items()},
+        "report_problem": agent.report_problem,
+    }
+
+
+def error_details(error: ReportedError | None) -> dict[str, str] | None:
+    return {"code": error.code, "message": error.message} if error else None
