@@ -24,13 +24,20 @@ from typing import Any
 from cloud.acme.challenge_types import ChallengeType
 from cloud.config import Config, KeyCustody, SiteConfig
 from cloud.custody.renewal import agent_renewal, decide_agents
+from cloud.dns01.solver import ChallengeJournal
 from cloud.errors import StoreError
 from cloud.fleet.agent_report import ErrorEntry, load_report
 from cloud.limiter.gate import OrderGate
 from cloud.limiter.orders import OrderKind
 from cloud.limiter.plan import Wait, pace
 from cloud.pipeline.renewal import changes, decide
-from cloud.pipeline.schedule import due_sites, read_csr_posts, read_journalled, read_markers
+from cloud.pipeline.schedule import (
+    UNCONFIGURED_TXT,
+    due_sites,
+    read_csr_posts,
+    read_journalled,
+    read_markers,
+)
 from cloud.pipeline.site_state import (
     AgentCustodyState,
     PersistSeen,
@@ -188,9 +195,34 @@ def collect(config: Config, store: Store, now: datetime) -> FleetStatus:
     )
     waiting = _waiting(config, store, now, states)
     sites = tuple(_held(s, waiting[s.site]) if s.site in waiting else s for s in sites)
+    sites += _unconfigured(config, store, now)
     current = {s.site: s.version for s in sites}
     agents = tuple(_agent_or_problem(record, store, current, now) for record in records)
     return FleetStatus(now, sites, agents)
+
+
+def _unconfigured(config: Config, store: Store, now: datetime) -> tuple[SiteStatus, ...]:
+    """Sites taken out of the configuration whose runs left TXT values still journalled (one
+    listing): shown, and alerted as `txt_left`, until their runs remove them or give them up."""
+    gone = sorted(read_journalled(store) - set(config.sites))
+    return tuple(
+        SiteStatus(
+            site=site,
+            names=(),
+            version=None,
+            not_before=None,
+            not_after=None,
+            days_left=None,
+            health="TXT left",
+            next_check=now,
+            next_reason=UNCONFIGURED_TXT,
+            failures=0,
+            last_error=None,
+            leftover_txt=left,
+        )
+        for site in gone
+        if (left := ChallengeJournal(store, site).leftovers())
+    )
 
 
 def _custody_site(

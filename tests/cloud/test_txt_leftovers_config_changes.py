@@ -116,3 +116,28 @@ def test_values_journalled_before_a_site_moved_to_dns_persist_01_are_still_remov
         f"the journal is never swept once the site is not dns-01: {left}, journal "
         f"{ChallengeJournal(store, 'example').leftovers()}"
     )
+
+
+def test_values_no_run_can_remove_of_a_site_no_longer_configured_are_shown_and_alerted(lab):
+    """Placed through a provider that is gone too: no run can remove them, so status lists them
+    under the old site's name and `txt_left` says so, until they are given up."""
+    from dataclasses import replace
+
+    from cloud.config import AlertsConfig
+    from cloud.fleet.alerts.evaluate import current_alerts
+    from cloud.fleet.status import collect
+
+    config, store = lab
+    record = TxtRecord("old.test.", "_acme-challenge.old.test.", "left-by-old-site")
+    ChallengeJournal(store, "old").record("gone", [("old.test", record)], datetime.now(UTC))
+    runner = Runner(config, store, parts.keystore(config), parts.publisher(config, store))
+
+    outcome = runner.run_site("old")
+    now = datetime.now(UTC)
+    status = collect(config, store, now).site("old")
+    alerting = replace(config, alerts=AlertsConfig(webhook_url="http://127.0.0.1:9/unused"))
+    alerts = current_alerts(alerting, store, now)
+
+    assert outcome.leftover_txt == ("_acme-challenge.old.test. left-by-old-site",)
+    assert (status.health, status.leftover_txt) == ("TXT left", outcome.leftover_txt)
+    assert [(a.kind, a.site) for a in alerts if a.site == "old"] == [("txt_left", "old")]
