@@ -248,24 +248,36 @@ def agent_invite(args: argparse.Namespace) -> int:
 
 
 def _invite_source(config: config_module.Config, args: argparse.Namespace) -> dict[str, str]:
-    """Where the invited agent polls: --source; else in AWS mode this bucket with a new IAM
-    identity of its own; else this store (a directory every NAS can read, such as a share)."""
-    if args.source:
-        source = {"url": args.source}
-        if args.source_credentials:
-            source.update(_credentials_from(args.source_credentials))
-        return source
-    url = config.storage.store_url
+    """Where the invited agent polls: --source, else this store (a directory every NAS can
+    read, such as a share, or the bucket). An s3:// source in this store's bucket carries its
+    region and endpoint (MinIO and the like). Its credentials are --source-credentials when
+    given, else in AWS mode a new IAM identity of the agent's own."""
+    url = args.source or config.storage.store_url
     source = {"url": url}
-    for option in ("region", "endpoint_url"):
-        value = getattr(config.storage, option)
-        if value:
-            source[option] = value
-    if config.storage.key_secrets is not None and url.startswith("s3://"):
+    if _bucket(url) is not None and _bucket(url) == _bucket(config.storage.store_url):
+        for option in ("region", "endpoint_url"):
+            value = getattr(config.storage, option)
+            if value:
+                source[option] = value
+    if args.source_credentials:
+        if _bucket(url) is None:
+            problem = ConfigProblem(
+                "--source-credentials",
+                f"only an s3:// source takes S3 credentials, not {url}",
+                "leave it out, or give an s3:// --source",
+            )
+            raise ConfigError([problem])
+        source.update(_credentials_from(args.source_credentials))
+    elif not args.source and config.storage.key_secrets is not None and url.startswith("s3://"):
         from cloud.aws.agent_identity import create_agent_identity
 
         source.update(create_agent_identity(args.agent_id, config.storage))
     return source
+
+
+def _bucket(url: str) -> str | None:
+    """The bucket of an s3:// URL; None for any other."""
+    return url[len("s3://") :].split("/", 1)[0] if url.startswith("s3://") else None
 
 
 def _credentials_from(path: str) -> dict[str, str]:
