@@ -428,6 +428,21 @@ class IssuanceError(CertdropError):
     code = "issuance.certificate_invalid"
 
 
+class KeptKeyMismatch(IssuanceError):
+    """The key kept beside an interrupted, finalized order is not the key its certificate was
+    issued for: the state was altered or damaged. That certificate is of no use; the order is
+    dropped, and the next run orders anew."""
+
+    code = "issuance.kept_key_mismatch"
+
+    def __init__(self, site: str, order_url: str):
+        self.order_url = order_url
+        super().__init__(
+            f"site {site}: the key kept for order {order_url} is not its certificate's; the order"
+            " is dropped and the next run orders anew"
+        )
+
+
 class AlertDeliveryFailed(CertdropError):
     """A channel did not take the alerts; they stay unsent and go out at the next evaluation.
     `target` names the receiver without anything secret (a webhook's scheme, host and port)."""

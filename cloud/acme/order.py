@@ -41,7 +41,7 @@ from cloud.acme.chains import Chain, select_chain
 from cloud.acme.client import AcmeClient
 from cloud.config import SiteConfig
 from cloud.dns01.solver import Challenge, Dns01Solver
-from cloud.errors import AcmeError, CertdropError, IssuanceError, OrderGone
+from cloud.errors import AcmeError, CertdropError, IssuanceError, KeptKeyMismatch, OrderGone
 from nas_agent.bundle.checks import spki_der
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,9 @@ def issue(
     steps = Steps(site.id, clock)
     authorizer.prepare()
     key: CertificateIssuerPrivateKeyTypes
+    uses_kept_key = resume_order is not None and order_key is not None
     with steps.step(f"generated {site.key_type.value} key and CSR"):
-        if resume_order is not None and order_key is not None:
+        if uses_kept_key and order_key is not None:
             key_pem = order_key  # the key the interrupted run finalized with
             kept = load_pem_private_key(key_pem, password=None)
             if not isinstance(kept, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
@@ -150,6 +151,15 @@ def issue(
         on_order(order.uri)
     deadline = clock() + order_timeout
     finalized = order.body.status in (messages.STATUS_PROCESSING, messages.STATUS_VALID)
+    if not finalized and uses_kept_key:
+        # The kept key is for an order finalized with it, whose certificate it must match. An
+        # order not finalized yet gets a fresh key: the kept one comes from the store, where
+        # anyone able to write it could have sealed a key of their own (sealing needs only the
+        # escrow public key) for the CA to certify.
+        key = generate_key(site.key_type)
+        key_pem = pkcs8_pem(key)
+        csr = make_csr(key_pem, site.names)
+        order = order.update(csr_pem=csr)
     if not finalized:
         order = authorizer.authorize(acme, order, deadline, steps)
         if on_finalizing is not None:
@@ -158,6 +168,8 @@ def issue(
         order = acme.finalize(order, deadline)
     chain = select_chain(order.fullchain_pem, order.alternative_fullchains_pem, preferred_chain)
     if not key_matches_certificate(key, chain.leaf):
+        if uses_kept_key:
+            raise KeptKeyMismatch(site.id, order.uri)
         raise IssuanceError(f"site {site.id}: the certificate is not for the key we generated")
     result = _checked(site, key_pem, chain, order.uri)
     log.info(

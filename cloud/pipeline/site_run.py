@@ -44,6 +44,7 @@ from cloud.dns01.solver import ChallengeJournal
 from cloud.errors import (
     AcmeError,
     CertdropError,
+    KeptKeyMismatch,
     Locked,
     OrderGone,
     RateLimited,
@@ -492,6 +493,8 @@ class _SiteRun:
             ),
             challenge_unavailable=persist_watch.refusal(exc, self.site, self.now),
         )
+        if isinstance(exc, KeptKeyMismatch):
+            failed = failed.with_order(None, None)  # resuming it again would fail again
         reason = str(exc)
         if self.state.pending is not None:
             reason += (
