@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,8 @@ from nas_agent.enrollment import Enrollment, parse_enrollment_token
 from nas_agent.keys import key_id
 
 RECORD_CONTEXT = b"certdrop registry record v1\n"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,18 @@ class AgentRegistry:
         return count
 
     def get(self, agent_id: str) -> AgentRecord | None:
+        """The record stored for `agent_id`; RecordTampered when it names another agent (a
+        record copied from another agent's place verifies, and would make a command meant for
+        this agent change that one)."""
         found = self.store.get(self._key(agent_id))
-        return AgentRecord.from_json(found.body) if isinstance(found, StoredObject) else None
+        if not isinstance(found, StoredObject):
+            return None
+        record = AgentRecord.from_json(found.body)
+        if record.agent_id != agent_id:
+            raise RecordTampered(
+                agent_id, f"the record stored for it names agent {record.agent_id}"
+            )
+        return record
 
     def require(self, agent_id: str) -> AgentRecord:
         record = self.get(agent_id)
@@ -185,11 +198,17 @@ class AgentRegistry:
         return record
 
     def all(self) -> list[AgentRecord]:
+        """Every record stored in its own agent's place; a copy in another's is left out."""
         records = []
         for info in self.store.list(store_layout.REGISTRY_PREFIX):
             found = self.store.get(info.key)
-            if isinstance(found, StoredObject):
-                records.append(AgentRecord.from_json(found.body))
+            if not isinstance(found, StoredObject):
+                continue
+            record = AgentRecord.from_json(found.body)
+            if info.key == self._key(record.agent_id):
+                records.append(record)
+            else:
+                log.warning("%s holds the record of agent %s: left out", info.key, record.agent_id)
         return records
 
     def forget(self, agent_id: str) -> None:

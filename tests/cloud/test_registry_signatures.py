@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cloud.cli.exit_codes import EXIT_OK
+from cloud.errors import CertdropError
 from cloud.fleet.alerts.rules import evaluate
 from cloud.fleet.status import collect
 from cloud.keys.issuer import load_issuer
@@ -154,3 +155,20 @@ def test_site_remove_leaves_the_remaining_records_signed(issued):
         publisher.registry.verify(record)  # raises unless the issuer signed it
         assert record.issuer_key_id == key_id(issuer.signing_key.public_key())
     assert listed.stdout.count("signed") == 2
+
+
+def test_a_record_copied_into_another_agents_place_speaks_for_neither(issued):
+    # Signed for nas-1, it verifies wherever it lies: a copy at nas-2's place made
+    # `agent resign nas-2` (or set_sites) rewrite nas-1's record (noted by the review).
+    config, store, _agents = issued
+    nas1 = store.get(store_layout.registry_record("nas-1"))
+    assert isinstance(nas1, StoredObject)
+    store.put(store_layout.registry_record("nas-2"), nas1.body)
+    registry = parts.publisher(config, store).registry
+
+    with pytest.raises(CertdropError, match="names agent nas-1"):
+        registry.get("nas-2")
+    assert [r.agent_id for r in registry.all()] == ["nas-1"]
+    resign = _run("--config", config.source, "agent", "resign", "nas-2")
+    assert resign.returncode != EXIT_OK and "names agent nas-1" in resign.stderr
+    assert store.get(store_layout.registry_record("nas-1")).body == nas1.body
