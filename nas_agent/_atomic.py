@@ -32,7 +32,9 @@ def write_atomic(path: str, data: bytes, *, mode: int) -> None:
 
 def make_private_dirs(path: str) -> None:
     """Create `path` and each missing parent with exactly mode 0700 (whatever the umask), like
-    `mkdir -p -m 700`; directories that exist already are left as they are. Raises OSError."""
+    `mkdir -p -m 700`, and set `path` itself to 0700 when it was there already (a root shell's
+    `mkdir` makes 0755); parents that exist are left as they are. Raises OSError (EPERM: `path`
+    belongs to another user)."""
     missing = []
     current = os.path.abspath(path)
     while not os.path.isdir(current):
@@ -46,9 +48,10 @@ def make_private_dirs(path: str) -> None:
             os.mkdir(directory, 0o700)
         except FileExistsError:
             if os.path.isdir(directory):
-                continue  # made meanwhile by someone else: theirs to set
+                continue  # made meanwhile by someone else: theirs to set, but for `path`
             raise
         os.chmod(directory, 0o700)  # the umask may have removed bits; be exact
+    os.chmod(path, 0o700)
 
 
 def _fsync_directory(directory: str) -> None:

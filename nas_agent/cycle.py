@@ -55,6 +55,7 @@ from nas_agent.errors import (
     IndexExpired,
     InstallFailed,
     KeyFileError,
+    MalformedSealedObject,
     OlderThanInstalled,
     SiteNotInIndex,
     StaleVersion,
@@ -64,7 +65,7 @@ from nas_agent.errors import (
 )
 from nas_agent.keys import AgentKeys, key_id, load_agent_keys
 from nas_agent.sources import Fetched, Source, open_source
-from nas_agent.sources.errors import SourceError
+from nas_agent.sources.errors import SourceError, SourceTooLarge
 from nas_agent.state import AgentState, IndexSeen, load_state, save_state
 from nas_agent.status import signed_status
 from nas_agent.temp_admin import TempAdmin
@@ -380,6 +381,7 @@ class _Cycle:
         """The site's new bundle, verified and opened; or why there is nothing to install."""
         from nas_agent.bundle import open_entry, verify_entry
         from nas_agent.bundle.leaf import LEAF_FORMAT
+        from nas_agent.bundle.sealed import MAX_SEALED_BYTES
         from nas_agent.local_copies import Material
 
         installed = self.state.installed_version(site.id, key_id(self.issuer_key))
@@ -407,7 +409,16 @@ class _Cycle:
         except BundleError as exc:
             return self._refused(site, exc)
         try:
-            sealed = self.source.fetch(entry.object_key)
+            # The sealed object's own cap, not the source's 1 MiB: no more is read of a larger one.
+            sealed = self.source.fetch(entry.object_key, max_bytes=MAX_SEALED_BYTES)
+        except SourceTooLarge as exc:
+            # What the signed entry names cannot be a bundle: refused, as open_entry would.
+            return self._refused(
+                site,
+                MalformedSealedObject(
+                    f"{entry.object_key}: {exc.reason}", site=site.id, version=entry.version
+                ),
+            )
         except SourceError as exc:
             self._record(exc, site.id)
             return EXIT_SOURCE, str(exc)

@@ -71,9 +71,8 @@ class LocalCopies:
 
     def save(self, site: str, material: Material) -> None:
         folder = os.path.join(self.directory, site)
-        make_private_dirs(folder)
-        for directory in (self.directory, folder):
-            os.chmod(directory, 0o700)  # also one an earlier agent version left 0755
+        make_private_dirs(folder)  # also one an earlier agent version left 0755
+        os.chmod(self.directory, 0o700)  # the same for installed/ itself
         for name, data in zip(
             _COPY_FILES, (material.key_pem, material.cert_pem, material.chain_pem)
         ):

@@ -29,9 +29,10 @@ others, naming the file and the chmod that fixes it).
                                   # then ~/.aws/credentials
     # endpoint_url = https://minio.lan:9000
                                   # s3 only: an S3-compatible service (path-style addressing)
-    # addressing_style = path     # s3 only: auto, path or virtual
+    # addressing_style = path     # s3 only: auto, path or virtual (auto: virtual-hosted on
+                                  # AWS, path-style with endpoint_url)
     # ca_file = store-ca.pem      # s3 and https: CA bundle for the endpoint's certificate
-    # timeout = 30                # seconds per request
+    # timeout = 30                # seconds per request, its answer's headers and body included
 
     [dsm]
     url = https://127.0.0.1:5001  # DSM's HTTPS address (default shown)

@@ -139,8 +139,7 @@ class KeyStore:
         """Replace the site's file atomically. Raises KeyFileError."""
         path = self.path(keys.site)
         try:
-            make_private_dirs(self.directory)
-            os.chmod(self.directory, 0o700)
+            make_private_dirs(self.directory)  # also one an earlier agent version left 0755
             write_atomic(path, _encode(keys), mode=_FILE_MODE)
         except OSError as exc:
             raise KeyFileError(path, f"cannot write: {exc.strerror}") from exc

@@ -2,6 +2,7 @@
 
     source = open_source("s3://certdrop/prod", "nas-01", region="eu-central-1")
     result = source.fetch("index.json", etag=state.index_etag)   # Fetched or NotModified
+    sealed = source.fetch(key, max_bytes=MAX_SEALED_BYTES)       # a lower limit for one object
     source.put_status(body)                                      # True if written
     source.put_csr(site, body)                                   # True if written
     source.counters                                              # requests, body_bytes
@@ -19,9 +20,11 @@ URL forms (the URL names the store's root; the agent adds `agents/<agent-id>/`):
 - `file:///mnt/share/certdrop` — a directory, e.g. a mounted share (`nas_agent.sources.file`).
 
 Every source also takes `max_bytes` (default MAX_OBJECT_BYTES, 1 MiB): a larger body is refused
-with SourceTooLarge before or while it is read. Options set to None are ignored; an option the
-URL's kind does not take, or a bad URL, raises AgentConfigError naming `source.<option>` (or
-`source.url`); `check_source_url(url, **options)` makes the same checks without opening anything.
+with SourceTooLarge before or while it is read. `fetch(..., max_bytes=n)` lowers that limit for
+one object (a sealed bundle's cap); it never raises it. Options set to None are ignored; an
+option the URL's kind does not take, or a bad URL (`endpoint_url` included), raises
+AgentConfigError naming `source.<option>` (or `source.url`); `check_source_url(url, **options)`
+makes the same checks without opening anything.
 
 `fetch(name, etag=None)` returns Fetched(name, body, etag) or, when the object still has `etag`,
 NotModified(name, etag). It raises SourceNotFound (absent), SourceUnavailable (transient: network,
@@ -29,8 +32,10 @@ timeouts, 5xx, throttling), SourceDenied (401/403, credentials), SourceTooLarge,
 SourceError (see `nas_agent.sources.errors`). `put_status(body)` writes `agents/<id>/status.json`
 and returns True; it returns False, with a warning logged, where the source cannot be written
 (https by nature; S3 AccessDenied; a read-only share), and raises SourceUnavailable when a write
-that should work failed. `put_csr(site, body)` writes `agents/<id>/csr/<site>.json` (a CSR
-statement, `nas_agent.custody`) the same way: https cannot, and says so by returning False.
+that should work failed, SourceDenied when S3 refuses the credentials themselves. `put_csr(site,
+body)` writes `agents/<id>/csr/<site>.json` (a CSR statement, `nas_agent.custody`) the same way:
+https cannot, and says so by returning False. `put_enrollment(body)` (`join`) too, except that
+S3 raises for every refusal: only a source that cannot be written by nature returns False.
 `counters` tells the requests made and the body bytes received.
 """
 
@@ -82,7 +87,9 @@ class Source(Protocol):
     @property
     def counters(self) -> SourceCounters: ...
 
-    def fetch(self, name: str, etag: str | None = None) -> Fetched | NotModified: ...
+    def fetch(
+        self, name: str, etag: str | None = None, *, max_bytes: int | None = None
+    ) -> Fetched | NotModified: ...
 
     def put_status(self, body: bytes) -> bool: ...
 
@@ -199,11 +206,9 @@ def _option_problems(scheme: str, given: dict[str, Any]) -> list[ConfigProblem]:
         if key in given and (not isinstance(given[key], str) or not given[key]):
             problems.append(ConfigProblem(f"source.{key}", "must be a non-empty string", "fix it"))
     endpoint = given.get("endpoint_url")
-    if isinstance(endpoint, str) and not endpoint.startswith(("https://", "http://")):
-        problems.append(
-            ConfigProblem("source.endpoint_url", f"{endpoint!r} is not a URL", "write https://...")
-        )
     style = given.get("addressing_style")
+    if isinstance(endpoint, str) and endpoint:
+        problems.extend(_endpoint_problems(endpoint, style))
     if style is not None and style not in _ADDRESSING_STYLES:
         problems.append(
             ConfigProblem(
@@ -217,6 +222,49 @@ def _option_problems(scheme: str, given: dict[str, Any]) -> list[ConfigProblem]:
         if value is not None and (isinstance(value, bool) or not _positive(value)):
             problems.append(ConfigProblem(f"source.{key}", "must be positive", "give a number"))
     return problems
+
+
+_ENDPOINT_FIX = "write the service's base URL, e.g. https://minio.lan:9000"
+
+
+def _endpoint_problems(endpoint: str, style: object) -> list[ConfigProblem]:
+    """An endpoint_url the agent can dial: http(s), a host, a port that is a number, nothing but
+    a path besides; and a host name, not an IP address, where the bucket goes in the host. The
+    URL is not repeated: it may hold credentials."""
+
+    def bad(cause: str, fix: str = _ENDPOINT_FIX) -> list[ConfigProblem]:
+        return [ConfigProblem("source.endpoint_url", cause, fix)]
+
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError as exc:
+        return bad(f"is not a URL ({exc})")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return bad("is not an https:// or http:// URL with a host")
+    if "@" in parts.netloc:
+        return bad("holds credentials", _CREDENTIALS_FIX["s3"])
+    if parts.query or parts.fragment:
+        return bad("has a query or fragment")
+    if style == "virtual" and _is_ip_address(parts.hostname):
+        return [
+            ConfigProblem(
+                "source.addressing_style",
+                "virtual puts the bucket in the host name; endpoint_url's host is an IP address",
+                "write addressing_style = path (or auto)",
+            )
+        ]
+    return []
+
+
+def _is_ip_address(host: str) -> bool:
+    import ipaddress  # only for this rare check: not on every run's import path
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _positive(value: object) -> bool:

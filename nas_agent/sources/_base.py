@@ -10,8 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from nas_agent.sources.errors import SourceTooLarge
 
-# The largest object an agent reads: index.json is capped at 1 MiB and a sealed bundle at about
-# 256 KiB. Bodies are untrusted, so reading stops here whatever the server claims.
+# The largest object an agent reads: index.json is capped at 1 MiB; a sealed bundle at about
+# 256 KiB, the lower limit the caller gives its fetch. Bodies are untrusted, so reading stops
+# there whatever the server claims.
 MAX_OBJECT_BYTES = 1024 * 1024
 
 _Self = TypeVar("_Self", bound="BaseSource")
@@ -99,7 +100,11 @@ class BaseSource:
             self._requests += requests
             self._body_bytes += body_bytes
 
-    def _check_size(self, name: str, size: int | None) -> None:
-        """Raise SourceTooLarge if a declared or counted size is over the limit."""
-        if size is not None and size > self.max_bytes:
-            raise SourceTooLarge(size, self.max_bytes, url=self.location, name=name)
+    def _limit(self, max_bytes: int | None) -> int:
+        """The byte limit of one fetch: the source's, or a lower one its caller gives."""
+        return self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
+
+    def _check_size(self, name: str, size: int | None, limit: int) -> None:
+        """Raise SourceTooLarge if a declared or counted size is over `limit`."""
+        if size is not None and size > limit:
+            raise SourceTooLarge(size, limit, url=self.location, name=name)

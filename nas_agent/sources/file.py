@@ -42,8 +42,11 @@ class FileSource(BaseSource):
         self.root = root
         self._agent_dir = os.path.join(root, "agents", agent_id)
 
-    def fetch(self, name: str, etag: str | None = None) -> Fetched | NotModified:
+    def fetch(
+        self, name: str, etag: str | None = None, *, max_bytes: int | None = None
+    ) -> Fetched | NotModified:
         path = os.path.join(self._agent_dir, *check_name(name).split("/"))
+        limit = self._limit(max_bytes)
         self._count(requests=1)
         try:
             # O_NONBLOCK: a FIFO planted at the path must not hang the agent; no effect on files.
@@ -53,15 +56,15 @@ class FileSource(BaseSource):
                     raise SourceError(
                         "not a regular file", url=self.location, name=name, backend_code="NotAFile"
                     )
-                self._check_size(name, info.st_size)
-                body = handle.read(self.max_bytes + 1)
+                self._check_size(name, info.st_size, limit)
+                body = handle.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise self._not_found(name) from exc
         except IsADirectoryError as exc:
             raise SourceError("a directory, not a file", url=self.location, name=name) from exc
         except OSError as exc:
             raise self._os_error(name, exc) from exc
-        self._check_size(name, len(body))  # the file may have grown since fstat
+        self._check_size(name, len(body), limit)  # the file may have grown since fstat
         tag = f'"{hashlib.sha256(body).hexdigest()}"'
         if etag == tag:
             return NotModified(name, tag)

@@ -11,7 +11,8 @@ object is out of scope; put a small proxy in front that serves the base-URL layo
 `s3://` with read-only credentials for the agent's prefix.
 
 Statuses: 404/410 raise SourceNotFound; 401/403 SourceDenied; 408, 425, 429 and 5xx, connection
-failures and timeouts SourceUnavailable; a TLS failure and anything else a terminal SourceError
+failures and timeouts (`timeout` bounds each request, headers and body included, however the
+server spaces its bytes) SourceUnavailable; a TLS failure and anything else a terminal SourceError
 carrying the status in `.backend_code`.
 """
 
@@ -55,21 +56,23 @@ class HttpsSource(BaseSource):
         with self._http_lock:
             self._http.close()
 
-    def fetch(self, name: str, etag: str | None = None) -> Fetched | NotModified:
+    def fetch(
+        self, name: str, etag: str | None = None, *, max_bytes: int | None = None
+    ) -> Fetched | NotModified:
         url = self._base + check_name(name)
         headers = {"If-None-Match": etag} if etag else {}
         self._count(requests=1)
         with self._http_lock:
-            return self._fetch(name, url, headers, etag)
+            return self._fetch(name, url, headers, etag, self._limit(max_bytes))
 
     def _fetch(
-        self, name: str, url: str, headers: dict[str, str], etag: str | None
+        self, name: str, url: str, headers: dict[str, str], etag: str | None, limit: int
     ) -> Fetched | NotModified:
         try:
             response = self._http.request("GET", url, headers)
         except TlsFailure as exc:
             raise SourceError(
-                "the server's TLS certificate is not trusted; set source.ca_file to its CA",
+                f"TLS failed ({exc}); set source.ca_file to the CA of the server's certificate",
                 url=self.location,
                 name=name,
                 backend_code="TLS",
@@ -78,7 +81,7 @@ class HttpsSource(BaseSource):
             raise SourceUnavailable(f"no answer ({exc})", url=self.location, name=name) from exc
         _log.debug("GET %s%s: HTTP %d", self.location, name, response.status)
         if response.status == 200:
-            body = self._read(name, response)
+            body = self._read(name, response, limit)
             self._count(body_bytes=len(body))
             return Fetched(name, body, response.getheader("ETag"))
         discard(response)
@@ -95,10 +98,10 @@ class HttpsSource(BaseSource):
     def put_csr(self, site: str, body: bytes) -> bool:
         return False
 
-    def _read(self, name: str, response: http.client.HTTPResponse) -> bytes:
+    def _read(self, name: str, response: http.client.HTTPResponse, limit: int) -> bytes:
         return read_limited(
             response,
-            max_bytes=self.max_bytes,
+            max_bytes=limit,
             timeout=self._timeout,
             location=self.location,
             name=name,

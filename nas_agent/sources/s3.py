@@ -16,15 +16,20 @@ limited to the prefix: without ListBucket, S3 answers a missing object with 403,
 SourceDenied.
 
 Endpoint: AWS's regional one, `s3.<region>.amazonaws.com`, with virtual-hosted buckets
-(`addressing_style` auto: path-style for a bucket name that cannot be a host name); or
-`endpoint_url`, path-style unless `addressing_style = virtual`. Region: `region`, else
-AWS_REGION or AWS_DEFAULT_REGION, else us-east-1; on AWS, a bucket in another region is
-followed once to the region S3 names (x-amz-bucket-region).
+(`addressing_style` auto: path-style for a bucket name that cannot be one host name label); or
+`endpoint_url`, path-style unless `addressing_style = virtual` (auto, or unset, is path-style
+there; `virtual` with an IP address for a host is refused when the configuration is read).
+Region: `region`, else AWS_REGION or AWS_DEFAULT_REGION, else us-east-1; on AWS, a bucket in
+another region is followed once to the region S3 names (x-amz-bucket-region).
 
 Throttling, 5xx and dropped connections are tried again, 3 attempts in all with a jittered
-exponential pause (what botocore's standard mode does); each attempt counts as a request. A
-refused status write (AccessDenied) is logged as a warning and `put_status` returns False: a
-read-only agent still installs certificates. Opening a source makes no request and reads no
+exponential pause (what botocore's standard mode does); each attempt counts as a request, and
+`timeout` bounds each one, the answer's headers and body included (`nas_agent.sources._http`).
+A status report or CSR the policy does not let the agent write (AccessDenied) is logged as a
+warning and `put_status`/`put_csr` return False: a read-only agent still installs certificates.
+Any other refusal (a key S3 does not know, a bad signature, a skewed clock) raises, as does every
+refusal of `put_enrollment`: the invitation's credentials are made to write it, so a refusal is
+an error to fix, not a read-only store. Opening a source makes no request and reads no
 credentials but `credentials_file`.
 """
 
@@ -114,8 +119,7 @@ class S3Source(BaseSource):
         self._environ = os.environ if environ is None else environ
         self._region = region_from(self._environ, region)
         self._credentials = read_credentials_file(credentials_file) if credentials_file else None
-        # Other services rarely have a wildcard DNS name for virtual-hosted buckets.
-        self._addressing_style = addressing_style or ("path" if endpoint_url else "auto")
+        self._bucket_in_host = _virtual_hosted(addressing_style or "auto", bucket, endpoint_url)
         self._timeout = timeout
         self._sleep = sleep
         self._http = HttpClient(ca_file=ca_file, timeout=timeout)
@@ -125,7 +129,9 @@ class S3Source(BaseSource):
         with self._http_lock:
             self._http.close()
 
-    def fetch(self, name: str, etag: str | None = None) -> Fetched | NotModified:
+    def fetch(
+        self, name: str, etag: str | None = None, *, max_bytes: int | None = None
+    ) -> Fetched | NotModified:
         headers = {"If-None-Match": etag} if etag else {}
         with self._http_lock:
             response = self._send("GET", check_name(name), headers)
@@ -141,7 +147,7 @@ class S3Source(BaseSource):
                 )
             body = read_limited(
                 response,
-                max_bytes=self.max_bytes,
+                max_bytes=self._limit(max_bytes),
                 timeout=self._timeout,
                 location=self.location,
                 name=name,
@@ -153,23 +159,30 @@ class S3Source(BaseSource):
         return self._put(store_layout.STATUS, body)
 
     def put_enrollment(self, body: bytes) -> bool:
-        """Write `agents/<id>/enrollment.json` (`certdrop-agent join`), as `put_status` writes."""
-        return self._put(store_layout.ENROLLMENT, body)
+        """Write `agents/<id>/enrollment.json` (`certdrop-agent join`); True, or a SourceError
+        with S3's code and message: never False, which would tell `join` the store is read-only."""
+        self._write(store_layout.ENROLLMENT, body)
+        return True
 
     def put_csr(self, site: str, body: bytes) -> bool:
         """Write `agents/<id>/csr/<site>.json`, as `put_status` writes."""
         return self._put(check_name(store_layout.csr_name(site)), body)
 
     def _put(self, name: str, body: bytes) -> bool:
-        """PUT `name` below the agent's prefix; False, with a warning, when S3 refuses it."""
-        headers = {"Content-Type": "application/json"}
+        """PUT `name` below the agent's prefix; False, with a warning, when the policy does not
+        let the agent write it (AccessDenied). Any other refusal raises."""
         try:
-            with self._http_lock:
-                discard(self._send("PUT", name, headers, body=body))
+            self._write(name, body)
         except SourceDenied as exc:
+            if exc.backend_code != "AccessDenied":
+                raise  # the credentials themselves, not the policy: no read-only store
             _log.warning("%s not written: %s", name.split(".")[0], exc)
             return False
         return True
+
+    def _write(self, name: str, body: bytes) -> None:
+        with self._http_lock:
+            discard(self._send("PUT", name, {"Content-Type": "application/json"}, body=body))
 
     # --- one request, its attempts and its errors ------------------------------------------
 
@@ -269,24 +282,24 @@ class S3Source(BaseSource):
         else:
             parts = urlsplit(self._endpoint_url)
             scheme, host, base = parts.scheme, parts.netloc, parts.path.rstrip("/")
-        if self._virtual_hosted(scheme):
+        if self._bucket_in_host:
             return f"{scheme}://{self.bucket}.{host}{base}/{path}"
         return f"{scheme}://{host}{base}/{self.bucket}/{path}"
-
-    def _virtual_hosted(self, scheme: str) -> bool:
-        if self._addressing_style == "path":
-            return False
-        if self._addressing_style == "virtual":
-            return True
-        # auto: virtual-hosted wherever the bucket's name can be a host name (with a dot, not
-        # over TLS: the endpoint's wildcard certificate covers one label only).
-        labels = self.bucket.split(".")
-        return (scheme == "http" or len(labels) == 1) and all(map(_HOST_LABEL.fullmatch, labels))
 
     def _host(self, region: str) -> str:
         if self._endpoint_url is not None:
             return urlsplit(self._endpoint_url).netloc
         return _aws_host(region)
+
+
+def _virtual_hosted(style: str, bucket: str, endpoint_url: str | None) -> bool:
+    """Whether the bucket is named in the host (virtual-hosted) rather than the path."""
+    if style != "auto":
+        return style == "virtual"
+    # auto: on AWS, wherever the bucket's name can be one host name label (one with a dot would
+    # not match the wildcard certificate). Other services rarely have a wildcard DNS name for
+    # buckets, and an IP address has none.
+    return endpoint_url is None and _HOST_LABEL.fullmatch(bucket) is not None
 
 
 def _aws_host(region: str) -> str:

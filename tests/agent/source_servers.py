@@ -1,4 +1,7 @@
-"""Backends for the source tests: a directory, an HTTPS server over it, and moto's S3.
+"""Backends for the source tests: a directory, an HTTPS server over it, a scripted S3 endpoint and
+moto's S3.
+
+`FakeS3(answer)` answers every request to a loopback HTTP endpoint as `answer(handler)` says.
 
 `StoreServer(root, tls_dir)` serves the files below `root` over TLS on 127.0.0.1 (a throw-away CA
 from `lab.tls`), as a static web server or CDN would: ETag is the quoted SHA-256 of the
@@ -8,7 +11,11 @@ body, If-None-Match with the current ETag answers 304. Knobs for the failure tes
 - `omit_etag`: send no ETag; `omit_length`: no Content-Length, the body ends when the connection
   closes;
 - `stall_after`: send the headers and this many body bytes, then hold the connection open until
-  the server stops (a client must give up on its own).
+  the server stops (a client must give up on its own);
+- `trickle`: "headers" or "body": send that part a byte every `TRICKLE_PAUSE` seconds, each
+  byte well within any socket timeout, until the server stops (slow retrieval).
+
+`outcome_within(seconds, call)` runs a call that may hang, for tests of clients that must not.
 
 `seen` records each request's path and headers. Runs on Python 3.8 and 3.11.
 """
@@ -19,11 +26,31 @@ import hashlib
 import http.server
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from lab.ports import LOOPBACK
 from lab.tls import make_ca_and_server_cert
 from lab.tls_server import TlsServer
+
+TRICKLE_PAUSE = 0.1
+
+
+def outcome_within(seconds: float, call: Callable[[], object]) -> object:
+    """What `call` returned or raised; the test fails if it still runs after `seconds` (a client
+    that does not give up would otherwise hold the suite for as long as a trickle lasts)."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # the test judges what was raised
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert outcome, f"still running after {seconds:g} s"
+    return outcome[0]
 
 
 class StoreServer:
@@ -35,6 +62,7 @@ class StoreServer:
         self.omit_etag = False
         self.omit_length = False
         self.stall_after: int | None = None
+        self.trickle: str | None = None
         self.seen: list[tuple[str, dict[str, str]]] = []
         self._released = threading.Event()
         self._server: TlsServer | None = None
@@ -80,6 +108,9 @@ class StoreServer:
             handler.send_error(404)
             return
         body = path.read_bytes()
+        if self.trickle is not None:
+            self._trickle(handler, body)
+            return
         etag = f'"{hashlib.sha256(body).hexdigest()}"'
         if not self.omit_etag and handler.headers.get("If-None-Match") == etag:
             handler.send_response(304)
@@ -101,6 +132,62 @@ class StoreServer:
             self._released.wait()
             return
         handler.wfile.write(body)
+
+    def _trickle(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        padding = "x" * 200  # headers that would take 20 s to arrive
+        head = f"HTTP/1.1 200 OK\r\nX-Padding: {padding}\r\nContent-Length: {len(body)}\r\n\r\n"
+        slow, sent = (head.encode(), b"") if self.trickle == "headers" else (body, head.encode())
+        try:
+            handler.wfile.write(sent)
+            for byte in slow:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                if self._released.wait(TRICKLE_PAUSE):
+                    return
+        except OSError:
+            return  # the client gave up
+
+
+class FakeS3:
+    """A loopback HTTP server (an S3 endpoint) answering each GET or PUT with `answer(handler)`."""
+
+    def __init__(self, answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> None:
+        self.answer = answer
+        self.seen: list[dict[str, str]] = []
+        self.paths: list[str] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                fake.seen.append(dict(self.headers.items()))
+                fake.paths.append(self.path)
+                fake.answer(self)
+
+            def do_PUT(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def __enter__(self) -> FakeS3:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
 
 
 class Backend:

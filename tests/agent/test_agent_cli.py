@@ -1,4 +1,5 @@
-"""`certdrop-agent enroll`, `dsm-login` and `run` as a NAS admin runs them."""
+"""`certdrop-agent enroll`, `dsm-login` and `run` as a NAS admin runs them, and what they say
+about mistakes in agent.conf."""
 
 from __future__ import annotations
 
@@ -60,6 +61,31 @@ def test_run_every_refuses_intervals_below_a_minute_or_unreadable(lab, bad):
 
     assert done.returncode == 2
     assert "duration" in done.stderr or "once a minute" in done.stderr
+
+
+@pytest.mark.parametrize("endpoint", ["https://minio.lan:9000x", "http://[::1"])
+def test_a_mistyped_endpoint_url_is_a_configuration_problem_not_a_traceback(lab, endpoint):
+    """From an independent review, failing before the fix: the check took any http(s):// prefix,
+    and the first request ended in a traceback (exit 1, "a bug")."""
+    text = lab.config_path.read_text()
+    credentials = lab.root / "agent" / "aws"
+    credentials.write_text(
+        "[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = s\n"
+    )
+    credentials.chmod(0o600)
+    source = (
+        f"[source]\nurl = s3://bucket/p\nendpoint_url = {endpoint}\n"
+        f"credentials_file = {credentials}\ntimeout = 2\n\n"
+    )
+    lab.config_path.write_text(
+        text[: text.index("[source]")] + source + text[text.index("[dsm]") :]
+    )
+
+    done = lab.run_process("run", "--once")
+
+    assert "Traceback" not in done.stderr, done.stderr[-800:]
+    assert done.returncode == cycle.EXIT_CONFIG, done.stderr
+    assert "source.endpoint_url" in done.stderr
 
 
 def test_dsm_login_remembers_the_device_so_runs_need_no_code(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from lab.agent_lab import SITE, AgentLab, fingerprint, now
 from nas_agent import cycle
+from nas_agent.bundle.sealed import MAX_SEALED_BYTES
 from nas_agent.status import verify_status
 
 
@@ -144,6 +145,21 @@ def test_a_replayed_older_version_is_refused(lab):
     assert lab.imports() == imports
     assert lab.state.last_error.code == "bundle.version_stale"
     assert lab.state.installed(SITE).version == 2
+
+
+def test_a_huge_sealed_object_is_refused_without_reading_past_the_sealed_cap(lab):
+    """From an independent review, failing before the fix: a sealed object was read up to the
+    source's 1 MiB, not the ~256 KiB docs/threat-model.md promises whatever the server claims."""
+    entry = lab.publish(lab.plaintext(version=1))
+    index_size = (lab.store / "agents" / lab.agent_id / "index.json").stat().st_size
+    lab.sealed_path(entry).write_bytes(b"\0" * (900 * 1024))
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_REFUSED
+    assert result.body_bytes <= index_size + MAX_SEALED_BYTES + 1, result.body_bytes
+    assert lab.state.last_error.code == "bundle.sealed_object_malformed"
+    assert lab.imports() == 0
 
 
 def test_the_status_report_carries_a_refusal_by_its_code_for_the_site(lab):

@@ -122,6 +122,23 @@ def test_a_body_over_the_limit_is_refused(backend: Backend) -> None:
     assert isinstance(fetched, Fetched) and len(fetched.body) == 100
 
 
+def test_a_limit_given_to_one_fetch_lowers_the_sources_but_never_raises_it(
+    backend: Backend,
+) -> None:
+    """The sealed-object cap (about 256 KiB) below the source's 1 MiB: added with the fix of a
+    defect an independent review found (sealed objects were read up to the source's limit)."""
+    backend.put(INDEX, b"y" * 101)
+    with open_for(backend, max_bytes=200) as source:
+        with pytest.raises(SourceTooLarge) as lowered:
+            source.fetch("index.json", max_bytes=100)
+        fetched = source.fetch("index.json", max_bytes=101)
+    with open_for(backend, max_bytes=100) as small, pytest.raises(SourceTooLarge) as kept:
+        small.fetch("index.json", max_bytes=1000)
+    assert lowered.value.limit == 100 and kept.value.limit == 100
+    assert isinstance(fetched, Fetched) and len(fetched.body) == 101
+    assert source.counters.body_bytes == 101
+
+
 def test_counters_add_up_requests_and_body_bytes(backend: Backend) -> None:
     backend.put(INDEX, b"12345")
     backend.put(f"agents/{AGENT}/bundles/s/1.sealed", b"abc")

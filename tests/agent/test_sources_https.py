@@ -1,8 +1,10 @@
-"""The https:// source against a local TLS server: conditional GETs, statuses, TLS, bad servers."""
+"""The https:// source against a local TLS server: conditional GETs, statuses, TLS, bad servers
+(stalling, trickling, oversized)."""
 
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -16,7 +18,7 @@ from nas_agent.sources.errors import (
     SourceTooLarge,
     SourceUnavailable,
 )
-from tests.agent.source_servers import StoreServer
+from tests.agent.source_servers import StoreServer, outcome_within
 
 AGENT = "nas-01"
 
@@ -116,6 +118,26 @@ def test_a_body_that_stops_coming_times_out_as_transient(server: StoreServer) ->
     with source_of(server, timeout=0.5) as source, pytest.raises(SourceUnavailable) as caught:
         source.fetch("index.json")
     assert "cut short" in caught.value.reason
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_server_that_trickles_is_given_up_when_the_request_timeout_is_spent(
+    server: StoreServer, part: str
+) -> None:
+    """Added with the fix of a defect an independent review found (over http, for s3://), failing
+    before it: each byte came within the socket timeout, so a server sending its headers or body
+    a byte every 0.1 s held the agent until it had sent them all."""
+    (server.root / "agents" / AGENT / "index.json").write_bytes(b"z" * 1000)
+    server.trickle = part
+    source = source_of(server, timeout=0.5)
+    started = time.monotonic()
+
+    outcome = outcome_within(10, lambda: source.fetch("index.json"))
+
+    elapsed = time.monotonic() - started
+    source.close()
+    assert isinstance(outcome, SourceUnavailable), outcome
+    assert elapsed < 2, f"gave up after {elapsed:.1f} s, not within the 0.5 s timeout"
 
 
 def test_a_body_without_length_is_cut_off_at_the_limit(server: StoreServer) -> None:

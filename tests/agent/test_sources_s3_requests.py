@@ -1,5 +1,6 @@
 """The s3:// source's own requests: SigV4 signatures against botocore's, the URL of each addressing
-style, TLS through `ca_file`, attempts, a body that stalls, and a bucket in another region.
+style, TLS through `ca_file`, attempts, a body that stalls or trickles, writes S3 refuses, and a
+bucket in another region.
 
 moto's server with IAM checks on (test_sources_s3.py) accepts the signatures end to end; here
 they are compared with botocore's S3SigV4Auth byte for byte on generated requests.
@@ -7,11 +8,10 @@ they are compared with botocore's S3SigV4Auth byte for byte on generated request
 
 from __future__ import annotations
 
-import http.server
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -19,9 +19,15 @@ from hypothesis import strategies as st
 
 from nas_agent.sources import Fetched, open_source
 from nas_agent.sources.aws_credentials import Credentials
-from nas_agent.sources.errors import SourceError, SourceNotFound, SourceUnavailable
-from nas_agent.sources.s3 import S3Source
+from nas_agent.sources.errors import (
+    SourceDenied,
+    SourceError,
+    SourceNotFound,
+    SourceUnavailable,
+)
+from nas_agent.sources.s3 import ATTEMPTS, S3Source
 from nas_agent.sources.sigv4 import signed_headers
+from tests.agent.source_servers import TRICKLE_PAUSE, FakeS3, outcome_within
 
 AGENT = "nas-01"
 _SEGMENT = st.from_regex(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,20}", fullmatch=True)
@@ -120,6 +126,18 @@ def test_signatures_are_botocores_for_the_same_request(request: dict) -> None:
             {"endpoint_url": "https://r2.example/base/", "addressing_style": "virtual"},
             "https://certs.r2.example/base/p/",
         ),
+        # From an independent review, failing before the fix: auto beside an endpoint_url put
+        # the bucket in the host name (certs.127.0.0.1), which does not resolve.
+        (
+            "certs",
+            {"endpoint_url": "http://127.0.0.1:9000", "addressing_style": "auto"},
+            "http://127.0.0.1:9000/certs/p/",
+        ),
+        (
+            "certs",
+            {"endpoint_url": "http://minio.lan:9000", "addressing_style": "auto"},
+            "http://minio.lan:9000/certs/p/",
+        ),
     ],
 )
 def test_each_addressing_style_names_the_object_where_s3_expects_it(
@@ -128,44 +146,6 @@ def test_each_addressing_style_names_the_object_where_s3_expects_it(
     source = open_source(f"s3://{bucket}/p", AGENT, **options)
     assert isinstance(source, S3Source)
     assert source._object_url(f"p/agents/{AGENT}/index.json", source._region).startswith(url)
-
-
-class FakeS3:
-    """A loopback HTTP server answering each request with `answer(handler)`."""
-
-    def __init__(self, answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> None:
-        self.answer = answer
-        self.seen: list[dict[str, str]] = []
-        self.paths: list[str] = []
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                fake.seen.append(dict(self.headers.items()))
-                fake.paths.append(self.path)
-                fake.answer(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def __enter__(self) -> FakeS3:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=10)
 
 
 def _reply(handler: Any, status: int, body: bytes = b"", **headers: str) -> None:
@@ -240,6 +220,99 @@ def test_a_body_that_stops_coming_is_transient_within_the_timeout(credentials: N
         release.set()
 
     assert "cut short" in caught.value.reason
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_server_that_trickles_is_given_up_when_the_request_timeout_is_spent(
+    credentials: None, part: str
+) -> None:
+    """From an independent review (the body; the headers were added with the fix), failing before
+    the fix: a byte every 0.1 s kept each receive within the socket timeout, and the deadline
+    was checked only between reads of 64 KiB, so the agent waited for the server to finish."""
+    release = threading.Event()
+
+    def trickle(handler: Any) -> None:
+        head = b'HTTP/1.1 200 OK\r\nETag: "1"\r\nContent-Length: 1000\r\n\r\n'
+        slow, sent = (head, b"") if part == "headers" else (b"a" * 1000, head)
+        try:
+            handler.wfile.write(sent)
+            for byte in slow:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                if release.wait(TRICKLE_PAUSE):
+                    return
+        except OSError:
+            return  # the client gave up
+
+    with FakeS3(trickle) as fake:
+        source = _source(fake, timeout=0.5)
+        outcome = outcome_within(10, lambda: source.fetch("index.json"))
+        release.set()
+        source.close()
+
+    assert isinstance(outcome, SourceUnavailable), outcome
+    # A status line that never came is tried again, as a dropped connection is; a body is not.
+    assert len(fake.seen) == (ATTEMPTS if part == "headers" else 1)
+
+
+@pytest.mark.parametrize(
+    "code", ["InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestTimeTooSkewed"]
+)
+def test_an_enrollment_s3_refuses_is_an_error_with_its_code_not_a_read_only_store(
+    credentials: None, code: str
+) -> None:
+    """From an independent review, failing before the fix: every refusal made put_enrollment
+    return False, which `join` reads as a read-only store (it prints the enrollment, exit 0)."""
+    refusing = FakeS3(lambda h: _reply(h, 403, _error(code)))
+    with refusing as fake, _source(fake) as source, pytest.raises(SourceError) as caught:
+        source.put_enrollment(b"{}")
+
+    assert caught.value.backend_code == code
+    assert code in str(caught.value) and "secret-value" not in str(caught.value)
+
+
+def test_a_status_report_the_policy_refuses_is_skipped_but_bad_credentials_raise(
+    credentials: None,
+) -> None:
+    with FakeS3(lambda h: _reply(h, 403, _error("AccessDenied"))) as fake, _source(fake) as source:
+        assert source.put_status(b"{}") is False  # read-only credentials: install, report nothing
+    unknown = FakeS3(lambda h: _reply(h, 403, _error("InvalidAccessKeyId")))
+    with unknown as fake, _source(fake) as source, pytest.raises(SourceDenied) as caught:
+        source.put_status(b"{}")
+
+    assert caught.value.backend_code == "InvalidAccessKeyId"
+
+
+def test_an_endpoint_the_client_cannot_dial_is_a_source_error_not_a_traceback(
+    credentials: None, tmp_path: Path
+) -> None:
+    """Behind the configuration's check of endpoint_url (and for a CA file gone since): setting
+    up a connection fails inside the client's error handling."""
+    unchecked = S3Source(
+        "s3://bucket/p",
+        AGENT,
+        bucket="bucket",
+        prefix="p",
+        endpoint_url="https://minio.lan:9000x",
+        max_bytes=1024,
+        sleep=lambda seconds: None,
+    )
+    no_ca = S3Source(
+        "s3://bucket/p",
+        AGENT,
+        bucket="bucket",
+        prefix="p",
+        endpoint_url="https://127.0.0.1:9",
+        ca_file=str(tmp_path / "gone.pem"),
+        max_bytes=1024,
+    )
+
+    with unchecked, pytest.raises(SourceUnavailable):
+        unchecked.fetch("index.json")
+    with no_ca, pytest.raises(SourceError) as caught:
+        no_ca.fetch("index.json")
+
+    assert caught.value.backend_code == "TLS" and "gone.pem" in str(caught.value)
 
 
 def test_a_bucket_in_another_region_is_followed_once(

@@ -66,6 +66,45 @@ def test_credentials_in_a_url_are_refused_without_being_repeated() -> None:
     assert "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "cause"),
+    [
+        # From an independent review, failing before the fix: the first two passed the check,
+        # and the first request ended in a traceback (exit 1), not a configuration problem.
+        ("https://minio.lan:9000x", "is not a URL"),
+        ("http://[::1", "is not a URL"),
+        ("minio.lan:9000", "is not an https:// or http:// URL"),
+        ("https://:9000", "with a host"),
+        ("https://minio.lan:9000/?versionId=1", "has a query or fragment"),
+    ],
+)
+def test_a_bad_endpoint_url_is_a_problem_of_source_endpoint_url(endpoint: str, cause: str) -> None:
+    with pytest.raises(AgentConfigError) as caught:
+        check_source_url("s3://bucket/p", endpoint_url=endpoint)
+    (problem,) = caught.value.problems
+    assert problem.key == "source.endpoint_url"
+    assert cause in problem.cause
+    assert problem.fix
+
+
+def test_credentials_in_an_endpoint_url_are_refused_without_being_repeated() -> None:
+    with pytest.raises(AgentConfigError) as caught:
+        check_source_url("s3://bucket/p", endpoint_url="https://minio:hunter2@minio.lan:9000")
+    assert "holds credentials" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_virtual_addressing_at_an_ip_address_is_refused() -> None:
+    """The bucket would go in the host name (certs.192.168.1.10), which no resolver knows."""
+    with pytest.raises(AgentConfigError) as caught:
+        check_source_url(
+            "s3://certs/p", endpoint_url="http://192.168.1.10:9000", addressing_style="virtual"
+        )
+    (problem,) = caught.value.problems
+    assert problem.key == "source.addressing_style"
+    assert "path" in problem.fix
+
+
 def test_an_option_the_kind_does_not_take_names_the_kinds_that_do() -> None:
     with pytest.raises(AgentConfigError) as caught:
         open_source("https://certs.example.com/", AGENT, endpoint_url="https://minio:9000")
