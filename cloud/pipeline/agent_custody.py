@@ -4,9 +4,10 @@ the CSR the agent signed; no private key anywhere on this side.
 
     lock (site_run) → TXT values left before? remove → key requests up to date → backing off?
     deliver what is recorded, nothing else → per subscribed agent, in turn: a recorded
-    certificate not delivered? deliver → an order in flight? finish it → read and check its CSR
-    statement (refusal recorded, the next agent goes on) → due? (no certificate, renewal) →
-    tokens in the CA's limits (none: that agent waits) → order journalled with its CSR → order
+    certificate not delivered? deliver → an order in flight? its journalled statement checked
+    again (refused: the order is dropped), then finish it → read and check its CSR statement
+    (refusal recorded, the next agent goes on) → due? (no certificate, renewal) → tokens in the
+    CA's limits (none: that agent waits) → order journalled with its CSR and statement → order
     (URL saved) → challenges → finalize → version reserved → escrow copy (leaf only) → state
     "pending" → delivered to that agent → state "current" → then the agents whose statement
     asks for a rekey alone, held back (waiting) while a due order of the site waits for tokens
@@ -15,9 +16,11 @@ the CSR the agent signed; no private key anywhere on this side.
 The same guarantees as the issuer-custody run (cloud.pipeline.site_run), per agent: an order is
 journalled with its CSR before it is sent and resumed by the next run, a CSR's sequence is used
 for one certificate only, a certificate is recorded before any agent sees it, TXT values are
-always removed. A failing agent (its statement, its delivery) is that agent's; a failing order
-(the CA, DNS) ends the run with the site's backoff, keeping what the other agents got; until the
-backoff ends a run (planned because an agent posted a CSR, say) goes to the CA for nothing.
+always removed. The site state is not signed, so a journalled order is resumed only when the
+statement journalled with it is the agent's (cloud.custody.order_journal). A failing agent (its
+statement, its delivery) is that agent's; a failing order (the CA, DNS) ends the run with the
+site's backoff, keeping what the other agents got; until the backoff ends a run (planned because
+an agent posted a CSR, say) goes to the CA for nothing.
 
 An agent's statement may name (`current_cert_sha256`) the certificate last delivered to it, the
 one delivered before (it could not install the last), the site's issuer-custody certificate
@@ -47,6 +50,13 @@ from cloud.custody.agent_side import (
     statement_sequence,
 )
 from cloud.custody.leaves import deliver_leaf, escrow_leaf, open_escrow_leaf
+from cloud.custody.order_journal import (
+    ORDER_UNSIGNED,
+    AcceptedStatement,
+    journal,
+    journalled_statement,
+    unsigned_part,
+)
 from cloud.custody.renewal import agent_renewal, decide_agents
 from cloud.errors import AcmeError, CertdropError, ObjectTooLarge, StoreError, WaitingForLimits
 from cloud.limiter.orders import OrderKind
@@ -87,7 +97,7 @@ class AgentCustodyRun(_SiteRun):
         self._force = force
         self._done: dict[str, str] = {}  # agent → what this run did for it, for the outcome
         # Statements asking for a rekey alone, ordered after every other agent's turn.
-        self._rekeys: list[tuple[AgentRecord, CheckedCsr]] = []
+        self._rekeys: list[tuple[AgentRecord, AcceptedStatement]] = []
         # Agents whose first issuance or due renewal waits for the CA's limits: until when.
         self._held_due: dict[str, datetime] = {}
         self._site_leaf_read: list[str | None] = []  # the issuer-custody leaf, once read
@@ -106,8 +116,8 @@ class AgentCustodyRun(_SiteRun):
             issued = False
             for record in sorted(records, key=self._urgency):
                 issued = self._agent(publisher, record) or issued
-            for record, checked in self._rekeys:
-                issued = self._rekey(publisher, record, checked) or issued
+            for record, accepted in self._rekeys:
+                issued = self._rekey(publisher, record, accepted) or issued
             decision = self._decide()
             self._schedule(decision)
             if issued:
@@ -151,12 +161,15 @@ class AgentCustodyRun(_SiteRun):
         if entry.pending is not None:
             return self._deliver(publisher, record, entry.pending, None)
         if entry.order is not None:
-            return self._order_and_publish(publisher, record, entry, entry.order)
+            order = self._journalled(publisher, record, entry, entry.order)
+            if order is None:
+                return False
+            return self._order_and_publish(publisher, record, self.state.agents[aid], order)
         entry = self._with_agent_window(entry)
-        checked = self._statement(publisher, record, entry)
+        accepted = self._statement(publisher, record, entry)
         entry = self.state.agents[aid]
         renewal = agent_renewal(self.site, entry, self.now)
-        if checked is None:
+        if accepted is None:
             self._put(replace(entry, waiting=None))  # nothing to order: nothing waits either
             if entry.refusal is not None:
                 self._done[aid] = f"CSR refused ({entry.refusal.code})"
@@ -165,14 +178,16 @@ class AgentCustodyRun(_SiteRun):
             return False
         if renewal.due or self._force:
             why = renewal.reason if renewal.due else "forced"
-            return self._order_for(publisher, record, entry, checked, why, rekey=False)
-        if checked.statement.rekey:
-            self._rekeys.append((record, checked))  # after the due ones (`_rekey`)
+            return self._order_for(publisher, record, entry, accepted, why, rekey=False)
+        if accepted.checked.statement.rekey:
+            self._rekeys.append((record, accepted))  # after the due ones (`_rekey`)
             return False
         self._put(replace(entry, waiting=None))
         return False
 
-    def _rekey(self, publisher: Publisher, record: AgentRecord, checked: CheckedCsr) -> bool:
+    def _rekey(
+        self, publisher: Publisher, record: AgentRecord, accepted: AcceptedStatement
+    ) -> bool:
         """A statement asking for a rekey alone (nothing due): ordered unless a first issuance
         or due renewal of the site waits for the CA's limits, or the agent had a rekey order in
         the last 24 hours; then it waits (status: waiting), and is not refused."""
@@ -182,7 +197,7 @@ class AgentCustodyRun(_SiteRun):
             return self._rekey_waits(entry, entry.rekeyed_at + REKEY_INTERVAL, REKEY_HELD)
         if self._held_due:
             return self._rekey_waits(entry, min(self._held_due.values()), DUE_FIRST)
-        return self._order_for(publisher, record, entry, checked, "rekey", rekey=True)
+        return self._order_for(publisher, record, entry, accepted, "rekey", rekey=True)
 
     def _rekey_waits(self, entry: AgentCustodyState, go_at: datetime, why: str) -> bool:
         self._put(replace(entry, waiting=LimitWait(go_at, (why,), self.now)))
@@ -192,31 +207,22 @@ class AgentCustodyRun(_SiteRun):
 
     def _statement(
         self, publisher: Publisher, record: AgentRecord, entry: AgentCustodyState
-    ) -> CheckedCsr | None:
+    ) -> AcceptedStatement | None:
         """The agent's CSR statement if every check passes; a refusal is recorded (with its
         code). The statement the last certificate answered is no refusal: its successor is
         awaited."""
-        aid = record.agent_id
         try:
-            found = self.store.get(
-                csr_statement_key(aid, self.site.id), max_bytes=MAX_CSR_STATEMENT_BYTES
-            )
-        except ObjectTooLarge as exc:
-            size = f"{exc.size} bytes, " if exc.size is not None else ""
-            too_large = CsrMalformed(
-                f"{size}more than the {MAX_CSR_STATEMENT_BYTES} bytes a statement may have",
-                agent_id=aid,
-                site=self.site.id,
-            )
+            body = self._read_statement(record.agent_id)
+        except CsrMalformed as too_large:
             self._refused(entry, too_large, None)
             return None
-        if not isinstance(found, StoredObject):
+        if body is None:
             self._put(replace(entry, csr_seen=False, refusal=None))
             return None
         try:
-            checked = self._check(publisher, found.body, record, entry)
+            checked = self._check(publisher, body, record, entry)
         except CsrError as exc:
-            sequence = statement_sequence(found.body)
+            sequence = statement_sequence(body)
             if isinstance(exc, CsrSequenceStale) and sequence == entry.sequence:
                 # Answered already (or refused by the CA: that refusal stays shown until the
                 # agent's next statement).
@@ -228,7 +234,90 @@ class AgentCustodyRun(_SiteRun):
             self._refused(entry, exc, sequence)
             return None
         self._put(replace(entry, csr_seen=True, refusal=None))
-        return checked
+        return AcceptedStatement(checked, body)
+
+    def _read_statement(self, aid: str) -> bytes | None:
+        """The agent's statement in the store (None: there is none), read with its size cap; a
+        larger object is CsrMalformed."""
+        try:
+            found = self.store.get(
+                csr_statement_key(aid, self.site.id), max_bytes=MAX_CSR_STATEMENT_BYTES
+            )
+        except ObjectTooLarge as exc:
+            size = f"{exc.size} bytes, " if exc.size is not None else ""
+            raise CsrMalformed(
+                f"{size}more than the {MAX_CSR_STATEMENT_BYTES} bytes a statement may have",
+                agent_id=aid,
+                site=self.site.id,
+            ) from exc
+        return found.body if isinstance(found, StoredObject) else None
+
+    def _journalled(
+        self,
+        publisher: Publisher,
+        record: AgentRecord,
+        entry: AgentCustodyState,
+        order: AgentOrder,
+    ) -> AgentOrder | None:
+        """The agent's journalled order, to place, resume or finalize, if the statement
+        journalled with it passes every check of `_check` again and signs all of it
+        (cloud.custody.order_journal); else None, the order dropped and refused.
+
+        An entry written before statements were journalled is checked with the agent's statement
+        in the store, and the statement is journalled with it from then on. That is as safe as
+        any statement read from there (the same checks, and the CSR must be the one it signs),
+        and an order already placed or finalized is finished, not ordered a second time: dropping
+        it would spend another token and could issue a second certificate. The store's statement
+        differs only when the agent posted another since: the order is then refused, and that
+        one is read at the agent's next run."""
+        aid = record.agent_id
+        body: bytes | None = None
+        try:
+            body = journalled_statement(order, agent=aid, site=self.site.id)
+            if body is None:
+                body = self._read_statement(aid)
+            if body is None:
+                why = "it carries no statement, and the agent has none in the store"
+                self._order_refused(entry, order, ORDER_UNSIGNED, why, None)
+                return None
+            checked = self._check(publisher, body, record, entry)
+        except CsrError as exc:
+            sequence = statement_sequence(body) if body is not None else None
+            self._order_refused(entry, order, exc.code, str(exc), sequence)
+            return None
+        unsigned = unsigned_part(order, checked)
+        if unsigned is not None:
+            self._order_refused(entry, order, ORDER_UNSIGNED, unsigned, checked.statement.sequence)
+            return None
+        verified = replace(order, statement=b64url_encode(body))
+        self._put(replace(entry, order=verified))
+        return verified
+
+    def _order_refused(
+        self,
+        entry: AgentCustodyState,
+        order: AgentOrder,
+        code: str,
+        why: str,
+        sequence: int | None,
+    ) -> None:
+        """A journalled order the agent did not sign: dropped, never placed or finalized, and
+        refused as a statement is (`csr.*`: status, `csr_refused` alert). Its sequence is not
+        used up: nobody vouches for it (a forged one would make the agent's next statements
+        stale). Nothing more is done for the agent in this run, so the refusal is shown until a
+        run reads the agent's statement again."""
+        aid = entry.agent
+        log.warning(  # %s: the state is not trusted to hold an integer there either
+            "journalled order for CSR %s dropped: %s: %s",
+            order.sequence,
+            code,
+            why,
+            extra=self._extra(aid),
+        )
+        message = f"journalled order for CSR {order.sequence} dropped: {why}"
+        refusal = CsrRefusal(code, message, self.now, sequence)
+        self._put(replace(entry, order=None, refusal=refusal, csr_seen=False, waiting=None))
+        self._done[aid] = f"journalled order refused ({code})"
 
     def _refused(self, entry: AgentCustodyState, exc: CsrError, sequence: int | None) -> None:
         log.warning("CSR statement refused: %s: %s", exc.code, exc, extra=self._extra(entry.agent))
@@ -280,22 +369,13 @@ class AgentCustodyRun(_SiteRun):
         publisher: Publisher,
         record: AgentRecord,
         entry: AgentCustodyState,
-        checked: CheckedCsr,
+        accepted: AcceptedStatement,
         why: str,
         *,
         rekey: bool,
     ) -> bool:
-        statement = checked.statement
-        order = AgentOrder(
-            sequence=statement.sequence,
-            csr=b64url_encode(statement.csr_der),
-            key_sha256=checked.public_key_sha256,
-            rekey=rekey,
-            ordering_since=self.now,
-        )
-        log.info(
-            "ordering for CSR %d (%s)", statement.sequence, why, extra=self._extra(entry.agent)
-        )
+        order = journal(accepted, rekey=rekey, now=self.now)
+        log.info("ordering for CSR %d (%s)", order.sequence, why, extra=self._extra(entry.agent))
         return self._order_and_publish(publisher, record, entry, order)
 
     def _order_and_publish(

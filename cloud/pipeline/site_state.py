@@ -105,7 +105,9 @@ class AgentCertificate:
 class AgentOrder:
     """An order placed (or about to be) for one agent's CSR: journalled before the newOrder is
     sent, its URL as soon as the CA returns it, so a run that dies is resumed, never re-ordered.
-    The CSR is public (no key): a later run finishes the order with it."""
+    The CSR is public (no key): a later run finishes the order with it, once the statement
+    journalled with it passed its checks again (cloud.custody.order_journal): this state is not
+    signed, so nothing in it alone is trusted to name a CSR."""
 
     sequence: int
     csr: str  # base64url of the CSR's DER
@@ -114,6 +116,9 @@ class AgentOrder:
     ordering_since: datetime
     url: str | None = None
     placed_at: datetime | None = None
+    # base64url of the agent's signed CSR statement, its exact bytes; None in an entry written
+    # before statements were journalled (the agent's statement in the store is checked instead).
+    statement: str | None = None
 
 
 @dataclass(frozen=True)
