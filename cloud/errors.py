@@ -55,6 +55,9 @@ CertdropError                      transient: retry later; otherwise record, ale
 ├── RecordUnsigned                 .agent_id: a registry record the issuer never signed
 ├── RecordTampered                 .agent_id, .cause: a registry record whose signature fails
 └── EscrowUnavailable              .site: the escrow copy cannot be re-sealed for a new agent
+    └── EscrowForged               .cause: no statement by a key the issuer holds vouches for
+        │                          the copy as the record names it: never delivered
+        └── EscrowUnsigned         no statement at all (a copy from before statements)
 
 Codes are "<area>.<condition>", lower case with underscores ("store.refused",
 "acme.rate_limited"), one per class and never reused, so they can be stored and compared across
@@ -648,3 +651,38 @@ class EscrowUnavailable(CertdropError):
     def __init__(self, site: str, cause: str):
         self.site = site
         super().__init__(f"site {site}: cannot re-seal from escrow: {cause}")
+
+
+class EscrowForged(EscrowUnavailable):
+    """An escrow copy the issuer cannot tell it wrote: its statement is malformed, signed by a
+    key the issuer does not hold (another, or one retired after a compromise), or names
+    another site, version, certificate or content. Sealing to escrow needs only a public key,
+    so such a copy is nothing the issuer delivers, ever."""
+
+    code = "escrow.forged"
+
+    def __init__(self, site: str, cause: str):
+        self.cause = cause
+        super().__init__(
+            site,
+            f"{cause}; the copy is not the issuer's and is never delivered: check who writes the"
+            f" store, then issue the site again (`certdrop issue {site}`)",
+        )
+
+
+class EscrowUnsigned(EscrowForged):
+    """An escrow copy with no statement beside it: written before copies were signed, or by
+    someone else (docs/bundle-format.md §12)."""
+
+    code = "escrow.unsigned"
+
+    def __init__(self, site: str, version: int):
+        self.version = version
+        self.cause = f"no issuer statement vouches for escrow copy version {version}"
+        # Not EscrowForged's message: on a store from before statements this is no attack.
+        EscrowUnavailable.__init__(
+            self,
+            site,
+            f"{self.cause}: written before escrow copies were signed (issue the site again:"
+            f" `certdrop issue {site}`), or by someone else",
+        )

@@ -18,6 +18,8 @@
     state/store-probe/<token>                    the probe's object, deleted when it is done
     state/issuer/rotations.json                  the issuer's key rotation statements, a chain
     state/invites/<agent>.json                   an agent's invitation, signed; gone once used
+    state/escrow/<site>/<version>.json           the issuer's signed statement vouching for
+                                                 that escrow copy
     escrow/<site>/<version>.sealed               the bundle sealed to the escrow key
     agents/<agent>/index.json                    the agent's signed index, written last
     agents/<agent>/bundles/<site>/<version>.sealed
@@ -47,6 +49,7 @@ STORE_CHECK = "state/store-check.json"
 STORE_PROBE_PREFIX = "state/store-probe/"
 ISSUER_ROTATIONS = "state/issuer/rotations.json"
 INVITES_PREFIX = "state/invites/"
+ESCROW_STATEMENTS_PREFIX = "state/escrow/"
 ESCROW_PREFIX = "escrow/"
 AGENTS_PREFIX = "agents/"
 
@@ -158,3 +161,11 @@ def agent_csr(agent: str, site: str) -> str:
 
 def agent_bundles(agent: str, site: str) -> str:
     return agent_prefix(agent) + bundles_of(site)
+
+
+def escrow_statements(site: str) -> str:
+    return f"{ESCROW_STATEMENTS_PREFIX}{site}/"
+
+
+def escrow_statement(site: str, version: int) -> str:
+    return f"{escrow_statements(site)}{version}.json"

@@ -53,7 +53,7 @@ def issuer_show(args: argparse.Namespace) -> int:
 
 def issuer_rotate(args: argparse.Namespace) -> int:
     """Rotates a key of the issuer's (cloud.keys.rotation), then signs every agent's index and
-    registry record again with the signing key in use."""
+    registry record, and every escrow statement, again with the signing key in use."""
     from datetime import UTC, datetime
 
     from cloud.keys import rotation
@@ -69,7 +69,7 @@ def issuer_rotate(args: argparse.Namespace) -> int:
     from cloud.custody import key_requests
     from cloud.publish.publisher import Publisher
 
-    signed_again: list[tuple[int, int]] = []
+    signed_again: list[tuple[int, int, int, int]] = []
 
     def resign(signer: rotation.Signer) -> None:
         publisher = Publisher(store, load_issuer(keys), signer=signer)
@@ -77,7 +77,8 @@ def issuer_rotate(args: argparse.Namespace) -> int:
         # Before the indexes: a key-requests document is written with its agent's index signed.
         key_requests.sync(publisher, config, datetime.now(UTC))
         indexes = publisher.indexes.resign_due(datetime.now(UTC), force=True)
-        signed_again.append((len(indexes), records))
+        statements, unvouched = publisher.escrow_statements.resign_all()
+        signed_again.append((len(indexes), records, statements, unvouched))
 
     if args.compromised:
         rotation.reset_after_compromise(keys, store)
@@ -89,8 +90,17 @@ def issuer_rotate(args: argparse.Namespace) -> int:
             f" (rotation {statement.sequence}); agents follow it at their next poll"
         )
     issuer_line, _ = public_lines(load_issuer(keys))
-    indexes, records = signed_again[-1] if signed_again else (0, 0)
-    print(f"signed again: {indexes} index(es), {records} registry record(s)")
+    indexes, records, statements, unvouched = signed_again[-1] if signed_again else (0, 0, 0, 0)
+    print(
+        f"signed again: {indexes} index(es), {records} registry record(s),"
+        f" {statements} escrow statement(s)"
+    )
+    if unvouched:
+        print(
+            f"{unvouched} escrow statement(s) signed by no key the issuer holds (the compromised"
+            " one, or someone else's): their copies are never delivered; issue their sites"
+            " again (`certdrop run --force`)"
+        )
     if args.compromised:
         print(
             "new signing key, vouched for by no earlier key: on every NAS set issuer_key to the"

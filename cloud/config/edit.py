@@ -98,8 +98,8 @@ def set_account_key(path: Path, key: AccountKeyRef) -> config_module.Config:
 
 def forget_site(store: Store, publisher: Publisher | None, site_id: str) -> int:
     """Takes the site from every agent (index entry, bundles, subscription), deletes its escrow
-    copies, state and schedule; returns how many agents had it. Certificates already installed
-    on NAS units stay there, valid until they expire."""
+    copies with their statements, state and schedule; returns how many agents had it.
+    Certificates already installed on NAS units stay there, valid until they expire."""
     holders = [record for record in AgentRegistry(store).all() if site_id in record.sites]
     # Without issuer keys (before `certdrop init`) no agent can have been registered.
     if publisher is not None:
@@ -110,7 +110,11 @@ def forget_site(store: Store, publisher: Publisher | None, site_id: str) -> int:
                 publisher.registry.set_sites(record.agent_id, sites)
             # A record the issuer did not sign stays as it is: re-signing it would vouch for
             # its keys, and nothing is sealed to it anyway.
-    for prefix in (store_layout.escrow_prefix(site_id), store_layout.schedule_prefix(site_id)):
+    for prefix in (
+        store_layout.escrow_prefix(site_id),
+        store_layout.escrow_statements(site_id),
+        store_layout.schedule_prefix(site_id),
+    ):
         for info in list(store.list(prefix)):
             store.delete(info.key)
     # Not the challenge journal: TXT values it lists are still in DNS, and the runs of a site

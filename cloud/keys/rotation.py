@@ -15,7 +15,8 @@ store, with the key it starts from:
 
 The key that signs is always the one the chain ends at (`signer_for`), so between 2 and 3 the
 successor already signs. Between steps 2 and 3, while the issuer still holds both keys, every
-registry record and index the old key signed is signed again with the new one (`resign`).
+registry record, index and escrow statement the old key signed is signed again with the new one
+(`resign`).
 
 The chain is in the bucket, which the issuer does not trust: it only tells agents how to follow
 a rotation. What the issuer itself accepts as its own signature (registry records, entries it
@@ -25,7 +26,8 @@ head of the chain and have records they sign accepted.
 
 The escrow key is not pinned by anyone: `rotate_escrow` puts the new key beside the old one
 (new copies are sealed to the newest key, copies open with either), re-seals every escrow copy
-to the new key, then drops the old one.
+to the new key, then drops the old one. A copy's statement (`cloud.publish.escrow_statements`)
+binds what the copy holds, not its sealed bytes, so it stays true across the re-seal.
 
 After a suspected compromise the old key is not trusted to sign its successor:
 `reset_after_compromise` makes a new key and starts a new chain from it, and every agent is

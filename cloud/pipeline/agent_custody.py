@@ -58,7 +58,14 @@ from cloud.custody.order_journal import (
     unsigned_part,
 )
 from cloud.custody.renewal import agent_renewal, decide_agents
-from cloud.errors import AcmeError, CertdropError, ObjectTooLarge, StoreError, WaitingForLimits
+from cloud.errors import (
+    AcmeError,
+    CertdropError,
+    EscrowForged,
+    ObjectTooLarge,
+    StoreError,
+    WaitingForLimits,
+)
 from cloud.limiter.orders import OrderKind
 from cloud.pipeline.renewal import Decision, changes
 from cloud.pipeline.schedule import write_marker
@@ -521,6 +528,20 @@ class AgentCustodyRun(_SiteRun):
         try:
             plaintext = open_escrow_leaf(publisher, self.site.id, issued.record)
             deliver_leaf(publisher, plaintext, record)
+        except EscrowForged as exc:
+            # Not a copy the issuer wrote (forged, or from before copies were signed): nothing
+            # to deliver, ever. The pending record goes, so the agent's next statement is
+            # ordered instead of this one being retried for good.
+            log.error(
+                "version %d dropped: %s: %s",
+                issued.record.version,
+                exc.code,
+                exc,
+                extra=self._extra(aid),
+            )
+            self._put(replace(self.state.agents[aid], pending=None))
+            self._done[aid] = f"v{issued.record.version} dropped ({exc.code})"
+            return False
         except CertdropError as exc:
             log.error(
                 "version %d not delivered: %s: %s",

@@ -14,7 +14,10 @@ away, never one version with two certificates. `certdrop issue` is this run forc
 `certdrop run` (a thread pool), the `issue` Lambda and so the tick's messages all come here. The
 site state is read once per run and written only here. Failures are recorded with an exponential
 backoff and rescheduled, never retried in a loop; one agent that cannot be written is that
-agent's pending delivery; TXT values a run could not remove are retried by every run.
+agent's pending delivery; TXT values a run could not remove are retried by every run. What is
+delivered from escrow (a recorded certificate, a redelivery) comes only from a copy the issuer's
+statement vouches for (`cloud.publish.escrow_statements`): the site state is unsigned, so a
+recorded certificate with any other copy is dropped, and a redelivery leaves its agents pending.
 
 A dns-persist-01 site's record check is recorded as it happens; between issuances the site is
 looked at daily to read its record again. A CA that offers no challenge of the site's type is
@@ -44,6 +47,7 @@ from cloud.dns01.solver import ChallengeJournal
 from cloud.errors import (
     AcmeError,
     CertdropError,
+    EscrowForged,
     KeptKeyMismatch,
     Locked,
     OrderGone,
@@ -219,7 +223,12 @@ class _SiteRun:
                 self._save(self._with_window(self.state))
             if self.state.pending is not None and self.runner.publisher is not None:
                 # A run died after recording its certificate: finish that, order nothing.
-                return self._publish(self.runner.publisher, None, "finishing a recorded issuance")
+                try:
+                    return self._publish(
+                        self.runner.publisher, None, "finishing a recorded issuance"
+                    )
+                except EscrowForged as exc:  # raised before anything is delivered
+                    self._drop_pending(exc)
             if self.state.undelivered and self.runner.publisher is not None:
                 self._redeliver(self.runner.publisher)
             decision = self._decide()
@@ -391,11 +400,26 @@ class _SiteRun:
         return step()
 
     def _redeliver(self, publisher: Publisher) -> None:
-        """The current certificate to the agents a run could not reach: no new order."""
+        """The current certificate to the agents a run could not reach: no new order. From a
+        copy the issuer did not vouch for, nothing: those agents stay pending with its code, and
+        the run goes on (the next issuance reaches them)."""
         assert self.state.current is not None
-        plaintext = publisher.open_escrow(self.site.id, self.state.current)
-        undelivered = publisher.deliver_all(plaintext, only=set(self.state.undelivered))
+        try:
+            plaintext = publisher.open_escrow(self.site.id, self.state.current)
+        except EscrowForged as exc:
+            log.error("nothing redelivered: %s: %s", exc.code, exc, extra={"site": self.site.id})
+            why = f"{exc.code}: {exc}"
+            undelivered = dict.fromkeys(self.state.undelivered, why)
+        else:
+            undelivered = publisher.deliver_all(plaintext, only=set(self.state.undelivered))
         self._save(replace(self.state, undelivered=undelivered))
+
+    def _drop_pending(self, exc: EscrowForged) -> None:
+        """A recorded issuance whose escrow copy the issuer did not vouch for is none of its
+        own (or predates statements): dropped, never delivered, and the run goes on as if no
+        run had died. Its copy stays: the unsigned record may name a genuine one."""
+        log.error("recorded issuance dropped: %s: %s", exc.code, exc, extra={"site": self.site.id})
+        self._save(replace(self.state, pending=None))
 
     def _keep_order_key(self, url: str, key_pem: bytes) -> None:
         """Just before finalize: the key, sealed to the escrow key, beside the order's URL."""

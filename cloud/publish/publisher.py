@@ -1,5 +1,6 @@
 """Publishing certificates to the object store, sealed for the escrow key and each agent.
 
+    state/escrow/<site>/<version>.json             the issuer's statement vouching for the copy
     escrow/<site>/<version>.sealed                 sealed to the issuer's escrow key
     agents/<agent>/bundles/<site>/<version>.sealed sealed to that agent
     agents/<agent>/index.json                      signed as a whole (v2), written last
@@ -7,7 +8,8 @@
 Sealed objects are written before the index that names them, so an agent never sees an entry
 pointing at nothing; the pipeline writes the site state after every agent's index. The plaintext key
 exists only in memory. A new agent gets the current certificate by re-sealing the escrow copy:
-no ACME order.
+no ACME order. Nothing is delivered from a copy no statement of the issuer's vouches for
+(`cloud.publish.escrow_statements`): anyone can seal to the escrow key.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from cloud.acme.order import IssuedCertificate
-from cloud.errors import CertdropError, EscrowUnavailable
+from cloud.errors import CertdropError, EscrowForged, EscrowUnavailable
 from cloud.keys.rotation import Signer, open_escrow_copy, signer_for
 from cloud.pipeline.site_state import CertificateRecord, load_site_state
+from cloud.publish.escrow_statements import EscrowStatement, EscrowStatements
 from cloud.publish.indexes import AgentIndexes
 from cloud.publish.registry import AgentRecord, AgentRegistry
 from cloud.store import Store, StoredObject
@@ -68,6 +71,10 @@ class Publisher:
     def indexes(self) -> AgentIndexes:
         return AgentIndexes(self.store, self.signer)
 
+    @functools.cached_property
+    def escrow_statements(self) -> EscrowStatements:
+        return EscrowStatements(self.store, self.signer)
+
     def escrow(
         self, cert: IssuedCertificate, version: int
     ) -> tuple[CertificateRecord, BundlePlaintext]:
@@ -89,13 +96,15 @@ class Publisher:
         self, cert: IssuedCertificate, plaintext: BundlePlaintext | LeafPlaintext
     ) -> CertificateRecord:
         """`plaintext` (a bundle, or an agent-custody site's leaf) sealed to the escrow key and
-        written as its site's version; the record the site state keeps of it."""
+        written as its site's version, after the statement vouching for it; the record the site
+        state keeps of it."""
         sealed = seal(
             plaintext,
             recipient_id=ESCROW_RECIPIENT,
             recipient_public_key=self.issuer.escrow_key.public_key(),
         )
         escrow_object = store_layout.escrow(cert.site, plaintext.version)
+        self.escrow_statements.write(plaintext)
         self.store.put(escrow_object, sealed)
         return CertificateRecord(
             version=plaintext.version,
@@ -153,8 +162,15 @@ class Publisher:
         return failed
 
     def retire(self, previous: CertificateRecord) -> None:
-        """Deletes a replaced certificate's escrow copy (once the new one is recorded)."""
+        """Deletes a replaced certificate's escrow copy (once the new one is recorded), then its
+        statement."""
+        try:
+            site, version = store_layout.parse_escrow(previous.escrow_object)
+        except ValueError:  # the site state is unsigned: it may name any object
+            log.warning("%s is no escrow copy: not deleted", previous.escrow_object)
+            return
         self.store.delete(previous.escrow_object)
+        self.escrow_statements.delete(site, version)
 
     def deliver(self, plaintext: BundlePlaintext, agent: AgentRecord) -> IndexEntry:
         """Seals `plaintext` for one agent, writes the object, then the agent's index; refuses
@@ -228,17 +244,23 @@ class Publisher:
     def open_escrow_any(
         self, site: str, record: CertificateRecord, *, unexpired: bool = False
     ) -> BundlePlaintext | LeafPlaintext:
-        """The escrow copy of `site`'s `record`, opened with the escrow key or a retired one;
-        with `unexpired`, refused once its certificate has expired."""
+        """The escrow copy of `site`'s `record`, opened with the escrow key or a retired one, if
+        the issuer's statement vouches for it as the record names it (the site state is
+        unsigned): EscrowUnsigned or EscrowForged otherwise. With `unexpired`, refused once its
+        certificate has expired."""
         found = self.store.get(record.escrow_object)
         if not isinstance(found, StoredObject):
             raise EscrowUnavailable(site, f"{record.escrow_object} is missing")
-        if unexpired and record.not_after <= self.now():
-            raise EscrowUnavailable(site, "its certificate has expired; issue it again")
+        statement = self.escrow_statements.vouched(site, record.version, record.cert_sha256)
         opened = open_escrow_copy(found.body, self.issuer, site=site, version=record.version)
         if opened is None:
             raise EscrowUnavailable(site, f"{record.escrow_object} opens with no escrow key")
-        return opened[1]
+        plaintext = opened[1]
+        if EscrowStatement.of(plaintext) != statement:
+            raise EscrowForged(site, f"{record.escrow_object} is not the copy its statement names")
+        if unexpired and plaintext.not_after <= self.now():
+            raise EscrowUnavailable(site, "its certificate has expired; issue it again")
+        return plaintext
 
     def resign_indexes(self, *, force: bool = False) -> list[str]:
         """Signs again the indexes that would expire soon (every index with `force`)."""

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud.acme.client import AcmeClient
 from cloud.custody.agent_side import csr_statement_key, spki_sha256
+from cloud.errors import StoreError
 from cloud.fleet.alerts.rules import evaluate
 from cloud.fleet.status import collect
 from cloud.pipeline.site_state import AgentOrder, load_site_state, save_site_state
@@ -296,3 +297,29 @@ def test_an_order_journalled_before_statements_were_for_a_csr_since_replaced_con
 
     assert _run(config, store, publisher).result == "issued"  # the agent's statement, read again
     assert _issued_keys(store, "nas-a") == [_spki(nas.site_key.public_key())]
+
+
+def test_a_pending_leaf_whose_escrow_copy_the_issuer_did_not_vouch_for_is_dropped(issuer, orders):
+    # Its statement gone (a copy from before statements, or planted): nothing to deliver, ever,
+    # so the pending record goes instead of being retried for good.
+
+    from cloud.publish.publisher import Publisher
+    from lab.faults import FailingStore
+
+    config, store, keys, publisher = issuer
+    nas = _register(publisher, store, "nas-a")["nas-a"]
+    nas.post()
+    unwritable = FailingStore(
+        store,
+        lambda key, _body: key.startswith("agents/nas-a/") and "/bundles/" in key,
+        lambda key: StoreError(key, "down"),
+    )
+    _run(config, unwritable, Publisher(unwritable, keys))
+    pending = _agent_state(store, "nas-a").pending
+    assert pending is not None
+    store.delete(store_layout.escrow_statement("example", pending.record.version))
+
+    _run(config, store, publisher)
+
+    entry = _agent_state(store, "nas-a")
+    assert entry.pending is None and entry.current is None
