@@ -168,7 +168,10 @@ class _Response(http.client.HTTPResponse):
         self._sock = sock
 
     def close(self) -> None:
-        unfinished = not self.isclosed()  # http.client lets go of fp once the body is read
+        # http.client lets go of fp once the body is read. A proxy's answer to CONNECT is read
+        # by `_tunnel` (status and headers, no begin(): msg stays None) and closed there: its
+        # socket is the tunnel the TLS handshake goes through next, which must stay open.
+        unfinished = not self.isclosed() and self.msg is not None
         super().close()
         if unfinished:
             # The rest of the body is still on a kept connection: end the connection, so the
