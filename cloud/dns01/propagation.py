@@ -305,8 +305,12 @@ def read_txts(questions: Sequence[tuple[str, Nameserver]], timeout: float) -> li
                 answers[i] = _unreachable(exc)
                 continue
             selector.register(udp, selectors.EVENT_READ, (i, query, udp))
-        while selector.get_map() and (left := deadline - time.monotonic()) > 0:
-            for key, _ in selector.select(left):
+        # At the deadline one last look without waiting: answers that came while a truncated
+        # one was asked again over TCP still count.
+        while selector.get_map() and (
+            ready := selector.select(max(deadline - time.monotonic(), 0))
+        ):
+            for key, _ in ready:
                 i, query, udp = key.data
                 selector.unregister(udp)
                 answers[i] = _read_answer(udp, query, questions[i], deadline)
