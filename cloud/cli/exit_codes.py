@@ -18,6 +18,7 @@ from cloud.errors import (
     AlertDeliveryFailed,
     ConfigError,
     DnsError,
+    EscrowUnavailable,
     IssuanceError,
     SecretError,
     SecretUnavailable,
@@ -36,6 +37,7 @@ EXIT_BY_ERROR = (
     (DnsError, EXIT_DNS),
     (AcmeError, EXIT_ACME),
     (StoreError, EXIT_STORE),
+    (EscrowUnavailable, EXIT_STORE),  # a certificate that cannot reach an agent from escrow
     (IssuanceError, EXIT_ISSUED),
 )
 

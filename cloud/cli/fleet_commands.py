@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from cloud import config as config_module
 from cloud.acme.challenge_types import ChallengeType
-from cloud.cli.exit_codes import EXIT_DNS, EXIT_DOCTOR, EXIT_OK
+from cloud.cli.exit_codes import EXIT_DNS, EXIT_DOCTOR, EXIT_OK, exit_code
 from cloud.config import KeyCustody
-from cloud.errors import AgentConflict, ConfigError, ConfigProblem
+from cloud.errors import AgentConflict, CertdropError, ConfigError, ConfigProblem
 from cloud.pipeline import parts
 from nas_agent import store_layout
 
@@ -200,19 +202,14 @@ def agent_add(args: argparse.Namespace) -> int:
     before = publisher.registry.get(enrollment.agent_id)
     problem = publisher.registry.problem(before) if before else None
     record = publisher.registry.add(enrollment, sites, datetime.now(UTC))
-    delivered = publisher.subscribe(record, sites, _agent_custody(config))
+    delivered, refused = publisher.subscribe(record, sites, _agent_custody(config))
     from cloud.custody import key_requests
 
     key_requests.sync(publisher, config, datetime.now(UTC), [record])  # agent-custody sites
-    waiting = [s for s in sites if s not in delivered]
     if problem is not None:
         print(f"replaced its record, which was not the issuer's ({problem.code})")
     print(f"agent {record.agent_id} receives: {', '.join(record.sites)}")
-    if delivered:
-        print(f"  delivered current certificates of: {', '.join(delivered)}")
-    if waiting:
-        print(f"  not issued yet (delivered at first issuance): {', '.join(waiting)}")
-    return EXIT_OK
+    return _delivered(sites, delivered, refused)
 
 
 def agent_invite(args: argparse.Namespace) -> int:
@@ -329,17 +326,26 @@ def agent_approve(args: argparse.Namespace) -> int:
     # Used up first (a conditional delete): of two approvals racing, only one registers.
     invites.consume(args.agent_id, etag)
     registered = publisher.registry.add(enrollment, record.sites, datetime.now(UTC))
-    delivered = publisher.subscribe(registered, record.sites, _agent_custody(config))
+    delivered, refused = publisher.subscribe(registered, record.sites, _agent_custody(config))
     from cloud.custody import key_requests
 
     key_requests.sync(publisher, config, datetime.now(UTC), [registered])  # agent custody
     print(f"agent {registered.agent_id} approved; it receives: {', '.join(registered.sites)}")
+    return _delivered(record.sites, delivered, refused)
+
+
+def _delivered(
+    sites: tuple[str, ...], delivered: list[str], refused: Mapping[str, CertdropError]
+) -> int:
+    """What a new agent got at once, printed; exit 5 when an escrow copy could not be used."""
     if delivered:
         print(f"  delivered current certificates of: {', '.join(delivered)}")
-    waiting = [s for s in record.sites if s not in delivered]
+    waiting = [s for s in sites if s not in delivered and s not in refused]
     if waiting:
         print(f"  not issued yet (delivered at first issuance): {', '.join(waiting)}")
-    return EXIT_OK
+    for site, exc in refused.items():
+        print(f"  not delivered: {site}: {exc.code}: {exc}", file=sys.stderr)
+    return exit_code(next(iter(refused.values()))) if refused else EXIT_OK
 
 
 def agent_list(args: argparse.Namespace) -> int:

@@ -198,20 +198,26 @@ class Publisher:
 
     def subscribe(
         self, agent: AgentRecord, sites: tuple[str, ...], agent_custody: Collection[str] = ()
-    ) -> list[str]:
+    ) -> tuple[list[str], dict[str, EscrowUnavailable]]:
         """Delivers the current certificate of each site that has one to `agent`, re-sealed
-        from escrow; returns the sites delivered. A site in `agent_custody` gets nothing: the
-        agent makes its own key, and a certificate from before the switch holds the issuer's."""
-        delivered = []
+        from escrow; returns the sites delivered, and those whose escrow copy cannot be used
+        (one site's is no reason to skip the others). A site in `agent_custody` gets nothing:
+        the agent makes its own key, and a certificate from before the switch holds the
+        issuer's."""
+        delivered, refused = [], {}
         for site in sites:
             if site in agent_custody:
                 continue
             state = load_site_state(self.store, site)
             if state is None or state.current is None:
                 continue  # not issued yet: the first issuance will include this agent
-            self.deliver(self.open_escrow(site, state.current), agent)
+            try:
+                self.deliver(self.open_escrow(site, state.current), agent)
+            except EscrowUnavailable as exc:
+                refused[site] = exc
+                continue
             delivered.append(site)
-        return delivered
+        return delivered, refused
 
     def withdraw(self, agent_id: str, site: str) -> None:
         """Takes a site away from an agent: its index entry, then its bundles."""

@@ -302,7 +302,11 @@ def test_a_copy_from_before_statements_is_refused_until_the_site_is_issued_again
     assert run.returncode == EXIT_STORE, run.stderr
     assert left["pending"] is None
     assert "written before escrow copies were signed" in left["undelivered"]["nas-1"]
-    assert refused.returncode != EXIT_OK
+    # Registered all the same: told which site it did not get and why (exit 5), nothing else
+    # of the command skipped.
+    assert refused.returncode == EXIT_STORE
+    assert "receives: example" in refused.stdout
+    assert "not delivered: example: escrow.unsigned:" in refused.stderr
     assert "escrow copies were signed (issue the site again: `certdrop issue example`)" in (
         refused.stderr
     )

@@ -127,7 +127,7 @@ def test_a_fourth_agent_gets_the_current_certificate_without_a_new_order(fleet, 
     late = generate_agent_keys("nas-d")
     record = publisher.registry.add(enrollment_of(late), ("example",), datetime.now(UTC))
 
-    assert publisher.subscribe(record, ("example",)) == ["example"]
+    assert publisher.subscribe(record, ("example",)) == (["example"], {})
 
     opened = _open(store, issuer, late)
     assert opened.entry.cert_sha256 == cert.fingerprint_sha256
