@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 
 from cloud.cli.exit_codes import EXIT_OK
-from cloud.errors import CertdropError
 from cloud.fleet.alerts.rules import evaluate
 from cloud.fleet.status import collect
 from cloud.keys.issuer import load_issuer
@@ -159,16 +158,20 @@ def test_site_remove_leaves_the_remaining_records_signed(issued):
 
 def test_a_record_copied_into_another_agents_place_speaks_for_neither(issued):
     # Signed for nas-1, it verifies wherever it lies: a copy at nas-2's place made
-    # `agent resign nas-2` (or set_sites) rewrite nas-1's record (noted by the review).
-    config, store, _agents = issued
+    # `agent resign nas-2` (or set_sites) rewrite nas-1's record (noted by the review). It reads
+    # as no record: commands for nas-2 find none, and `agent add` replaces it.
+    config, store, agents = issued
     nas1 = store.get(store_layout.registry_record("nas-1"))
     assert isinstance(nas1, StoredObject)
     store.put(store_layout.registry_record("nas-2"), nas1.body)
     registry = parts.publisher(config, store).registry
 
-    with pytest.raises(CertdropError, match="names agent nas-1"):
-        registry.get("nas-2")
+    assert registry.get("nas-2") is None
     assert [r.agent_id for r in registry.all()] == ["nas-1"]
     resign = _run("--config", config.source, "agent", "resign", "nas-2")
-    assert resign.returncode != EXIT_OK and "names agent nas-1" in resign.stderr
+    assert resign.returncode != EXIT_OK and "nas-2" in resign.stderr
     assert store.get(store_layout.registry_record("nas-1")).body == nas1.body
+    token = enrollment_of(agents["nas-2"]).token()
+    again = _run("--config", config.source, "agent", "add", token, "--site", "example")
+    assert again.returncode == EXIT_OK, again.stderr
+    assert registry.get("nas-2").agent_id == "nas-2"
