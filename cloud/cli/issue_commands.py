@@ -132,11 +132,17 @@ def issue(args: argparse.Namespace) -> int:
         return _dry_run(args, config, store, keys)
     site_id = parts.site(config, args.site).id
     publisher = parts.publisher(config, store) if is_initialized(keys) else None
-    outcome = Runner(config, store, keys, publisher).run_site(site_id, force=True)
+    runner = Runner(config, store, keys, publisher)
+    outcome = runner.run_site(site_id, force=True)
+    if outcome.error is None and outcome.certificate is None:
+        # A dead run had recorded a certificate: this run published that, ordering nothing.
+        # What was asked for is a new one, so the site is run once more.
+        print(f"finished version {outcome.version}, which an earlier run had recorded")
+        outcome = runner.run_site(site_id, force=True)
     if outcome.error is not None:
         raise outcome.error
     cert = outcome.certificate
-    assert cert is not None  # a forced run that did not fail issued
+    assert cert is not None  # a forced run with nothing recorded to finish issues, or fails
     if outcome.undelivered:
         published = (
             f"version {outcome.version}, not yet delivered to {', '.join(outcome.undelivered)}"

@@ -19,7 +19,7 @@ from cloud.custody.agent_side import (
     make_leaf_plaintext,
     seal_leaf,
 )
-from cloud.errors import EscrowUnavailable
+from cloud.errors import EscrowForged, EscrowUnavailable
 from cloud.pipeline.site_state import CertificateRecord
 from cloud.publish.publisher import Publisher
 from cloud.publish.registry import AgentRecord
@@ -62,7 +62,14 @@ def deliver_leaf(publisher: Publisher, plaintext: LeafPlaintext, agent: AgentRec
         recipient_id=agent.agent_id,
         recipient_public_key=agent.enrollment.box_public_key,
     )
-    # Refuses (ValueError) a leaf ordered for another agent.
+    if plaintext.agent_id != agent.agent_id:
+        # The unsigned site state named another agent's leaf for this one: nothing to deliver
+        # here, ever (the escrow statement vouches for the leaf as that agent's).
+        raise EscrowForged(
+            plaintext.site,
+            f"the leaf of version {plaintext.version} was ordered for agent {plaintext.agent_id},"
+            f" not {agent.agent_id}",
+        )
     entry = leaf_entry(
         plaintext, sealed, agent_id=agent.agent_id, issuer_key_id=publisher.signer.key_id
     )
