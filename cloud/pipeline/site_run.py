@@ -38,6 +38,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
+from cryptography.exceptions import InvalidTag
+
 from cloud.acme.ari import SuggestedWindow, pick_renewal_time
 from cloud.acme.challenge_types import ChallengeType
 from cloud.acme.client import AcmeClient
@@ -438,12 +440,19 @@ class _SiteRun:
         if publisher is None or state.order_key is None or state.order_url is None:
             return None
         issuer = publisher.issuer
-        return open_order_key(
-            state.order_key,
-            (issuer.escrow_key, *issuer.retired_escrow_keys),
-            self.site.id,
-            state.order_url,
-        )
+        try:
+            return open_order_key(
+                state.order_key,
+                (issuer.escrow_key, *issuer.retired_escrow_keys),
+                self.site.id,
+                state.order_url,
+            )
+        except (InvalidTag, ValueError) as exc:  # not sealed by the issuer: base64 or HPKE fails
+            # As if none was kept: a finalized order is then not resumed, a new one is placed.
+            log.warning(
+                "the kept order key cannot be opened: %r", exc, extra={"site": self.site.id}
+            )
+            return None
 
     def _order_placed(self, url: str) -> None:
         if url == self.state.order_url:

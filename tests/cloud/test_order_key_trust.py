@@ -133,3 +133,27 @@ def test_a_finalized_order_whose_kept_key_was_swapped_is_dropped_and_ordered_ane
     assert (second.result, second.error.code) == ("failed", "issuance.kept_key_mismatch")
     assert dropped.order_url is None and dropped.order_key is None
     assert third.result == "issued", third.reason
+
+
+def test_a_kept_order_key_that_does_not_open_is_as_none(fleet, monkeypatch):
+    # Not sealed by the issuer (noted by the review: its InvalidTag ended every run): the order
+    # is not resumed with it, a new one is placed and issued.
+    config, store, _agent_keys, _escrow_public = fleet
+    original = AcmeClient.finalize
+    calls = {"n": 0}
+
+    def download_lost(self, orderr, deadline):
+        calls["n"] += 1
+        finished = original(self, orderr, deadline)
+        if calls["n"] == 1:
+            raise AcmeError("serverInternal", "injected: download failed", transient=True)
+        return finished
+
+    monkeypatch.setattr(AcmeClient, "finalize", download_lost)
+    assert _run(config, store).result == "failed"
+    state = load_site_state(store, "example")
+    save_site_state(store, dataclasses.replace(state, order_key="bm90IHNlYWxlZA"))
+
+    again = _run(config, store, hours_later=6)
+
+    assert again.result == "issued", again.reason
