@@ -21,6 +21,8 @@ CertdropError                      transient: retry later; otherwise record, ale
 │       ├── PersistRecordMissing   no value for the CA's issuer domain
 │       ├── PersistRecordMismatch  .field: another account (accounturi), no policy=wildcard
 │       └── PersistRecordExpired   .persist_until: passed
+├── JournalInvalid                 .site, .key, .cause: a challenge journal certdrop never wrote
+│                                  (not JSON, wrong types, too large): set aside, nothing removed
 ├── AcmeError                      .problem (ACME problem short name), .identifier, .retry_after,
 │   │                              .location (the URL a conflict points at)
 │   ├── DirectoryUnavailable       .directory, .setting: no ACME directory at the configured URL
@@ -54,10 +56,11 @@ CertdropError                      transient: retry later; otherwise record, ale
 │   └── EnrollmentRefused          .reason: an enrollment the invitation did not authenticate
 ├── RecordUnsigned                 .agent_id: a registry record the issuer never signed
 ├── RecordTampered                 .agent_id, .cause: a registry record whose signature fails
-└── EscrowUnavailable              .site: the escrow copy cannot be re-sealed for a new agent
-    └── EscrowForged               .cause: no statement by a key the issuer holds vouches for
-        │                          the copy as the record names it: never delivered
-        └── EscrowUnsigned         no statement at all (a copy from before statements)
+├── EscrowUnavailable              .site: the escrow copy cannot be re-sealed for a new agent
+│   └── EscrowForged               .cause: no statement by a key the issuer holds vouches for
+│       │                          the copy as the record names it: never delivered
+│       └── EscrowUnsigned         no statement at all (a copy from before statements)
+└── VersionsExhausted              .site, .version: past the highest version an index carries
 
 Codes are "<area>.<condition>", lower case with underscores ("store.refused",
 "acme.rate_limited"), one per class and never reused, so they can be stored and compared across
@@ -73,6 +76,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nas_agent import store_layout
+from nas_agent.bundle.plaintext import MAX_VERSION
 from nas_agent.errors import list_problems
 
 
@@ -270,6 +274,21 @@ class PersistRecordExpired(PersistRecordInvalid):
     """`persist_until` has passed."""
 
     code = "dns.persist_record_expired"
+
+
+class JournalInvalid(CertdropError):
+    """A challenge journal (`state/challenges/<site>.json`, unsigned store content) that is not
+    one certdrop writes: not JSON, wrong types, or larger than any run writes. Nothing it lists
+    is removed from DNS; it is set aside (`cloud.dns01.solver.ChallengeJournal`) so it blocks no
+    later run. Terminal."""
+
+    code = "dns.journal_invalid"
+
+    def __init__(self, site: str, key: str, cause: str):
+        self.site = site
+        self.key = key
+        self.cause = cause
+        super().__init__(f"challenge journal {key}: {cause}; set aside, nothing in it removed")
 
 
 class AcmeError(CertdropError):
@@ -685,4 +704,22 @@ class EscrowUnsigned(EscrowForged):
             site,
             f"{self.cause}: written before escrow copies were signed (issue the site again:"
             f" `certdrop issue {site}`), or by someone else",
+        )
+
+
+class VersionsExhausted(CertdropError):
+    """The site's next version would be past MAX_VERSION (2**53-1), the highest an index
+    carries: only reachable from a version the issuer signed before it bounded versions by its
+    own statements (docs/threat-model.md, "Fast-forward"). Raised before anything is ordered, so
+    no certificate is issued only to be thrown away."""
+
+    code = "version.exhausted"
+
+    def __init__(self, site: str, version: int):
+        self.site = site
+        self.version = version
+        super().__init__(
+            f"site {site}: version {version} is past {MAX_VERSION}, the highest"
+            " an index carries; nothing is ordered: agents accept a lower version only after"
+            " `certdrop issuer rotate --compromised`"
         )

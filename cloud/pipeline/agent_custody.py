@@ -79,7 +79,6 @@ from cloud.pipeline.site_state import (
 )
 from cloud.publish.publisher import Publisher
 from cloud.publish.registry import AgentRecord
-from cloud.publish.versions import reserve_next
 from cloud.store import StoredObject
 from nas_agent._encoding import b64url_decode, b64url_encode
 
@@ -454,6 +453,7 @@ class AgentCustodyRun(_SiteRun):
                 resume = None  # another agent's order, recorded there
 
         def ordering() -> None:
+            self._check_versions_left()
             self._take_tokens(self._agent_order_kind(entry))
             held = self.state.agents[aid]
             rekeyed_at = self.now if order.rekey else held.rekeyed_at
@@ -495,9 +495,7 @@ class AgentCustodyRun(_SiteRun):
         aid = record.agent_id
 
         def keep() -> AgentCertificate:
-            version = reserve_next(
-                self.store, self.site.id, cert.fingerprint_sha256, above=self._top_version()
-            )
+            version = self._reserve(publisher, cert, above=self._top_version())
             rec, _ = escrow_leaf(publisher, cert, version, aid, order.sequence)
             issued = AgentCertificate(rec, order.sequence, order.key_sha256, cert.cert_pem)
             entry = self.state.agents[aid]
@@ -642,6 +640,8 @@ class AgentCustodyRun(_SiteRun):
         }
 
     def _top_version(self) -> int:
+        """The highest version the unsigned state names: counted only near the highest the
+        issuer vouched for (cloud.publish.versions)."""
         versions = [self.state.current.version] if self.state.current else []
         for entry in self.state.agents.values():
             versions += [c.record.version for c in (entry.current, entry.pending) if c]

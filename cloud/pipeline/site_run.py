@@ -74,7 +74,7 @@ from cloud.pipeline.site_state import (
     save_site_state,
 )
 from cloud.publish.order_keys import open_order_key, seal_order_key
-from cloud.publish.versions import reserve_next
+from cloud.publish.versions import check_in_range, reserve_next
 from cloud.store import Store, conditional_writes
 
 if TYPE_CHECKING:  # types only: a run that publishes nothing imports none of them
@@ -159,7 +159,7 @@ class Runner:
         """Raises ConfigError for a site not configured, unless its runs left TXT values: the
         run then only removes those (`_unconfigured`)."""
         site = self.config.sites.get(site_id)
-        if site is None and not ChallengeJournal(self.store, site_id).entries():
+        if site is None and not self._journalled(site_id):
             parts.site(self.config, site_id)  # raises, naming the sites there are
         lock = parts.site_lock(self.config, self.store, site_id, now=self.now)
         try:
@@ -184,6 +184,15 @@ class Runner:
                 lock.release()
             except CertdropError as exc:  # it expires on its own; the outcome stands
                 log.error("lock not released: %s", exc, extra={"site": site_id})
+
+    def _journalled(self, site_id: str) -> bool:
+        """Whether the site's challenge journal lists values; a malformed one counts (its read
+        set it aside, and the site's run says so)."""
+        try:
+            return bool(ChallengeJournal(self.store, site_id).entries())
+        except CertdropError as exc:
+            log.warning("challenge journal: %s", exc, extra={"site": site_id})
+            return True
 
     def _unconfigured(self, site_id: str) -> Outcome:
         """A site taken out of the configuration (by `certdrop site remove`, or from the file)
@@ -215,6 +224,7 @@ class _SiteRun:
         self._force = False
         self._ahead_of_schedule = False  # a forced run of a site its marker says is not due
         self._ordered: OrderKind | None = None  # the kind of order this run took tokens for
+        self._top: int | None = None  # the highest version the issuer chose (_trusted_top)
 
     def run(self, force: bool) -> Outcome:
         self._force = force
@@ -296,6 +306,7 @@ class _SiteRun:
         key_requests.sync(publisher, self.runner.config, self.now, records)
 
     def _ordering(self) -> None:
+        self._check_versions_left()
         self._take_tokens(self._order_kind())
         if self._ahead_of_schedule:
             # Its marker names a check weeks away, and the tick and `certdrop run` go by the
@@ -376,12 +387,7 @@ class _SiteRun:
         certificate survives the run. Each step may repeat (a reservation made by a failed
         attempt stays reserved, unused)."""
         current = self.state.current
-        version = reserve_next(
-            self.store,
-            self.site.id,
-            cert.fingerprint_sha256,
-            above=current.version if current else 0,
-        )
+        version = self._reserve(publisher, cert, above=current.version if current else 0)
         record, plaintext = publisher.escrow(cert, version)
         self._save(
             replace(
@@ -389,6 +395,31 @@ class _SiteRun:
             )
         )
         return record, plaintext
+
+    def _check_versions_left(self) -> None:
+        """Before anything is ordered: a certificate no version is left for would be issued,
+        then thrown away, by every run."""
+        if self.runner.publisher is not None:
+            check_in_range(self.site.id, self._trusted_top(self.runner.publisher) + 1)
+
+    def _reserve(self, publisher: Publisher, cert: IssuedCertificate, *, above: int) -> int:
+        """The certificate's version (cloud.publish.versions): `above` (the unsigned state's)
+        counts only near the highest version the issuer chose, which this one now is."""
+        self._top = reserve_next(
+            self.store,
+            self.site.id,
+            cert.fingerprint_sha256,
+            trusted_top=self._trusted_top(publisher),
+            above=above,
+        )
+        return self._top
+
+    def _trusted_top(self, publisher: Publisher) -> int:
+        """The highest version of the site the issuer vouched for, from its statements read
+        once a run (the site's lock keeps other runs out), then what this run reserved."""
+        if self._top is None:
+            self._top = publisher.escrow_statements.top_version(self.site.id)
+        return self._top
 
     def _durably(self, what: str, step: Callable[[], _T]) -> _T:
         """Retries a store step whose failure would throw away what the CA already did (an
@@ -577,7 +608,12 @@ class _SiteRun:
         """Removes the TXT values an earlier run could not (every run, not only the next
         issuance, and also once the site moved to dns-persist-01); what stays is recorded for
         status and alerts, never a reason to fail."""
-        if ChallengeJournal(self.store, self.site.id).entries():
+        try:
+            journalled = bool(ChallengeJournal(self.store, self.site.id).entries())
+        except CertdropError as exc:  # a malformed journal, set aside by the read
+            log.warning("challenge journal: %s", exc, extra={"site": self.site.id})
+            journalled = True  # what status shows of it is noted below
+        if journalled:
             try:
                 parts.sweep(self.runner.config, self.site.id, self.store, self.runner.now)
             except CertdropError as exc:

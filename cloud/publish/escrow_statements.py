@@ -60,6 +60,7 @@ FORMAT = "certdrop-escrow-statement-v1"
 CONTEXT = b"certdrop escrow statement v1\n"
 _MAX_BYTES = 4096  # a statement is about 500 bytes
 _HEX64 = re.compile("[0-9a-f]{64}")
+_VERSION_NAME = re.compile("[1-9][0-9]*")  # as escrow_statement names it
 _SIGNED_FIELDS = frozenset(
     {"site", "version", "kind", "agent", "cert_sha256", "plaintext_sha256", "issuer_key_id"}
 )
@@ -134,6 +135,39 @@ class EscrowStatements:
         if statement.cert_sha256 != cert_sha256:
             raise EscrowForged(site, f"{key} names another certificate than the site state")
         return statement
+
+    def top_version(self, site: str) -> int:
+        """The highest version of `site` a statement signed by a key the issuer holds vouches
+        for, 0 when none: the floor of the next version (cloud.publish.versions), which unsigned
+        store content cannot raise. Newest first, so usually one read: a statement that does not
+        verify is passed over (logged)."""
+        prefix = store_layout.escrow_statements(site)
+        named: dict[int, str] = {}
+        for info in self.store.list(prefix):
+            number = info.key[len(prefix) :].removesuffix(".json")
+            if _VERSION_NAME.fullmatch(number):
+                named[int(number)] = info.key
+        for version in sorted(named, reverse=True):
+            try:
+                found = self.store.get(named[version], max_bytes=_MAX_BYTES)
+                if not isinstance(found, StoredObject):
+                    continue  # deleted since listed: a statement retired meanwhile
+                statement = self._verified(site, found.body).statement
+            except (EscrowForged, ObjectTooLarge) as exc:
+                log.warning(
+                    "%s vouches for no version: %s", named[version], exc, extra={"site": site}
+                )
+                continue
+            if (statement.site, statement.version) == (site, version):
+                return version
+            log.warning(
+                "%s is a copy of the statement of %s v%d",
+                named[version],
+                statement.site,
+                statement.version,
+                extra={"site": site},
+            )
+        return 0
 
     def resign_all(self) -> tuple[int, int]:
         """Signs again with the key in use every statement another key the issuer holds signed

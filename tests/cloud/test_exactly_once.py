@@ -260,12 +260,14 @@ def test_a_journal_with_a_wrongly_computed_zone_heals_itself_or_is_given_up_by_n
     config, store, _issuer = fleet
     journal = ChallengeJournal(store, "example")
     fqdn = "_acme-challenge.example.test."
-    placed = TxtRecord("example.test.", fqdn, "placed-by-a-run")
+    placed = TxtRecord("example.test.", fqdn, "placed-by-a-run____________________________")
     parts.provider(config, "dns").add_txt(placed)
     # What a run with a bad `resolvers` setting journalled: the right name, the wrong zone.
-    wrong = TxtRecord("wrong-zone.test.", fqdn, "placed-by-a-run")
+    wrong = TxtRecord("wrong-zone.test.", fqdn, "placed-by-a-run____________________________")
     long_ago = datetime.now(UTC) - timedelta(days=8)
-    lost = TxtRecord("gone.test.", "_acme-challenge.gone.test.", "nobody-can-remove-this")
+    lost = TxtRecord(
+        "gone.test.", "_acme-challenge.gone.test.", "nobody-can-remove-this_____________________"
+    )
     journal.record("dns", [("example.test", wrong)], datetime.now(UTC))
     journal.record("dns", [("gone.test", lost)], long_ago)
 
@@ -275,4 +277,4 @@ def test_a_journal_with_a_wrongly_computed_zone_heals_itself_or_is_given_up_by_n
     assert journal.entries() == ()
     assert load_site_state(store, "example").leftover_txt == ()
     told = capsys.readouterr().err
-    assert "nobody-can-remove-this" in told and "remove it by hand" in told
+    assert "nobody-can-remove-this_____________________" in told and "remove it by hand" in told

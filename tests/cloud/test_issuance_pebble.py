@@ -208,11 +208,13 @@ def test_a_crashed_runs_values_are_removed_by_the_next_run(bind_config, bind_aut
 
     config = bind_config()
     store = parts.store(config)
-    stale = TxtRecord("example.test.", CHALLENGE, "left-by-a-crashed-run")
+    stale = TxtRecord("example.test.", CHALLENGE, "left-by-a-crashed-run______________________")
     provider = parts.provider(config, "dns")
     ChallengeJournal(store, "example").record("dns", [("example.test", stale)], datetime.now(UTC))
     provider.add_txt(stale)
-    assert txt_values(bind_auth.address, CHALLENGE) == {"left-by-a-crashed-run"}
+    assert txt_values(bind_auth.address, CHALLENGE) == {
+        "left-by-a-crashed-run______________________"
+    }
 
     order_certificate(config, "example", object_store=store)
 

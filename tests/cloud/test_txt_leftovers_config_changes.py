@@ -39,7 +39,14 @@ def _place(config, store, site, name, zone, value, provider="dns"):
 
 def test_a_renamed_provider_with_journalled_values_does_not_crash_the_sites_runs(lab, bind_auth):
     config, store = lab
-    fqdn = _place(config, store, "example", "example.test", "example.test.", "left-by-old-name")
+    fqdn = _place(
+        config,
+        store,
+        "example",
+        "example.test",
+        "example.test.",
+        "left-by-old-name___________________________",
+    )
     # The operator renames the provider table ([providers.dns] -> [providers.bind]).
     text = config.source.read_text()
     text = text.replace("[providers.dns]", "[providers.bind]").replace(
@@ -55,12 +62,12 @@ def test_a_renamed_provider_with_journalled_values_does_not_crash_the_sites_runs
         pytest.fail(f"a journalled value of a renamed provider broke every run: {exc!r}")
     finally:  # the zone is shared with other tests: the value goes, by the old name
         parts.provider(config, "dns").remove_txt(
-            TxtRecord("example.test.", fqdn, "left-by-old-name")
+            TxtRecord("example.test.", fqdn, "left-by-old-name___________________________")
         )
 
     assert outcome.result == "issued"
     # No provider of that name any more: the value stays journalled and shown, tried again.
-    assert outcome.leftover_txt == (f"{fqdn} left-by-old-name",)
+    assert outcome.leftover_txt == (f"{fqdn} left-by-old-name___________________________",)
 
 
 def test_site_remove_does_not_forget_txt_values_still_in_dns(lab, bind_auth):
@@ -69,12 +76,21 @@ def test_site_remove_does_not_forget_txt_values_still_in_dns(lab, bind_auth):
     text = config.source.read_text()
     config.source.write_text(text + '\n[sites.other]\nprovider = "dns"\ndomain = "other.test"\n')
     config = load(config.source)
-    fqdn = _place(config, store, "other", "other.test", "other.test.", "left-before-remove")
+    fqdn = _place(
+        config,
+        store,
+        "other",
+        "other.test",
+        "other.test.",
+        "left-before-remove_________________________",
+    )
 
     # Removed while the provider is still configured: the value goes with the site.
     assert main(["-c", source, "site", "remove", "other"]) == EXIT_OK
     left = txt_values(bind_auth.address, fqdn)
-    assert "left-before-remove" not in left, f"site remove left {left} in DNS"
+    assert "left-before-remove_________________________" not in left, (
+        f"site remove left {left} in DNS"
+    )
     assert not ChallengeJournal(store, "other").entries()
 
 
@@ -84,7 +100,14 @@ def test_txt_values_of_a_site_deleted_from_the_config_file_are_removed_by_the_ne
     """On AWS the operator edits config/certdrop.toml: a site's table simply disappears."""
     config, store = lab
     source = str(config.source)
-    fqdn = _place(config, store, "gone", "other.test", "other.test.", "left-by-a-gone-site")
+    fqdn = _place(
+        config,
+        store,
+        "gone",
+        "other.test",
+        "other.test.",
+        "left-by-a-gone-site________________________",
+    )
     assert ChallengeJournal(store, "gone").entries()
 
     assert main(["-c", source, "run"]) == EXIT_OK
@@ -93,14 +116,21 @@ def test_txt_values_of_a_site_deleted_from_the_config_file_are_removed_by_the_ne
     )
 
     left = txt_values(bind_auth.address, fqdn)
-    assert "left-by-a-gone-site" not in left, (
+    assert "left-by-a-gone-site________________________" not in left, (
         f"values of a site no longer configured stay in DNS, unswept and unreported: {left}"
     )
 
 
 def test_values_journalled_before_a_site_moved_to_dns_persist_01_are_still_removed(lab, bind_auth):
     config, store = lab
-    fqdn = _place(config, store, "example", "example.test", "example.test.", "left-before-persist")
+    fqdn = _place(
+        config,
+        store,
+        "example",
+        "example.test",
+        "example.test.",
+        "left-before-persist________________________",
+    )
     # The site moves to dns-persist-01 (README: "a site whose issuer holds no DNS credentials");
     # the provider that placed the value is still configured.
     text = config.source.read_text()
@@ -112,7 +142,7 @@ def test_values_journalled_before_a_site_moved_to_dns_persist_01_are_still_remov
         runner.run_site("example")
 
     left = txt_values(bind_auth.address, fqdn)
-    assert "left-before-persist" not in left, (
+    assert "left-before-persist________________________" not in left, (
         f"the journal is never swept once the site is not dns-01: {left}, journal "
         f"{ChallengeJournal(store, 'example').leftovers()}"
     )
@@ -128,7 +158,9 @@ def test_values_no_run_can_remove_of_a_site_no_longer_configured_are_shown_and_a
     from cloud.fleet.status import collect
 
     config, store = lab
-    record = TxtRecord("old.test.", "_acme-challenge.old.test.", "left-by-old-site")
+    record = TxtRecord(
+        "old.test.", "_acme-challenge.old.test.", "left-by-old-site___________________________"
+    )
     ChallengeJournal(store, "old").record("gone", [("old.test", record)], datetime.now(UTC))
     runner = Runner(config, store, parts.keystore(config), parts.publisher(config, store))
 
@@ -138,6 +170,8 @@ def test_values_no_run_can_remove_of_a_site_no_longer_configured_are_shown_and_a
     alerting = replace(config, alerts=AlertsConfig(webhook_url="http://127.0.0.1:9/unused"))
     alerts = current_alerts(alerting, store, now)
 
-    assert outcome.leftover_txt == ("_acme-challenge.old.test. left-by-old-site",)
+    assert outcome.leftover_txt == (
+        "_acme-challenge.old.test. left-by-old-site___________________________",
+    )
     assert (status.health, status.leftover_txt) == ("TXT left", outcome.leftover_txt)
     assert [(a.kind, a.site) for a in alerts if a.site == "old"] == [("txt_left", "old")]
