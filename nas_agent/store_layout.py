@@ -8,6 +8,7 @@
     state/schedule/<site>@<check>@<expiry>@<hash> due times in names: the tick lists, never reads
     state/agents/<agent>.json                    the agent registry
     state/challenges/<site>.json                 TXT values placed, so any later run removes them
+    state/challenges/<site>.json.invalid         a journal that could not be read, set aside
     state/limits/<ca>.json                       the CA's rate-limit buckets the fleet shares,
                                                  as certdrop spent them (conditional writes);
                                                  <ca>: a digest of the CA's directory URL
@@ -88,6 +89,10 @@ def registry_record(agent: str) -> str:
 
 def challenge_journal(site: str) -> str:
     return f"{CHALLENGES_PREFIX}{site}.json"
+
+
+def challenge_journal_set_aside(site: str) -> str:
+    return challenge_journal(site) + ".invalid"
 
 
 def limits_ledger(ca: str, site: str | None = None) -> str:

@@ -31,7 +31,6 @@ _CHALLENGE_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")
 # Far more than any site's runs journal (an order has at most 100 names, two values each).
 JOURNAL_MAX_BYTES = 1 << 20
 # Where a journal that does not parse is moved (beside it, never listed as a site's journal).
-_SET_ASIDE_SUFFIX = ".invalid"
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ class ChallengeJournal:
     def _set_aside(self, found: StoredObject | None, problem: JournalInvalid) -> None:
         """Moves an unreadable journal to `<key>.invalid` for a person to look at (read with
         the same bound, so a larger one is only deleted), unless a run replaced it meanwhile."""
-        aside = self.key + _SET_ASIDE_SUFFIX
+        aside = store_layout.challenge_journal_set_aside(self.site)
         log.error("%s; moved to %s", problem, aside, extra={"site": self.site})
         try:
             if found is None:

@@ -159,7 +159,7 @@ def test_a_malformed_journal_is_a_certdrop_error_and_set_aside(lab, body):
     assert shown and "unreadable" in shown[0]
     assert raised.value.code == "dns.journal_invalid"
     assert store.get(key) is None, "an unreadable journal blocks every later run"
-    assert store.get(key + ".invalid").body == body  # kept for a person to look at
+    assert store.get(store_layout.challenge_journal_set_aside("ghost")).body == body  # kept
     assert "ghost" not in read_journalled(store)
     assert ChallengeJournal(store, "ghost").entries() == ()
 
@@ -175,7 +175,7 @@ def test_a_malformed_journal_does_not_crash_a_configured_sites_run(lab, caplog):
     assert first.result == "issued", first.reason
     assert "set aside, nothing in it removed" in caplog.text
     assert ChallengeJournal(store, "example").entries() == ()
-    assert store.get(store_layout.challenge_journal("example") + ".invalid") is not None
+    assert store.get(store_layout.challenge_journal_set_aside("example")) is not None
 
 
 def test_a_malformed_journal_of_a_site_not_configured_ends_no_run(lab):
