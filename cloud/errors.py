@@ -76,7 +76,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nas_agent import store_layout
-from nas_agent.bundle.plaintext import MAX_VERSION
 from nas_agent.errors import list_problems
 
 
@@ -715,11 +714,11 @@ class VersionsExhausted(CertdropError):
 
     code = "version.exhausted"
 
-    def __init__(self, site: str, version: int):
+    def __init__(self, site: str, version: int, highest: int):
         self.site = site
         self.version = version
         super().__init__(
-            f"site {site}: version {version} is past {MAX_VERSION}, the highest"
+            f"site {site}: version {version} is past {highest}, the highest"
             " an index carries; nothing is ordered: agents accept a lower version only after"
             " `certdrop issuer rotate --compromised`"
         )

@@ -73,4 +73,4 @@ def reserve_next(
 def check_in_range(site: str, version: int) -> None:
     """VersionsExhausted when `version` is past MAX_VERSION, the highest an index carries."""
     if version > MAX_VERSION:
-        raise VersionsExhausted(site, version)
+        raise VersionsExhausted(site, version, MAX_VERSION)
