@@ -14,6 +14,7 @@ from cloud.pipeline import parts
 if TYPE_CHECKING:
     from cloud.acme.order import IssuedCertificate
     from cloud.keys.store import KeyStore
+    from cloud.pipeline.site_run import Outcome
     from cloud.store import Store
 
 
@@ -112,6 +113,21 @@ def issuer_rotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _agent_custody_issued(args: argparse.Namespace, outcome: Outcome) -> int:
+    """What `issue` did for an agent-custody site: one certificate per NAS, for the key each
+    made, so there is no certificate of the site's to print and no key to write."""
+    if outcome.error is not None:
+        raise outcome.error
+    print(f"{outcome.site}  {outcome.result}  {outcome.reason}")
+    if args.out is not None:
+        print(
+            "certdrop: --out: an agent-custody site's keys never leave its NAS units; nothing"
+            " written",
+            file=sys.stderr,
+        )
+    return EXIT_STORE if outcome.undelivered else EXIT_OK
+
+
 def _keys_location(config: config_module.Config) -> str:
     if config.storage.key_secrets is not None:
         return "Secrets Manager"
@@ -130,10 +146,13 @@ def issue(args: argparse.Namespace) -> int:
     keys = parts.keystore(config)
     if args.dry_run:
         return _dry_run(args, config, store, keys)
-    site_id = parts.site(config, args.site).id
+    site = parts.site(config, args.site)
+    site_id = site.id
     publisher = parts.publisher(config, store) if is_initialized(keys) else None
     runner = Runner(config, store, keys, publisher)
     outcome = runner.run_site(site_id, force=True)
+    if site.key_custody is config_module.KeyCustody.AGENT:
+        return _agent_custody_issued(args, outcome)
     if outcome.error is None and outcome.certificate is None:
         # A dead run had recorded a certificate: this run published that, ordering nothing.
         # What was asked for is a new one, so the site is run once more.

@@ -658,3 +658,21 @@ def test_key_requests_are_read_with_a_size_cap_and_a_larger_one_is_replaced(issu
     assert caps == [256 * 1024] and written == ["nas-a"]
     document = parse_key_requests(store.get(key_requests_key("nas-a")).body)
     verify_key_requests(document, agent_id="nas-a", issuer_public_key=keys.signing_key.public_key())
+
+
+def test_certdrop_issue_of_an_agent_custody_site_says_what_it_did(issuer, orders, capsys):
+    # One certificate per NAS for the key each made: nothing of the site's to print or write;
+    # before, the command asserted a certificate and ended in a traceback.
+    from cloud.cli.main import main
+
+    config, store, _keys, publisher = issuer
+    nas = _register(publisher, store, "nas-a")["nas-a"]
+    nas.post()
+
+    code = main(["-c", str(config.source), "issue", "example", "--out", str(config.source.parent)])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.startswith("example  issued")
+    assert "keys never leave its NAS units" in err
+    assert _agent_state(store, "nas-a").current is not None
