@@ -7,7 +7,7 @@ a finalized order whose kept key is not its certificate's is dropped, not resume
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from cryptography import x509
@@ -18,7 +18,6 @@ from cloud.acme.client import AcmeClient
 from cloud.errors import AcmeError
 from cloud.keys.issuer import init_issuer
 from cloud.pipeline import parts
-from cloud.pipeline.site_run import Runner
 from cloud.pipeline.site_state import load_site_state, save_site_state
 from cloud.publish.order_keys import seal_order_key
 from cloud.store import StoredObject
@@ -27,6 +26,7 @@ from nas_agent import store_layout
 from nas_agent.bundle import open_sealed, parse_index
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys
+from tests.cloud.test_exactly_once_repeated_faults import _run
 
 
 @pytest.fixture
@@ -38,19 +38,6 @@ def fleet(tmp_path, pebble, bind_auth):
     keys = generate_agent_keys("nas-a")
     publisher.registry.add(enrollment_of(keys), ("example",), datetime.now(UTC))
     return config, store, keys, issuer.escrow_key.public_key()
-
-
-def _run(config, store, *, hours_later=0.0):
-    later = datetime.now(UTC) + timedelta(hours=hours_later)
-    runner = Runner(
-        config,
-        store,
-        parts.keystore(config),
-        parts.publisher(config, store),
-        now=lambda: later,
-        sleep=lambda _s: None,
-    )
-    return runner.run_site("example")
 
 
 def test_a_store_writer_cannot_choose_the_key_a_resumed_order_is_finalized_with(fleet, monkeypatch):
