@@ -194,6 +194,10 @@ def _runs(nas: PackageCenter) -> int:
     return sum(p.read_text().count(" service: run exited ") for p in logs if p.exists())
 
 
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def _wait_for_runs(nas: PackageCenter, count: int, timeout: float = 120) -> None:
     try:
         wait_until(lambda: _runs(nas) >= count, timeout, f"cycle {count} of the service")
@@ -312,12 +316,27 @@ def test_a_reinstall_carries_on_with_kept_data_and_an_uninstall_keeping_nothing_
     with nas.log.open("a") as log:
         log.writelines("x" * 80 + "\n" for _ in range(14_000))
     nas.start()
-    _wait_for_runs(nas, 3)
-
     rotated = nas.log.with_name(nas.log.name + ".1")
+    # Not _wait_for_runs: read across the rotation, the old log counts twice (once under each
+    # name). Once LOG.1 is there, LOG is the fresh one.
+    wait_until(
+        lambda: rotated.exists() and " service: run exited " in _text(nas.log),
+        120,
+        "a cycle written to the fresh log",
+    )
+
     assert rotated.stat().st_size > 2**20
     assert nas.log.stat().st_size < 10_000
     assert " service: run exited " in nas.log.read_text()
+    # The service's own output follows the rotation, rather than growing the rotated file.
+    service = [
+        pid for pid, command in nas.processes().items() if "certdrop-agent-service" in command
+    ]
+    assert service and all(
+        os.readlink(f"/proc/{pid}/fd/{fd}") == str(nas.log.resolve())
+        for pid in service
+        for fd in (1, 2)
+    )
 
     # Uninstalled with the box unticked: nothing of the agent is left.
     nas.uninstall({"wizard_keep_data": "false"})
