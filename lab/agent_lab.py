@@ -42,7 +42,14 @@ def now() -> datetime:
 
 
 class AgentLab:
-    def __init__(self, root: Path, *, agent_id: str = "nas-a", otp_secret: str | None = None):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        agent_id: str = "nas-a",
+        otp_secret: str | None = None,
+        password: str = PASSWORD,
+    ):
         self.root = root
         self.world: World = make_world()
         self.agent_id = agent_id
@@ -51,10 +58,10 @@ class AgentLab:
         keys_dir = root / "agent" / "keys"
         keys_dir.mkdir(parents=True)
         save_agent_keys(self.world.agents[agent_id], str(keys_dir))
-        (root / "agent" / "dsm-password").write_text(PASSWORD)
+        (root / "agent" / "dsm-password").write_text(password)
         os.chmod(root / "agent" / "dsm-password", 0o600)
         self.dsm: EmulatorHandle = serve(
-            str(root / "dsm"), 0, 0, USER, PASSWORD, otp_secret=otp_secret
+            str(root / "dsm"), 0, 0, USER, password, otp_secret=otp_secret
         )
         self.config_path = root / "agent" / "agent.conf"
         self.write_config()

@@ -27,7 +27,8 @@ MASK = "<redacted>"
 # API requests, some with the credentials in them.
 WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "requests", "werkzeug", "lexicon")
 
-# Shorter values (blanks aside) are not masked: they would garble ordinary words in every line.
+# Shorter forms of a secret (a short DSM password, say) are masked only where they stand as a
+# whole word: as plain substrings they would garble ordinary words in every line.
 _MIN_LENGTH = 8
 
 _NAME = (
@@ -62,23 +63,30 @@ _registered: frozenset[str] = frozenset()
 # one regular expression of them all: compiling that again at each register cost a CLI run
 # tens of milliseconds (a PEM key's forms are thousands of characters).
 _registered_forms: tuple[str, ...] = ()
+_registered_words: re.Pattern[str] | None = None  # the short forms, longest first
 
 
 def register(secret: str) -> None:
     """Masks `secret` and its encodings in every line logged from now on."""
-    global _registered, _registered_forms
+    global _registered, _registered_forms, _registered_words
     forms = _forms(secret)
     with _lock:
         if forms <= _registered:
             return
         _registered = _registered | forms
-        _registered_forms = tuple(sorted(_registered, key=len, reverse=True))
+        ordered = sorted(_registered, key=len, reverse=True)
+        _registered_forms = tuple(f for f in ordered if len(f) >= _MIN_LENGTH)
+        words = "|".join(re.escape(f) for f in ordered if len(f) < _MIN_LENGTH)
+        _registered_words = re.compile(rf"(?<!\w)(?:{words})(?!\w)") if words else None
 
 
 def redact(text: str) -> str:
     for form in _registered_forms:  # first: a pattern may otherwise mask only part of one
         if form in text:
             text = text.replace(form, MASK)
+    words = _registered_words
+    if words is not None:
+        text = words.sub(MASK, text)
     for expression, replacement in _PATTERNS:
         text = expression.sub(replacement, text)
     return text
@@ -112,7 +120,7 @@ def hold_back_wire_loggers(verbose: bool) -> None:
 
 def _forms(secret: str) -> frozenset[str]:
     """`secret` as a log line may carry it; a PEM key's body (its DER in base64) too."""
-    if len(secret.strip()) < _MIN_LENGTH:
+    if not secret.strip():
         return frozenset()
     data = secret.encode("utf-8")
     forms = {

@@ -17,7 +17,7 @@ import pytest
 
 from lab.agent_lab import PASSWORD, AgentLab
 from nas_agent import cli, cycle, totp
-from tests.agent.log_leaks import assert_nothing_leaked, capture_after
+from tests.agent.log_leaks import CARELESS, assert_nothing_leaked, capture_after
 
 PREFIX = "certdrop"
 
@@ -97,5 +97,24 @@ def test_a_dsm_login_with_2fa_logs_neither_password_nor_otp_secret_nor_device_id
             capsys,
             {"DSM password": PASSWORD, "OTP secret": otp_secret, "DSM device id": device_id},
         )
+    finally:
+        lab.close()
+
+
+def test_a_short_dsm_password_is_masked_where_it_stands_as_a_word(tmp_path, capture, capsys):
+    """A DSM password under 8 characters was never masked: it would garble ordinary words as a
+    substring. It is masked where it stands alone (any line logging it), and words that merely
+    contain it are left as they are."""
+    password = "Qp7#x"
+    lab = AgentLab(tmp_path, password=password)
+    try:
+        lab.publish(lab.plaintext(version=1))
+
+        assert cli.main(["-v", "-c", str(lab.config_path), "run", "--once"]) == cycle.EXIT_OK
+
+        assert _logins(lab)
+        assert_nothing_leaked(capture, capsys, {"DSM password": password})
+        CARELESS.warning("a word holding it: xQp7#xy")
+        assert "a word holding it: xQp7#xy" in capture.text
     finally:
         lab.close()
