@@ -57,6 +57,7 @@ from nas_agent.errors import (
     KeyFileError,
     MalformedSealedObject,
     OlderThanInstalled,
+    ServicesNotBound,
     SiteNotInIndex,
     StaleVersion,
     StateUnwritable,
@@ -95,7 +96,7 @@ EXIT_DSM = 6  # DSM unreachable or the login refused (to install, or checked); n
 EXIT_FROZEN = 7  # the index expired: the issuer stopped signing it, or an old copy is served
 
 # When several sites fail differently, the exit code names the most serious.
-_SEVERITY = (EXIT_FROZEN, EXIT_ROLLED_BACK, EXIT_REFUSED, EXIT_DSM, EXIT_SOURCE)
+_SEVERITY = (EXIT_CONFIG, EXIT_FROZEN, EXIT_ROLLED_BACK, EXIT_REFUSED, EXIT_DSM, EXIT_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -476,11 +477,14 @@ class _Cycle:
     def _install_one(
         self, install: Callable[[SiteConfig, Material], Installed], item: _Ready
     ) -> tuple[int, str]:
+        from nas_agent.dsm.errors import DsmDuplicateDescription
+
         site, entry = item.site, item.entry
         _log.info("site %s: installing version %d into DSM", site.id, entry.version)
         try:
             done = install(site, item.material)
-        except InstallFailed as exc:
+        except (InstallFailed, ServicesNotBound, DsmDuplicateDescription) as exc:
+            # This site's own problem (DSM still answers): the other sites are installed.
             self._record(exc, site.id)
             return EXIT_ROLLED_BACK, str(exc)
         except OlderThanInstalled as exc:
@@ -516,6 +520,10 @@ class _Cycle:
             _log.error("site %s: version %d installed; %s", site.id, entry.version, keys_unsaved)
             self._record(keys_unsaved, site.id)
             return EXIT_REFUSED, str(keys_unsaved)
+        if done.copy_unsaved is not None:
+            # Installed and recorded; the next install exports DSM's certificate as its backup.
+            self._record(done.copy_unsaved, site.id)
+            return EXIT_CONFIG, f"version {entry.version} installed; {done.copy_unsaved}"
         if not done.imported:
             _log.info("site %s: version %d already held by DSM: recorded", site.id, entry.version)
             return EXIT_OK, "up to date"
@@ -674,7 +682,7 @@ class _Cycle:
             dsm = self.config.dsm
             password = None if dsm.temp_admin else dsm_password(dsm, self.environ)
             self._installer = DsmInstaller(
-                self.dsm_client(), dsm, password, copies, temp_admin=self.temp_admin
+                self.dsm_client(), dsm, password, copies, temp_admin=self.temp_admin, now=self.now
             )
         return self._installer
 

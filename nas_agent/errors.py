@@ -36,6 +36,8 @@ has a stable `code` to branch on.
     │   ├── StateCorrupt           the state file cannot be read: move it aside
     │   └── StateUnwritable        transient: saving failed, the old file is unchanged
     ├── InstallFailed              .site, .restored: import or TLS confirmation failed (transient)
+    ├── ServicesNotBound           .site, .services: DSM holds the new certificate, but configured
+    │                              services are not on it (DSM lists no such service)
     ├── ConfirmFailed              transient: DSM did not serve the expected leaf in time
     ├── TempAdminError             .reason, .command: dsm.temp_admin cannot work here (not local,
     │                              not root, no tools) or a tool failed
@@ -59,6 +61,7 @@ the cloud publishes a new one. Messages never contain key material.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Sequence
 
 UNKNOWN_CODE = "unknown"  # an error whose code cannot be read or named (see legacy_error_kinds)
@@ -388,24 +391,46 @@ class StateUnwritable(StateError):
     transient = True
 
 
+class Restore(Enum):
+    """What became of the certificate an install replaced, once the install failed."""
+
+    RESTORED = "the previous certificate was restored"
+    NOTHING = "there was nothing to restore"  # DSM refused the upload, or the site was new
+    FAILED = "restoring the previous certificate failed too; DSM keeps the new one"
+    # Putting back an expired (or not yet valid) certificate would replace a valid one with it.
+    NOT_VALID = "the previous certificate is not valid now, so DSM keeps the new one"
+
+
 class InstallFailed(AgentError):
-    """The import or its confirmation failed. `.restored`: the previous certificate was put back
-    (True), there was nothing to put back (None: DSM refused the upload, or the certificate was
-    new), or putting it back failed too (False)."""
+    """The import or its confirmation failed; `.restored` says what became of the previous
+    certificate."""
 
     code = "install.failed"
     transient = True
 
-    def __init__(self, site: str, cause: str, restored: bool | None):
+    def __init__(self, site: str, cause: str, restored: Restore):
         self.site = site
         self.cause = cause
         self.restored = restored
-        outcome = {
-            True: "the previous certificate was restored",
-            None: "there was nothing to restore",
-            False: "restoring the previous certificate failed too; DSM keeps the new one",
-        }[restored]
-        super().__init__(f"site {site}: installing into DSM failed ({cause}); {outcome}")
+        super().__init__(f"site {site}: installing into DSM failed ({cause}); {restored.value}")
+
+
+class ServicesNotBound(AgentError):
+    """DSM holds the site's new certificate, but configured services are not bound to it: DSM
+    lists no service by that name (a typo, a package not installed), or did not move it. They
+    keep serving their old certificate, so the install is not recorded and is tried again."""
+
+    code = "install.services_not_bound"
+
+    def __init__(self, site: str, services: Sequence[str], listed: Sequence[str]):
+        self.site = site
+        self.services = tuple(services)
+        self.listed = tuple(listed)
+        super().__init__(
+            f"site {site}: DSM holds the new certificate, but the configured services"
+            f" {', '.join(self.services)} are not bound to it; DSM lists these services:"
+            f" {', '.join(self.listed) or 'none'} (check services in [site:{site}])"
+        )
 
 
 class ConfirmFailed(AgentError):

@@ -9,8 +9,14 @@ after an import (an earlier run may have stopped before). Before replacing, the 
 backup of what it replaces (its own copy of what it installed last time, else DSM's export).
 After the import a TLS handshake must show the new leaf within `confirm_timeout`; if it does
 not, the import broke off halfway, or DSM failed after it (binding a service), the backup is
-imported back into the same id. DSM is never left without a valid certificate: it holds either
-the new one or the restored one, and both are checked certificates.
+imported back into the same id, unless it is not valid now (then DSM keeps the new one). DSM is
+never left without a valid certificate: it holds either the new one or the restored one, and
+both are checked certificates.
+
+The backup is the agent's own copy only while that copy is what DSM holds (`_is_held`): a copy
+that could not be updated (a full disk) is older than DSM's. The configured services must
+be on the certificate once bound (`ServicesNotBound`, after the copy is saved): a service DSM
+does not list is not silently left on its old certificate.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -34,7 +41,15 @@ from nas_agent.dsm.types import (
     Session,
     read_export_archive,
 )
-from nas_agent.errors import ConfirmFailed, InstallFailed, OlderThanInstalled, TempAdminError
+from nas_agent.errors import (
+    ConfirmFailed,
+    InstallFailed,
+    OlderThanInstalled,
+    Restore,
+    ServicesNotBound,
+    StateUnwritable,
+    TempAdminError,
+)
 from nas_agent.held_certificate import LeafFacts, Verdict, could_be_same, judge
 from nas_agent.local_copies import LocalCopies, Material
 from nas_agent.temp_admin import TempAdmin
@@ -48,6 +63,8 @@ class Installed:
     confirmed: bool  # False when the certificate is not what DSM's HTTPS port serves
     dsm_version: str  # as far as the API tells: its Auth API's major version
     imported: bool = True  # False: DSM already held this very certificate, nothing was imported
+    # DSM holds it, but the agent's copy of it (the next install's backup) could not be written.
+    copy_unsaved: StateUnwritable | None = None
 
 
 class DsmInstaller:
@@ -61,15 +78,18 @@ class DsmInstaller:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         temp_admin: TempAdmin | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ):
         """`password` is the configured account's; None in temp-admin mode (`dsm.temp_admin`),
-        where `temp_admin` runs DSM's tools (default: `TempAdmin()`)."""
+        where `temp_admin` runs DSM's tools (default: `TempAdmin()`). `clock` times the
+        confirmation; `now` (wall time) judges whether a backup is still valid."""
         self.client = client
         self.dsm = dsm
         self.password = password
         self.copies = copies
         self.clock = clock
         self.sleep = sleep
+        self.now = now
         self.temp_admin = temp_admin or TempAdmin()
 
     @contextlib.contextmanager
@@ -134,11 +154,10 @@ class DsmInstaller:
             # mid-way, or the certificate not served in time): binding and confirming are done
             # now, so the site is never recorded as installed while DSM does not serve it.
             try:
-                confirmed = self._bind_and_confirm(session, site, target.id, new)
+                confirmed, unbound = self._bind_and_confirm(session, site, target.id, new)
             except (ConfirmFailed, DsmError) as exc:
-                raise InstallFailed(site.id, str(exc), restored=None) from exc
-            self.copies.save(site.id, new)
-            return Installed(target.id, confirmed, self._dsm_version(), imported=False)
+                raise InstallFailed(site.id, str(exc), Restore.NOTHING) from exc
+            return self._done(site, new, target.id, confirmed, unbound, imported=False)
         backup = self._backup(session, site, target)
         if target is None:
             _log.info("no DSM certificate described %r yet: creating it", site.description)
@@ -149,28 +168,55 @@ class DsmInstaller:
             result = self._put(session, site, new, target, as_default=site.make_default)
         except DsmApiError as exc:
             # DSM refused the upload: its store is as it was (reference case 31).
-            raise InstallFailed(site.id, str(exc), restored=None) from exc
+            raise InstallFailed(site.id, str(exc), Restore.NOTHING) from exc
         except DsmTransportError as exc:
             # The connection broke off: the import may or may not have happened.
             restored = self._restore(session, site, target, backup)
             raise InstallFailed(site.id, str(exc), restored) from exc
         _log.info("imported as DSM certificate %s", result.id)
         try:
-            confirmed = self._bind_and_confirm(session, site, result.id, new)
+            confirmed, unbound = self._bind_and_confirm(session, site, result.id, new)
         except (ConfirmFailed, DsmError) as exc:
             # DSM took the certificate: whatever failed after that, the previous one goes back.
             restored = self._restore(session, site, target, backup)
             raise InstallFailed(site.id, str(exc), restored) from exc
-        self.copies.save(site.id, new)
-        return Installed(result.id, confirmed, self._dsm_version())
+        return self._done(site, new, result.id, confirmed, unbound, imported=True)
 
     def _bind_and_confirm(
         self, session: Session, site: SiteConfig, cert_id: str, new: Material
-    ) -> bool:
+    ) -> tuple[bool, ServicesNotBound | None]:
         """Binds the site's services to DSM certificate `cert_id`, then confirms DSM serves `new`
-        (`_confirm`). Raises DsmError, ConfirmFailed."""
-        self._bind(session, site, cert_id)
-        return self._confirm(site, self.client.certificate(session, cert_id), new)
+        (`_confirm`). Returns that confirmation, and the error to raise once the install is
+        otherwise done when configured services are not on the certificate after all. Raises
+        DsmError, ConfirmFailed."""
+        listed = self._bind(session, site, cert_id)
+        current = self.client.certificate(session, cert_id)  # read again: what DSM did bind
+        on_it = {n.lower() for s in current.services for n in (s.service, s.display_name)}
+        unbound = [name for name in site.services if name.lower() not in on_it]
+        confirmed = self._confirm(site, current, new)
+        return confirmed, ServicesNotBound(site.id, unbound, listed) if unbound else None
+
+    def _done(
+        self,
+        site: SiteConfig,
+        new: Material,
+        cert_id: str,
+        confirmed: bool,
+        unbound: ServicesNotBound | None,
+        *,
+        imported: bool,
+    ) -> Installed:
+        """DSM holds `new`: the agent's copy of it is saved (the next install's backup), then
+        services left unbound are raised."""
+        copy_unsaved = None
+        try:
+            self.copies.save(site.id, new)
+        except StateUnwritable as exc:
+            _log.error("site %s: DSM holds the new certificate, but %s", site.id, exc)
+            copy_unsaved = exc
+        if unbound is not None:
+            raise unbound
+        return Installed(cert_id, confirmed, self._dsm_version(), imported, copy_unsaved)
 
     def _dsm_version(self) -> str:
         # DSM names no version without another API; its Auth API's version tells 6 from 7.
@@ -214,7 +260,7 @@ class DsmInstaller:
         if target is None:
             return None  # a new certificate: nothing is replaced
         own = self.copies.load(site.id)
-        if own is not None:
+        if own is not None and self._is_held(session, own, target):
             return own
         try:
             exported: ExportedCertificate = read_export_archive(
@@ -225,18 +271,35 @@ class DsmInstaller:
             return None
         return Material(exported.key_pem, exported.cert_pem, exported.chain_pem)
 
-    def _bind(self, session: Session, site: SiteConfig, cert_id: str) -> None:
-        """Moves each service named in the site's config onto the certificate."""
+    def _is_held(self, session: Session, copy: Material, held: Certificate) -> bool:
+        """Whether the agent's copy is the certificate DSM holds: a copy that could not be
+        updated after an install is not, and restored it would put an older one back. Told by
+        the dates DSM lists, and when they match by the export's fingerprint; when neither can
+        be read, the copy is taken (as before copies were checked)."""
+        if held.valid_from is None:
+            return True
+        facts = copy.facts()
+        if not could_be_same(facts, LeafFacts(held.valid_from, held.valid_till)):
+            return False
+        exported = self._exported_sha256(session, held)
+        return exported is None or exported == facts.sha256
+
+    def _bind(self, session: Session, site: SiteConfig, cert_id: str) -> list[str]:
+        """Moves each service named in the site's config onto the certificate; returns the
+        display names of every service DSM lists (for a message naming what is there)."""
         if not site.services:
-            return
+            return []
         wanted = {name.lower() for name in site.services}
+        listed: list[str] = []
         for cert in self.client.list_certificates(session):
+            listed.extend(service.display_name for service in cert.services)
             if cert.id == cert_id:
                 continue
             for service in cert.services:
                 if wanted & {service.service.lower(), service.display_name.lower()}:
                     self.client.bind_service(session, service, cert.id, cert_id)
                     _log.info("service %s bound to the certificate", service.display_name)
+        return sorted(set(listed))
 
     def _confirm(self, site: SiteConfig, current: Certificate, new: Material) -> bool:
         """True once a TLS handshake shows DSM serving `new`; False when `current` is not DSM's
@@ -284,18 +347,28 @@ class DsmInstaller:
         site: SiteConfig,
         target: Certificate | None,
         backup: Material | None,
-    ) -> bool | None:
+    ) -> Restore:
         if target is None:
-            return None  # nothing was replaced
+            return Restore.NOTHING  # nothing was replaced
         if backup is None:
-            return False
+            return Restore.FAILED
+        facts, now = backup.facts(), self.now()
+        if now < facts.not_before or (facts.not_after is not None and now >= facts.not_after):
+            _log.error(
+                "the previous certificate (valid %s to %s) is not valid now: not put back into"
+                " DSM certificate %s",
+                facts.not_before,
+                facts.not_after,
+                target.id,
+            )
+            return Restore.NOT_VALID
         try:
             self._put(session, site, backup, target)
         except DsmError as exc:
             _log.error("restoring DSM certificate %s failed: %s", target.id, exc)
-            return False
+            return Restore.FAILED
         _log.warning("restored the previous certificate into DSM certificate %s", target.id)
-        return True
+        return Restore.RESTORED
 
 
 def _https_address(url: str) -> tuple[str, int]:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from nas_agent._atomic import make_private_dirs, write_atomic
 from nas_agent.bundle.checks import spki_der
+from nas_agent.errors import StateUnwritable
 from nas_agent.held_certificate import LeafFacts
 
 DIRECTORY = "installed"
@@ -70,13 +71,20 @@ class LocalCopies:
         return material if _key_matches(material) else None
 
     def save(self, site: str, material: Material) -> None:
+        """Raises StateUnwritable (a full disk, say): the copy then left may be the previous one,
+        or a mix that `load` refuses."""
         folder = os.path.join(self.directory, site)
-        make_private_dirs(folder)  # also one an earlier agent version left 0755
-        os.chmod(self.directory, 0o700)  # the same for installed/ itself
-        for name, data in zip(
-            _COPY_FILES, (material.key_pem, material.cert_pem, material.chain_pem)
-        ):
-            write_atomic(os.path.join(folder, name), data, mode=0o600)
+        try:
+            make_private_dirs(folder)  # also one an earlier agent version left 0755
+            os.chmod(self.directory, 0o700)  # the same for installed/ itself
+            for name, data in zip(
+                _COPY_FILES, (material.key_pem, material.cert_pem, material.chain_pem)
+            ):
+                write_atomic(os.path.join(folder, name), data, mode=0o600)
+        except OSError as exc:
+            raise StateUnwritable(
+                folder, f"cannot save the copy of the installed certificate ({exc.strerror})"
+            ) from exc
 
     def public_key(self, site: str) -> bytes | None:
         """SubjectPublicKeyInfo DER of the certificate last installed for `site`; None when

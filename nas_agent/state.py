@@ -7,6 +7,7 @@
                                "installed_at": "2026-11-28T12:00:00Z"}},
      "last_success": "2026-11-28T12:00:00Z",
      "last_error": {"code": "source.unavailable", "message": "...", "at": "...", "site": null},
+     "failed_last": false,
      "site_errors": {"shop": {"code": "bundle.names_not_covered", "message": "...", "at": "...",
                               "site": "shop"}},
      "index_etag": "\\"9b2c...\\"", "index_scope": "<sha256 hex>",
@@ -144,6 +145,9 @@ class AgentState:
     sites: Mapping[str, InstalledSite] = field(default_factory=lambda: MappingProxyType({}))
     last_success: datetime | None = None
     last_error: LastError | None = None
+    # Whether the latest of the two was the error: by the order they happened in, not by their
+    # times, which a clock set back would reorder. None in a file from before (times decide).
+    failed_last: bool | None = None
     site_errors: Mapping[str, LastError] = field(default_factory=lambda: MappingProxyType({}))
     index_etag: str | None = None
     index_scope: str | None = None  # the configuration index_etag was recorded under
@@ -178,12 +182,14 @@ class AgentState:
 
     @property
     def failing(self) -> bool:
-        """The last error is newer than the last success (or there was never a success), or
-        DSM refused the agent's latest login."""
+        """The last error came after the last success (or there was never a success), or DSM
+        refused the agent's latest login."""
         if self.dsm_check is not None and self.dsm_check.error is not None:
             return True
         if self.last_error is None:
             return False
+        if self.failed_last is not None:
+            return self.failed_last
         return self.last_success is None or self.last_error.at >= self.last_success
 
     def with_installed(
@@ -215,11 +221,11 @@ class AgentState:
     ) -> AgentState:
         error = LastError(code, message[:MAX_ERROR_MESSAGE], _whole(at), site)
         if site is None:
-            return dataclasses.replace(self, last_error=error)
+            return dataclasses.replace(self, last_error=error, failed_last=True)
         site_errors = dict(self.site_errors)
         site_errors[site] = error
         return dataclasses.replace(
-            self, last_error=error, site_errors=MappingProxyType(site_errors)
+            self, last_error=error, failed_last=True, site_errors=MappingProxyType(site_errors)
         )
 
     def with_site_errors_of(self, failed: Iterable[str]) -> AgentState:
@@ -230,7 +236,7 @@ class AgentState:
 
     def with_success(self, at: datetime) -> AgentState:
         """A cycle that ended well; the last error stays on record (see `failing`)."""
-        return dataclasses.replace(self, last_success=_whole(at))
+        return dataclasses.replace(self, last_success=_whole(at), failed_last=False)
 
     def with_index_etag(self, etag: str | None, scope: str | None = None) -> AgentState:
         return dataclasses.replace(self, index_etag=etag, index_scope=scope)
@@ -302,6 +308,7 @@ def encode_state(state: AgentState) -> bytes:
         "sites": {site: _site_json(installed) for site, installed in sorted(state.sites.items())},
         "last_success": _time_or_none(state.last_success),
         "last_error": error_json(state.last_error),
+        "failed_last": state.failed_last,
         "site_errors": {site: error_json(e) for site, e in state.site_errors.items()},
         "index_etag": state.index_etag,
         "index_scope": state.index_scope,
@@ -326,6 +333,7 @@ def decode_state(data: bytes, path: str = "(state)") -> AgentState:
             sites=MappingProxyType({str(k): _site(k, v) for k, v in sites.items()}),
             last_success=_optional_time(document.get("last_success")),
             last_error=_error(document.get("last_error")),
+            failed_last=_optional_bool(document, "failed_last"),
             site_errors=_site_errors(document.get("site_errors")),
             index_etag=_optional_text(document, "index_etag"),
             index_scope=_optional_text(document, "index_scope"),
@@ -537,6 +545,13 @@ def _text(document: Mapping[str, Any], key: str) -> str:
 
 def _optional_text(document: Mapping[str, Any], key: str) -> str | None:
     return None if document.get(key) is None else _text(document, key)
+
+
+def _optional_bool(document: Mapping[str, Any], key: str) -> bool | None:
+    value = document.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{key} is not true, false or null")
+    return value
 
 
 def _time_or_none(moment: datetime | None) -> str | None:

@@ -239,8 +239,8 @@ class DsmDuplicateDescription(DsmError):
         self.ids = tuple(ids)
         super().__init__(
             f"{len(self.ids)} DSM certificates have the description {desc!r} (ids"
-            f" {', '.join(self.ids)}); refusing to guess: configure the certificate id or make"
-            " the descriptions unique"
+            f" {', '.join(self.ids)}); refusing to guess which to replace: give the site its own"
+            " description in agent.conf, or rename or delete the other certificates in DSM"
         )
 
 

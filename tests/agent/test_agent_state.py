@@ -150,6 +150,30 @@ def test_an_error_after_the_last_success_is_failing_and_a_success_clears_that() 
     assert AgentState().with_error("agent_config.invalid", "x", NOW).failing
 
 
+def test_an_error_after_a_clock_set_back_is_still_failing() -> None:
+    """`failing` compared the times of the last error and the last success: after the NAS's
+    clock was set back (an RTC reset, an NTP correction) an error recorded after a success read
+    as older, and the signed report said `failing: false`. The order of events decides now."""
+    errored = (
+        AgentState()
+        .with_success(NOW)
+        .with_error("bundle.names_not_covered", "x", NOW - timedelta(hours=1), "example.com")
+    )
+    assert errored.failing
+    assert decode_state(encode_state(errored)).failing
+    assert not errored.with_success(NOW - timedelta(minutes=50)).failing
+
+
+def test_a_state_file_written_before_the_order_of_events_judges_failing_by_time() -> None:
+    document = json.loads(
+        encode_state(AgentState().with_success(NOW).with_error("x.y", "x", NOW + timedelta(1)))
+    )
+    del document["failed_last"]
+    assert decode_state(json.dumps(document).encode()).failing
+    document["last_success"] = "2030-01-01T00:00:00Z"
+    assert not decode_state(json.dumps(document).encode()).failing
+
+
 def test_a_sites_error_stays_until_a_cycle_in_which_it_did_not_fail() -> None:
     state = (
         AgentState()
