@@ -55,6 +55,7 @@ from nas_agent.errors import (
     IndexExpired,
     InstallFailed,
     KeyFileError,
+    MalformedIndex,
     MalformedSealedObject,
     OlderThanInstalled,
     ServicesNotBound,
@@ -221,6 +222,10 @@ class _Cycle:
             etag = None
         try:
             fetched = self.source.fetch(store_layout.INDEX, etag=etag)
+        except SourceTooLarge as exc:
+            # No index is that large: what the source serves is refused, as a malformed one is.
+            malformed = MalformedIndex(exc.reason, agent_id=self.keys.agent_id)
+            return self._fail(EXIT_REFUSED, malformed)
         except SourceError as exc:
             return self._fail(EXIT_SOURCE, exc)
         if not isinstance(fetched, Fetched):

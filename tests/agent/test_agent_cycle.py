@@ -162,6 +162,20 @@ def test_a_huge_sealed_object_is_refused_without_reading_past_the_sealed_cap(lab
     assert lab.imports() == 0
 
 
+def test_a_huge_index_is_refused_like_a_malformed_one_not_blamed_on_the_source(lab):
+    """From an independent review, failing before the fix: an index past the source's 1 MiB cap
+    was refused unread, but as "source unreachable" (exit 5), telling the operator to look at
+    the network rather than at what the store serves."""
+    lab.publish(lab.plaintext(version=1))
+    (lab.store / "agents" / lab.agent_id / "index.json").write_bytes(b" " * (2 * 1024 * 1024))
+
+    result = lab.run()
+
+    assert result.exit_code == cycle.EXIT_REFUSED
+    assert lab.state.last_error.code == "bundle.index_malformed"
+    assert lab.imports() == 0
+
+
 def test_the_status_report_carries_a_refusal_by_its_code_for_the_site(lab):
     _wrong_names(lab)
     lab.run()
