@@ -1,7 +1,8 @@
 """Secrets by reference: configuration names where a secret lives, never the secret itself.
 
 env:NAME               the environment variable NAME
-file:/path             the file's content (surrounding whitespace stripped)
+file:/path             the file's content (surrounding whitespace stripped); a relative path
+                       in the configuration is made absolute from its folder as it is read
 aws-sm:ID              an AWS Secrets Manager secret's string (ID: its name or ARN)
 aws-sm:ID#field        one field of a secret holding a JSON object
 """

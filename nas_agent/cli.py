@@ -20,8 +20,8 @@ import sys
 import time
 
 from nas_agent import cycle, redaction
-from nas_agent.config.types import DEFAULT_DSM_URL, MIN_POLL_INTERVAL
-from nas_agent.duration import parse_duration
+from nas_agent.config.types import DEFAULT_DSM_URL, MAX_POLL_INTERVAL, MIN_POLL_INTERVAL
+from nas_agent.duration import format_duration, parse_duration
 from nas_agent.errors import AgentError
 from nas_agent.version import VersionAction
 
@@ -35,6 +35,11 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 900, 15m or 1h")
     if seconds < MIN_POLL_INTERVAL:
         raise argparse.ArgumentTypeError("poll at most once a minute")
+    # The same bound as poll_interval's: a longer pause (a long digit string is inf) would
+    # crash time.sleep after the first cycle instead of being refused here.
+    if seconds > MAX_POLL_INTERVAL:
+        longest = format_duration(MAX_POLL_INTERVAL)
+        raise argparse.ArgumentTypeError(f"poll at least every {longest}")
     return seconds
 
 
@@ -90,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         const=0.0,
         metavar="DURATION",
-        help="loop, pausing e.g. 15m between cycles (default: [agent] poll_interval)",
+        help=f"loop, pausing e.g. 15m between cycles, {format_duration(MIN_POLL_INTERVAL)} to"
+        f" {format_duration(MAX_POLL_INTERVAL)} (default: [agent] poll_interval)",
     )
     run.set_defaults(run=_run)
 

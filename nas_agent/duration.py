@@ -21,3 +21,11 @@ def parse_duration(text: str) -> float | None:
     if match is None:
         return None
     return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    """`seconds` in the grammar above, in its largest whole unit: 3600 -> 1h, 90 -> 90s."""
+    for unit in ("h", "m"):
+        if seconds % _UNIT[unit] == 0:
+            return f"{seconds / _UNIT[unit]:g}{unit}"
+    return f"{seconds:g}s"

@@ -31,7 +31,8 @@ def write_upgrade_window(config: AgentConfig, now: datetime) -> str:
         return f"{KEY} is already set ({until}): left as it is"
     if load_state(config.agent.state_file).index is not None:
         return "this agent already reads index v2: nothing to add"
-    with open(config.path, encoding="utf-8") as handle:
+    # utf-8-sig, as load_config reads it: behind a byte order mark [agent] starts no line.
+    with open(config.path, encoding="utf-8-sig") as handle:
         text = handle.read()
     mode = os.stat(config.path).st_mode & 0o777
     section = _AGENT_SECTION.search(text)

@@ -26,6 +26,7 @@ from typing import Any
 
 from cloud import config as config_module
 from cloud.config import KeySecrets
+from cloud.config.file import decode
 from cloud.errors import ConfigError, ConfigProblem, KeyExists, StoreError
 from cloud.keys.issuer import ESCROW_KEY, SIGNING_KEY
 from cloud.store import Store, StoredObject
@@ -80,7 +81,7 @@ def load_config(store: Store, key: str) -> config_module.Config:
     found = store.get(key)
     if not isinstance(found, StoredObject):
         raise ConfigError([ConfigProblem(key, "not in the bucket", "upload certdrop.toml there")])
-    return config_module.parse(found.body.decode("utf-8"), PurePosixPath("/", key))
+    return config_module.parse(decode(found.body, key), PurePosixPath("/", key))
 
 
 class SqsQueue:

@@ -110,6 +110,22 @@ def future_date(text: str) -> datetime:
     return day
 
 
+def valid_days(text: str) -> float:
+    """`agent invite --valid-for`: days above 0 and at most MAX_INVITE_VALIDITY's. float()
+    alone takes nan and inf (timedelta then raises) and a past expiry (an invitation that
+    approve can only refuse)."""
+    from cloud.publish.invites import MAX_INVITE_VALIDITY
+
+    most = MAX_INVITE_VALIDITY.days
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 < days <= most:  # False for nan too
+        raise argparse.ArgumentTypeError(f"{text} days: give more than 0 and at most {most}")
+    return days
+
+
 def site_persist_record(args: argparse.Namespace) -> int:
     from cloud.acme.client import AcmeClient
     from cloud.dns01.persist.howto import render

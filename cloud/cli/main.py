@@ -238,7 +238,11 @@ def _parser() -> argparse.ArgumentParser:
         help="an AWS shared-credentials file ([default]) of read credentials for --source",
     )
     invite.add_argument(
-        "--valid-for", type=float, default=7.0, metavar="DAYS", help="days until it expires (7)"
+        "--valid-for",
+        type=fleet_commands.valid_days,
+        default=7.0,
+        metavar="DAYS",
+        help="days until it expires (7; at most 30)",
     )
     invite.set_defaults(run=fleet_commands.agent_invite)
     pending = agent.add_parser("pending", help="invitations not approved yet, and whether joined")

@@ -3,7 +3,7 @@
 
 Every problem is collected and reported together, each naming the key, what is wrong and what to
 write instead. Secrets are written as references (`env:NAME`, `file:/path`), never inline.
-Relative paths are relative to the configuration file.
+Relative paths are relative to the configuration file, `file:` secrets' included.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from cloud.acme.challenge_types import ChallengeType
 from cloud.config._checker import Checker, kind_name
 from cloud.config.ca_limits import LETSENCRYPT_LIMITS, CaLimits, Limit, check_limits
 from cloud.config.dns_providers import ProviderConfig, check_provider, parse_provider
+from cloud.config.file import read_text
 from cloud.dns01.names import parse_address
 from cloud.dns01.propagation import PROPAGATION_TIMEOUT, DnsCheckSettings
 from cloud.errors import ConfigError, ConfigProblem
@@ -61,6 +62,9 @@ LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 _EAB_ALGS = ("HS256", "HS384", "HS512")
 _SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+# A URL's scheme (RFC 3986) before "://"; the store takes only these two, as written.
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_STORE_SCHEMES = ("file", "s3")
 # Plain http only where nothing crosses a network: a relay on the same machine, the tests.
 _LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
@@ -148,12 +152,7 @@ class Config:
 
 
 def load(path: Path) -> Config:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = ConfigProblem(str(path), f"cannot read ({exc.strerror})", "check the path")
-        raise ConfigError([problem]) from exc
-    return parse(text, path)
+    return parse(read_text(path), path)
 
 
 def parse(text: str, source: PurePath) -> Config:
@@ -177,10 +176,6 @@ def parse(text: str, source: PurePath) -> Config:
 
 class _Parser(Checker):
     """Walks the raw TOML tables, collecting every problem instead of stopping at the first."""
-
-    def __init__(self, base: PurePath):
-        super().__init__()
-        self.base = base
 
     def config(self, raw: dict[str, Any], source: PurePath) -> Config | None:
         self.unknown_keys("", raw, {"ca", "storage", "dns", "providers", "sites", "alerts"})
@@ -226,14 +221,6 @@ class _Parser(Checker):
                 self.problem(key, "missing", f"add a [{key}] table")
             return {}
         return value if self.is_table(key, value) else {}
-
-    def path(self, key: str, text: str) -> Path:
-        try:
-            path = Path(text).expanduser()
-        except RuntimeError:  # "~user" of a user this machine does not know
-            self.problem(key, f"{text!r}: no such home directory", "give the path without ~")
-            path = Path(text)
-        return path if path.is_absolute() else Path(self.base, path)
 
     # --- sections ---------------------------------------------------------------------------
 
@@ -346,13 +333,9 @@ class _Parser(Checker):
         self.unknown_keys(
             "storage", raw, {"url", "keys_dir", "endpoint_url", "region", *secret_keys}
         )
-        url = self.value("storage", raw, "url", str, default="data/store")
-        if not url.startswith(("s3://", "file://")):
-            url = self.path("storage.url", url).as_uri()
-        elif url.startswith("s3://") and len(url) <= len("s3://"):
-            self.problem("storage.url", "no bucket", "write s3://bucket/prefix")
+        url = self.store_url(raw)
         keys_dir = self.path(
-            "storage.keys_dir", self.value("storage", raw, "keys_dir", str, default="data/keys")
+            "storage.keys_dir", self.nonempty("storage", raw, "keys_dir", "data/keys")
         )
         ids = [self.value("storage", raw, key, str) for key in secret_keys]
         if any(ids) and not all(ids):
@@ -366,13 +349,46 @@ class _Parser(Checker):
         secrets = KeySecrets(*ids) if all(ids) else None
         endpoint = self.value("storage", raw, "endpoint_url", str)
         region = self.value("storage", raw, "region", str)
-        if (endpoint or region) and not url.startswith("s3://"):
+        if (endpoint or region) and url is not None and not url.startswith("s3://"):
             self.problem(
                 "storage.endpoint_url" if endpoint else "storage.region",
                 "applies to s3:// stores only",
                 "remove it, or set url = s3://bucket/prefix",
             )
-        return StorageConfig(url, keys_dir, secrets, endpoint, region)
+        return StorageConfig(url or "", keys_dir, secrets, endpoint, region)
+
+    def store_url(self, raw: dict) -> str | None:
+        """`storage.url` as a file:// or s3:// URL (a plain path made one); None after a problem.
+        Any other `scheme://` is refused, not read as a relative folder named "https:"."""
+        url = self.nonempty("storage", raw, "url", "data/store")
+        written = _URL_SCHEME.match(url)
+        if written is None:
+            return self.path("storage.url", url).as_uri()
+        scheme = written.group(1)
+        if scheme in _STORE_SCHEMES:
+            if url == "s3://":
+                self.problem("storage.url", "no bucket", "write s3://bucket/prefix")
+            return url
+        if scheme.lower() in _STORE_SCHEMES:
+            # Refused, not lower-cased: the endpoint rule here, and the agents an invitation
+            # hands this URL to, compare the scheme as written.
+            fix = f"write {scheme.lower()}:// in lower case"
+        else:
+            fix = (
+                "write a directory, file:///abs/dir or s3://bucket/prefix (an S3-compatible "
+                "service such as MinIO: s3://bucket/prefix and endpoint_url = its address)"
+            )
+        self.problem("storage.url", f"{url!r}: no store is kept at {scheme}:// URLs", fix)
+        return None
+
+    def nonempty(self, where: str, raw: dict, key: str, default: str) -> str:
+        """A string setting that may be left out (then `default`) but not written empty: an
+        empty path would be the configuration's own folder."""
+        value = self.value(where, raw, key, str, default=default)
+        if not value.strip():
+            self.problem(f"{where}.{key}", "is empty", f'write a path, e.g. "{default}"')
+            return default
+        return value
 
     def dns(self, raw: dict) -> DnsCheckSettings:
         self.unknown_keys("dns", raw, {"resolvers", "nameservers", "propagation_timeout"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path, PurePath
 from typing import Any
 
 from cloud.errors import ConfigProblem
@@ -18,7 +19,11 @@ Kind = type | tuple[type, ...]
 
 
 class Checker:
-    def __init__(self) -> None:
+    """`base`: the configuration file's folder, which relative paths are taken from (None: the
+    working directory, for a provider table checked on its own)."""
+
+    def __init__(self, base: PurePath | None = None) -> None:
+        self.base = base
         self.problems: list[ConfigProblem] = []
 
     def problem(self, key: str, cause: str, fix: str) -> None:
@@ -78,6 +83,14 @@ class Checker:
         self.problem(f"{where}.{key}", cause, f"give {unit}, e.g. {default:g}")
         return default
 
+    def path(self, key: str, text: str) -> Path:
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # "~user" of a user this machine does not know
+            self.problem(key, f"{text!r}: no such home directory", "give the path without ~")
+            path = Path(text)
+        return path if path.is_absolute() or self.base is None else Path(self.base, path)
+
     def secret(self, full: str, value: Any) -> SecretRef | None:
         if not isinstance(value, str) or (ref := parse_ref(value)) is None:
             self.problem(
@@ -86,6 +99,10 @@ class Checker:
                 'write "env:VARIABLE", "file:/path/to/secret" or "aws-sm:secret-name"',
             )
             return None
+        if ref.scheme == "file":
+            # Anchored like every other path of the file: resolved later, from the working
+            # directory, the same file would work from its folder and fail from cron.
+            return SecretRef(ref.scheme, str(self.path(full, ref.target)))
         return ref
 
 

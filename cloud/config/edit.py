@@ -8,8 +8,6 @@ a bad `site add` leaves the file as it was.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from tomlkit.exceptions import ParseError
 
 from cloud import config as config_module
 from cloud.acme.account_key import AccountKeyRef
+from cloud.config.file import read_text, write_text
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.publish.publisher import Publisher
 from cloud.publish.registry import AgentRegistry
@@ -125,11 +124,7 @@ def forget_site(store: Store, publisher: Publisher | None, site_id: str) -> int:
 
 def _read(path: Path) -> tomlkit.TOMLDocument:
     """The file as an editable document; ConfigError when it cannot be read or is not TOML."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = ConfigProblem(str(path), f"cannot read ({exc.strerror})", "check the path")
-        raise ConfigError([problem]) from exc
+    text = read_text(path)
     try:
         return tomlkit.parse(text)
     except ParseError as exc:
@@ -139,15 +134,5 @@ def _read(path: Path) -> tomlkit.TOMLDocument:
 
 def _write_checked(path: Path, text: str) -> config_module.Config:
     config = config_module.parse(text, path)  # raises ConfigError; the file is untouched
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
     return config

@@ -50,6 +50,9 @@ from nas_agent.errors import TokenError
 from nas_agent.invite import SECRET_SIZE, Invitation, parse_enrollment_document
 
 INVITE_VALIDITY = timedelta(days=7)
+# An invitation line holds a one-time secret and read credentials: a month is ample time to pass
+# it on and join, and longer leaves a usable secret lying in mail and chat.
+MAX_INVITE_VALIDITY = timedelta(days=30)
 RECORD_CONTEXT = b"certdrop invite record v1\n"
 _SECRET_KEY_CONTEXT = b"certdrop invite secret key v1\n"
 

@@ -1,4 +1,5 @@
-"""The agent's configuration: one INI file, parsed once into frozen dataclasses.
+"""The agent's configuration: one INI file (UTF-8, a byte order mark allowed), parsed once into
+frozen dataclasses.
 
 Every problem is collected and reported together, each naming the key, what is wrong and what to
 write instead. `#` or `;` at the start of a line, or after a space, starts a comment. An indented
@@ -16,7 +17,7 @@ others, naming the file and the chmod that fixes it).
     state_file = state.json       # installed versions, last success and error (default shown)
     poll_interval = 1h            # how often the agent runs: `run --every`'s pause, and what
                                   # it tells the operator (quiet after 3 missed reports);
-                                  # 3600, 3600s, 60m or 1h; at least 60 s
+                                  # 3600, 3600s, 60m or 1h; from 60 s to a week
     # accept_index_v1_until = 2027-01-31T00:00:00Z
                                   # written by `certdrop-agent upgrade`: until then, and only
                                   # while no v2 index was seen, the old index format is read
@@ -32,7 +33,8 @@ others, naming the file and the chmod that fixes it).
     # addressing_style = path     # s3 only: auto, path or virtual (auto: virtual-hosted on
                                   # AWS, path-style with endpoint_url)
     # ca_file = store-ca.pem      # s3 and https: CA bundle for the endpoint's certificate
-    # timeout = 30                # seconds per request, its answer's headers and body included
+    # timeout = 30                # seconds per request, its answer's headers and body
+                                  # included; at most 1h
 
     [dsm]
     url = https://127.0.0.1:5001  # DSM's HTTPS address (default shown)
@@ -46,8 +48,9 @@ others, naming the file and the chmod that fixes it).
                                   # agent pins the one DSM presents at its first connection
                                   # (dsm-tls-pin, beside state_file) and those it installs
     # insecure = true             # check nothing: not recommended, refused unless url is local
-    # timeout = 90                # seconds per DSM request (logins can be slow)
-    # confirm_timeout = 60        # seconds to wait for DSM to serve the new certificate
+    # timeout = 90                # seconds per DSM request (logins can be slow); at most 1h
+    # confirm_timeout = 60        # seconds to wait for DSM to serve the new certificate;
+                                  # at most 1h
     # temp_admin = true           # instead of username and password: the agent, as root on
                                   # the NAS, makes a temporary administrator with DSM's tools
                                   # for each run and deletes it after (2FA is lifted only for
@@ -101,7 +104,9 @@ __all__ = [
 def load_config(path: str) -> AgentConfig:
     """Read and check the file; raise AgentConfigError listing every problem."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        # utf-8-sig: an editor that saves a byte order mark (Windows Notepad) would otherwise
+        # glue it to the first line, and every key of [agent] would seem to come before it.
+        with open(path, encoding="utf-8-sig") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         cause = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"

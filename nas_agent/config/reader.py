@@ -16,6 +16,8 @@ from nas_agent.config.syntax import COMMENT_PREFIXES, scan
 from nas_agent.config.types import (
     CONFIRM_TIMEOUT,
     DEFAULT_DSM_URL,
+    MAX_POLL_INTERVAL,
+    MAX_TIMEOUT,
     MIN_POLL_INTERVAL,
     POLL_INTERVAL,
     AgentConfig,
@@ -25,7 +27,7 @@ from nas_agent.config.types import (
     SourceConfig,
 )
 from nas_agent.dsm import PIN_FILE, REQUEST_TIMEOUT
-from nas_agent.duration import DURATION_FIX, parse_duration
+from nas_agent.duration import DURATION_FIX, format_duration, parse_duration
 from nas_agent.enrollment import parse_issuer_key_line
 from nas_agent.errors import TokenError
 from nas_agent.ids import ascii_hostname, is_agent_id, is_hostname, is_site_id, is_wildcard
@@ -171,16 +173,22 @@ class _Reader:
         return os.path.normpath(os.path.join(self.base, os.path.expanduser(value)))
 
     def seconds(
-        self, name: str, raw: dict[str, str], key: str, default: float, minimum: float
+        self,
+        name: str,
+        raw: dict[str, str],
+        key: str,
+        default: float,
+        minimum: float,
+        maximum: float = MAX_TIMEOUT,
     ) -> float:
         text = raw.get(key)
         if text is None:
             return default
         value = parse_duration(text)
-        if value is None or value < minimum:
+        if value is None or not minimum <= value <= maximum:
             self.problem(
                 f"{name}.{key}",
-                f"{text!r} is not a duration of at least {minimum:g} s",
+                f"{text!r} is not a duration from {minimum:g} s to {format_duration(maximum)}",
                 DURATION_FIX,
             )
             return default
@@ -219,7 +227,9 @@ class _Reader:
                     exc.reason,
                     "paste the whole certdrop-issuer-v1:... line again",
                 )
-        interval = self.seconds("agent", raw, "poll_interval", POLL_INTERVAL, MIN_POLL_INTERVAL)
+        interval = self.seconds(
+            "agent", raw, "poll_interval", POLL_INTERVAL, MIN_POLL_INTERVAL, MAX_POLL_INTERVAL
+        )
         v1_until = None
         if raw.get("accept_index_v1_until") is not None:
             try:

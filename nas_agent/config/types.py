@@ -16,6 +16,11 @@ if TYPE_CHECKING:  # both import what reading agent.conf never needs (requests, 
 DEFAULT_DSM_URL = "https://127.0.0.1:5001"
 POLL_INTERVAL = 3600.0  # seconds between runs unless [agent] poll_interval says otherwise
 MIN_POLL_INTERVAL = 60.0  # the agent polls at most once a minute
+# Upper bounds: past them a value is a typo, and one large enough (a long digit string reads as
+# inf) would crash the run far from the file (the config digest's JSON, a socket's or sleep's
+# timeout) instead of being reported as the key to fix.
+MAX_POLL_INTERVAL = 7 * 86400.0  # a week: renewed certificates wait for weeks, not months
+MAX_TIMEOUT = 3600.0  # an hour for one request, or for DSM to serve a new certificate
 CONFIRM_TIMEOUT = 60.0  # seconds to wait for DSM to serve a new certificate
 
 

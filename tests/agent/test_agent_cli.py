@@ -3,6 +3,7 @@ about mistakes in agent.conf."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -18,6 +19,15 @@ def lab(tmp_path):
     lab = AgentLab(tmp_path)
     yield lab
     lab.close()
+
+
+def _set(lab: AgentLab, section: str, line: str) -> None:
+    """agent.conf with `line` added at the top of `[section]`, replacing the lab's own value."""
+    text = lab.config_path.read_text()
+    key = line.split("=", 1)[0].strip()
+    kept = [row for row in text.splitlines() if not row.startswith(f"{key} =")]
+    text = "\n".join(kept) + "\n"
+    lab.config_path.write_text(text.replace(f"[{section}]\n", f"[{section}]\n{line}\n", 1))
 
 
 def test_enroll_writes_owner_only_keys_and_prints_a_token_that_parses(lab):
@@ -55,12 +65,65 @@ def test_run_refuses_a_password_file_others_can_read_naming_it(lab):
     assert "chmod 600" in done.stderr
 
 
-@pytest.mark.parametrize("bad", ["5", "10s", "fortnight"])
-def test_run_every_refuses_intervals_below_a_minute_or_unreadable(lab, bad):
+@pytest.mark.parametrize("bad", ["5", "10s", "fortnight", "169h", "9" * 400])
+def test_run_every_refuses_intervals_below_a_minute_above_a_week_or_unreadable(lab, bad):
+    """Above a week (as for poll_interval): before, `--every 99999999999999h` was taken, and
+    time.sleep raised OverflowError after the first cycle (a traceback, exit 1)."""
     done = lab.run_process("run", "--every", bad)
 
     assert done.returncode == 2
-    assert "duration" in done.stderr or "once a minute" in done.stderr
+    assert "argument --every" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "key"),
+    [
+        ("agent", "poll_interval = " + "9" * 400, "agent.poll_interval"),
+        ("dsm", "timeout = 9999999999", "dsm.timeout"),
+        ("dsm", "confirm_timeout = " + "9" * 400, "dsm.confirm_timeout"),
+    ],
+    ids=["poll_interval-400-digits", "dsm-timeout-10-digits", "confirm_timeout-400-digits"],
+)
+def test_a_duration_too_large_to_use_is_a_configuration_error_not_a_crash(lab, section, line, key):
+    """README: `poll_interval` "3600, 3600s, 60m or 1h"; `timeout = 90  #
+    seconds per DSM request`; `confirm_timeout = 60`; exit "2 | configuration ... problem", "1 |
+    a bug (the traceback is printed)". The duration grammar had a minimum and no maximum, and a
+    long digit string is float('inf'): the file was accepted, then `run --once` crashed after
+    logging in to DSM — ValueError "Out of range float values are not JSON compliant" (the
+    config digest) or OverflowError "timestamp too large to convert to C _PyTime_t" (the DSM
+    socket, already for timeout = 9999999999): a traceback, exit 1. Now a poll interval is at
+    most a week and a timeout at most an hour."""
+    lab.publish(lab.plaintext(version=1))
+    _set(lab, section, line)
+
+    done = lab.run_process("run", "--once")
+
+    assert "Traceback" not in done.stderr, done.stderr[-800:]
+    assert done.returncode == 2
+    assert key in done.stderr
+
+
+def test_run_every_with_a_poll_interval_too_long_to_sleep_does_not_crash(lab):
+    """README: `poll_interval = 1h  # how often the agent runs: run --every's pause`;
+    `certdrop-agent -c agent.conf run --every 15m  # or a loop`. Before, `poll_interval =
+    99999999999999h` passed the config check and `run --once` (exit 0), but `run --every`
+    crashed once its first cycle was done: time.sleep raised OverflowError ("sleep length is
+    too large"), a traceback, exit 1 — a loop the Task Scheduler or the package's service
+    thought was running had died. Expected: refused as configuration (exit 2) or slept."""
+    _set(lab, "agent", "poll_interval = 99999999999999h")
+
+    process = lab.spawn("run", "--every")
+    try:
+        try:
+            _, stderr = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            return  # still looping: sleeping as told
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert "Traceback" not in stderr, stderr[-800:]
+    assert process.returncode == 2
 
 
 @pytest.mark.parametrize("endpoint", ["https://minio.lan:9000x", "http://[::1"])

@@ -126,6 +126,37 @@ def test_poll_interval_takes_seconds_or_a_unit(written: str, seconds: float) -> 
     assert config.agent.poll_interval == seconds
 
 
+@pytest.mark.parametrize(
+    ("section", "line", "key"),
+    [
+        ("agent", "poll_interval = 169h", "agent.poll_interval"),
+        ("agent", "poll_interval = " + "9" * 400, "agent.poll_interval"),
+        ("source", "timeout = 3601", "source.timeout"),
+        ("dsm", "timeout = 9999999999", "dsm.timeout"),
+        ("dsm", "confirm_timeout = 61m", "dsm.confirm_timeout"),
+    ],
+)
+def test_a_duration_past_its_bound_is_refused(section: str, line: str, key: str) -> None:
+    """A poll interval of up to a week and timeouts of up to an hour: anything longer is a typo
+    (a long digit string even reads as inf), and would crash the run far from the file."""
+    found = problems_of(with_lines(MINIMAL, section, line))
+    assert set(found) == {key}
+    assert "is not a duration from" in found[key]
+
+
+def test_durations_take_their_bounds() -> None:
+    config = parse(
+        with_lines(
+            with_lines(MINIMAL, "agent", "poll_interval = 168h"),
+            "dsm",
+            "timeout = 1h",
+            "confirm_timeout = 3600",
+        )
+    )
+    assert (config.agent.poll_interval, config.dsm.timeout) == (7 * 86400, 3600)
+    assert config.dsm.confirm_timeout == 3600
+
+
 def test_every_problem_is_reported_together_with_key_cause_and_fix() -> None:
     found = problems_of(
         """
@@ -294,6 +325,18 @@ def test_sites_must_not_share_a_description_or_both_be_default() -> None:
 def test_a_section_named_after_an_impossible_site_id_is_refused() -> None:
     found = problems_of(MINIMAL.replace("[site:example.com]", "[site:Example Com]"))
     assert set(found) == {"[site:Example Com]"}
+
+
+def test_an_agent_conf_saved_with_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """README: "One INI file ... Every problem is reported at once, with the key, the cause and
+    the fix"; `join` says "for temp_admin or other hostnames, edit agent.conf afterwards". A file
+    saved by an editor that writes a UTF-8 BOM still begins with `[agent]`. Before, the BOM was
+    read as part of the first line: every key of [agent] was reported as "line N: a key before
+    any [section] — start with [agent]" (the fix it gave was already there), exit 2."""
+    path = tmp_path / "agent.ini"
+    path.write_bytes(b"\xef\xbb\xbf" + textwrap.dedent(MINIMAL).lstrip().encode())
+
+    assert load_config(str(path)).agent.id == "nas-01"
 
 
 def test_an_unreadable_file_is_reported_as_the_file(tmp_path: Path) -> None:

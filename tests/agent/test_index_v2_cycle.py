@@ -115,3 +115,16 @@ def test_a_rotation_resets_what_the_retired_key_signed(lab):
 
     assert result.exit_code == EXIT_OK, result.failures
     assert result.installed == (SITE,)
+
+
+def test_upgrade_edits_an_agent_conf_saved_with_a_byte_order_mark(lab):
+    """The agent reads an agent.conf that begins with a UTF-8 byte order mark (Windows
+    Notepad); `upgrade` did not find its `[agent]` line behind the mark and stopped with a
+    traceback (ValueError "has no [agent] line")."""
+    _v1_index(lab, 1)
+    lab.config_path.write_bytes(b"\xef\xbb\xbf" + lab.config_path.read_text().lstrip().encode())
+
+    upgraded = lab.run_process("upgrade")
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert lab.run().exit_code == EXIT_OK

@@ -1,6 +1,10 @@
-"""`certdrop init` and `certdrop agent add|list|remove`, run as a user would."""
+"""`certdrop init` and `certdrop agent add|invite|list|remove`, run as a user would."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
 
 from cloud.cli.exit_codes import EXIT_CONFIG, EXIT_OK
 from cloud.keys.issuer import ESCROW_KEY, SIGNING_KEY
@@ -111,3 +115,58 @@ def test_issue_before_init_still_issues_and_says_it_did_not_publish(tmp_path, pe
 
     assert result.returncode == EXIT_OK, result.stderr
     assert "not published: run `certdrop init`" in result.stdout
+
+
+@pytest.fixture
+def initialized(tmp_path) -> Path:
+    """A configuration after `certdrop init`, with a directory store: no CA is contacted."""
+    config = tmp_path / "certdrop.toml"
+    config.write_text(
+        '[ca]\ndirectory = "https://127.0.0.1:9/dir"\nterms_agreed = true\n\n'
+        '[sites.example]\ndomain = "example.com"\nchallenge = "dns-persist-01"\n'
+    )
+    done = _run("--config", config, "init")
+    assert done.returncode == EXIT_OK, done.stderr
+    return config
+
+
+@pytest.mark.parametrize("days", ["nan", "1e9", "inf", "31"])
+def test_agent_invite_valid_for_out_of_range_is_bad_usage_not_a_crash(initialized, days):
+    """README: "a one-time enrollment secret and an expiry (7 days; `--valid-for DAYS`, at most
+    30)"; exit 2 is "bad usage". Before, `--valid-for nan`, `1e9` or `inf` passed argparse's
+    `type=float` and then crashed in `timedelta(days=...)`: ValueError/OverflowError, a
+    traceback, exit 1 (and any finite length, however long, was taken)."""
+    result = _run(
+        "--config", initialized, "agent", "invite", "nas-01", "--site", "example",
+        "--valid-for", days,
+    )  # fmt: skip
+
+    assert "Traceback" not in result.stderr, result.stderr[-600:]
+    assert result.returncode == EXIT_CONFIG
+    assert "argument --valid-for" in result.stderr
+
+
+@pytest.mark.parametrize("days", ["-1", "0"])
+def test_agent_invite_refuses_a_validity_that_has_already_ended(initialized, days):
+    """README: `agent invite ID --site S` prints a line with "an expiry (7 days;
+    `--valid-for DAYS`)" that the NAS then joins with. Before, `--valid-for -1` (or 0) printed,
+    with exit 0, an invitation that expired before it was made; `agent approve` could only
+    refuse it later (invite.expired). Expected: bad usage, exit 2, nothing printed to hand
+    over."""
+    result = _run(
+        "--config", initialized, "agent", "invite", "nas-01", "--site", "example",
+        "--valid-for", days,
+    )  # fmt: skip
+
+    assert result.returncode == EXIT_CONFIG, result.stdout
+    assert "certdrop-invite-v1:" not in result.stdout
+
+
+def test_agent_invite_valid_for_takes_up_to_thirty_days(initialized):
+    result = _run(
+        "--config", initialized, "agent", "invite", "nas-01", "--site", "example",
+        "--valid-for", "30",
+    )  # fmt: skip
+
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "certdrop-invite-v1:" in result.stdout

@@ -12,7 +12,7 @@ from cloud.acme.certificate_keys import KeyType
 from cloud.acme.challenge_types import ChallengeType
 from cloud.config import load, parse
 from cloud.errors import ConfigError
-from cloud.secrets import SecretRef
+from cloud.secrets import SecretRef, resolve
 
 GOOD = """
 [ca]
@@ -388,3 +388,51 @@ def test_the_error_message_lists_every_problem_under_the_file_name():
 def test_an_unreadable_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "absent.toml")
+
+
+def test_a_config_file_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    """README: "One TOML file." A file saved by an editor that writes a UTF-8 BOM (Windows
+    Notepad, many Windows editors) holds the same TOML; the agent's INI side had the same gap.
+    Before, `load` refused it (exit 2) with "(file): not valid TOML: Invalid statement (at
+    line 1, column 1)", pointing at a line that reads `[ca]`."""
+    config = tmp_path / "certdrop.toml"
+    config.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+
+    assert load(config).sites["example"].domain == "example.test"
+
+
+def test_a_config_in_the_bucket_is_read_as_a_local_file_is(tmp_path):
+    """The Lambda's copy (`cloud.aws.environment.load_config`) is decoded by the same rule: a
+    byte order mark is dropped, and bytes that are not UTF-8 are a configuration problem, not a
+    UnicodeDecodeError."""
+    from cloud.aws.environment import load_config
+    from cloud.store.local import LocalStore
+
+    store = LocalStore(str(tmp_path))
+    store.put("config/certdrop.toml", b"\xef\xbb\xbf" + GOOD.encode())
+    store.put("config/latin-1.toml", GOOD.encode() + b"# caf\xe9\n")
+
+    assert "example" in load_config(store, "config/certdrop.toml").sites
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(store, "config/latin-1.toml")
+
+
+def test_a_relative_file_secret_reference_is_relative_to_the_config_file(tmp_path, monkeypatch):
+    """README, Issuer configuration reference: "Relative paths are relative to the file.
+    ... a secret setting takes a reference, `env:NAME` (an environment variable), `file:/path`
+    (a file's content)". `ca_bundle = "pebble-ca.pem"` was found beside the file; a
+    `tsig_secret = "file:acme-key.secret"` beside it was not: the reference kept the relative
+    path and `secrets.resolve` read it from the working directory, so the same configuration
+    worked from its folder and failed (secret.unreadable) from cron or any other directory."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "acme-key.secret").write_text("c2VjcmV0\n")
+    config = folder / "certdrop.toml"
+    config.write_text(GOOD.replace('"env:TSIG_SECRET"', '"file:acme-key.secret"'))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    loaded = load(config)
+
+    assert resolve(loaded.providers["bind"].values["tsig_secret"]) == "c2VjcmV0"

@@ -136,3 +136,67 @@ def test_removing_an_unknown_site_changes_nothing(config, capsys):
     assert main(["-c", str(config.source), "site", "remove", "nope"]) == EXIT_CONFIG
     assert "sites.nope: no such site" in capsys.readouterr().err
     assert config.source.read_text() == before
+
+
+# A configuration nothing here contacts: `site add` only edits and checks the file.
+_LOCAL = """\
+[ca]
+directory = "https://127.0.0.1:9/dir"
+terms_agreed = true
+
+[providers.home-bind]
+type = "rfc2136"
+server = "127.0.0.1:53"
+tsig_name = "acme-key"
+tsig_secret = "env:CERTDROP_TEST_TSIG"
+
+[sites.example]
+domain = "example.com"
+provider = "home-bind"
+"""
+_ADD_SHOP = ["site", "add", "shop", "--domain", "shop.example.com", "--provider", "home-bind"]
+
+
+def test_site_add_edits_a_symlinked_config_in_place(tmp_path, capsys):
+    """README: "`site add` and `site remove` edit the configuration file in place, keeping its
+    comments". With certdrop.toml a symlink (into a versioned config folder, /etc/certdrop
+    managed by a config tool), the edit was written with os.replace over the *link*: the link
+    became a regular file and the real configuration never got the site (every other user of
+    it, and the next deploy, silently lost the edit)."""
+    real = tmp_path / "managed" / "certdrop.toml"
+    real.parent.mkdir()
+    real.write_text(_LOCAL)
+    real.chmod(0o640)
+    link = tmp_path / "certdrop.toml"
+    link.symlink_to(real)
+
+    assert main(["-c", str(link), *_ADD_SHOP]) == EXIT_OK, capsys.readouterr().err
+
+    assert link.is_symlink(), "the symlink was replaced by a regular file"
+    assert "[sites.shop]" in real.read_text()
+    assert real.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in real.parent.iterdir()] == ["certdrop.toml"]  # no temporary left
+
+
+def test_site_add_keeps_crlf_line_endings(tmp_path, capsys):
+    """A file written on Windows keeps its CRLF endings: before, the lines `site add` read came
+    back with LF (text-mode reading dropped the CR), so an edit rewrote every line of it."""
+    config = tmp_path / "certdrop.toml"
+    config.write_bytes(_LOCAL.replace("\n", "\r\n").encode())
+
+    assert main(["-c", str(config), *_ADD_SHOP]) == EXIT_OK, capsys.readouterr().err
+
+    data = config.read_bytes()
+    assert b"[sites.shop]\r\n" in data
+    assert data.count(b"\n") == data.count(b"\r\n")
+
+
+def test_site_add_reads_a_file_with_a_utf8_byte_order_mark(tmp_path, capsys):
+    """The editor's byte order mark (Windows Notepad) is no TOML error for `site add` either:
+    before, its reader refused the file as "not valid TOML" at line 1, column 1."""
+    config = tmp_path / "certdrop.toml"
+    config.write_bytes(b"\xef\xbb\xbf" + _LOCAL.encode())
+
+    assert main(["-c", str(config), *_ADD_SHOP]) == EXIT_OK, capsys.readouterr().err
+
+    assert "shop" in load(config).sites
