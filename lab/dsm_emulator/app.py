@@ -9,7 +9,7 @@ from typing import Callable
 
 from flask import Flask, Response, jsonify, request
 
-from . import auth, certificates
+from . import auth, certificates, system
 from .envelope import ApiFailure, failure, success
 from .faults import AccountState, Faults
 from .profiles import Profile, profile_named
@@ -18,6 +18,8 @@ from .state import Emulator
 
 INFO = "SYNO.API.Info"
 AUTH = "SYNO.API.Auth"
+UI_CONFIG = "SYNO.API.Auth.UIConfig"
+ENCRYPTION = "SYNO.API.Encryption"
 MISSING_API_FIELDS = 101
 NO_SUCH_API = 102
 NO_SUCH_METHOD = 103
@@ -43,7 +45,7 @@ class _Api:
 
 def _apis(profile: Profile) -> dict[str, _Api]:
     core = _Api("entry.cgi", 1, 1, json_format=True)
-    return {
+    apis = {
         # SYNO.API.Info is always answered at query.cgi, wherever discovery lists it.
         INFO: _Api(profile.info_path, 1, 1, frozenset({"query"}), also_at=frozenset({"query.cgi"})),
         AUTH: _Api(
@@ -53,32 +55,49 @@ def _apis(profile: Profile) -> dict[str, _Api]:
             frozenset({"login", "logout"}),
             also_at=profile.auth_also_at,
         ),
-        "SYNO.API.Encryption": _Api(profile.encryption_path, 1, 1),
+        # N4S4 asks for it at encryption.cgi whatever discovery says (§3.2).
+        ENCRYPTION: _Api(
+            profile.encryption_path,
+            1,
+            1,
+            frozenset({"getinfo"}),
+            also_at=frozenset({"encryption.cgi"}),
+        ),
         "SYNO.API.OTP": _Api("otp.cgi", 1, 1),
+        "SYNO.DSM.Info": _Api("entry.cgi", 1, 2, frozenset({"getinfo"}), json_format=True),
         "SYNO.Core.Certificate": dataclasses.replace(core, methods=frozenset({"import", "export"})),
         "SYNO.Core.Certificate.CRT": dataclasses.replace(
-            core, methods=frozenset({"list", "delete"})
+            core, methods=frozenset({"list", "set", "delete"})
         ),
         "SYNO.Core.Certificate.Service": dataclasses.replace(core, methods=frozenset({"set"})),
         "SYNO.Core.Certificate.CSR": core,
         "SYNO.Core.Certificate.LetsEncrypt": core,
         "SYNO.Core.Certificate.LetsEncrypt.Account": core,
     }
+    if profile.auth_ui_config:
+        apis[UI_CONFIG] = _Api("entry.cgi", 1, 1, frozenset({"get"}), json_format=True)
+    return apis
 
 
 _HANDLERS: dict[tuple[str, str], Handler] = {
     (AUTH, "login"): auth.login,
     (AUTH, "logout"): auth.logout,
+    (UI_CONFIG, "get"): auth.ui_config,
+    (ENCRYPTION, "getinfo"): auth.encryption_info,
+    ("SYNO.DSM.Info", "getinfo"): system.dsm_info,
     ("SYNO.Core.Certificate", "import"): certificates.import_certificate,
     ("SYNO.Core.Certificate", "export"): certificates.export_certificate,
     ("SYNO.Core.Certificate.CRT", "list"): certificates.list_certificates,
+    ("SYNO.Core.Certificate.CRT", "set"): certificates.set_certificate,
     ("SYNO.Core.Certificate.CRT", "delete"): certificates.delete_certificates,
     ("SYNO.Core.Certificate.Service", "set"): certificates.set_services,
 }
 
 
 def _discovery(apis: dict[str, _Api], incoming: Incoming) -> Response:
-    wanted = incoming.param("query") or ""
+    # No query at all lists every API, as query=all does: [MIB] discovers that way and logs in
+    # to real DSM 6 and 7 (§2 records only the named forms; the lenient reading).
+    wanted = incoming.param("query") or "all"
     names = list(apis) if wanted == "all" else [n.strip() for n in wanted.split(",")]
     data = {}
     for name in names:
@@ -152,8 +171,11 @@ def make_app(
     app = Flask(__name__)
     app.extensions[_EXTENSION] = emu
 
+    # DSM's web UI form /webapi/<cgi>/<API name> is answered like /webapi/<cgi>: [N4S4] sends
+    # its requestFormat-JSON calls and multipart uploads there, and UIConfig (§2, §3.2).
     @app.route("/webapi/<cgi>", methods=["GET", "POST"])
-    def webapi(cgi: str) -> Response:
+    @app.route("/webapi/<cgi>/<api_name>", methods=["GET", "POST"])
+    def webapi(cgi: str, api_name: str | None = None) -> Response:
         incoming = parse(request, cgi)
         emu.log.append(record(incoming, request.path))
         try:

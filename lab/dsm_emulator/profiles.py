@@ -32,6 +32,10 @@ class Profile:
     rejects_path_filenames: bool
     # DSM 7.4.1: an Auth v7 OTP login with enable_device_token issues no device id (v6 does).
     v7_issues_no_device_id: bool
+    # DSM 7 lists SYNO.API.Auth.UIConfig (§2 [MIB]); N4S4's DSM 7 login starts there.
+    auth_ui_config: bool
+    # What SYNO.DSM.Info reports; the build number ([MIB] reads it as an int) follows the "-".
+    dsm_version: str
 
 
 DSM6 = Profile(
@@ -48,6 +52,8 @@ DSM6 = Profile(
     same_id_binding_removes=True,
     rejects_path_filenames=False,
     v7_issues_no_device_id=False,
+    auth_ui_config=False,
+    dsm_version="DSM 6.2.3-25426",
 )
 DSM7 = Profile(
     name="dsm7",
@@ -64,10 +70,16 @@ DSM7 = Profile(
     same_id_binding_removes=False,
     rejects_path_filenames=False,
     v7_issues_no_device_id=False,
+    auth_ui_config=True,
+    dsm_version="DSM 7.2.1-69057",
 )
 # DSM 7.4.1 is DSM 7 with two more refusals.
 DSM74 = dataclasses.replace(
-    DSM7, name="dsm7.4", rejects_path_filenames=True, v7_issues_no_device_id=True
+    DSM7,
+    name="dsm7.4",
+    rejects_path_filenames=True,
+    v7_issues_no_device_id=True,
+    dsm_version="DSM 7.4.1-90080",
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (DSM6, DSM7, DSM74)}

@@ -19,8 +19,13 @@ from flask import Request
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Field, File, MultipartDecoder, Preamble
 
+from .encryption import CIPHER_KEY
+
 REDACTED = "<redacted>"
-_SECRET_PARAMS = frozenset({"passwd", "otp_code", "_sid", "SynoToken", "device_id", "did"})
+# CIPHER_KEY carries the encrypted login fields, password included (reference §3.2).
+_SECRET_PARAMS = frozenset(
+    {"passwd", "otp_code", "_sid", "SynoToken", "device_id", "did", CIPHER_KEY}
+)
 _SECRET_HEADERS = frozenset({"x-syno-token", "cookie", "authorization"})
 _SECRET_PARTS = frozenset({"key"})
 _RAW_FILENAME = re.compile(r'filename\*?=("(?:[^"\\]|\\.)*"|[^;]*)', re.IGNORECASE)

@@ -8,6 +8,7 @@ from typing import Callable
 
 from nas_agent import totp
 
+from .encryption import LoginEncryption
 from .envelope import ApiFailure
 from .faults import AccountState, Controls, Faults
 from .profiles import Profile
@@ -43,16 +44,19 @@ class Emulator:
         self.otp_secret = otp_secret
         self.profile = profile
         self.clock = clock
+        self.started_at = clock()
         self.controls = Controls(account, faults)
         self.store = CertStore(data_dir, clock)
         self.sessions = Sessions()
         self.devices = DeviceRegistry(data_dir)
+        self.encryption = LoginEncryption()
         self.log = RequestLog()
         self._listeners_lock = threading.Lock()
         self._listeners: list[ServedListener] = []
 
-    def require_session(self, incoming: Incoming) -> Session:
-        """The caller's session, checked as DSM does: sid (param or ``id`` cookie), token, admin."""
+    def require_session(self, incoming: Incoming, admin: bool = True) -> Session:
+        """The caller's session, checked as DSM does: sid (param or ``id`` cookie), token, and
+        (unless ``admin`` is False, for APIs any user may call) administrator rights."""
         sid = incoming.param("_sid") or incoming.cookies.get("id")
         session = self.sessions.get(sid) if sid else None
         if session is None:
@@ -65,7 +69,7 @@ class Emulator:
             offered = (incoming.header("X-SYNO-TOKEN"), incoming.param("SynoToken"))
             if session.token not in offered:
                 raise ApiFailure(NO_SESSION)
-        if not self.controls.account.admin:
+        if admin and not self.controls.account.admin:
             raise ApiFailure(NOT_ADMIN)
         return session
 

@@ -165,6 +165,21 @@ class CertStore:
             self._save(tuple(records))
             return target.id, touched_default
 
+    def update(self, cert_id: str, desc: str | None, as_default: bool) -> None:
+        """Apply ``CRT.set``: a new description (None keeps it) and maybe the default flag, as
+        an import would."""
+        with self._lock:
+            records = list(self._records)
+            index = next((i for i, r in enumerate(records) if r.id == cert_id), None)
+            if index is None:
+                raise ApiFailure(ILLEGAL_CERT)  # emulator choice for an unknown id, as on import
+            old = records[index]
+            if desc is not None:
+                records[index] = dataclasses.replace(old, desc=desc)
+            if as_default and not old.is_default:
+                records = self._moved_default(records, cert_id)
+            self._save(tuple(records))
+
     def bind(self, moves: Sequence[ServiceMove], same_id_removes: bool) -> None:
         """Apply ``Service.set``: each service leaves ``old_id`` and joins ``new_id``."""
         with self._lock:

@@ -2,9 +2,10 @@
 
 One request per login attempt and no retry on refusal, with one deliberate exception: when an
 OTP login with Auth v7 succeeds but DSM hands out no device id (DSM 7.4.1-90080's bug,
-atom2ueki/mcp-server-synology#75; DSM 7.0.1's empty ``device_id``), that session is logged out
-and the same login is made once more with Auth v6, which answers with ``did``. This happens
-only after DSM accepted the code, only once, and only when discovery says v6 is offered.
+atom2ueki/mcp-server-synology#75), that session is logged out and the same login is made once
+more with Auth v6, which answers with ``did``. This happens only after DSM accepted the code,
+only once, and only when discovery says v6 is offered. DSM 7.0.1's empty ``device_id`` is
+avoided instead: an OTP login goes without ``format=sid``, the parameter that triggers it.
 """
 
 from __future__ import annotations
@@ -72,13 +73,17 @@ def _login_once(
         "version": str(version),
         "account": account,
         "passwd": password,
-        "format": "sid",
         "enable_syno_token": "yes",
     }
     if device_id:
         form.update(device_name=device_name, device_id=device_id)
     if otp_code:
         form.update(otp_code=otp_code, enable_device_token="yes", device_name=device_name)
+    else:
+        # Not on an OTP login: DSM 7.0.1-42218 U2 answers one sent with format=sid with an
+        # empty device_id, and dropping format fixed it (§3.4; home-assistant/core#64867). The
+        # sid is in the JSON answer either way (format=sid or DSM's default, the cookie).
+        form["format"] = "sid"
 
     def refuse(code: int, api: str, method: str, errors: Mapping[str, Any]) -> Exception:
         return auth_error(code, account, bool(device_id), errors)

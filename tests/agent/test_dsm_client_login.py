@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import http.server
+import io
+import json
 import logging
 import os
 import stat
 import threading
 
 import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
+from lab.dsm_emulator.app import make_app
 from nas_agent.dsm.client import DsmClient
 from nas_agent.dsm.device import DeviceIdFile
 from nas_agent.dsm.errors import (
@@ -28,6 +33,8 @@ from nas_agent.dsm.errors import (
 )
 from tests.agent.dsm_fixtures import (
     ALL_PROFILES,
+    NOW_TS,
+    OTP_SECRET,
     PASSWORD,
     USER,
     DsmLab,
@@ -183,6 +190,68 @@ def test_dsm74_refusing_to_reuse_the_code_for_v6_is_reported_as_no_device_id(lab
     assert device_file.load() is None
     assert handle.emulator.sessions.count() == 0
     assert len(_logouts(handle)) == 1
+
+
+class _FormatSidBlanksDeviceId:
+    """WSGI middleware: DSM 7.0.1-42218 U2's bug — an OTP login sent with ``format=sid`` answers
+    an empty device id (reference §3.4, home-assistant/core#64867, mib1185/py-synologydsm-api#120);
+    the same login without ``format=sid`` gets one."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        body_bytes = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body_bytes)
+        request = Request(dict(environ, **{"wsgi.input": io.BytesIO(body_bytes)}))
+        params = {**request.args.to_dict(), **request.form.to_dict()}
+        response = Response.from_app(self.app, environ)
+        if (
+            params.get("method") == "login"
+            and params.get("format") == "sid"
+            and params.get("otp_code")
+        ):
+            body = json.loads(response.get_data())
+            for name in ("device_id", "did"):
+                if name in body.get("data", {}):
+                    body["data"][name] = ""
+            response.set_data(json.dumps(body, separators=(",", ":"), sort_keys=True))
+            response.headers.pop("Set-Cookie", None)
+        return response(environ, start_response)
+
+
+def test_agent_otp_enrolment_survives_dsm_701_format_sid_bug(tmp_path):
+    """The agent always logged in with ``format=sid``; DSM 7.0.1-42218 U2 then hands out no
+    device id.
+
+    Reference §3.4 ("Known DSM bugs"): on DSM 7.0.1-42218 Update 2 an OTP login with
+    ``format=sid`` returned ``device_id: ""``, and *dropping ``format=sid`` fixed it*
+    (home-assistant/core#64867, mib1185/py-synologydsm-api#120 — [MIB] 2.11.0 sends no
+    ``format`` at all, synology_dsm.py l.190-201). The sid is in the JSON answer either way
+    (N4S4 and Porkbun read ``data.sid`` after ``format=cookie``). nas_agent/dsm/login.py
+    ``_login_once`` hard-coded ``"format": "sid"``; its only recovery is a v6 retry that sent
+    ``format=sid`` again, so against this documented DSM behaviour enrolment ended in
+    ``DsmDeviceIdNotIssued`` and a 2FA NAS could never run unattended. Fix: login.py
+    ``_login_once`` — omit ``format`` on OTP logins.
+    """
+    app = make_app(str(tmp_path / "dsm"), USER, PASSWORD, OTP_SECRET, "dsm7", clock=lambda: NOW_TS)
+    server = make_server("127.0.0.1", 0, _FormatSidBlanksDeviceId(app), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        device_file = DeviceIdFile(str(tmp_path / "device_id"))
+        client = DsmClient(f"http://127.0.0.1:{server.server_port}", timeout=10)
+        try:
+            with client.logged_in(
+                USER, PASSWORD, device_file=device_file, otp_code=otp_code()
+            ) as session:
+                assert session.device_id
+        finally:
+            client.close()
+        assert device_file.load()
+    finally:
+        server.shutdown()
+        thread.join()
 
 
 @pytest.mark.parametrize("profile", ALL_PROFILES)

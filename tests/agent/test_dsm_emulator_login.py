@@ -14,6 +14,7 @@ from tests.agent.dsm_fixtures import (
     wrong_otp_code,
 )
 
+CRT = "SYNO.Core.Certificate.CRT"
 EXPECTED_AUTH = {"dsm6": ("auth.cgi", 6), "dsm7": ("entry.cgi", 7), "dsm7.4": ("entry.cgi", 7)}
 
 
@@ -45,6 +46,26 @@ def test_discovery_lists_certificate_apis_and_leaves_unknown_names_out(lab):
     entries = data.json()["data"]
     assert sorted(entries) == ["SYNO.Core.Certificate", "SYNO.Core.Certificate.CRT"]
     assert entries["SYNO.Core.Certificate"]["requestFormat"] == "JSON"
+
+
+@pytest.mark.parametrize("profile", ["dsm6", "dsm7"])
+def test_info_query_without_query_parameter_lists_every_api(lab, profile):
+    """Home Assistant's DSM library discovers APIs with no ``query`` parameter at all.
+
+    [MIB] 2.11.0 ``SynologyDSM.discover_apis`` (synology_dsm.py l.169-177) calls
+    ``self.get(API_INFO, "query")`` with no params, i.e.
+    ``GET /webapi/query.cgi?api=SYNO.API.Info&version=1&method=query``, stores ``data`` as its
+    API table, and raises ``SynologyDSMAPINotExistsException("SYNO.API.Auth")`` when Auth is not
+    in it. Real DSM answers that request with every API (the library logs in to DSM 6 and 7 in
+    Home Assistant; its test mock returns the full DSM_6/DSM_7_API_INFO for any SYNO.API.Info
+    URL, tests/__init__.py). The emulator answered ``{"data":{},"success":true}``, so the
+    library could not even attempt a login (verified by running the library against the
+    emulator). Fix: lab/dsm_emulator/app.py ``_discovery`` — an absent ``query`` means ``all``.
+    """
+    raw = lab.raw(lab.start(profile))
+    answer = raw.get("query.cgi", api="SYNO.API.Info", version="1", method="query").json()
+    assert answer["success"] is True
+    assert {"SYNO.API.Auth", "SYNO.Core.Certificate", CRT} <= set(answer["data"]), answer
 
 
 def test_login_at_entry_cgi_on_dsm6_is_error_102(lab):

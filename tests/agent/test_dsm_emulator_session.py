@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import requests
 
 from tests.agent.dsm_fixtures import ALL_PROFILES, DsmLab, compact, issue, upload_parts
 
@@ -95,6 +96,33 @@ def test_logout_answers_bare_success_and_the_sid_is_then_119(lab, profile):
     )
     assert response.text == '{"success":true}'
     assert raw.api(CRT, "list", sid, token).json() == NO_SESSION
+
+
+def test_n4s4_logout_without_sid_is_answered_success(lab):
+    """synology-api logs out with neither ``_sid`` nor a cookie; DSM answers success.
+
+    [N4S4] 0.9.4 auth.py ``logout()``: module-level ``requests.get`` (no cookie jar) of
+    ``/webapi/auth.cgi?api=SYNO.API.Auth&version=<v>&method=logout&session=webui`` — no
+    ``_sid`` — and raises ``LogoutError`` unless ``success`` is true; the library has shipped this
+    for years against DSM 6 and 7 without such reports, and zzarbi/synology#7 observed that DSM
+    answers a logout without sid with success ("upstream error for returning 200 on logout
+    requests without sid"). The reference's emulator choice (§7: 119 on *reuse* of a
+    logged-out sid) concerns API calls, not a sid-less logout. The emulator answered 119, so
+    every N4S4 script ended in ``LogoutError`` (seen running the library). Fix:
+    lab/dsm_emulator/auth.py ``logout`` — a logout naming no session succeeds (lenient reading).
+    """
+    handle = lab.start("dsm7")
+    raw = lab.raw(handle)
+    raw.session()
+    fresh = requests.Session()  # no cookie jar shared with the login, like N4S4's requests.get
+    fresh.trust_env = False
+    answer = fresh.get(
+        f"{handle.http_url}/webapi/auth.cgi?api=SYNO.API.Auth",
+        params={"version": 6, "method": "logout", "session": "webui"},
+        timeout=10,
+    ).json()
+    assert answer == {"success": True}
+    assert handle.emulator.sessions.count() == 1  # it ended no session
 
 
 @pytest.mark.parametrize("profile", ALL_PROFILES)
