@@ -11,44 +11,26 @@ from __future__ import annotations
 import json
 import re
 import string
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-yaml = pytest.importorskip("yaml")
+from tests.cloud.cfn_template import INFRA, TEMPLATE, load_template
 
-INFRA = Path(__file__).resolve().parents[2] / "infra"
-TEMPLATE = INFRA / "template.yaml"
 AGENT_POLICY = INFRA / "agent-policy.json"
 _ACTIONS = "route53:ChangeResourceRecordSetsActions"
-SECRETS = {"AcmeAccountSecret", "IssuerSigningKeySecret", "EscrowKeySecret", "DnsCredentialsSecret"}
-
-
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _short_tag)
+SECRETS = {
+    "AcmeAccountSecret",
+    "IssuerSigningKeySecret",
+    "EscrowKeySecret",
+    "DnsCredentialsSecret",
+    "AlertsWebhookSecret",
+}
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    return load_template()
 
 
 def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -108,7 +90,10 @@ def test_the_functions_learn_the_bucket_queue_config_key_and_secret_arns_from_th
     assert env["CERTDROP_CONFIG_KEY"] == "config/certdrop.toml"
     assert env["CERTDROP_BUCKET"] == {"Ref": "Bucket"}
     assert env["CERTDROP_QUEUE_URL"] == {"Ref": "IssueQueue"}
-    assert {v["Ref"] for k, v in env.items() if k.startswith("CERTDROP_SECRET_")} == SECRETS
+    # The webhook's secret is not among them: the configuration names it (aws-sm:ARN).
+    assert {v["Ref"] for k, v in env.items() if k.startswith("CERTDROP_SECRET_")} == SECRETS - {
+        "AlertsWebhookSecret"
+    }
 
 
 def test_the_issue_function_reports_partial_batch_failures_within_bounded_concurrency(template):
@@ -190,8 +175,16 @@ def test_the_four_secrets_are_created_empty_and_survive_stack_deletion(template)
         assert secret["DeletionPolicy"] == "Retain"
 
 
-def test_only_the_issue_function_reads_secrets_and_it_writes_only_the_acme_account(template):
-    assert not any(a.startswith("secretsmanager:") for a in _actions(template, "TickRole"))
+def test_only_the_issue_function_reads_key_secrets_and_it_writes_only_the_acme_account(template):
+    tick = [
+        s
+        for s in _statements(template, "TickRole")
+        if any(a.startswith("secretsmanager:") for a in _listed(s["Action"]))
+    ]
+    # The tick sends alerts: the webhook's secret is the one it reads.
+    assert [(s["Action"], s["Resource"]) for s in tick] == [
+        ("secretsmanager:GetSecretValue", {"Ref": "AlertsWebhookSecret"})
+    ]
     issue = _statements(template, "IssueRole")
     secret_statements = [
         s for s in issue if any(a.startswith("secretsmanager:") for a in _listed(s["Action"]))
