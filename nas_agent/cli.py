@@ -83,7 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a file holding its password (default: $CERTDROP_DSM_PASSWORD, else asked)",
     )
     join.add_argument("--dsm-url", default=DEFAULT_DSM_URL, help=f"default {DEFAULT_DSM_URL}")
-    join.add_argument("--otp", help="for a 2FA account: the current code, to remember this NAS")
+    join.add_argument(
+        "--otp",
+        help="for a 2FA account: the current code, to remember this NAS (default:"
+        " $CERTDROP_DSM_OTP, which keeps it out of ps)",
+    )
     join.set_defaults(run=_join)
 
     run = commands.add_parser("run", help="poll, verify, install into DSM, report")
@@ -175,6 +179,7 @@ def _join(args: argparse.Namespace) -> int:
             f" `certdrop agent approve {joined.agent_id} --enrollment '<it>'`:\n"
             + joined.enrollment.replace("\n", "")
         )
+    args.otp = args.otp or os.environ.get("CERTDROP_DSM_OTP")
     if args.otp:
         args.config = joined.config_path
         return _dsm_login(args)

@@ -98,7 +98,11 @@ class PackageCenter:
     def upgrade(self, spk: Spk, wizard: dict[str, str] | None = None) -> None:
         wizard = wizard or {}  # upgrade_uifile's answers: preupgrade to postupgrade see them
         old = self.version
-        self.stop()
+        # Stopped first and started after only when it runs ("scripts", Execution Order,
+        # Upgrade: "if it has been started" / "if it was started before being upgraded").
+        running = self.status() == STATUS_RUNNING
+        if running:
+            self.stop()
         info = self._receive(spk)
         extra = {"SYNOPKG_OLD_PKGVER": old or ""}
         scripts, new_scripts = self.home / "scripts", self.incoming / "scripts"
@@ -109,7 +113,8 @@ class PackageCenter:
         self._place(info)
         self._script(scripts / "postinst", "UPGRADE", info, wizard, extra)
         self._script(scripts / "postupgrade", "UPGRADE", info, wizard, extra)
-        self.start()
+        if running:
+            self.start()
 
     def uninstall(self, wizard: dict[str, str]) -> None:
         info = info_fields((self.home / "INFO").read_text())

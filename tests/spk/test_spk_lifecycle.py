@@ -16,13 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pwd
 import re
 import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,88 +31,20 @@ from cryptography.hazmat.primitives import hashes
 from lab.dsm_emulator import EmulatorHandle, serve
 from lab.issuer_config import bind_config
 from lab.ports import wait_until
+from tests.spk.conftest import world_folder
 from tests.spk.package_center import (
     STATUS_RUNNING,
     STATUS_STOPPED,
     PackageCenter,
     PackageUser,
     ScriptFailed,
-    package_user,
 )
 from tests.spk.spk_file import Spk
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGE = "certdrop-agent"
 USER, PASSWORD = "certdrop", "s3cret for the emulator"
 AGENT_ID, SITE, DOMAIN = "nas-1", "example", "example.test"
 INVITE_PREFIX = "certdrop-invite-v1:"
-
-
-def _world_folder(prefix: str) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    folder.chmod(0o755)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def the_package_user() -> Iterator[PackageUser]:
-    if os.geteuid() != 0:
-        pytest.skip("running scripts as the package's own user needs root, as DSM has")
-    made = False
-    try:
-        pwd.getpwnam(PACKAGE)
-    except KeyError:
-        command = ["useradd", "--system", "--user-group", "--no-create-home"]
-        command += ["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", PACKAGE]
-        subprocess.run(command, check=True, capture_output=True)
-        made = True
-    yield package_user(PACKAGE)
-    if made:
-        subprocess.run(["userdel", PACKAGE], check=False, capture_output=True)
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
-@pytest.fixture(scope="session")
-def dsm_python(python38: str) -> Iterator[str]:
-    """DSM's /usr/bin/python3 as far as the package can tell: CPython 3.8 with nothing installed,
-    where the package's user may run it. pyenv's lives under /root, which no other user may
-    enter: its files are linked (or copied) into a folder anyone may, without site-packages,
-    behind a script that finds its libpython."""
-    prefix = Path(python38).resolve().parents[1]
-    folder = _world_folder("certdrop-dsm-python-")
-    python = folder / "python3.8"
-
-    def leave_out(directory: str, names: list[str]) -> list[str]:
-        if Path(directory) == prefix / "lib" / "python3.8":
-            return [n for n in names if n in {"site-packages", "test", "idlelib", "tkinter"}]
-        return [n for n in names if n == "include"] if Path(directory) == prefix else []
-
-    shutil.copytree(prefix, python, symlinks=True, copy_function=_link_or_copy, ignore=leave_out)
-    (python / "lib" / "python3.8" / "site-packages").mkdir()
-    stand_in = folder / "python3"
-    stand_in.write_text(
-        f'#!/bin/sh\nLD_LIBRARY_PATH="{python}/lib" exec "{python}/bin/python3.8" "$@"\n'
-    )
-    stand_in.chmod(0o755)
-    yield str(stand_in)
-    shutil.rmtree(folder)
-
-
-@pytest.fixture
-def nas(the_package_user, dsm_python) -> Iterator[PackageCenter]:
-    root = _world_folder("certdrop-nas-")
-    center = PackageCenter(root, PACKAGE, the_package_user, dsm_python)
-    try:
-        yield center
-    finally:
-        center.close()
-        shutil.rmtree(root)
 
 
 @pytest.fixture
@@ -156,7 +86,7 @@ class Operator:
 
 @pytest.fixture
 def operator(pebble, bind_auth, the_package_user) -> Iterator[Operator]:
-    folder = _world_folder("certdrop-operator-")
+    folder = world_folder("certdrop-operator-")
     try:
         operator = Operator(folder, pebble, bind_auth, the_package_user)
         operator.run("init")
