@@ -126,11 +126,21 @@ class PackageCenter:
         shutil.rmtree(self.home)
         self.version = None
 
+    # prestart and prestop run first unless INFO says precheckstartstop="no" (its default is
+    # "yes": "INFO optional fields"); a non-zero exit cancels the start or stop.
     def start(self) -> None:
+        if self._prechecks():
+            self._control("prestart", "START", check=True)
         self._control("start", "START", check=True)
 
     def stop(self) -> None:
+        if self._prechecks():
+            self._control("prestop", "STOP", check=True)
         self._control("stop", "STOP", check=True)
+
+    def _prechecks(self) -> bool:
+        info = info_fields((self.home / "INFO").read_text())
+        return info.get("precheckstartstop", "yes") != "no"
 
     def status(self) -> int:
         return self._control("status", "", check=False)
