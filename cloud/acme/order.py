@@ -327,12 +327,15 @@ class Dns01Authorizer:
 
 
 def _cleanup(solver: Dns01Solver, records: tuple, steps: Steps) -> None:
-    """Removes the values; a failure here must not hide the error that got us here."""
+    """Removes the values; a failure here, of any kind, must not hide the error that got us
+    here (what is not removed stays journalled for the next run)."""
     try:
         with steps.step(f"removed {len(records)} TXT value(s)"):
             solver.cleanup(records)
     except CertdropError as exc:
         log.error("cleanup failed: %s", exc, extra={"site": steps.site})
+    except Exception:
+        log.exception("cleanup failed: unexpected error", extra={"site": steps.site})
 
 
 def _checked(site: SiteConfig, key_pem: bytes, chain: Chain, order_url: str) -> IssuedCertificate:

@@ -30,7 +30,7 @@ from cloud.config.ca_limits import LETSENCRYPT_LIMITS, CaLimits, Limit, check_li
 from cloud.config.dns_providers import ProviderConfig, check_provider, parse_provider
 from cloud.config.file import read_text
 from cloud.dns01.names import parse_address
-from cloud.dns01.propagation import PROPAGATION_TIMEOUT, DnsCheckSettings
+from cloud.dns01.propagation import IP_VERSIONS, PROPAGATION_TIMEOUT, DnsCheckSettings
 from cloud.errors import ConfigError, ConfigProblem
 from cloud.secrets import SecretRef
 from nas_agent.ids import ascii_hostname, is_hostname, is_site_id
@@ -391,7 +391,9 @@ class _Parser(Checker):
         return value
 
     def dns(self, raw: dict) -> DnsCheckSettings:
-        self.unknown_keys("dns", raw, {"resolvers", "nameservers", "propagation_timeout"})
+        self.unknown_keys(
+            "dns", raw, {"resolvers", "nameservers", "propagation_timeout", "ip_versions"}
+        )
         resolvers = self.value("dns", raw, "resolvers", list)
         resolvers = [r for r in resolvers or [] if self.hostport("dns.resolvers", r)]
         mapping = self.value("dns", raw, "nameservers", dict, default={})
@@ -415,7 +417,23 @@ class _Parser(Checker):
             resolvers=tuple(resolvers) if resolvers else None,
             nameserver_addresses=MappingProxyType(addresses),
             timeout=timeout,
+            ip_versions=self.ip_versions(raw),
         )
+
+    def ip_versions(self, raw: dict) -> tuple[int, ...]:
+        """`dns.ip_versions`: the address families of nameservers the check asks."""
+        versions = self.value("dns", raw, "ip_versions", list, default=list(IP_VERSIONS))
+        known = set(IP_VERSIONS)
+        if not versions or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v in known for v in versions
+        ):
+            self.problem(
+                "dns.ip_versions",
+                f"{versions!r} is not a non-empty list of IP versions",
+                "write [4] where this host has no IPv6 route, or [4, 6] (the default)",
+            )
+            return IP_VERSIONS
+        return tuple(dict.fromkeys(versions))
 
     def hostport(self, full: str, item: Any) -> bool:
         # An IP address, never a name: looking a server's name up would need the very resolver

@@ -3,15 +3,21 @@
 
 The servers are found once (`authoritative_servers`), then asked directly (`read_txt`: recursion
 off, the AA flag required, UDP with TCP on truncation) until each serves every value, with
-exponential backoff and one deadline. The first poll is immediate and servers already confirmed
-are not asked again, so a record that is already in place costs one round of queries. A wait
-that lasts says every few seconds (INFO) which servers still lack which values.
+exponential backoff and one deadline. The first poll is immediate and nameservers already
+confirmed are not asked again, so a record that is already in place costs one round of queries.
+A wait that lasts says every few seconds (INFO) which servers still lack which values.
+
+A nameserver is confirmed by name, as lego's check does: one of its addresses serving every value
+is enough. An address this host has no route to (IPv6 on a Lambda outside an IPv6 VPC: the send
+fails at once, `_UNROUTABLE`) is warned about once and not asked again in that check; an address
+that answers late or not at all still counts as not serving.
 `read_txt` alone is also the read-only check of a dns-persist-01 record.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import selectors
 import socket
@@ -28,6 +34,7 @@ import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.resolver
 
 from cloud.dns01.names import build_resolver, lookup, normalize, parse_address
 from cloud.dns01.providers.base import TxtRecord
@@ -36,6 +43,12 @@ from cloud.errors import DnsError, PropagationTimeout
 _log = logging.getLogger(__name__)
 
 _ADDRESS_TYPES = {4: "A", 6: "AAAA"}
+IP_VERSIONS = (4, 6)  # the address families of nameservers asked unless configured ([dns])
+# A send failing with one of these says this host cannot route to the address (its family, most
+# often), not that the server lags: asking it again in the same check would only fail again.
+_UNROUTABLE = frozenset(
+    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
+)
 # Near the deadline a query still gets this long: the last poll must be able to succeed.
 _MIN_QUERY_TIMEOUT = 0.05
 # Seconds one whole propagation check may take unless configured ([dns] propagation_timeout).
@@ -60,9 +73,9 @@ class DnsCheckSettings:
     max_interval: float = 2.0
     progress_interval: float = 5.0  # seconds between the "still waiting" lines of a long wait
     require_all: bool = True  # False: one authoritative server serving every value is enough
-    # Address families of nameservers to ask. Set (4,) where this host has no IPv6 route (Lambda
-    # outside an IPv6 VPC): an address it cannot reach never confirms, and the check times out.
-    ip_versions: tuple[int, ...] = (4, 6)
+    # Address families of nameservers to ask ([dns] ip_versions). An address this host cannot
+    # route to is skipped after its first send anyway; (4,) also spares that send and warning.
+    ip_versions: tuple[int, ...] = IP_VERSIONS
     max_cname_hops: int = 8
 
     def __post_init__(self) -> None:
@@ -106,7 +119,8 @@ def _check_addresses(key: str, addresses: Iterable[str]) -> None:
 
 @dataclass(frozen=True)
 class Nameserver:
-    """One address of one authoritative nameserver; a name with two addresses is two of these."""
+    """One address of one authoritative nameserver; a name with two addresses is two of these,
+    and the name counts as serving a value when one of them serves it."""
 
     name: str  # "ns1.example.test."
     address: str
@@ -123,7 +137,7 @@ class PropagationResult:
 
     fqdn: str
     values: tuple[str, ...]
-    servers: tuple[Nameserver, ...]  # the servers seen serving every value
+    servers: tuple[Nameserver, ...]  # the addresses seen serving every value
     polls: int  # rounds of queries it took
     duration: float  # seconds from the start of the check until confirmed
 
@@ -138,8 +152,9 @@ class _Check:
 def authoritative_servers(zone: str, settings: DnsCheckSettings) -> tuple[Nameserver, ...]:
     """Every address of every NS of `zone`, from `settings.nameserver_addresses` where mapped.
 
-    Raises `DnsError` when the zone has no NS records or none of them has an address, and
-    `DnsError(transient=True)` when a lookup fails.
+    A nameserver whose name has no address, or whose address lookup fails, is left out with a
+    warning. Raises `DnsError` when the zone has no NS records, `DnsError(transient=True)` when
+    the NS lookup fails or no nameserver is left.
     """
     zone = normalize(zone)
     resolver = build_resolver(settings.resolvers, settings.query_timeout)
@@ -147,23 +162,43 @@ def authoritative_servers(zone: str, settings: DnsCheckSettings) -> tuple[Namese
     if answer is None or answer.rrset is None:
         raise DnsError(zone, "the zone has no NS records")
     servers: list[Nameserver] = []
+    failures: list[str] = []
     for name in sorted({rdata.target.canonicalize().to_text() for rdata in answer.rrset}):
+        failure = None
         if name in settings.nameserver_addresses:
             found = [parse_address(text) for text in settings.nameserver_addresses[name]]
         else:
-            found = [
-                (rdata.address, 53)
-                for version in settings.ip_versions
-                if (reply := lookup(resolver, name, _ADDRESS_TYPES[version])) and reply.rrset
-                for rdata in reply.rrset
-            ]
-        if not found:
+            found, failure = _published_addresses(resolver, name, settings.ip_versions)
+        if failure is not None:
+            # A validating resolver, the CA's included, goes on to the zone's next nameserver
+            # (RFC 1035 section 7.2): one broken NS name must not block the check.
+            left = "checked at the addresses found before" if found else "not checked"
+            _log.warning("nameserver %s of %s: %s; %s", name, zone, failure, left)
+            failures.append(f"{name}: {failure}")
+        elif not found:
             # Nobody can reach a nameserver without an address, the CA's resolver included.
             _log.warning("nameserver %s of %s has no address; not checked", name, zone)
         servers.extend(Nameserver(name, address, port) for address, port in found)
     if not servers:
-        raise DnsError(zone, "no authoritative nameserver has an address", transient=True)
+        detail = f" ({'; '.join(failures)})" if failures else ""
+        raise DnsError(zone, f"no authoritative nameserver has an address{detail}", transient=True)
     return tuple(servers)
+
+
+def _published_addresses(
+    resolver: dns.resolver.Resolver, name: str, versions: Iterable[int]
+) -> tuple[list[tuple[str, int]], str | None]:
+    """The addresses of the families `versions` that `name` has, and why a lookup failed (the
+    families after a failed one are not asked: the next lookup would most likely fail too)."""
+    found: list[tuple[str, int]] = []
+    for version in versions:
+        try:
+            reply = lookup(resolver, name, _ADDRESS_TYPES[version])
+        except DnsError as exc:
+            return found, f"{_ADDRESS_TYPES[version]} lookup failed: {exc.__cause__ or exc}"
+        if reply is not None and reply.rrset is not None:
+            found.extend((rdata.address, 53) for rdata in reply.rrset)
+    return found, None
 
 
 def wait_for_txt(
@@ -175,9 +210,11 @@ def wait_for_txt(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PropagationResult:
-    """Polls `servers` until each serves every one of `values` at `fqdn`.
+    """Polls `servers` until each nameserver (by name: one of its addresses is enough) serves
+    every one of `values` at `fqdn`.
 
-    Raises `PropagationTimeout` at the deadline, naming each server still lacking a value and why.
+    Raises `PropagationTimeout` at the deadline, naming each address of the nameservers still
+    lacking a value and why.
     """
     check = _Check(normalize(fqdn), tuple(dict.fromkeys(values)), tuple(servers))
     return _wait([check], settings, clock, sleep)[0]
@@ -227,16 +264,32 @@ def _wait(
         for check in checks
         for server in check.servers
     }
+    unroutable: set[Nameserver] = set()  # addresses this host cannot send to: not asked again
     finished: dict[_Check, PropagationResult] = {}
     polls = 0
     told = start  # when the last "still waiting" lines were logged
     while True:
         polls += 1
-        ask = [pair for pair, lack in lacking.items() if lack and pair[0] not in finished]
+        ask = [
+            (check, server)
+            for check in checks
+            if check not in finished
+            for server in _to_ask(check, lacking)
+            if server not in unroutable
+        ]
         timeout = min(settings.query_timeout, max(deadline - clock(), _MIN_QUERY_TIMEOUT))
         lacks = _poll(ask, timeout)
         lacking.update(zip(ask, lacks, strict=True))
         _log.debug("poll %d: %s", polls, _describe(ask, lacks))
+        for (_, server), lack in zip(ask, lacks, strict=True):
+            if lack is not None and lack.unroutable and server not in unroutable:
+                unroutable.add(server)
+                _log.warning(
+                    "cannot send to nameserver %s from this host (%s): not asked again in this "
+                    "check; its name is confirmed by its other addresses",
+                    server,
+                    lack,
+                )
         now = clock()
         for check in checks:
             if check not in finished and _confirmed(check, lacking, settings.require_all):
@@ -255,10 +308,30 @@ def _wait(
         interval = min(interval * 2, settings.max_interval)
 
 
+def _to_ask(
+    check: _Check, lacking: Mapping[tuple[_Check, Nameserver], _Lack | None]
+) -> list[Nameserver]:
+    """The addresses still lacking a value, of the nameservers none of whose addresses serves
+    them all yet."""
+    served = _served_names(check, lacking)
+    return [s for s in check.servers if lacking[check, s] and not served[s.name]]
+
+
+def _served_names(
+    check: _Check, lacking: Mapping[tuple[_Check, Nameserver], _Lack | None]
+) -> dict[str, bool]:
+    """Each nameserver name of the check: whether one of its addresses serves every value."""
+    served: dict[str, bool] = {}
+    for server in check.servers:
+        served[server.name] = served.get(server.name, False) or lacking[check, server] is None
+    return served
+
+
 @dataclass(frozen=True)
 class _Lack:
     values: tuple[str, ...]  # the values the server did not serve
     reason: str
+    unroutable: bool = False  # the query could not be sent: this host has no route to it
 
     def __str__(self) -> str:
         return self.reason
@@ -275,6 +348,7 @@ class TxtAnswer:
 
     values: tuple[str, ...]  # each record's strings joined, as a validator reads them
     problem: str | None = None  # why there is no usable answer (then `values` is empty)
+    unroutable: bool = False  # the query could not be sent: this host has no route to the address
 
 
 def read_txt(fqdn: str, server: Nameserver, timeout: float) -> TxtAnswer:
@@ -302,7 +376,7 @@ def read_txts(questions: Sequence[tuple[str, Nameserver]], timeout: float) -> li
                 udp.connect((server.address, server.port))
                 udp.send(query.to_wire())
             except OSError as exc:
-                answers[i] = _unreachable(exc)
+                answers[i] = _unreachable(exc, unroutable=exc.errno in _UNROUTABLE)
                 continue
             selector.register(udp, selectors.EVENT_READ, (i, query, udp))
         # At the deadline one last look without waiting: answers that came while a truncated
@@ -340,10 +414,12 @@ def _read_answer(
         return _unreachable(exc)
     except dns.exception.DNSException as exc:
         return TxtAnswer((), f"bad answer: {exc}")
-    if not response.flags & dns.flags.AA:
-        return TxtAnswer((), "answer not authoritative (AA flag unset)")
+    # The rcode first: a lame server's REFUSED or SERVFAIL carries no AA flag either, and what
+    # it said is what tells an operator which nameserver is broken.
     if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         return TxtAnswer((), f"answered {dns.rcode.to_text(response.rcode())}")
+    if not response.flags & dns.flags.AA:
+        return TxtAnswer((), "answer not authoritative (AA flag unset)")
     rrset = response.get_rrset(
         response.answer, dns.name.from_text(fqdn), dns.rdataclass.IN, dns.rdatatype.TXT
     )
@@ -352,14 +428,14 @@ def _read_answer(
     )
 
 
-def _unreachable(exc: OSError) -> TxtAnswer:
-    return TxtAnswer((), f"unreachable: {(exc.strerror or str(exc)).lower()}")
+def _unreachable(exc: OSError, *, unroutable: bool = False) -> TxtAnswer:
+    return TxtAnswer((), f"unreachable: {(exc.strerror or str(exc)).lower()}", unroutable)
 
 
 def _lack(check: _Check, answer: TxtAnswer) -> _Lack | None:
     """What a server does not serve of `check.values`, and why; None when it serves them all."""
     if answer.problem is not None:
-        return _Lack(check.values, answer.problem)
+        return _Lack(check.values, answer.problem, answer.unroutable)
     served = set(answer.values)
     missing = tuple(value for value in check.values if value not in served)
     if not missing:
@@ -383,11 +459,10 @@ def _log_waiting(
     waited: float,
     timeout: float,
 ) -> None:
-    """Which servers still lack which of the check's values, and why."""
+    """Which servers of the nameservers not yet confirmed lack which values, and why."""
     lacks = [
         f"{server} lacks {', '.join(map(repr, lack.values))} ({lack})"
-        for server in check.servers
-        if (lack := lacking[check, server])
+        for server, lack in _unserved(check, lacking).items()
     ]
     _log.info(
         "still waiting for TXT %s after %.0f of at most %g s: %s",
@@ -402,7 +477,7 @@ def _log_waiting(
 def _confirmed(
     check: _Check, lacking: Mapping[tuple[_Check, Nameserver], _Lack | None], require_all: bool
 ) -> bool:
-    served = [lacking[check, server] is None for server in check.servers]
+    served = _served_names(check, lacking).values()
     return all(served) if require_all else any(served)
 
 
@@ -413,11 +488,12 @@ def _result(
     duration: float,
 ) -> PropagationResult:
     serving = tuple(server for server in check.servers if lacking[check, server] is None)
+    names = _served_names(check, lacking)
     _log.info(
-        "TXT %s served by %d of %d authoritative servers after %d ms",
+        "TXT %s served by %d of %d authoritative nameservers after %d ms",
         check.fqdn,
-        len(serving),
-        len(check.servers),
+        sum(names.values()),
+        len(names),
         round(duration * 1000),
         extra={"fqdn": check.fqdn, "duration_ms": round(duration * 1000)},
     )
@@ -427,8 +503,20 @@ def _result(
 def _timeout(
     check: _Check, lacking: Mapping[tuple[_Check, Nameserver], _Lack | None], waited: float
 ) -> PropagationTimeout:
-    lacks = {server: lack for server in check.servers if (lack := lacking[check, server])}
+    lacks = _unserved(check, lacking)
     value = next(value for value in check.values if any(value in x.values for x in lacks.values()))
     return PropagationTimeout(
         check.fqdn, value, tuple(f"{server}: {lack}" for server, lack in lacks.items()), waited
     )
+
+
+def _unserved(
+    check: _Check, lacking: Mapping[tuple[_Check, Nameserver], _Lack | None]
+) -> dict[Nameserver, _Lack]:
+    """What each address of the nameservers not yet confirmed lacks."""
+    served = _served_names(check, lacking)
+    return {
+        server: lack
+        for server in check.servers
+        if not served[server.name] and (lack := lacking[check, server])
+    }

@@ -266,6 +266,10 @@ class Dns01Solver:
             except CertdropError as exc:
                 log.warning("could not remove TXT values together: %s", exc)
                 continue
+            except Exception:
+                # A provider's bug or an error it did not translate: one by one may still work.
+                log.exception("could not remove TXT values together: unexpected error")
+                continue
             removed += batch
         return removed
 
@@ -393,10 +397,16 @@ def _built(provider_by_name: Callable[[str], DnsProvider], name: str) -> DnsProv
 
 
 def _remove_one(provider: DnsProvider, record: TxtRecord) -> bool:
+    """Whether the value is gone; any failure is logged and leaves it journalled, so one value
+    that cannot be removed never stops the removal of the others."""
     try:
         provider.remove_txt(record)
     except CertdropError as exc:
         log.error("could not remove TXT value: %s", exc, extra={"fqdn": record.fqdn})
+        return False
+    except Exception:
+        # Not translated by the provider (its bug): logged with the traceback, handled the same.
+        log.exception("could not remove TXT value: unexpected error", extra={"fqdn": record.fqdn})
         return False
     return True
 

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from cloud.dns01.providers import _txt
 from cloud.dns01.providers.base import TxtRecord
 from cloud.dns01.providers.registry import build_provider
 from cloud.dns01.providers.route53 import Route53Provider
@@ -197,3 +198,71 @@ def test_aws_errors_are_classified(stubbed, code, status, transient):
         Route53Provider(client, hosted_zone_id=ZONE_ID).add_txt(record())
 
     assert caught.value.transient is transient
+
+
+def _zone_id(client) -> str:
+    return client.list_hosted_zones_by_name(DNSName=ZONE, MaxItems="1")["HostedZones"][0]["Id"]
+
+
+def _held_raw(client, fqdn: str) -> tuple[int | None, list[str]]:
+    """The set's TTL and its values exactly as Route 53 returns them."""
+    sets = client.list_resource_record_sets(
+        HostedZoneId=_zone_id(client), StartRecordName=fqdn, StartRecordType="TXT", MaxItems="1"
+    )["ResourceRecordSets"]
+    found = [s for s in sets if s["Name"] == fqdn and s["Type"] == "TXT"]
+    if not found:
+        return None, []
+    return found[0]["TTL"], [rr["Value"] for rr in found[0]["ResourceRecords"]]
+
+
+def _create(client, fqdn: str, *raw: str, ttl: int = 300) -> None:
+    rrset = {
+        "Name": fqdn,
+        "Type": "TXT",
+        "TTL": ttl,
+        "ResourceRecords": [{"Value": value} for value in raw],
+    }
+    client.change_resource_record_sets(
+        HostedZoneId=_zone_id(client),
+        ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": rrset}]},
+    )
+
+
+def test_route53_add_keeps_another_value_written_with_octal_escapes(
+    route53_harness, route53_client
+) -> None:
+    """Expected: another TXT value at the name survives our add unchanged. Route 53 (Developer
+    Guide, "TXT record type"): characters outside printable ASCII are written and returned as
+    `\\` + three octal digits, e.g. "caf\\303\\251".
+
+    Instead: `_txt.unquote` drops the backslashes and the set is re-created with the value
+    "caf303251": DELETE of the exact set + CREATE of a rewritten one replaces the other value.
+
+    Found by an independent review of the dns-01 layer; failed before the fix."""
+    mine = record()
+    other = '"caf\\303\\251"'
+    _create(route53_client, mine.fqdn, other)
+    route53_harness.provider.add_txt(mine)
+    _ttl, raw = _held_raw(route53_client, mine.fqdn)
+    assert other in raw, raw
+    assert _txt.quote(mine.value) in raw
+
+
+def test_route53_add_keeps_the_ttl_of_a_set_held_with_others(route53_harness, route53_client):
+    mine = record()
+    others = ('"caf\\303\\251"', '"a\\"quoted\\" one"')
+    _create(route53_client, mine.fqdn, *others, ttl=3600)
+    route53_harness.provider.add_txt(mine)
+    assert _held_raw(route53_client, mine.fqdn) == (3600, [*others, _txt.quote(mine.value)])
+
+
+def test_route53_remove_writes_the_other_values_and_the_ttl_back_verbatim(
+    route53_harness, route53_client
+) -> None:
+    # Created together with ours: moto refuses a CREATE identical to an earlier one while that
+    # set exists, even after a DELETE of it in the same batch (Route 53 applies them in order).
+    mine = record()
+    others = ('"caf\\303\\251"', '"a\\"quoted\\" one"')
+    _create(route53_client, mine.fqdn, others[0], _txt.quote(mine.value), others[1], ttl=3600)
+    route53_harness.provider.remove_txt(mine)
+    assert _held_raw(route53_client, mine.fqdn) == (3600, list(others))

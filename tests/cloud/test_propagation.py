@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
+import logging
 import socket
 import threading
 import time
@@ -23,6 +25,7 @@ from cloud.dns01.propagation import (
     DnsCheckSettings,
     Nameserver,
     authoritative_servers,
+    read_txt,
     wait_for_records,
     wait_for_txt,
 )
@@ -423,3 +426,161 @@ def test_a_check_needs_values_and_servers() -> None:
         wait_for_txt(_name(), [], [server], DnsCheckSettings(resolvers=("127.0.0.1",)))
     with pytest.raises(ValueError, match="at least one value"):
         wait_for_txt(_name(), ["v"], [], DnsCheckSettings(resolvers=("127.0.0.1",)))
+
+
+# --- nameservers that are partly broken or partly out of reach ---------------------------------
+
+_OTHER_V6 = "2001:db8::53"  # documentation prefix: never reached, the send fails first
+
+
+@pytest.fixture(scope="module")
+def odd_bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindServer]:
+    """Zones whose nameservers are dual-stack, partly unresolvable or all unresolvable."""
+    zones = [
+        # ns1 has an IPv4 and an IPv6 address, as every Route 53 / Cloudflare nameserver has.
+        Zone("dualstack.test.", (f"ns1 AAAA {_OTHER_V6}", '_acme-challenge TXT "ready-value"')),
+        # Two nameservers; the second one's name lives in a zone nobody serves (lame/broken).
+        Zone(
+            "halfbroken.test.",
+            ('_acme-challenge TXT "ready-value"',),
+            nameservers=("ns1", "ns.unserved.invalid."),
+        ),
+        Zone("allbroken.test.", nameservers=("ns.unserved.invalid.",)),
+    ]
+    with BindServer(tmp_path_factory.mktemp("bind-odd"), zones, tsig=None) as server:
+        yield server
+
+
+@pytest.fixture
+def ipv4_only_host(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """This host has no IPv6 route: every IPv6 connect fails at once. Returns those tried."""
+    real_connect = socket.socket.connect
+    tried: list[object] = []
+
+    def connect(sock: socket.socket, address: object) -> None:
+        if sock.family == socket.AF_INET6:
+            tried.append(address)
+            raise OSError(errno.ENETUNREACH, "Network is unreachable")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return tried
+
+
+def _dualstack(odd_bind: BindServer, settings: DnsCheckSettings) -> tuple[Nameserver, ...]:
+    found = authoritative_servers("dualstack.test.", settings)
+    assert {s.address for s in found} == {"127.0.0.1", _OTHER_V6}
+    # The published port is 53; our BIND listens elsewhere: point the IPv4 address at it.
+    return tuple(replace(s, port=odd_bind.port) if s.address == "127.0.0.1" else s for s in found)
+
+
+def test_an_ipv6_address_this_host_cannot_route_to_does_not_time_out_every_check(
+    odd_bind: BindServer, ipv4_only_host: list[object]
+) -> None:
+    """Expected: on a host without an IPv6 route (the issuer's Lambda, which infra/ puts in no
+    VPC) a zone whose nameservers publish AAAA records (Route 53's and Cloudflare's all do) is
+    still confirmed once the nameserver serves the value over IPv4 - lego asks each NS *name*,
+    and Go dials the address family it can route. propagation.py's own comment said ip_versions
+    must then be (4,), but `[dns]` in the configuration accepted only resolvers, nameservers and
+    propagation_timeout (cloud/config/__init__.py `dns`), so no operator could set it.
+
+    Instead: the IPv6 address fails with ENETUNREACH on every poll, require_all keeps waiting for
+    it, and every dns-01 issuance ends in dns.propagation_timeout after the whole deadline.
+
+    Found by an independent review of the dns-01 layer; failed before the fix."""
+    settings = DnsCheckSettings(resolvers=(odd_bind.address,), timeout=1.0, query_timeout=0.5)
+    servers = _dualstack(odd_bind, settings)
+    result = wait_for_txt("_acme-challenge.dualstack.test.", ["ready-value"], servers, settings)
+    assert result.values == ("ready-value",)
+
+
+def test_an_unroutable_address_is_warned_about_once_and_a_lagging_one_still_counts_as_not_serving(
+    odd_bind: BindServer, ipv4_only_host: list[object], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = DnsCheckSettings(resolvers=(odd_bind.address,), timeout=5.0, query_timeout=0.5)
+    servers = _dualstack(odd_bind, settings)
+    clock = _Clock()
+    with caplog.at_level(logging.WARNING), pytest.raises(PropagationTimeout) as caught:
+        wait_for_txt(
+            "_acme-challenge.dualstack.test.",
+            ["not-there-yet"],
+            servers,
+            settings,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert len(clock.sleeps) > 2  # polled again and again: the IPv6 address only the first time
+    assert len(ipv4_only_host) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and f"[{_OTHER_V6}]:53" in warnings[0], warnings
+    v4, v6 = sorted(servers, key=lambda s: s.address)
+    assert set(caught.value.missing) == {
+        f"{v4}: serves 0 of 1 values",
+        f"{v6}: unreachable: network is unreachable",
+    }
+
+
+def test_a_nameserver_is_confirmed_when_one_of_its_addresses_serves_the_value(
+    odd_bind: BindServer,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        servers = (
+            Nameserver("ns1.dualstack.test.", odd_bind.host, odd_bind.port),
+            Nameserver("ns1.dualstack.test.", "127.0.0.1", silent.getsockname()[1]),
+        )
+        settings = DnsCheckSettings(resolvers=(odd_bind.address,), timeout=1.0, query_timeout=0.2)
+        result = wait_for_txt("_acme-challenge.dualstack.test.", ["ready-value"], servers, settings)
+    assert (result.servers, result.polls) == (servers[:1], 1)
+
+
+def test_one_nameserver_whose_name_cannot_be_looked_up_does_not_abort_the_check(
+    odd_bind: BindServer,
+) -> None:
+    """Expected: a nameserver whose address cannot be looked up is left out with a warning, the
+    way `authoritative_servers` already treats one whose name does not exist ("Nobody can reach
+    a nameserver without an address, the CA's resolver included"), and the zone's other
+    nameservers are checked. A validating CA's resolver fails over to the next NS (RFC 1035
+    section 7.2); one broken out-of-zone NS name must not block issuance.
+
+    Instead: the A lookup of `ns.unserved.invalid.` fails (REFUSED / SERVFAIL) and the whole
+    discovery raises DnsError, so the check never asks ns1, which serves the value.
+
+    Found by an independent review of the dns-01 layer; failed before the fix."""
+    settings = DnsCheckSettings(
+        resolvers=(odd_bind.address,),
+        nameserver_addresses={"ns1.halfbroken.test.": (odd_bind.address,)},
+        timeout=1.0,
+        query_timeout=0.5,
+    )
+    servers = authoritative_servers("halfbroken.test.", settings)
+    assert servers == (Nameserver("ns1.halfbroken.test.", "127.0.0.1", odd_bind.port),)
+
+
+def test_a_zone_none_of_whose_nameservers_can_be_looked_up_is_a_clear_error(
+    odd_bind: BindServer,
+) -> None:
+    settings = DnsCheckSettings(resolvers=(odd_bind.address,), query_timeout=0.5)
+    with pytest.raises(DnsError, match="no authoritative nameserver has an address") as caught:
+        authoritative_servers("allbroken.test.", settings)
+    assert "ns.unserved.invalid.: A lookup failed" in str(caught.value)
+    assert caught.value.transient
+
+
+def test_a_lame_nameserver_answering_refused_is_reported_as_refused(
+    odd_bind: BindServer,
+) -> None:
+    """Expected: the reason a server is not counted names what it said, so the timeout tells an
+    operator which nameserver is lame (the bar: a clear error). `_read_answer` has a branch
+    for exactly this ("answered REFUSED"/"answered SERVFAIL").
+
+    Instead: REFUSED and SERVFAIL answers carry no AA flag (RFC 1035 4.1.1: AA is only meaningful
+    in authoritative answers; BIND, PowerDNS and resolvers leave it clear on errors), and the AA
+    test comes first, so a lame server is reported as "answer not authoritative (AA flag
+    unset)" - the rcode branch is unreachable in practice.
+
+    Found by an independent review of the dns-01 layer; failed before the fix."""
+    lame = Nameserver("ns1.example.test.", odd_bind.host, odd_bind.port)  # no example.test
+    answer = read_txt("_acme-challenge.example.test.", lame, timeout=2.0)
+    assert answer.values == ()
+    assert answer.problem is not None and "REFUSED" in answer.problem, answer.problem

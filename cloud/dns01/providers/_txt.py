@@ -2,12 +2,18 @@
 
 One value is one or more quoted character-strings (at most 255 bytes each) that a resolver
 concatenates: `"abc"`, or `"first 255 bytes" "rest"` for a long value. Inside the quotes a
-backslash escapes `"` and `\\`.
+backslash escapes `"` and `\\`, and a backslash with three digits is one byte: decimal in RFC 1035
+section 5.1 (PowerDNS: `"caf\\195\\169"`), octal at Route 53 (`"caf\\303\\251"`).
+
+`unquote` is for comparing a stored value with ours only: a value of another party is written
+back exactly as it was read, never re-quoted from what `unquote` made of it.
 """
 
 from __future__ import annotations
 
 _MAX_STRING = 255
+DECIMAL = 10  # RFC 1035 section 5.1, PowerDNS
+OCTAL = 8  # Route 53
 
 
 def quote(value: str) -> str:
@@ -16,12 +22,14 @@ def quote(value: str) -> str:
     return " ".join(_quote_one(chunk) for chunk in chunks)
 
 
-def unquote(text: str) -> str:
-    """The value written as `text`: quoted strings concatenated; bare text is taken as it is."""
+def unquote(text: str, radix: int = DECIMAL) -> str:
+    """The value written as `text`: quoted strings concatenated, `\\NNN` read in `radix`, bytes
+    that are not UTF-8 kept as surrogates (so they never equal a value of ours); bare text is
+    taken as it is."""
     text = text.strip()
     if not text.startswith('"'):
         return text
-    parts: list[str] = []
+    parts = bytearray()
     i = 0
     while i < len(text):
         if text[i].isspace():
@@ -31,17 +39,28 @@ def unquote(text: str) -> str:
             # Not presentation form after all (e.g. a value with a quote in the middle).
             return text
         i += 1
-        chunk: list[str] = []
         while i < len(text) and text[i] != '"':
             if text[i] == "\\" and i + 1 < len(text):
                 i += 1
-            chunk.append(text[i])
+                if (byte := _escaped_byte(text[i : i + 3], radix)) is not None:
+                    parts.append(byte)
+                    i += 3
+                    continue
+            parts += text[i].encode("utf-8", "surrogatepass")
             i += 1
         if i >= len(text):
             return text  # unterminated quote: not presentation form
         i += 1
-        parts.append("".join(chunk))
-    return "".join(parts)
+    return parts.decode("utf-8", "surrogateescape")
+
+
+def _escaped_byte(digits: str, radix: int) -> int | None:
+    """The byte `\\NNN` stands for, None when `digits` are not three digits of `radix` up to 255
+    (then the backslash escapes only the next character)."""
+    if len(digits) != 3 or not all(d in "0123456789"[:radix] for d in digits):
+        return None
+    byte = int(digits, radix)
+    return byte if byte <= 0xFF else None
 
 
 def _quote_one(chunk: str) -> str:

@@ -10,12 +10,17 @@ use. PowerDNS 4.9.12 and 5.0.2 added the EXTEND/PRUNE changetypes that change on
 atomically; Debian 12 ships 4.7, which rejects them, so they are not used. Where atomic changes
 matter on an older server, enable its RFC 2136 support (`dnsupdate=yes`, a TSIG key allowed by
 `ALLOW-DNSUPDATE-FROM`/`TSIG-ALLOW-DNSUPDATE` metadata) and use the `rfc2136` provider instead.
+
+Every record of the set that is not ours is written back exactly as read: its content as the
+server gave it (`\\DDD` escapes included), its "disabled" flag, and the set's TTL. The whole
+zone is read because PowerDNS 4.7 leaves disabled records out of an `rrset_name` query.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote as urlquote
 
@@ -34,6 +39,29 @@ TIMEOUT = 10.0  # seconds per API request
 SERVER_ID = "localhost"  # the server id in API paths of a PowerDNS Authoritative Server
 
 
+@dataclass(frozen=True)
+class _RRset:
+    """The TXT RRset at one name as the server holds it; `records` as the API gives them."""
+
+    ttl: int | None  # None when there is no RRset
+    records: tuple[dict[str, Any], ...]
+
+    def has(self, value: str, *, enabled_only: bool = False) -> bool:
+        return any(_is(r, value) and not (enabled_only and r.get("disabled")) for r in self.records)
+
+    def others(self, value: str) -> list[dict[str, Any]]:
+        """The records that are not `value`, unchanged (content, disabled flag)."""
+        return [
+            {"content": r["content"], "disabled": bool(r.get("disabled", False))}
+            for r in self.records
+            if not _is(r, value)
+        ]
+
+
+def _is(record: dict[str, Any], value: str) -> bool:
+    return _txt.unquote(record["content"], _txt.DECIMAL) == value
+
+
 class PowerDnsProvider:
     def __init__(
         self, api_url: str, api_key: str, server_id: str = SERVER_ID, timeout: float = TIMEOUT
@@ -49,13 +77,15 @@ class PowerDnsProvider:
 
     def add_txt(self, record: TxtRecord) -> None:
         for writes in range(_MAX_WRITES + 1):
-            values = self._read(record)
-            if record.value in values:
+            current = self._read(record)
+            # Ours present but disabled is not served: written again, enabled.
+            if current.has(record.value, enabled_only=True):
                 if writes:
                     log.info("powerdns: added a TXT value at %s", record.fqdn)
                 return
             if writes < _MAX_WRITES:
-                self._replace(record, [*values, record.value])
+                ours = {"content": _txt.quote(record.value), "disabled": False}
+                self._replace(record, current, [*current.others(record.value), ours])
         raise DnsProviderError(
             NAME,
             record.fqdn,
@@ -65,12 +95,12 @@ class PowerDnsProvider:
         )
 
     def remove_txt(self, record: TxtRecord) -> None:
-        values = self._read(record)
-        if record.value not in values:
+        current = self._read(record)
+        if not current.has(record.value):
             return
-        rest = [v for v in values if v != record.value]
+        rest = current.others(record.value)
         if rest:
-            self._replace(record, rest)
+            self._replace(record, current, rest)
         else:
             self._patch(record, {"name": record.fqdn, "type": "TXT", "changetype": "DELETE"})
         log.info("powerdns: removed a TXT value at %s", record.fqdn)
@@ -80,25 +110,37 @@ class PowerDnsProvider:
     def _zone_url(self, record: TxtRecord) -> str:
         return f"{self._zones_url}/{urlquote(record.zone, safe='')}"
 
-    def _read(self, record: TxtRecord) -> list[str]:
-        """The values of the TXT RRset at record.fqdn, in the server's order."""
-        # Servers that ignore rrset_name/rrset_type (before 4.8) return every RRset: filter here.
-        params = {"rrset_name": record.fqdn, "rrset_type": "TXT"}
-        zone = self._call("GET", self._zone_url(record), record, params=params).json()
-        return [
-            _txt.unquote(rr["content"])
-            for rrset in zone.get("rrsets", ())
-            if rrset["name"].lower() == record.fqdn and rrset["type"] == "TXT"
-            for rr in rrset["records"]
-        ]
+    def _read(self, record: TxtRecord) -> _RRset:
+        """The TXT RRset at record.fqdn, its records in the server's order, disabled ones too
+        (hence no rrset_name filter: PowerDNS 4.7 answers that one without them)."""
+        response = self._call("GET", self._zone_url(record), record)
+        try:
+            zone = response.json()
+            for rrset in zone["rrsets"]:
+                if rrset["name"].lower() == record.fqdn and rrset["type"] == "TXT":
+                    records = tuple(rrset["records"])
+                    if not all(isinstance(r.get("content"), str) for r in records):
+                        raise TypeError("a record without content")
+                    return _RRset(int(rrset["ttl"]), records)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # A proxy's login page or a wrong port answers 200 too; nothing here is PowerDNS's.
+            kind = response.headers.get("Content-Type", "no Content-Type")
+            raise DnsProviderError(
+                NAME,
+                record.fqdn,
+                f"the PowerDNS API at {response.url} answered GET with something that is not a "
+                f"zone ({kind}: {type(exc).__name__}); check api_url",
+            ) from exc
+        return _RRset(None, ())
 
-    def _replace(self, record: TxtRecord, values: list[str]) -> None:
+    def _replace(self, record: TxtRecord, current: _RRset, records: list[dict[str, Any]]) -> None:
         rrset = {
             "name": record.fqdn,
             "type": "TXT",
-            "ttl": record.ttl,
+            # The set's TTL is the other records' too: kept while there is one.
+            "ttl": record.ttl if current.ttl is None else current.ttl,
             "changetype": "REPLACE",
-            "records": [{"content": _txt.quote(v), "disabled": False} for v in values],
+            "records": records,
         }
         self._patch(record, rrset)
 

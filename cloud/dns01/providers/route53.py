@@ -6,6 +6,9 @@ the new set" (just CREATE when there was none). Route 53 applies a batch atomica
 DELETE whose values no longer match, and a CREATE of a set that exists, with InvalidChangeBatch; so
 a concurrent writer makes our batch fail instead of losing its value, and we read again and retry.
 
+The values of other parties are written back exactly as Route 53 returned them (`\\OOO` octal
+escapes included), as is the set's TTL; they are decoded only to compare them with ours.
+
 With `wait_insync` (the default) `add_txt` returns once Route 53 reports the change INSYNC on all
 its nameservers, polling GetChange with backoff up to `insync_timeout`.
 """
@@ -67,10 +70,11 @@ class Route53Provider:
         self._clock = clock
 
     def add_txt(self, record: TxtRecord) -> None:
-        def batch(current: dict[str, Any] | None, values: list[str]) -> list[dict[str, Any]]:
-            if record.value in values:
+        def batch(current: dict[str, Any] | None, stored: list[str]) -> list[dict[str, Any]]:
+            if any(_is(value, record.value) for value in stored):
                 return []
-            return _rewrite(current, record.fqdn, record.ttl, [*values, record.value])
+            ttl = record.ttl if current is None else current["TTL"]
+            return _rewrite(current, record.fqdn, ttl, [*stored, _txt.quote(record.value)])
 
         change_id = self._change(record, batch)
         if change_id is None:
@@ -80,10 +84,10 @@ class Route53Provider:
             self._wait(change_id, record)
 
     def remove_txt(self, record: TxtRecord) -> None:
-        def batch(current: dict[str, Any] | None, values: list[str]) -> list[dict[str, Any]]:
-            if current is None or record.value not in values:
+        def batch(current: dict[str, Any] | None, stored: list[str]) -> list[dict[str, Any]]:
+            if current is None or not any(_is(value, record.value) for value in stored):
                 return []
-            rest = [v for v in values if v != record.value]
+            rest = [value for value in stored if not _is(value, record.value)]
             return _rewrite(current, record.fqdn, current["TTL"], rest)
 
         if self._change(record, batch) is not None:
@@ -96,13 +100,13 @@ class Route53Provider:
         record: TxtRecord,
         batch: Callable[[dict[str, Any] | None, list[str]], list[dict[str, Any]]],
     ) -> str | None:
-        """Applies `batch(current set, its values)`; returns the change id, None if no change."""
+        """Applies `batch(current set, its values as stored)`; returns the change id, None if
+        no change."""
         zone_id = self._zone_id(record)
         for attempt in range(1, _ATTEMPTS + 1):
             current = self._read(zone_id, record)
             records = current["ResourceRecords"] if current else []
-            values = [_txt.unquote(rr["Value"]) for rr in records]
-            changes = batch(current, values)
+            changes = batch(current, [rr["Value"] for rr in records])
             if not changes:
                 return None
             try:
@@ -195,19 +199,26 @@ class Route53Provider:
             ) from exc
 
 
+def _is(stored: str, value: str) -> bool:
+    """Whether a value as Route 53 stores it is `value`."""
+    return _txt.unquote(stored, _txt.OCTAL) == value
+
+
 def _rewrite(
-    current: dict[str, Any] | None, fqdn: str, ttl: int, values: list[str]
+    current: dict[str, Any] | None, fqdn: str, ttl: int, stored: list[str]
 ) -> list[dict[str, Any]]:
+    """DELETE of the set exactly as read and CREATE of one holding `stored` (values as Route 53
+    takes them, in presentation form)."""
     changes = []
     if current is not None:
         exact = {k: current[k] for k in ("Name", "Type", "TTL", "ResourceRecords")}
         changes.append({"Action": "DELETE", "ResourceRecordSet": exact})
-    if values:
+    if stored:
         rrset = {
             "Name": fqdn,
             "Type": "TXT",
             "TTL": ttl,
-            "ResourceRecords": [{"Value": _txt.quote(v)} for v in values],
+            "ResourceRecords": [{"Value": value} for value in stored],
         }
         changes.append({"Action": "CREATE", "ResourceRecordSet": rrset})
     return changes
