@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from cloud.acme.order import IssuedCertificate
-from cloud.errors import CertdropError, EscrowForged, EscrowUnavailable
+from cloud.errors import CertdropError, EscrowForged, EscrowUnavailable, ObjectTooLarge
 from cloud.keys.rotation import Signer, open_escrow_copy, signer_for
 from cloud.pipeline.site_state import CertificateRecord, load_site_state
 from cloud.publish.escrow_statements import EscrowStatement, EscrowStatements
@@ -37,6 +37,7 @@ from nas_agent.bundle import (
     make_plaintext,
     seal,
 )
+from nas_agent.bundle.sealed import MAX_SEALED_BYTES
 from nas_agent.keys import IssuerKeys
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,12 @@ class Publisher:
         the issuer's statement vouches for it as the record names it (the site state is
         unsigned): EscrowUnsigned or EscrowForged otherwise. With `unexpired`, refused once its
         certificate has expired."""
-        found = self.store.get(record.escrow_object)
+        try:
+            # Bounded: the path comes from the unsigned site state, the object from the store.
+            found = self.store.get(record.escrow_object, max_bytes=MAX_SEALED_BYTES)
+        except ObjectTooLarge as exc:
+            cause = f"{record.escrow_object} is larger than any escrow copy ({exc.limit} bytes)"
+            raise EscrowForged(site, cause) from exc
         if not isinstance(found, StoredObject):
             raise EscrowUnavailable(site, f"{record.escrow_object} is missing")
         statement = self.escrow_statements.vouched(site, record.version, record.cert_sha256)

@@ -196,6 +196,20 @@ def test_a_genuine_statement_does_not_vouch_for_a_forged_copy_put_in_its_place(f
     assert _newcomer_bundles(fleet) == []
 
 
+def test_an_escrow_copy_larger_than_any_is_refused_without_being_read_whole(fleet):
+    """The issuer read the escrow copy the unsigned site state names with no bound: a store
+    writer could make every run that delivers from escrow read gigabytes. It is read up to the
+    sealed cap and refused beyond it (found by an independent review; failed before the fix)."""
+    copy = _state(fleet)["current"]["escrow_object"]
+    fleet.store.put(copy, b"\0" * (2 * 1024 * 1024))
+
+    added = _add_newcomer(fleet)
+
+    assert added.returncode != EXIT_OK
+    assert "is larger than any escrow copy" in added.stderr
+    assert _newcomer_bundles(fleet) == []
+
+
 def test_a_statement_moved_to_another_version_vouches_for_nothing_there(fleet):
     state = _state(fleet)
     version = state["current"]["version"]
