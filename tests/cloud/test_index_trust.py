@@ -26,6 +26,7 @@ from cloud.pipeline import parts
 from cloud.store import Store, StoredObject
 from lab.dsm_emulator import EmulatorHandle, serve
 from lab.issuer_config import bind_config
+from lab.ports import wait_until
 from nas_agent import cycle, store_layout
 from nas_agent.bundle import (
     ESCROW_RECIPIENT,
@@ -162,6 +163,11 @@ def test_an_old_index_served_forever_freezes_the_agent_which_says_so(fleet):
 
 def test_an_index_older_than_the_one_accepted_is_refused(fleet):
     stale = fleet.index_bytes()
+    # Issue times are whole seconds: signed within the same one, the stale index would not be
+    # older, and its older versions would be refused one by one instead.
+    signed = parse_index(stale).issued_at
+    assert signed is not None
+    wait_until(lambda: datetime.now(UTC) >= signed + timedelta(seconds=1), 5, "the next second")
     assert fleet.certdrop("issue", "example").returncode == EXIT_OK
     assert fleet.agent().returncode == cycle.EXIT_OK  # version 2 installed
     fleet.store.put(fleet.index_key, stale)
