@@ -60,6 +60,8 @@ class AgentReport:
     site_errors: Mapping[str, ErrorEntry]
     failing: bool
     frozen: bool  # its index expired: nothing new can be installed (agents since index v2)
+    # Sites its index holds and its agent.conf has no [site:] section for: never installed.
+    unconfigured_sites: tuple[str, ...] = ()
 
 
 def load_report(
@@ -96,7 +98,7 @@ def parse_report(
     last_error = _error(report["last_error"], "last_error") if "last_error" in report else None
     site_errors = _table(report, "site_errors", _error)
     _optional(report, "last_success", _is_timestamp, "a timestamp or null", nullable=True)
-    _optional(report, "unconfigured_sites", _is_str_list, "a list of strings")
+    unconfigured = _optional(report, "unconfigured_sites", _is_str_list, "a list of strings")
     if report.get("dsm_check") is not None:
         _dsm_check(report["dsm_check"])
     failing = _optional(report, "failing", lambda v: isinstance(v, bool), "true or false")
@@ -111,6 +113,7 @@ def parse_report(
         site_errors=site_errors,
         failing=bool(failing),
         frozen=bool(frozen),
+        unconfigured_sites=tuple(unconfigured or ()),
     )
 
 

@@ -4,6 +4,12 @@ One read model for `certdrop status`, the dashboard and the alerts. Agents' stat
 believed only when their signature verifies with the key the agent enrolled with. Sites the CA's
 rate limits hold back show when each will go, by the plan the tick makes (`cloud.limiter`).
 
+An agent's installed version is judged against the one published for that agent (under agent
+custody its own certificate's): current, behind, or above it. Above it is explained only by the
+version a run recorded and delivered before it died (`pending`, the next run makes it current);
+any other is one the issuer never published ("ahead": a planted or restored state, or a lost
+site state), and the agent refuses every version up to it.
+
 Errors are read as a stable code and a message; whoever branches does so on the code only.
 Reports of agents that predate codes name the error's class instead: the name is mapped to its
 code, or to "unknown" when no class has it any more.
@@ -26,7 +32,7 @@ from cloud.config import Config, KeyCustody, SiteConfig
 from cloud.custody.renewal import agent_renewal, decide_agents
 from cloud.dns01.solver import ChallengeJournal
 from cloud.errors import StoreError
-from cloud.fleet.agent_report import ErrorEntry, load_report
+from cloud.fleet.agent_report import ErrorEntry, Installed, load_report
 from cloud.limiter.gate import OrderGate
 from cloud.limiter.orders import OrderKind
 from cloud.limiter.plan import Wait, pace
@@ -51,6 +57,9 @@ from nas_agent.errors import InstallFailed, StatusReportInvalid, is_refusal
 
 log = logging.getLogger(__name__)
 
+# Alerts' `expiry_days` when the configuration has no [alerts] table; the agents' rows flag an
+# installed certificate by the same measure, so the views and the alerts agree.
+DEFAULT_EXPIRY_DAYS = 14.0
 QUIET_AFTER_MISSED = 3  # reports an agent may miss before it counts as quiet
 DEFAULT_POLL_INTERVAL = 3600.0  # for reports that do not say
 REFUSED = "refused"  # an agent refused a bundle: a check failed, nothing was installed
@@ -104,12 +113,20 @@ class SiteStatus:
     key_custody: str = KeyCustody.ISSUER.value
     # Agent custody: each subscribed agent's certificate and CSR (by agent id).
     agents: Mapping[str, CustodyAgentStatus] = field(default_factory=dict)
+    # A certificate a run recorded (version reserved, escrow written) and did not publish: it
+    # died before making it current, maybe after delivering it. The next run finishes it.
+    pending_version: int | None = None
 
     def published_for(self, agent_id: str) -> int | None:
         """The version published for that agent: under agent custody its own certificate's
         (each agent has one), otherwise the site's newest."""
         own = self.agents.get(agent_id)
         return own.version if own is not None else self.version
+
+    def pending_for(self, agent_id: str) -> int | None:
+        """The version recorded for that agent and not yet made current, if any."""
+        own = self.agents.get(agent_id)
+        return own.pending_version if own is not None else self.pending_version
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,7 @@ class CustodyAgentStatus:
     version: int | None = None
     not_after: datetime | None = None
     sequence: int = 0  # the last CSR sequence used
+    pending_version: int | None = None  # issued and recorded, not yet delivered to it
 
     def describe(self) -> str:
         if self.state == WAITING_FOR_ISSUANCE and self.until is not None:
@@ -142,12 +160,22 @@ WAITING_FOR_ISSUANCE = "CSR waiting for issuance"
 CSR_REFUSED = "CSR refused"
 
 
+CURRENT = "current"  # the version published for the agent
+BEHIND = "behind"  # older than that
+PENDING = "pending"  # newer: the one a run recorded and delivered, and died before publishing
+AHEAD = "ahead"  # newer, and never published: the agent refuses every version up to it
+NONE_PUBLISHED = "none published"  # nothing is published for the agent to compare with
+
+
 @dataclass(frozen=True)
 class InstalledStatus:
     version: int
     fingerprint: str
     not_after: datetime
-    current: bool  # the site's published version
+    current: bool  # the version published for this agent (standing == CURRENT)
+    standing: str  # CURRENT, BEHIND, PENDING, AHEAD or NONE_PUBLISHED
+    days_left: float
+    expiring: bool  # fewer than the alerts' `expiry_days` left, or expired
 
 
 @dataclass(frozen=True)
@@ -165,6 +193,9 @@ class AgentStatus:
     report_problem: str | None  # a report that is missing, unreadable or not believed
     report_invalid: bool = False  # a report was found and is not believed (an alert)
     frozen: bool = False  # its index expired: it installs nothing until the issuer re-signs
+    no_report: bool = False  # none written yet: neutral until overdue (then `quiet`)
+    # Sites it receives that its agent.conf has no [site:] section for: it never installs them.
+    unconfigured_sites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,8 +227,11 @@ def collect(config: Config, store: Store, now: datetime) -> FleetStatus:
     waiting = _waiting(config, store, now, states)
     sites = tuple(_held(s, waiting[s.site]) if s.site in waiting else s for s in sites)
     sites += _unconfigured(config, store, now)
-    current = {s.site: s.version for s in sites}
-    agents = tuple(_agent_or_problem(record, store, current, now) for record in records)
+    by_id = {s.site: s for s in sites}
+    expiry_days = config.alerts.expiry_days if config.alerts else DEFAULT_EXPIRY_DAYS
+    agents = tuple(
+        _agent_or_problem(record, store, _Judge(by_id, now, expiry_days)) for record in records
+    )
     return FleetStatus(now, sites, agents)
 
 
@@ -247,7 +281,14 @@ def _custody_site(
     version = max((a.version for a in held if a.version), default=None)
     states = {a.state for a in agents.values()}
     if not held:
-        health = "never issued"
+        # Failures and refused CSRs first: a first issuance that keeps failing is trouble, not
+        # a site nobody has tried yet.
+        if state is not None and state.failures:
+            health = "failing"
+        elif CSR_REFUSED in states:
+            health = CSR_REFUSED
+        else:
+            health = "never issued"
     elif not_after is not None and not_after <= now:
         health = "expired"
     elif state is not None and state.failures:
@@ -295,6 +336,7 @@ def _custody_agent(
         version=current.version if current else None,
         not_after=current.not_after if current else None,
         sequence=entry.sequence,
+        pending_version=entry.pending.record.version if entry.pending is not None else None,
     )
     if entry.order is not None:
         return replace(held, state="order in flight")
@@ -320,7 +362,8 @@ def _site(site: SiteConfig, state: SiteState | None, now: datetime, directory: s
     decision = decide(site, state, now, directory=directory)
     cert = state.current if state is not None else None
     if cert is None:
-        health = "never issued"
+        # A first issuance that keeps failing is trouble, not a site nobody has tried yet.
+        health = "failing" if state is not None and state.failures else "never issued"
     elif cert.not_after <= now:
         health = "expired"
     elif state is not None and state.failures:
@@ -356,6 +399,7 @@ def _site(site: SiteConfig, state: SiteState | None, now: datetime, directory: s
         leftover_txt=state.leftover_txt if state is not None else (),
         challenge=site.challenge.value,
         persist=state.persist if state is not None else (),
+        pending_version=state.pending.version if state is not None and state.pending else None,
     )
 
 
@@ -394,12 +438,45 @@ def _held(site: SiteStatus, wait: Wait) -> SiteStatus:
     return replace(site, next_check=wait.go_at, next_reason=reason, waiting_for=wait.held_by)
 
 
-def _agent_or_problem(
-    record: AgentRecord, store: Store, current: Mapping[str, int | None], now: datetime
-) -> AgentStatus:
+@dataclass(frozen=True)
+class _Judge:
+    """What an agent's installed certificates are judged against."""
+
+    sites: Mapping[str, SiteStatus]
+    now: datetime
+    expiry_days: float
+
+    def installed(self, agent_id: str, site_id: str, entry: Installed) -> InstalledStatus:
+        days = (entry.not_after - self.now).total_seconds() / 86400
+        standing = _standing(agent_id, entry.version, self.sites.get(site_id))
+        return InstalledStatus(
+            version=entry.version,
+            fingerprint=entry.fingerprint,
+            not_after=entry.not_after,
+            current=standing == CURRENT,
+            standing=standing,
+            days_left=days,
+            expiring=days < self.expiry_days,
+        )
+
+
+def _standing(agent_id: str, version: int, site: SiteStatus | None) -> str:
+    """How an installed version stands against what is published for that agent."""
+    published = site.published_for(agent_id) if site is not None else None
+    if version == published:
+        return CURRENT
+    if site is not None and version == site.pending_for(agent_id):
+        # Delivered by a run that died before recording it as current: the next run does.
+        return PENDING
+    if published is None:
+        return NONE_PUBLISHED
+    return BEHIND if version < published else AHEAD
+
+
+def _agent_or_problem(record: AgentRecord, store: Store, judge: _Judge) -> AgentStatus:
     """The agent's status; whatever goes wrong with its report stays with this agent."""
     try:
-        return _agent(record, store, current, now)
+        return _agent(record, store, judge)
     except StatusReportInvalid as exc:
         return _unknown(record, f"report invalid: {exc.reason}", invalid=True)
     except StoreError as exc:
@@ -410,27 +487,21 @@ def _agent_or_problem(
         return _unknown(record, "report invalid: it could not be read (see the log)", invalid=True)
 
 
-def _agent(
-    record: AgentRecord, store: Store, current: Mapping[str, int | None], now: datetime
-) -> AgentStatus:
+def _agent(record: AgentRecord, store: Store, judge: _Judge) -> AgentStatus:
+    now = judge.now
     report = load_report(store, record.agent_id, record.enrollment.signing_public_key, now)
     if report is None:
         # Quiet also before the first report, once it is overdue since the agent was added.
         overdue = now - record.added_at > timedelta(
             seconds=DEFAULT_POLL_INTERVAL * QUIET_AFTER_MISSED
         )
-        return replace(_unknown(record, "no status report yet"), quiet=overdue)
+        return replace(_unknown(record, "no status report yet"), quiet=overdue, no_report=True)
     interval = report.poll_interval or DEFAULT_POLL_INTERVAL
     return AgentStatus(
         agent_id=record.agent_id,
         sites=record.sites,
         installed={
-            site: InstalledStatus(
-                version=entry.version,
-                fingerprint=entry.fingerprint,
-                not_after=entry.not_after,
-                current=entry.version == current.get(site),
-            )
+            site: judge.installed(record.agent_id, site, entry)
             for site, entry in report.sites.items()
         },
         last_seen=report.seen_at,
@@ -444,6 +515,9 @@ def _agent(
         failing=report.failing,
         report_problem=None,
         frozen=report.frozen,
+        # Only the sites it receives: an index not yet signed again may still list a site
+        # withdrawn from it, which it rightly leaves alone.
+        unconfigured_sites=tuple(s for s in report.unconfigured_sites if s in record.sites),
     )
 
 

@@ -1,12 +1,17 @@
 """`certdrop status` as text: one table of sites, one of the dns-persist-01 records (when a site
-has one), one of agents."""
+has one), one of agents.
+
+An agent's STATE is its flags (`cloud.fleet.agent_flags`, as on the dashboard), "ok" when none;
+its LAST ERROR is each site's latest error and an error of no site, so a refused bundle is not
+hidden behind another site's later failure."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from cloud.fleet.status import AgentStatus, FleetStatus, SiteStatus
+from cloud.fleet.agent_flags import agent_flags
+from cloud.fleet.status import CURRENT, PENDING, AgentStatus, FleetStatus, SiteStatus
 from cloud.pipeline.site_state import PersistSeen
 
 
@@ -62,9 +67,20 @@ def _custody_lines(site: SiteStatus) -> list[str]:
     return lines
 
 
+# How an installed version that is not current stands, beside it in the INSTALLED column.
+_STANDING = {PENDING: "delivered, not yet recorded"}
+
+
 def _pending_lines(site: SiteStatus) -> list[str]:
-    """What a run left to finish: deliveries and TXT values, each retried every run."""
-    lines = [
+    """What a run left to finish: a certificate recorded and not published, deliveries and TXT
+    values, each retried every run."""
+    lines = []
+    if site.pending_version is not None:
+        lines.append(
+            f"  {site.site}: version {site.pending_version} recorded, not yet published (a run "
+            "stopped before delivering it; the next run delivers it, nothing is re-issued)"
+        )
+    lines += [
         f"  {site.site}: version {site.version} not yet delivered to {agent} ({why})"
         for agent, why in sorted(site.undelivered.items())
     ]
@@ -113,27 +129,30 @@ def _agent_row(agent: AgentStatus) -> tuple[str, ...]:
     for site in agent.sites:
         got = agent.installed.get(site)
         if got is None:
-            installed.append(f"{site} -")
+            unconfigured = site in agent.unconfigured_sites
+            installed.append(f"{site} -{' (not in agent.conf)' if unconfigured else ''}")
+        elif got.standing == CURRENT:
+            installed.append(f"{site} v{got.version}")
         else:
-            installed.append(f"{site} v{got.version}{'' if got.current else ' (behind)'}")
-    if agent.report_problem:
-        state = agent.report_problem
-    elif agent.quiet:
-        state = "quiet"
-    elif agent.frozen:
-        state = "frozen"
-    elif agent.failing:
-        state = "failing"
-    else:
-        state = "ok"
+            standing = _STANDING.get(got.standing, got.standing)
+            installed.append(f"{site} v{got.version} ({standing})")
+    state = "; ".join(flag.text for flag in agent_flags(agent)) or "ok"
     return (
         agent.agent_id,
         ", ".join(installed) or "-",
         _time(agent.last_seen),
         agent.dsm_version or "-",
         state,
-        str(agent.last_error) if agent.last_error else "-",
+        _errors(agent),
     )
+
+
+def _errors(agent: AgentStatus) -> str:
+    """Each site's latest error, and the last error when it is of no site (a DSM login)."""
+    shown = [f"{site}: {error}" for site, error in sorted(agent.site_errors.items())]
+    if agent.last_error is not None and agent.last_error not in agent.site_errors.values():
+        shown.insert(0, str(agent.last_error))
+    return "; ".join(shown) or "-"
 
 
 def _time(moment: datetime | None) -> str:

@@ -8,8 +8,11 @@ import hmac
 import json
 import logging
 import socket
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -25,8 +28,11 @@ from cloud.fleet.alerts.evaluate import (
     notify_outcomes,
 )
 from cloud.fleet.alerts.memory import PREFIX
+from cloud.fleet.alerts.rules import evaluate
 from cloud.fleet.alerts.sns import SnsChannel
 from cloud.fleet.alerts.webhook import SIGNATURE_HEADER, WebhookChannel
+from cloud.fleet.status import collect
+from cloud.fleet.status_table import render
 from cloud.pipeline.site_run import Outcome
 from cloud.pipeline.site_state import ErrorRecord, load_site_state, save_site_state
 from cloud.pipeline.tick import run_tick
@@ -34,12 +40,13 @@ from cloud.secrets import SecretRef
 from cloud.store.s3 import S3Store
 from lab.moto import MotoServer, fake_aws_env
 from lab.ports import LOOPBACK
-from lab.sample_fleet import DAY, SITES, add_agent, make_fleet
+from lab.sample_fleet import DAY, SITES, _record, add_agent, config_text, make_fleet
 from lab.webhook_receiver import WebhookReceiver
-from nas_agent.state import AgentState
+from nas_agent.state import AgentState, InstalledSite
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+CERTDROP = [sys.executable, "-m", "cloud.cli"]
 
 
 @pytest.fixture
@@ -82,12 +89,14 @@ def _send(fleet, hook, now=NOW, channel=None, **alerts):
 def _add_agent(fleet, agent_id, error_code, *, recovered=False, seen=None):
     """An agent on site `healthy` whose signed report carries a last error of `error_code`."""
     seen = seen or fleet.now - timedelta(minutes=5)
-    state = AgentState(last_success=seen if recovered else None).with_error(
+    state = AgentState().with_error(
         error_code,
         "the sealed object is not the one the signed entry names",
         seen - timedelta(minutes=1),
         "healthy",
     )
+    if recovered:  # a later cycle went well, as an agent records it
+        state = state.with_site_errors_of([]).with_success(seen)
     add_agent(fleet, agent_id, ("healthy",), state, seen)
 
 
@@ -485,3 +494,132 @@ def test_the_tick_function_publishes_the_fleets_alerts_once(tmp_path, sns_topic,
         "[certdrop] ERROR issuance failed: expired",
         "[certdrop] WARNING agent quiet: nas-quiet",
     ]
+
+
+# --- found by an independent review of what the views tell (each failed before its fix) ---
+
+
+def test_a_refused_bundle_is_alerted_even_when_another_site_failed_after_it(live_fleet, tmp_path):
+    """README (Alerts): `bundle_refused` fires when "an agent refused a bundle (a check failed:
+    signature, hash, names...) and has not recovered".
+
+    Reproduction: agent nas-two receives sites "healthy" and "due". In one cycle it refuses the
+    bundle of "healthy" (bundle.names_not_covered: recorded first, at open time) and then the
+    install of "due" fails for another reason (install.services_not_bound). Its report carries
+    both in `site_errors`, `failing` is true, and `last_error` is the later, non-refusal one.
+
+    Expected: a `bundle_refused` alert for nas-two (the refusal of "healthy" is current: it
+    repeats every cycle until someone fixes the names).
+    Instead: `agent_rules.agent_error` looks at `last_error` only, so no `bundle_refused` alert
+    fires (`certdrop alerts --dry-run` shows none), and the `certdrop status` text, whose LAST
+    ERROR column also shows `last_error` only, never mentions the refusal either. If the alert
+    had fired in an earlier cycle it is now sent as "resolved" while the bundle is still refused.
+
+    Found by an independent review of what the views tell; it failed before the fix.
+    """
+    fleet = live_fleet
+    now = fleet.now
+    seen = now - timedelta(minutes=5)
+    state = AgentState(
+        sites={"healthy": InstalledSite(1, "01" * 32, now + 40 * DAY, "Ab12", now - 60 * DAY)}
+    )
+    state = state.with_error(
+        "bundle.names_not_covered",
+        "the certificate does not cover nas.example.test",
+        seen - timedelta(minutes=2),
+        site="healthy",
+    ).with_error(
+        "install.services_not_bound",
+        "DSM lists no service 'webdav'",
+        seen - timedelta(minutes=1),
+        site="due",
+    )
+    add_agent(fleet, "nas-two", ("healthy", "due"), state, seen)
+
+    status = collect(fleet.config, fleet.store, now)
+    agent = status.agent("nas-two")
+    assert agent.failing
+    assert agent.site_errors["healthy"].code == "bundle.names_not_covered"  # the view knows it
+
+    kinds = {(a.kind, a.agent) for a in evaluate(status, now)}
+    dry_run = _certdrop(_cli_config(tmp_path), "alerts", "--dry-run")
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert ("bundle_refused", "nas-two") in kinds, (
+        f"no bundle_refused alert for nas-two; alerts: {sorted(kinds)}\n"
+        f"certdrop alerts --dry-run:\n{dry_run.stdout}"
+    )
+
+
+def test_a_recorded_certificate_not_yet_published_is_alerted_and_explained(fleet):
+    """README (Operating a fleet): health "delivery pending (also a certificate a run recorded
+    and did not publish)"; (Alerts) `delivery_pending`: "a site's current certificate has not
+    reached some agents ... every run tries again".
+
+    Reproduction: a run of "healthy" recorded version 3 (state `pending`) and died before
+    publishing it: no agent has it.
+
+    Expected: as for an undelivered agent: a `delivery_pending` alert, and `certdrop status`'s
+    "pending:" section saying what is pending.
+    Instead: the site is red "delivery pending" in `status` and on the dashboard, but
+    `rules.pending_work` looks at `undelivered` only: no alert fires, and the status text has no
+    "pending:" line, so the red health has no explanation anywhere (NEXT RENEWAL reads "(valid)",
+    weeks away).
+
+    Found by an independent review of what the views tell; it failed before the fix.
+    """
+    now = fleet.now
+    state = load_site_state(fleet.store, "healthy")
+    save_site_state(
+        fleet.store, replace(state, pending=_record("healthy", 3, now - 2 * DAY, 90 * DAY))
+    )
+
+    status = collect(fleet.config, fleet.store, now)
+    assert status.site("healthy").health == "delivery pending"
+    text = render(status)
+    alerts = {(a.kind, a.site) for a in evaluate(status, now)}
+
+    problems = []
+    if ("delivery_pending", "healthy") not in alerts:
+        problems.append("no delivery_pending alert")
+    if "pending:" not in text:
+        problems.append(f"status text explains nothing: {_site_row(text, 'healthy')!r}")
+    assert not problems, "; ".join(problems)
+
+
+def _now() -> datetime:
+    # Real time: the local store stamps reports with the real clock, and the CLI reads it.
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def live_fleet(tmp_path):
+    """A sample fleet at the real time: the CLI reads it with the real clock."""
+    return make_fleet(tmp_path, _now())
+
+
+def _cli_config(tmp_path: Path, sites=SITES, extra: str = "") -> Path:
+    """The sample fleet's configuration as a file on the sample store, with an [alerts] table
+    (a dry run sends nothing)."""
+    path = tmp_path / "certdrop.toml"
+    path.write_text(
+        '[storage]\nurl = "store"\n\n[alerts]\nwebhook_url = "http://127.0.0.1:9/unused"\n\n'
+        + config_text(sites)
+        + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+def _certdrop(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CERTDROP, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd="/work/main",
+    )
+
+
+def _site_row(text: str, site_id: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"{site_id} "))

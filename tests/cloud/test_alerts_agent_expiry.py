@@ -15,7 +15,10 @@ from cloud.fleet.alerts import KINDS, Notice
 from cloud.fleet.alerts.evaluate import current_alerts, evaluate_and_send
 from cloud.fleet.alerts.memory import PREFIX
 from cloud.fleet.alerts.rules import evaluate
+from cloud.fleet.dashboard import view
 from cloud.fleet.status import (
+    BEHIND,
+    CURRENT,
     AgentStatus,
     CustodyAgentStatus,
     FleetStatus,
@@ -23,6 +26,7 @@ from cloud.fleet.status import (
     SiteStatus,
     collect,
 )
+from cloud.fleet.status_table import render
 from lab.sample_fleet import DAY, add_agent, make_fleet
 from nas_agent.state import AgentState, InstalledSite
 from nas_agent.status import signed_status
@@ -204,7 +208,17 @@ def test_under_agent_custody_an_agent_with_its_own_certificate_is_current():
         AgentStatus(
             agent_id=agent_id,
             sites=("shop",),
-            installed={"shop": InstalledStatus(version, "ab" * 32, not_after, False)},
+            installed={
+                "shop": InstalledStatus(
+                    version,
+                    "ab" * 32,
+                    not_after,
+                    version == site.published_for(agent_id),
+                    CURRENT if version == site.published_for(agent_id) else BEHIND,
+                    days_left=5.0,
+                    expiring=True,
+                )
+            },
             last_seen=now,
             poll_interval=900.0,
             quiet=False,
@@ -227,3 +241,65 @@ def test_under_agent_custody_an_agent_with_its_own_certificate_is_current():
     assert _of_kind(alerts)["nas-b/shop"].message.endswith(
         "version 4 is published. It reports no error."
     )
+
+
+# --- found by an independent review of what the views tell (each failed before its fix) ---
+
+
+def _agent_row(text: str, agent_id: str) -> str:
+    (row,) = [line for line in text.splitlines() if line.startswith(f"{agent_id} ")]
+    return row
+
+
+def _site_row(text: str, site_id: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"{site_id} "))
+
+
+def test_status_does_not_call_an_agent_ok_while_it_serves_an_expired_certificate(fleet, tmp_path):
+    """The original complaint: "a NAS serving an expired certificate while status said healthy".
+    README (Alerts): `agent_certificate_expiring` is critical when the certificate an agent
+    reports installed "has expired ... while the site looks healthy".
+
+    Reproduction: nas-stale installed version 1 of "healthy" long ago; its agent.conf later lost
+    the [site:healthy] section (so it reports `unconfigured_sites: ["healthy"]`, no error,
+    `failing` false, reporting every 15 min). Version 2 is published; version 1 expired 2 days
+    ago and is what the NAS serves.
+
+    Expected: `certdrop status` and the dashboard's agent flags say something is wrong with
+    nas-stale (the alert does: critical `agent_certificate_expiring`).
+    Instead: the site row says "healthy", the agent row says "ok" with just "healthy v1
+    (behind)" (the text table shows no expiry for an agent's certificate at all), and the
+    dashboard's agent flags are a single green "ok" (only the grid cell is red). `certdrop
+    status` tells the operator the very thing users reported.
+    Fix: status_table._agent_row / view.agent_flags should flag an agent whose installed
+    certificate for a site it receives has expired (or is expiring and not current).
+
+    Found by an independent review of what the views tell; it failed before the fix.
+    """
+    now = fleet.now
+    seen = now - timedelta(minutes=5)
+    state = replace(
+        AgentState(
+            sites={"healthy": InstalledSite(1, "01" * 32, now - 2 * DAY, "x", now - 92 * DAY)},
+            last_success=seen,
+        ),
+        unconfigured_sites=("healthy",),
+    )
+    add_agent(fleet, "nas-stale", ("healthy",), state, seen)
+
+    status = collect(fleet.config, fleet.store, now)
+    alerts = {(a.kind, a.agent, a.severity) for a in evaluate(status, now)}
+    assert ("agent_certificate_expiring", "nas-stale", "critical") in alerts  # alerts know
+    text = render(status)
+    row = _agent_row(text, "nas-stale")
+    flags = [b.word for b in view.agent_flags(status.agent("nas-stale"))]
+
+    problems = []
+    if " ok " in f" {row} " and "expired" not in row:
+        problems.append(f"status text: {row!r} (site: {_site_row(text, 'healthy')!r})")
+    if flags == ["ok"]:
+        problems.append("dashboard agent flags: green ok")
+    assert not problems, "; ".join(problems)
+    # The expiry itself is what both say, not only that its agent.conf lacks the site.
+    assert "healthy v1 expired 2 days ago" in row
+    assert "certificate expired" in flags

@@ -12,16 +12,30 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
 
+from cloud.config import parse
 from cloud.errors import StoreError
-from cloud.fleet.dashboard import make_app
+from cloud.fleet.alerts.rules import evaluate
+from cloud.fleet.dashboard import make_app, view
 from cloud.fleet.dashboard.server import serving
 from cloud.fleet.status import FleetStatus, collect
-from cloud.pipeline.site_state import ErrorRecord, load_site_state, save_site_state
-from lab.sample_fleet import SITES, make_fleet
+from cloud.pipeline.site_state import (
+    AgentCertificate,
+    AgentCustodyState,
+    CsrRefusal,
+    ErrorRecord,
+    SiteState,
+    load_site_state,
+    save_site_state,
+)
+from lab.sample_fleet import DAY, SITES, _record, _registry, add_agent, config_text, make_fleet
+from nas_agent.enrollment import enrollment_of
+from nas_agent.keys import generate_agent_keys
+from nas_agent.state import AgentState, InstalledSite
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -467,3 +481,92 @@ def test_the_served_times_are_the_stores_now_not_a_cached_page(deployed, monkeyp
 
     assert first["body"] != second["body"]
     assert later.isoformat() in second["body"]
+
+
+# --- found by an independent review of what the views tell (each failed before its fix) ---
+
+
+def _with_sites(fleet, tmp_path: Path, extra: str = "", sites=SITES):
+    config = parse(config_text(sites) + extra, tmp_path / "certdrop.toml")
+    return replace(fleet, config=config)
+
+
+def test_the_dashboard_summary_counts_a_site_whose_csr_was_refused(fleet, tmp_path):
+    """README (Dashboard): "One page: a summary, ..."; the bar: a site in trouble is never
+    shown healthy. Health "CSR refused" is red in the sites table.
+
+    Reproduction: agent-custody site "cust" whose only agent's CSR statement was refused
+    (csr.key_reused); the `csr_refused` alert fires.
+
+    Expected: the summary at the top of the page counts it (4 sites: 1 expired, 1 due, 1
+    healthy, 1 CSR refused).
+    Instead: the summary lists only the issuer-custody health words, so it reads "1 expired,
+    1 due, 1 healthy" for four sites: the refused site is not in it at all (likewise "waiting"
+    and "waiting for CSR").
+
+    Found by an independent review of what the views tell; it failed before the fix.
+    """
+    now = fleet.now
+    fleet = _with_sites(
+        fleet,
+        tmp_path,
+        '[sites.cust]\ndomain = "cust.example.test"\nprovider = "dns"\nkey_custody = "agent"\n',
+    )
+    rec = _record("cust", 1, now - 10 * DAY, 90 * DAY)
+    save_site_state(
+        fleet.store,
+        SiteState(
+            "cust",
+            None,
+            agents={
+                "nas-ca": AgentCustodyState(
+                    "nas-ca",
+                    sequence=1,
+                    current=AgentCertificate(rec, 1, "ab" * 32, "PEM"),
+                    refusal=CsrRefusal("csr.key_reused", "the CSR reuses the key", now - DAY, 2),
+                )
+            },
+        ),
+    )
+    seen = now - timedelta(minutes=5)
+    state = AgentState(
+        sites={"cust": InstalledSite(1, rec.cert_sha256, rec.not_after, "x", seen)},
+        last_success=seen,
+    )
+    add_agent(fleet, "nas-ca", ("cust",), state, seen)
+
+    status = collect(fleet.config, fleet.store, now)
+    assert status.site("cust").health == "CSR refused"
+    page = make_app(lambda: status).test_client().get("/").text
+    summary = re.search(r'<ul class="summary".*?</ul>', page, re.S).group(0)
+    words = " ".join(re.sub(r"<[^>]+>", " ", summary).split())
+
+    assert "CSR refused" in words, f"summary of 4 sites: {words!r}"
+
+
+def test_an_agent_added_a_minute_ago_is_not_flagged_red_on_the_dashboard(fleet):
+    """README (Operating a fleet): an agent is quiet after "no report for three of its poll
+    intervals"; `status.py`: "Quiet also before the first report, once it is overdue since the
+    agent was added". The bar: a healthy one is not shown failing.
+
+    Reproduction: agent nas-new approved two minutes ago, no report yet (its first poll has not
+    come).
+
+    Expected: neutral until its first report is overdue, as in `certdrop status` ("no status
+    report yet") and the alerts (none).
+    Instead: the dashboard flags it with a red "report problem" badge and counts it under
+    "agents needing a look", exactly like an agent whose report failed to verify.
+
+    Found by an independent review of what the views tell; it failed before the fix.
+    """
+    now = fleet.now
+    _registry(fleet.store).add(
+        enrollment_of(generate_agent_keys("nas-new")), ("healthy",), now - timedelta(minutes=2)
+    )
+
+    status = collect(fleet.config, fleet.store, now)
+    agent = status.agent("nas-new")
+    assert not agent.quiet and not [a for a in evaluate(status, now) if a.agent == "nas-new"]
+    flags = [(b.level, b.word) for b in view.agent_flags(agent)]
+
+    assert ("red", "report problem") not in flags, f"dashboard flags {flags}"

@@ -21,7 +21,10 @@ certdrop did not order; the renewal went without `replaces`), "persist_expiring"
 dns-persist-01 record's persistUntil is fewer than `expiry_days` away),
 "persist_account_mismatch" (a dns-persist-01 record names another ACME account), "txt_left" (TXT
 values a run could not remove from DNS), "delivery_pending" (the current certificate has not
-reached some agents), "csr_refused" (the issuer refused agents' CSR statements).
+reached some agents, or a certificate a run recorded is not yet published), "csr_refused" (the
+issuer refused agents' CSR statements), "agent_site_unconfigured" (an agent receives a site its
+agent.conf has no section for: it never installs it), "agent_version_unpublished" (an agent
+reports a version of a site the issuer never published: it refuses every version up to it).
 
 An alert is sent when it is new, when its cause changes (another error, another certificate
 version, a later report), and again as a reminder after `remind_after`; when it stops firing a
@@ -64,6 +67,8 @@ KINDS = (
     "txt_left",
     "delivery_pending",
     "csr_refused",
+    "agent_site_unconfigured",
+    "agent_version_unpublished",
 )
 SEVERITIES = ("warning", "error", "critical")
 REASONS = ("new", "changed", "reminder", "resolved")

@@ -1,8 +1,16 @@
 """Which alerts fire for each agent: pure functions over its status and its sites', no I/O.
 
 An agent's refusal or rollback fires only while the agent is failing (its last error is newer
-than its last good cycle): agents keep their last error on record after they recover. Which it
-is comes from the error's code alone (`ReportedError.outcome`), never from its text.
+than its last good cycle): agents keep their last error on record after they recover. Each
+site's latest error counts, not only the last one: a bundle refused every cycle stays alerted
+when another site fails after it in the same cycle. Which it is comes from the error's code
+alone (`ReportedError.outcome`), never from its text.
+
+What the agent says of its sites is alerted too: a site it receives and its agent.conf does not
+configure is never installed ("agent_site_unconfigured"), and a version it holds that the issuer
+never published ("agent_version_unpublished") makes it refuse every version up to that one. A
+version above the published one that a run recorded and delivered before dying is no such
+version: the site's `delivery_pending` says so, and the next run makes it current.
 
 A site's health speaks of the certificate it publishes; what each NAS serves is what its agent
 reports installed. An agent that keeps failing for any reason (its source unreachable, DSM
@@ -17,7 +25,14 @@ from typing import Any
 
 from cloud.fleet.alerts import Alert
 from cloud.fleet.alerts.wording import duration, expiry, sentence
-from cloud.fleet.status import REFUSED, ROLLED_BACK, AgentStatus, ReportedError, SiteStatus
+from cloud.fleet.status import (
+    AHEAD,
+    REFUSED,
+    ROLLED_BACK,
+    AgentStatus,
+    ReportedError,
+    SiteStatus,
+)
 
 
 def agent_certificate_expiring(
@@ -68,33 +83,104 @@ def agent_certificate_expiring(
     )
 
 
-def agent_error(agent: AgentStatus, now: datetime) -> Alert | None:
-    """A refused bundle or a rolled-back install, while the agent has not recovered from it."""
+def agent_error(agent: AgentStatus, now: datetime) -> list[Alert]:
+    """Refused bundles and rolled-back installs (one alert of each kind, naming every site),
+    or the agent frozen, while the agent has not recovered."""
     error = agent.last_error
     if not agent.failing or error is None:
-        return None
-    if agent.frozen:
-        kind, what = (
-            "agent_frozen",
-            (
-                "is frozen: its index has expired, so it installs nothing new (is `certdrop run`"
-                " or the tick signing indexes again? or is an old copy being served?)"
-            ),
+        return []
+    if agent.frozen:  # it installs nothing at all: what it refused before matters no more
+        what = (
+            "is frozen: its index has expired, so it installs nothing new (is `certdrop run`"
+            " or the tick signing indexes again? or is an old copy being served?)"
         )
-    elif error.outcome == REFUSED:
-        kind, what = "bundle_refused", f"refused a bundle ({error.code})"
-    elif error.outcome == ROLLED_BACK:
-        kind, what = "bundle_rolled_back", "rolled back an install"
-    else:
-        return None
+        message = f"Agent {agent.agent_id} {what}: {sentence(error.message or error.code)}"
+        return [_error_alert(agent, now, "agent_frozen", message, [error])]
+    # Each site's latest error, and the last error when it is of no site.
+    errors: list[tuple[str | None, ReportedError]] = sorted(agent.site_errors.items())
+    if error not in agent.site_errors.values():
+        errors.insert(0, (None, error))
+    alerts = []
+    for outcome, kind, what in (
+        (REFUSED, "bundle_refused", "refused a bundle"),
+        (ROLLED_BACK, "bundle_rolled_back", "rolled back an install"),
+    ):
+        found = [(site, e) for site, e in errors if e.outcome == outcome]
+        if not found:
+            continue
+        message = " ".join(
+            f"Agent {agent.agent_id} {what} ({e.code}){'' if site is None else f' for {site}'}: "
+            + sentence(e.message or e.code)
+            for site, e in found
+        )
+        alerts.append(_error_alert(agent, now, kind, message, [e for _, e in found]))
+    return alerts
+
+
+def _error_alert(
+    agent: AgentStatus, now: datetime, kind: str, message: str, errors: list[ReportedError]
+) -> Alert:
     return Alert(
         kind=kind,
         severity="error",
-        message=f"Agent {agent.agent_id} {what}: {sentence(error.message or error.code)}",
+        message=message,
         at=now,
-        cause=str(error),
+        cause="; ".join(str(error) for error in errors),
         agent=agent.agent_id,
         details=_agent_details(agent),
+    )
+
+
+def agent_site_unconfigured(agent: AgentStatus, now: datetime) -> Alert | None:
+    """Sites the agent receives and never installs: its agent.conf has no [site:] section for
+    them (a typo'd id, a section removed). Nothing else would tell: with nothing installed, no
+    expiry is ever alerted, and the NAS serves whatever it had until long after it expired."""
+    if not agent.unconfigured_sites:
+        return None
+    listed = ", ".join(agent.unconfigured_sites)
+    sections = ", ".join(f"[site:{site}]" for site in agent.unconfigured_sites)
+    return Alert(
+        kind="agent_site_unconfigured",
+        severity="error",
+        message=(
+            f"Agent {agent.agent_id} receives {listed} but never installs it: its agent.conf "
+            f"has no {sections} section. Add it on the NAS, or stop sending the site to this "
+            "agent."
+        ),
+        at=now,
+        cause=listed,
+        agent=agent.agent_id,
+        details={**_agent_details(agent), "unconfigured_sites": list(agent.unconfigured_sites)},
+    )
+
+
+def agent_version_unpublished(agent: AgentStatus, site: SiteStatus, now: datetime) -> Alert | None:
+    """The agent reports a version of `site` above the one published for it that no run
+    recorded: the issuer never published it (a planted or restored agent state, or a lost site
+    state). The agent refuses every version up to it, so it takes no renewal until then."""
+    got = agent.installed.get(site.site)
+    if got is None or got.standing != AHEAD:
+        return None
+    published = site.published_for(agent.agent_id)
+    return Alert(
+        kind="agent_version_unpublished",
+        severity="error",
+        message=(
+            f"Agent {agent.agent_id} reports version {got.version} of {site.site} installed, "
+            f"which was never published (version {published} is): it refuses every version up "
+            f"to {got.version}, so it takes no renewal. Check the NAS's state and the site's."
+        ),
+        at=now,
+        cause=f"installed {got.version}, published {published}",
+        site=site.site,
+        agent=agent.agent_id,
+        details={
+            **_agent_details(agent),
+            "site": site.site,
+            "version": got.version,
+            "published_version": published,
+            "fingerprint": got.fingerprint,
+        },
     )
 
 
@@ -147,6 +233,7 @@ def _agent_details(agent: AgentStatus) -> dict[str, Any]:
         "poll_interval_s": agent.poll_interval,
         "last_error": error_details(agent.last_error),
         "site_errors": {site: error_details(e) for site, e in agent.site_errors.items()},
+        "unconfigured_sites": list(agent.unconfigured_sites),
         "report_problem": agent.report_problem,
     }
 

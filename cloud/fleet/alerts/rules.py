@@ -16,13 +16,21 @@ from cloud.fleet.alerts.agent_rules import (
     agent_error,
     agent_quiet,
     agent_report_invalid,
+    agent_site_unconfigured,
+    agent_version_unpublished,
     error_details,
 )
 from cloud.fleet.alerts.persist import persist_account_mismatch, persist_expiring
 from cloud.fleet.alerts.wording import expiry, sentence
-from cloud.fleet.status import CSR_REFUSED, FleetStatus, ReportedError, SiteStatus
+from cloud.fleet.status import (
+    CSR_REFUSED,
+    DEFAULT_EXPIRY_DAYS,
+    FleetStatus,
+    ReportedError,
+    SiteStatus,
+)
 
-DEFAULT_EXPIRY_DAYS = 14.0
+__all__ = ["DEFAULT_EXPIRY_DAYS", "evaluate", "issuance_failed"]
 REPLACED_ELSEWHERE_FIRES = timedelta(days=7)
 
 
@@ -47,17 +55,16 @@ def evaluate(
             alerts.append(refused)
     by_id = {site.site: site for site in status.sites}
     for agent in status.agents:
+        # Only the sites it receives and the configuration has: those certdrop answers for.
+        sites = [by_id[site] for site in agent.sites if site in by_id]
         checks = (
-            agent_error(agent, now),
             agent_quiet(agent, now),
             agent_report_invalid(agent, now),
-            # Only the sites it receives and the configuration has: those certdrop answers for.
-            *(
-                agent_certificate_expiring(agent, by_id[site], now, expiry_days)
-                for site in agent.sites
-                if site in by_id
-            ),
+            agent_site_unconfigured(agent, now),
+            *(agent_certificate_expiring(agent, site, now, expiry_days) for site in sites),
+            *(agent_version_unpublished(agent, site, now) for site in sites),
         )
+        alerts += agent_error(agent, now)
         alerts += [a for a in checks if a is not None]
     return alerts
 
@@ -110,17 +117,25 @@ def expiring(site: SiteStatus, now: datetime, expiry_days: float) -> Alert | Non
 
 
 def pending_work(site: SiteStatus, now: datetime) -> list[Alert]:
-    """Work a run left that every run retries: agents the current certificate has not reached
-    (their prefix could not be written), TXT values that could not be removed from DNS."""
+    """Work a run left that every run retries: a certificate recorded and not yet published
+    (the run died before delivering it), agents the current certificate has not reached (their
+    prefix could not be written), TXT values that could not be removed from DNS."""
     alerts = []
-    if site.undelivered:
-        agents = ", ".join(sorted(site.undelivered))
-        why = "; ".join(site.undelivered.values())
-        message = (
-            f"Version {site.version} of {site.site} has not reached {agents}: {why}. Every run "
-            "tries again; nothing is re-issued."
-        )
+    if site.undelivered or site.pending_version is not None:
+        said = []
         details: dict[str, Any] = {"undelivered": dict(site.undelivered)}
+        if site.pending_version is not None:
+            said.append(
+                f"Version {site.pending_version} of {site.site} was recorded and not yet "
+                "published (a run stopped before delivering it)."
+            )
+            # A list, as every value of the details the alert's cause is made of.
+            details["pending_version"] = [f"v{site.pending_version}"]
+        if site.undelivered:
+            agents = ", ".join(sorted(site.undelivered))
+            why = "; ".join(site.undelivered.values())
+            said.append(f"Version {site.version} of {site.site} has not reached {agents}: {why}.")
+        message = " ".join([*said, "Every run tries again; nothing is re-issued."])
         alerts.append(_pending_alert(site, now, ("delivery_pending", "error"), message, details))
     if site.leftover_txt:
         left = ", ".join(site.leftover_txt)

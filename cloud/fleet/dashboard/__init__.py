@@ -47,6 +47,7 @@ def make_app(load: Callable[[], FleetStatus]) -> Flask:
         ago=view.ago,
         every=view.interval_text,
         persist_rows=view.persist_rows,
+        summary=view.summary,
     )
 
     @app.get("/")

@@ -101,7 +101,9 @@ def _row(svg: ET.Element, scale: _Scale, status: FleetStatus, site: SiteStatus, 
         row, "line", x1="0", x2=str(_WIDTH), y1=str(y + _ROW), y2=str(y + _ROW), stroke="#eef1f4"
     )
     if site.not_after is None or site.days_left is None:
-        _text(row, _LABEL - 14, middle + 12, "never issued", fill=_MUTED, anchor="end", size=11)
+        # No certificate: a first issuance failing says so, as the site's health does.
+        words = "never issued" if site.health == "never issued" else f"none yet · {site.health}"
+        _text(row, _LABEL - 14, middle + 12, words, fill=_MUTED, anchor="end", size=11)
         return
     level = level_for(site.days_left)
     left = scale.x(site.not_before or site.not_after - 90 * _DAY)
@@ -140,8 +142,8 @@ def _row(svg: ET.Element, scale: _Scale, status: FleetStatus, site: SiteStatus, 
             stroke=COLOURS[level_for(days)],
             attrib={"stroke-width": "2"},
         )
-        behind = "" if got.current else " (behind)"
-        tip = f"{agent.agent_id}: v{got.version}{behind}, expires {when(got.not_after)}"
+        standing = "" if got.current else f" ({got.standing})"
+        tip = f"{agent.agent_id}: v{got.version}{standing}, expires {when(got.not_after)}"
         ET.SubElement(dot, "title").text = tip
 
 
@@ -194,7 +196,7 @@ def _legend(svg: ET.Element, y: float) -> None:
         svg, "circle", cx=str(x + 17), cy=str(y - 4), r="4", fill="#ffffff", stroke=_MUTED,
         attrib={"stroke-width": "2"},
     )  # fmt: skip
-    dots = "an agent's installed certificate (hollow: not the current version)"
+    dots = "an agent's installed certificate (hollow: not the version published for it)"
     _text(svg, x + 28, y, dots, fill=_MUTED, size=11)
 
 

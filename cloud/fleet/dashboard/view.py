@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from cloud.fleet import agent_flags as flags_of
 from cloud.fleet.status import (
     AgentStatus,
     FleetStatus,
@@ -34,7 +35,9 @@ class Badge:
 class Cell:
     """One site on one agent in the grid."""
 
-    state: str  # "current", "behind", "not installed" or "not assigned"
+    # how the installed version stands (`cloud.fleet.status`: "current", "behind", "pending",
+    # "ahead", "none published"), or "not installed" or "not assigned"
+    state: str
     version: int | None
     expiry: Badge | None  # of the certificate the agent has installed
     error: ReportedError | None = None  # why the agent's latest attempt at the site failed
@@ -70,16 +73,18 @@ def days_text(days_left: float) -> str:
     return f"{_count(days_left, 'day')} left"
 
 
+# Every health `cloud.fleet.status` gives a site, worst first: the summary's order.
 _HEALTH_LEVELS = {
-    "healthy": "green",
-    "due": "amber",
+    "expired": "red",
     "failing": "red",
     "delivery pending": "red",
-    "TXT left": "amber",
-    "expired": "red",
-    "never issued": "grey",
     "CSR refused": "red",
+    "TXT left": "amber",
+    "due": "amber",
     "waiting": "amber",
+    "waiting for CSR": "amber",
+    "never issued": "grey",
+    "healthy": "green",
 }
 
 
@@ -94,10 +99,7 @@ def cell(agent: AgentStatus, site: SiteStatus, now: datetime) -> Cell:
     custody = own.describe() if own is not None else None
     if got is not None:
         days = (got.not_after - now).total_seconds() / 86400
-        current = got.version == own.version if own is not None else got.current
-        return Cell(
-            "current" if current else "behind", got.version, expiry_badge(days), error, custody
-        )
+        return Cell(got.standing, got.version, expiry_badge(days), error, custody)
     if site.site in agent.sites:
         return Cell("not installed", None, None, error, custody)
     return Cell("not assigned", None, None, error)
@@ -112,19 +114,14 @@ def problem_badge(error: ReportedError) -> Badge:
 
 
 def agent_flags(agent: AgentStatus) -> tuple[Badge, ...]:
-    """What is wrong with an agent, worst first; a single green "ok" when nothing is."""
-    flags = []
-    if agent.report_invalid:
-        flags.append(Badge("red", "report invalid", "report invalid"))
-    elif agent.report_problem:
-        flags.append(Badge("red", "report problem", "report problem"))
-    if agent.quiet:
-        flags.append(Badge("red", "quiet", "quiet"))
-    if agent.frozen:
-        flags.append(Badge("red", "frozen", "frozen"))
-    elif agent.failing:
-        flags.append(Badge("red", "failing", "failing"))
-    return tuple(flags) or (Badge("green", "ok", "ok"),)
+    """What is wrong with an agent, worst first (`cloud.fleet.agent_flags`, as `certdrop
+    status` says it); a single green "ok" when nothing is."""
+    found = tuple(Badge(f.level, f.word, f.word) for f in flags_of.agent_flags(agent))
+    return found or (Badge("green", "ok", "ok"),)
+
+
+_WAITING, _AGENTS = "waiting for the CA's limits", "agents needing a look"
+_NOT_HEALTHS = (_WAITING, _AGENTS)  # counted beside the healths, shown on their own
 
 
 def counts(status: FleetStatus) -> dict[str, int]:
@@ -132,11 +129,17 @@ def counts(status: FleetStatus) -> dict[str, int]:
     found = {h: 0 for h in _HEALTH_LEVELS}
     for site in status.sites:
         found[site.health] = found.get(site.health, 0) + 1
-    found["waiting for the CA's limits"] = sum(1 for s in status.sites if s.waiting_for)
-    found["agents needing a look"] = sum(
-        1 for a in status.agents if a.quiet or a.failing or a.report_problem
-    )
+    found[_WAITING] = sum(1 for s in status.sites if s.waiting_for)
+    found[_AGENTS] = sum(1 for a in status.agents if flags_of.needs_a_look(a))
     return found
+
+
+def summary(found: dict[str, int]) -> list[Badge]:
+    """The summary's sites, from `counts`: every site under its health, worst first; a health
+    this page does not know yet is still counted, in grey."""
+    healths = [*_HEALTH_LEVELS, *sorted(h for h in found if h not in _HEALTH_LEVELS)]
+    healths = [h for h in healths if h not in _NOT_HEALTHS]
+    return [Badge(_HEALTH_LEVELS.get(h, "grey"), h, f"{found[h]} {h}") for h in healths if found[h]]
 
 
 @dataclass(frozen=True)
