@@ -107,7 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     login = commands.add_parser(
         "dsm-login", help="log in once with a 2FA code and remember this device for later runs"
     )
-    login.add_argument("--otp", help="the current code (asked for when omitted)")
+    login.add_argument(
+        "--otp",
+        help="the current code (default: $CERTDROP_DSM_OTP, which keeps it out of ps; else asked)",
+    )
     login.set_defaults(run=_dsm_login)
 
     rekey = commands.add_parser(
@@ -179,8 +182,7 @@ def _join(args: argparse.Namespace) -> int:
             f" `certdrop agent approve {joined.agent_id} --enrollment '<it>'`:\n"
             + joined.enrollment.replace("\n", "")
         )
-    args.otp = args.otp or os.environ.get("CERTDROP_DSM_OTP")
-    if args.otp:
+    if args.otp or os.environ.get("CERTDROP_DSM_OTP"):
         args.config = joined.config_path
         return _dsm_login(args)
     return cycle.EXIT_OK
@@ -250,7 +252,11 @@ def _dsm_login(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return cycle.EXIT_CONFIG
-    code = args.otp or input(f"DSM 2FA code for {config.dsm.username}: ").strip()
+    code = (
+        args.otp
+        or os.environ.get("CERTDROP_DSM_OTP")
+        or input(f"DSM 2FA code for {config.dsm.username}: ").strip()
+    )
     client = DsmClient(config.dsm.url, verify=config.dsm.verify, timeout=config.dsm.timeout)
     device_file = DeviceIdFile(config.dsm.device_id_file)
     with client.logged_in(

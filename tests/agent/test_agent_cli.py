@@ -151,13 +151,16 @@ def test_a_mistyped_endpoint_url_is_a_configuration_problem_not_a_traceback(lab,
     assert "source.endpoint_url" in done.stderr
 
 
-def test_dsm_login_remembers_the_device_so_runs_need_no_code(tmp_path):
+def test_dsm_login_remembers_the_device_so_runs_need_no_code(tmp_path, monkeypatch):
     lab = AgentLab(tmp_path, otp_secret=OTP_SECRET)
     try:
         lab.publish(lab.plaintext(version=1))
         code = totp.totp(OTP_SECRET, time.time())
 
-        login = lab.run_process("dsm-login", "--otp", code)
+        # The code from the environment, as the package's installer gives it (off argv).
+        monkeypatch.setenv("CERTDROP_DSM_OTP", code)
+        login = lab.run_process("dsm-login")
+        monkeypatch.delenv("CERTDROP_DSM_OTP")
         device_file = lab.root / "agent" / "dsm-device-id"
         run = lab.run_process("run", "--once")
 

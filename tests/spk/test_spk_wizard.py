@@ -137,29 +137,29 @@ def test_an_install_without_a_line_on_a_fresh_nas_stops_in_preinst_before_unpack
     assert not nas.folders["target"].exists() and not nas.home.exists()
 
 
-def test_postinst_keeps_the_2fa_code_off_joins_command_line(first_build, tmp_path):
-    """postinst's own rule ("The line holds secrets: it goes through join's environment, not
-    its command line (ps)") and the password's (a 0600 file, never argv) are not applied to the
-    wizard's 2-step code: `--otp "$wizard_otp"` puts the live TOTP on join's argv, readable by
-    every local user in /proc/<pid>/cmdline for as long as join runs (it posts the enrollment and
-    logs in to DSM first). With the DSM password (already handled carefully) it completes a
-    login. Guide, "WIZARD_UIFILES": wizard answers reach the scripts as environment variables,
-    so join can take it from the environment like the line. Repro: run postinst with wizard_otp
-    set and a stand-in agent that records its arguments.
-    """
-    spk = first_build["x86_64"]
+def _postinst_with_stand_in(spk, tmp_path: Path, dsm_login_exit: int) -> tuple[int, str, Path]:
+    """postinst run with the wizard's answers (a 2-step code among them) and a stand-in agent:
+    `join` writes agent.conf and a key and says it posted the enrollment; `dsm-login` exits
+    `dsm_login_exit`. Each call's arguments and $CERTDROP_DSM_OTP go to tmp_path/calls."""
     spk.unpack(tmp_path / "spk")
     target, var = tmp_path / "target", tmp_path / "var"
     target.mkdir()
     var.mkdir()
-    argv_file = tmp_path / "argv"
+    calls = tmp_path / "calls"
     stub = target / "certdrop-agent"
-    otp_file = tmp_path / "otp"
     stub.write_text(
-        f'#!/bin/sh\nprintf "%s\\n" "$@" > "{argv_file}"\n'
-        f'printf "%s" "$CERTDROP_DSM_OTP" > "{otp_file}"\necho joined\n'
+        "#!/bin/sh\n"
+        f'printf "%s|otp=%s\\n" "$*" "$CERTDROP_DSM_OTP" >> "{calls}"\n'
+        'case " $* " in\n'
+        '  *" join "*) mkdir -p "$SYNOPKG_PKGVAR/agent/keys"\n'
+        '    echo conf > "$SYNOPKG_PKGVAR/agent/agent.conf"\n'
+        '    echo key > "$SYNOPKG_PKGVAR/agent/keys/agent.key"\n'
+        '    echo "enrollment posted" ;;\n'
+        f'  *" dsm-login "*) echo "DSM refused the code" >&2; exit {dsm_login_exit} ;;\n'
+        "esac\n"
     )
     stub.chmod(0o755)
+    messages = tmp_path / "messages"
     env = {
         "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
         "SYNOPKG_PKGNAME": "certdrop-agent",
@@ -167,10 +167,9 @@ def test_postinst_keeps_the_2fa_code_off_joins_command_line(first_build, tmp_pat
         "SYNOPKG_PKGDEST": str(target),
         "SYNOPKG_PKGVAR": str(var),
         "SYNOPKG_PKG_STATUS": "INSTALL",
-        "SYNOPKG_TEMP_LOGFILE": str(tmp_path / "messages"),
+        "SYNOPKG_TEMP_LOGFILE": str(messages),
         **_wizard("certdrop-invite-v1:AAAA", otp="493817"),
     }
-
     done = subprocess.run(
         [str(tmp_path / "spk" / "scripts" / "postinst")],
         env=env,
@@ -179,13 +178,37 @@ def test_postinst_keeps_the_2fa_code_off_joins_command_line(first_build, tmp_pat
         timeout=60,
         check=False,
     )
+    told = messages.read_text() if messages.exists() else ""
+    return done.returncode, told + done.stderr, var
 
-    assert done.returncode == 0, done.stdout + done.stderr
-    argv = argv_file.read_text().splitlines()
-    assert argv[0] == "join"
-    assert "s3cret" not in argv and "certdrop-invite-v1:AAAA" not in argv  # these hold
-    assert "493817" not in argv, argv
-    assert otp_file.read_text() == "493817"  # join has it, from its environment
+
+def test_postinst_keeps_the_2fa_code_off_every_command_line(first_build, tmp_path):
+    """postinst's own rule ("The line holds secrets: it goes through join's environment, not
+    its command line (ps)") and the password's (a 0600 file, never argv) were not applied to the
+    wizard's 2-step code: `--otp "$wizard_otp"` put the live TOTP on join's argv, readable by
+    every local user in /proc/<pid>/cmdline. Guide, "WIZARD_UIFILES": wizard answers reach the
+    scripts as environment variables; the code now reaches the agent's DSM login that way."""
+    code, _, _ = _postinst_with_stand_in(first_build["x86_64"], tmp_path, dsm_login_exit=0)
+
+    assert code == 0
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[0].startswith("join ") and "dsm-login" in calls[1]
+    assert not any(s in call.split("|")[0] for call in calls for s in ("493817", "s3cret"))
+    assert "certdrop-invite-v1:AAAA" not in "".join(calls)
+    assert calls[1].endswith("|otp=493817") and calls[0].endswith("|otp=")
+
+
+def test_a_2fa_code_dsm_refuses_keeps_the_posted_enrollments_keys(first_build, tmp_path):
+    """From a review of this change, failing before its fix: with the code refused after join
+    had posted the enrollment, postinst took the join for a failed one and removed what it wrote,
+    the agent's keys among them, while the enrollment naming them was in the store. The login
+    is a step of its own now: refused, the setup stays, the package installs, and the message
+    says to run dsm-login (each run meanwhile stops at DSM's login, exit 6)."""
+    code, told, var = _postinst_with_stand_in(first_build["x86_64"], tmp_path, dsm_login_exit=6)
+
+    assert code == 0
+    assert (var / "agent" / "keys" / "agent.key").exists()
+    assert "DSM did not take the 2-step code" in told and "dsm-login" in told
 
 
 # --- the Package Center emulation ---------------------------------------------------------------
