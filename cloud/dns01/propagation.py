@@ -189,12 +189,18 @@ def _published_addresses(
     resolver: dns.resolver.Resolver, name: str, versions: Iterable[int]
 ) -> tuple[list[tuple[str, int]], str | None]:
     """The addresses of the families `versions` that `name` has, and why a lookup failed (the
-    families after a failed one are not asked: the next lookup would most likely fail too)."""
+    families after a failed one are not asked: the next lookup would most likely fail too).
+
+    Only an answer that failed (SERVFAIL, REFUSED from every resolver) is such a reason: a
+    lookup that timed out raises, so the check is tried again rather than confirmed without a
+    nameserver the CA may well reach and find lagging."""
     found: list[tuple[str, int]] = []
     for version in versions:
         try:
             reply = lookup(resolver, name, _ADDRESS_TYPES[version])
         except DnsError as exc:
+            if isinstance(exc.__cause__, dns.exception.Timeout):
+                raise
             return found, f"{_ADDRESS_TYPES[version]} lookup failed: {exc.__cause__ or exc}"
         if reply is not None and reply.rrset is not None:
             found.extend((rdata.address, 53) for rdata in reply.rrset)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -21,6 +22,7 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
+from cloud.dns01 import propagation
 from cloud.dns01.propagation import (
     DnsCheckSettings,
     Nameserver,
@@ -555,6 +557,34 @@ def test_one_nameserver_whose_name_cannot_be_looked_up_does_not_abort_the_check(
     )
     servers = authoritative_servers("halfbroken.test.", settings)
     assert servers == (Nameserver("ns1.halfbroken.test.", "127.0.0.1", odd_bind.port),)
+
+
+def test_a_nameserver_whose_address_lookup_timed_out_is_not_left_out(
+    odd_bind: BindServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup that timed out says nothing of the nameserver: left out, the check could confirm
+    without a server the CA may reach and find lagging (a failed validation, counted by the
+    CA). It stays a transient error, tried again. Only a failed answer (SERVFAIL, REFUSED) leaves
+    a name out (found by a review of the change above; failed before this fix)."""
+    real_lookup = propagation.lookup
+
+    def lookup(resolver: object, name: str, rdtype: str) -> object:
+        if name == "ns.unserved.invalid.":
+            try:
+                raise dns.exception.Timeout()
+            except dns.exception.Timeout as exc:
+                raise DnsError(name, f"{rdtype} lookup failed: {exc}", transient=True) from exc
+        return real_lookup(resolver, name, rdtype)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(propagation, "lookup", lookup)
+    settings = DnsCheckSettings(
+        resolvers=(odd_bind.address,),
+        nameserver_addresses={"ns1.halfbroken.test.": (odd_bind.address,)},
+        query_timeout=0.5,
+    )
+    with pytest.raises(DnsError) as caught:
+        authoritative_servers("halfbroken.test.", settings)
+    assert caught.value.transient
 
 
 def test_a_zone_none_of_whose_nameservers_can_be_looked_up_is_a_clear_error(
