@@ -40,7 +40,7 @@ def parse_ref(text: str) -> SecretRef | None:
 def resolve(ref: SecretRef) -> str:
     """The secret's value, from now on masked in the logs."""
     value = _read(ref)
-    redaction.register(value)
+    redaction.register(value, short_as_word=True)  # named as a secret by the configuration
     return value
 
 

@@ -27,8 +27,9 @@ MASK = "<redacted>"
 # API requests, some with the credentials in them.
 WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "requests", "werkzeug", "lexicon")
 
-# Shorter forms of a secret (a short DSM password, say) are masked only where they stand as a
-# whole word: as plain substrings they would garble ordinary words in every line.
+# Shorter values are masked only when known to be secrets (`register(short_as_word=True)`: a
+# password, a token), and then only where they stand as a whole word: as plain substrings they
+# would garble ordinary words in every line.
 _MIN_LENGTH = 8
 
 _NAME = (
@@ -66,9 +67,13 @@ _registered_forms: tuple[str, ...] = ()
 _registered_words: re.Pattern[str] | None = None  # the short forms, longest first
 
 
-def register(secret: str) -> None:
-    """Masks `secret` and its encodings in every line logged from now on."""
+def register(secret: str, *, short_as_word: bool = False) -> None:
+    """Masks `secret` and its encodings in every line logged from now on. One shorter than 8
+    characters only with `short_as_word`: a value that may be no secret at all (a URL's query
+    values, every field of a credentials document) would mask ordinary words ("2", "json")."""
     global _registered, _registered_forms, _registered_words
+    if len(secret.strip()) < _MIN_LENGTH and not short_as_word:
+        return
     forms = _forms(secret)
     with _lock:
         if forms <= _registered:

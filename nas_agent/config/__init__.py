@@ -179,11 +179,12 @@ def dsm_password(dsm: DsmConfig, environ: Mapping[str, str] = os.environ) -> str
             ]
         )
     if dsm.password_file is not None:
-        return read_secret_file(dsm.password_file, key="dsm.password_file")
-    value = environ.get(dsm.password_env or "")
-    if not value:
-        raise AgentConfigError(
-            [ConfigProblem("dsm.password_env", f"{dsm.password_env} is not set", "set it")]
-        )
-    redaction.register(value)
+        value = read_secret_file(dsm.password_file, key="dsm.password_file")
+    else:
+        value = environ.get(dsm.password_env or "", "")
+        if not value:
+            raise AgentConfigError(
+                [ConfigProblem("dsm.password_env", f"{dsm.password_env} is not set", "set it")]
+            )
+    redaction.register(value, short_as_word=True)  # a password, however short
     return value

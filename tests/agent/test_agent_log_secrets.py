@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 
 from lab.agent_lab import PASSWORD, AgentLab
-from nas_agent import cli, cycle, totp
+from nas_agent import cli, cycle, redaction, totp
 from tests.agent.log_leaks import CARELESS, assert_nothing_leaked, capture_after
 
 PREFIX = "certdrop"
@@ -118,3 +118,15 @@ def test_a_short_dsm_password_is_masked_where_it_stands_as_a_word(tmp_path, capt
         assert "a word holding it: xQp7#xy" in capture.text
     finally:
         lab.close()
+
+
+def test_a_short_value_not_known_to_be_secret_masks_nothing() -> None:
+    """From a review of the change above, failing before its fix: the issuer registers values
+    that may be no secret (each query value of the alerts webhook URL, every field of the DNS
+    credentials document), and a short one masked ordinary words in every line ("v=2" masked
+    every "2"). Short values are masked only when registered as secrets (passwords)."""
+    redaction.register("2")
+    redaction.register("json")
+    line = "site shop: version 2 installed on 2 agents; answer in json"
+
+    assert redaction.redact(line) == line
