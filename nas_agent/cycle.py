@@ -97,7 +97,7 @@ EXIT_DSM = 6  # DSM unreachable or the login refused (to install, or checked); n
 EXIT_FROZEN = 7  # the index expired: the issuer stopped signing it, or an old copy is served
 
 # When several sites fail differently, the exit code names the most serious.
-_SEVERITY = (EXIT_CONFIG, EXIT_FROZEN, EXIT_ROLLED_BACK, EXIT_REFUSED, EXIT_DSM, EXIT_SOURCE)
+_SEVERITY = (EXIT_FROZEN, EXIT_ROLLED_BACK, EXIT_REFUSED, EXIT_DSM, EXIT_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -527,8 +527,10 @@ class _Cycle:
             return EXIT_REFUSED, str(keys_unsaved)
         if done.copy_unsaved is not None:
             # Installed and recorded; the next install exports DSM's certificate as its backup.
+            # An install not done as it should be (4), not exit 2: that stops the service loop
+            # for good, and a full disk passes.
             self._record(done.copy_unsaved, site.id)
-            return EXIT_CONFIG, f"version {entry.version} installed; {done.copy_unsaved}"
+            return EXIT_ROLLED_BACK, f"version {entry.version} installed; {done.copy_unsaved}"
         if not done.imported:
             _log.info("site %s: version %d already held by DSM: recorded", site.id, entry.version)
             return EXIT_OK, "up to date"

@@ -398,7 +398,7 @@ class Restore(Enum):
     NOTHING = "there was nothing to restore"  # DSM refused the upload, or the site was new
     FAILED = "restoring the previous certificate failed too; DSM keeps the new one"
     # Putting back an expired (or not yet valid) certificate would replace a valid one with it.
-    NOT_VALID = "the previous certificate is not valid now, so DSM keeps the new one"
+    NOT_VALID = "the previous certificate is not valid now, so it was not put back"
 
 
 class InstallFailed(AgentError):

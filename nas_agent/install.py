@@ -9,9 +9,9 @@ after an import (an earlier run may have stopped before). Before replacing, the 
 backup of what it replaces (its own copy of what it installed last time, else DSM's export).
 After the import a TLS handshake must show the new leaf within `confirm_timeout`; if it does
 not, the import broke off halfway, or DSM failed after it (binding a service), the backup is
-imported back into the same id, unless it is not valid now (then DSM keeps the new one). DSM is
-never left without a valid certificate: it holds either the new one or the restored one, and
-both are checked certificates.
+imported back into the same id, unless it is not valid now: DSM then keeps what the import left,
+which is no worse than the expired one. DSM is never left without a valid certificate it had:
+it holds either the new one or the restored one, and both are checked certificates.
 
 The backup is the agent's own copy only while that copy is what DSM holds (`_is_held`): a copy
 that could not be updated (a full disk) is older than DSM's. The configured services must
@@ -276,7 +276,7 @@ class DsmInstaller:
         updated after an install is not, and restored it would put an older one back. Told by
         the dates DSM lists, and when they match by the export's fingerprint; when neither can
         be read, the copy is taken (as before copies were checked)."""
-        if held.valid_from is None:
+        if held.valid_from is None or held.valid_till is None:
             return True
         facts = copy.facts()
         if not could_be_same(facts, LeafFacts(held.valid_from, held.valid_till)):
