@@ -53,7 +53,8 @@ from cloud.pipeline.site_state import (
 )
 from cloud.publish.registry import AgentRecord, AgentRegistry
 from cloud.store import Store
-from nas_agent.errors import InstallFailed, StatusReportInvalid, is_refusal
+from nas_agent.dsm.errors import DsmDuplicateDescription
+from nas_agent.errors import InstallFailed, ServicesNotBound, StatusReportInvalid, is_refusal
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ QUIET_AFTER_MISSED = 3  # reports an agent may miss before it counts as quiet
 DEFAULT_POLL_INTERVAL = 3600.0  # for reports that do not say
 REFUSED = "refused"  # an agent refused a bundle: a check failed, nothing was installed
 ROLLED_BACK = "rolled back"  # DSM did not hold the new certificate; the agent put the old back
+# DSM holds the new certificate, but not as configured (a service left unbound), or which DSM
+# certificate is the site's cannot be told (two share its description): the agent retries.
+INCOMPLETE = "incomplete"
+_INCOMPLETE_CODES = frozenset({ServicesNotBound.code, DsmDuplicateDescription.code})
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,13 @@ class ReportedError:
 
     @property
     def outcome(self) -> str | None:
-        """REFUSED or ROLLED_BACK for an agent's error that is one of those, else None."""
+        """REFUSED, ROLLED_BACK or INCOMPLETE for an agent's error that is one of those, else
+        None."""
         if is_refusal(self.code):
             return REFUSED
-        return ROLLED_BACK if self.code == InstallFailed.code else None
+        if self.code == InstallFailed.code:
+            return ROLLED_BACK
+        return INCOMPLETE if self.code in _INCOMPLETE_CODES else None
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -68,7 +68,7 @@ def _custody_lines(site: SiteStatus) -> list[str]:
 
 
 # How an installed version that is not current stands, beside it in the INSTALLED column.
-_STANDING = {PENDING: "delivered, not yet recorded"}
+_STANDING = {PENDING: "delivered, not yet current"}
 
 
 def _pending_lines(site: SiteStatus) -> list[str]:
@@ -77,8 +77,9 @@ def _pending_lines(site: SiteStatus) -> list[str]:
     lines = []
     if site.pending_version is not None:
         lines.append(
-            f"  {site.site}: version {site.pending_version} recorded, not yet published (a run "
-            "stopped before delivering it; the next run delivers it, nothing is re-issued)"
+            f"  {site.site}: version {site.pending_version} recorded, not yet published to every"
+            " agent (a run stopped while delivering it; the next run finishes, nothing is"
+            " re-issued)"
         )
     lines += [
         f"  {site.site}: version {site.version} not yet delivered to {agent} ({why})"

@@ -161,6 +161,22 @@ def test_an_agent_that_refused_a_bundle_alerts_with_the_check_that_failed(fleet,
     assert ("bundle_rolled_back", "nas-refusing") not in sent
 
 
+def test_an_install_dsm_holds_but_not_as_configured_alerts_as_incomplete(fleet, hook):
+    """From a review of this session's agent changes, failing before its fix: the agent's new
+    exit-4 errors (a configured service DSM does not list; two DSM certificates with the site's
+    description) matched no alert rule, so the operator saw only "failing"."""
+    _add_agent(fleet, "nas-unbound", "install.services_not_bound")
+    _add_agent(fleet, "nas-ambiguous", "dsm.certificate_ambiguous")
+
+    sent = _send(fleet, hook)
+
+    for agent in ("nas-unbound", "nas-ambiguous"):
+        alert = sent[("install_incomplete", agent)]
+        assert alert["severity"] == "error"
+        assert "could not complete an install" in alert["message"]
+        assert ("bundle_rolled_back", agent) not in sent
+
+
 def test_an_agent_error_that_is_not_about_a_bundle_is_not_a_refusal(fleet):
     _add_agent(fleet, "nas-offline", "source.unavailable")
 

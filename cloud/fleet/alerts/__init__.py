@@ -11,7 +11,9 @@
 Kinds (KINDS; the README's table lists the same): "issuance_failed" (a site's last run failed),
 "expiring" (a certificate has fewer than `expiry_days` left and no renewal is published),
 "bundle_refused" (an agent refused a bundle a check failed on), "bundle_rolled_back" (an agent's
-install did not hold and was rolled back), "agent_frozen" (an agent's index expired: the issuer
+install did not hold and was rolled back), "install_incomplete" (DSM holds an agent's new
+certificate, but a configured service is not bound to it, or two DSM certificates share the
+site's description), "agent_frozen" (an agent's index expired: the issuer
 stopped signing it again, or an old copy is served), "agent_quiet" (an agent missed three
 reports), "agent_report_invalid" (an agent's report is not believed: too large, malformed or not
 signed by it), "agent_certificate_expiring" (the certificate an agent reports installed for a
@@ -67,6 +69,7 @@ KINDS = (
     "txt_left",
     "delivery_pending",
     "csr_refused",
+    "install_incomplete",
     "agent_site_unconfigured",
     "agent_version_unpublished",
 )

@@ -27,6 +27,7 @@ from cloud.fleet.alerts import Alert
 from cloud.fleet.alerts.wording import duration, expiry, sentence
 from cloud.fleet.status import (
     AHEAD,
+    INCOMPLETE,
     REFUSED,
     ROLLED_BACK,
     AgentStatus,
@@ -104,6 +105,7 @@ def agent_error(agent: AgentStatus, now: datetime) -> list[Alert]:
     for outcome, kind, what in (
         (REFUSED, "bundle_refused", "refused a bundle"),
         (ROLLED_BACK, "bundle_rolled_back", "rolled back an install"),
+        (INCOMPLETE, "install_incomplete", "could not complete an install"),
     ):
         found = [(site, e) for site, e in errors if e.outcome == outcome]
         if not found:
