@@ -357,9 +357,11 @@ class AcmeClient:
         try:
             response = self._call("fetch order", self.acme._post_as_get, order_url)
         except AcmeError as exc:
-            if exc.transient:
+            if exc.transient or exc.problem == "clientError":
+                # Not the CA saying the order is gone: a throttle or a proxy's bare 4xx. A new
+                # order now could be a second one for a certificate the CA already issued.
                 raise
-            return None  # unknown to the CA (expired, deleted): place a new one
+            return None  # the CA's problem document: unknown (expired, deleted), place a new one
         body = messages.Order.from_json(response.json())
         usable = [messages.STATUS_PENDING, messages.STATUS_READY]
         if finalized_ok:

@@ -87,7 +87,14 @@ def translate(exc: Exception, retry_after: datetime.datetime | None) -> AcmeErro
             return AcmeError(
                 "serverInternal", f"HTTP {status or '?'} without a problem document", transient=True
             )
-        return AcmeError("clientError", f"HTTP {status}: unexpected response")
+        # 408 and 429 without a problem document: a proxy or load balancer in front of the CA
+        # asking to come back, which says nothing about the request itself.
+        return AcmeError(
+            "clientError",
+            f"HTTP {status}: unexpected response",
+            retry_after=retry_after,
+            transient=status in (408, 429),
+        )
     if isinstance(exc, requests.RequestException):
         return AcmeError("connection", f"cannot reach the CA: {exc}", transient=True)
     if isinstance(exc, errors.Error | jose.DeserializationError):
@@ -141,18 +148,27 @@ def problem_name(error: messages.Error) -> str | None:
     return error.code
 
 
+# A longer Retry-After is read as this: past it a value is no advice anyone follows, and one
+# large enough would overflow the datetime (a crash instead of the CA's error).
+MAX_RETRY_AFTER = datetime.timedelta(days=30)
+
+
 def parse_retry_after(header: str | None) -> datetime.datetime | None:
     if not header:
         return None
     try:
-        return utcnow() + datetime.timedelta(seconds=int(header))
+        seconds = int(header)
     except ValueError:
         pass
+    else:
+        longest = int(MAX_RETRY_AFTER.total_seconds())
+        return utcnow() + datetime.timedelta(seconds=min(max(seconds, 0), longest))
     try:
         when = parsedate_to_datetime(header)
     except (TypeError, ValueError):
         return None
-    return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
+    return min(when, utcnow() + MAX_RETRY_AFTER)
 
 
 def utcnow() -> datetime.datetime:

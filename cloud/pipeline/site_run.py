@@ -49,7 +49,7 @@ from cloud.dns01.solver import ChallengeJournal
 from cloud.errors import (
     AcmeError,
     CertdropError,
-    EscrowForged,
+    EscrowUnavailable,
     KeptKeyMismatch,
     Locked,
     OrderGone,
@@ -174,11 +174,17 @@ class Runner:
         try:
             if site is None:
                 return self._unconfigured(site_id)
-            if site.key_custody is KeyCustody.AGENT:
-                from cloud.pipeline.agent_custody import AgentCustodyRun
+            try:
+                if site.key_custody is KeyCustody.AGENT:
+                    from cloud.pipeline.agent_custody import AgentCustodyRun
 
-                return AgentCustodyRun(self, site).run(force)
-            return _SiteRun(self, site).run(force)
+                    run: AgentCustodyRun | _SiteRun = AgentCustodyRun(self, site)
+                else:
+                    run = _SiteRun(self, site)
+            except CertdropError as exc:  # its state not read: this site's outcome, not the run's
+                log.error("site state not read: %s", exc, extra={"site": site_id})
+                return Outcome(site_id, "failed", f"state not read: {exc}", error=exc, not_run=True)
+            return run.run(force)
         finally:
             try:
                 lock.release()
@@ -239,7 +245,7 @@ class _SiteRun:
                     return self._publish(
                         self.runner.publisher, None, "finishing a recorded issuance"
                     )
-                except EscrowForged as exc:  # raised before anything is delivered
+                except EscrowUnavailable as exc:  # raised before anything is delivered
                     self._drop_pending(exc)
             if self.state.undelivered and self.runner.publisher is not None:
                 self._redeliver(self.runner.publisher)
@@ -434,12 +440,13 @@ class _SiteRun:
 
     def _redeliver(self, publisher: Publisher) -> None:
         """The current certificate to the agents a run could not reach: no new order. From a
-        copy the issuer did not vouch for, nothing: those agents stay pending with its code, and
-        the run goes on (the next issuance reaches them)."""
+        copy the issuer did not vouch for, or one it cannot deliver (missing, expired), nothing:
+        those agents stay pending with its code, and the run goes on to decide, so an expired
+        certificate is renewed (the next issuance reaches them)."""
         assert self.state.current is not None
         try:
             plaintext = publisher.open_escrow(self.site.id, self.state.current)
-        except EscrowForged as exc:
+        except EscrowUnavailable as exc:  # forged, missing, or expired: the renewal reaches them
             log.error("nothing redelivered: %s: %s", exc.code, exc, extra={"site": self.site.id})
             why = f"{exc.code}: {exc}"
             undelivered = dict.fromkeys(self.state.undelivered, why)
@@ -447,10 +454,12 @@ class _SiteRun:
             undelivered = publisher.deliver_all(plaintext, only=set(self.state.undelivered))
         self._save(replace(self.state, undelivered=undelivered))
 
-    def _drop_pending(self, exc: EscrowForged) -> None:
+    def _drop_pending(self, exc: EscrowUnavailable) -> None:
         """A recorded issuance whose escrow copy the issuer did not vouch for is none of its
-        own (or predates statements): dropped, never delivered, and the run goes on as if no
-        run had died. Its copy stays: the unsigned record may name a genuine one."""
+        own (or predates statements); one whose copy is missing, or whose certificate expired
+        before a run came to finish it, cannot be delivered either. Dropped (its version stays
+        reserved), never delivered, and the run goes on as if no run had died, ordering when the
+        site is due. Its copy stays: the unsigned record may name a genuine one."""
         log.error("recorded issuance dropped: %s: %s", exc.code, exc, extra={"site": self.site.id})
         self._save(replace(self.state, pending=None))
 
