@@ -66,7 +66,8 @@ def fetch_window(
         window = body["suggestedWindow"]
         start = _parse_time(window["start"])
         end = _parse_time(window["end"])
-    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+    except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # AttributeError: a window's start or end that is no string (a number, a list)
         raise AcmeError("ari", f"renewal info for {cert_id}: {exc}", transient=True) from exc
     if end <= start:
         raise AcmeError("ari", f"renewal info for {cert_id}: the window ends before it starts")

@@ -5,7 +5,10 @@ replace, and a renewal the CA says was already replaced."""
 from __future__ import annotations
 
 import base64
+import http.server
+import json
 import random
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -69,6 +72,39 @@ def test_a_failing_renewal_info_endpoint_is_a_transient_error():
 
     assert caught.value.problem == "ari"
     assert caught.value.transient
+
+
+class _NumericWindow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"suggestedWindow": {"start": 1, "end": 2}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_window_whose_times_are_not_strings_is_a_transient_error():
+    """Found by the fault-campaign review: a start or end that is a number raised a bare
+    AttributeError out of the run instead of the ARI error the caller falls back on."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NumericWindow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(AcmeError) as caught:
+            fetch_window(
+                f"http://127.0.0.1:{server.server_port}/renewal-info",
+                "x.y",
+                session=requests.Session(),
+                now=datetime.now(UTC),
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert caught.value.problem == "ari" and caught.value.transient
 
 
 # --- against Pebble -------------------------------------------------------------------------
