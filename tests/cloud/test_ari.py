@@ -195,7 +195,11 @@ def test_a_renewal_follows_pebbles_window_and_retry_after_and_sends_replaces(con
     assert renewed.result == "issued"
     assert renewed.reason == "inside the CA's renewal window (ARI)"
     assert len(wire.renewal_info_gets()) == 4  # the moved window, then the new certificate's
-    assert [o["payload"].get("replaces") for o in wire.placed()] == [None, cert.ari_id]
+    # The renewal's order names the certificate it replaces. Pebble 2.10.1 looks a serial up
+    # by its minimal bytes, not the DER bytes RFC 9773's CertID carries: for a serial whose
+    # DER has a leading zero (1 in 256 of its serials) it refuses `replaces`, and certdrop
+    # orders again without it. That refusal is Pebble's, so only what was sent is asserted.
+    assert [o["payload"].get("replaces") for o in wire.orders()][:2] == [None, cert.ari_id]
     replaced_by = _order_id(renewed.certificate.order_url)
     assert "is a replacement of" in _pebble_log_line(pebble, f'ARI: order "{replaced_by}"')
     assert load_site_state(store, "example").current.version == 2
@@ -239,9 +243,9 @@ def test_a_manual_reissue_replaces_and_leaves_run_and_tick_nothing_to_order(conf
     for body in queue.sent:  # what the issue Lambda would do with each message
         _runner(config, datetime.now(UTC)).run_site(site_of(body))
 
-    placed = wire.placed()
-    assert len(placed) == 2
-    assert placed[1]["payload"]["replaces"] == first.certificate.ari_id
+    assert len(wire.placed()) == 2
+    # Sent with `replaces` (Pebble may refuse it for 1 serial in 256; see the test above).
+    assert wire.orders()[1]["payload"]["replaces"] == first.certificate.ari_id
     assert tick.due == ()
     state = load_site_state(store, "example")
     assert state.current.version == 2
