@@ -436,3 +436,23 @@ def test_a_relative_file_secret_reference_is_relative_to_the_config_file(tmp_pat
     loaded = load(config)
 
     assert resolve(loaded.providers["bind"].values["tsig_secret"]) == "c2VjcmV0"
+
+
+# --- [dns] ip_versions: the address families of nameservers asked -----------------------------
+
+
+def test_nameservers_of_both_address_families_are_asked_by_default() -> None:
+    assert _parse(GOOD).dns.ip_versions == (4, 6)
+
+
+def test_ip_versions_restricts_the_address_families_asked() -> None:
+    """A host without an IPv6 route writes [4] (spares a warning per check)."""
+    assert _parse(GOOD + "[dns]\nip_versions = [4]\n").dns.ip_versions == (4,)
+    assert _parse(GOOD + "[dns]\nip_versions = [6, 4, 6]\n").dns.ip_versions == (6, 4)
+
+
+@pytest.mark.parametrize("written", ["[]", "[5]", '["4"]', "[true]", "4", '"4"'])
+def test_ip_versions_other_than_a_list_of_4_and_6_is_a_config_problem(written: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _parse(GOOD + f"[dns]\nip_versions = {written}\n")
+    assert [p.key for p in caught.value.problems] == ["dns.ip_versions"]

@@ -30,9 +30,11 @@ BUCKET = "certdrop-fleet"
 SITES = ("never-run", "future", "past", "changed", "later")
 
 
-def _config(pebble, bind_auth, tsig_key) -> str:
-    sites = "\n".join(
-        f'[sites.{s}]\ndomain = "{s}.example.test"\nprovider = "bind"\n' for s in SITES
+def lambda_config(pebble, bind_auth, tsig_key, sites: tuple[str, ...] = SITES) -> str:
+    """The configuration the Lambda functions read from the bucket: the lab's CA and BIND, the
+    TSIG secret from the DNS credentials (env:), one site `<s>.example.test` per name."""
+    sites_toml = "\n".join(
+        f'[sites.{s}]\ndomain = "{s}.example.test"\nprovider = "bind"\n' for s in sites
     )
     return f"""
 [ca]
@@ -54,7 +56,7 @@ server = "{bind_auth.address}"
 tsig_name = "{tsig_key.name}"
 tsig_secret = "env:TSIG_SECRET"
 
-{sites}
+{sites_toml}
 """
 
 
@@ -69,7 +71,7 @@ def aws(pebble, bind_auth, tsig_key, monkeypatch):
         s3.put_object(
             Bucket=BUCKET,
             Key="config/certdrop.toml",
-            Body=_config(pebble, bind_auth, tsig_key).encode(),
+            Body=lambda_config(pebble, bind_auth, tsig_key).encode(),
         )
         queue_url = sqs.create_queue(QueueName="certdrop-issue")["QueueUrl"]
         issuer = generate_issuer_keys()

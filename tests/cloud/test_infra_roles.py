@@ -28,6 +28,7 @@ from cloud.store.s3 import S3Store
 from lab.moto import MotoServer, fake_aws_env
 from nas_agent import store_layout
 from tests.cloud.cfn_template import load_template
+from tests.cloud.test_handlers import _sqs_event, lambda_config
 
 BUCKET = "certdrop-review-store"
 ACCOUNT = "123456789012"
@@ -398,70 +399,13 @@ def test_the_dashboard_role_permits_every_call_the_dashboard_makes(stack, calls)
     assert _denied(deployed, "DashboardRole", calls) == []
 
 
-def _pebble_config(pebble, bind_auth, tsig_key) -> str:
-    return f"""
-[ca]
-directory = "{pebble.directory_url}"
-ca_bundle = "{pebble.ca_bundle}"
-terms_agreed = true
-order_timeout = 30
-
-[dns]
-resolvers = ["{bind_auth.address}"]
-propagation_timeout = 10
-[dns.nameservers]
-"ns1.example.test" = "{bind_auth.address}"
-"ns2.example.test" = "{bind_auth.address}"
-
-[providers.bind]
-type = "rfc2136"
-server = "{bind_auth.address}"
-tsig_name = "{tsig_key.name}"
-tsig_secret = "env:TSIG_SECRET"
-
-[sites.alpha]
-domain = "review-alpha.example.test"
-provider = "bind"
-
-[sites.beta]
-domain = "review-beta.example.test"
-provider = "bind"
-"""
-
-
-def _sqs_event(bodies: list[str], receive_count: int = 1) -> dict[str, Any]:
-    import hashlib
-
-    return {
-        "Records": [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": "AQEB" + uuid.uuid4().hex,
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": str(receive_count),
-                    "SentTimestamp": "1796457600000",
-                    "SenderId": "AROAEXAMPLE:certdrop-tick",
-                    "ApproximateFirstReceiveTimestamp": "1796457600001",
-                },
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": _QUEUE_ARN,
-                "awsRegion": REGION,
-            }
-            for body in bodies
-        ]
-    }
-
-
 @pytest.fixture
 def issuing_stack(stack, pebble, bind_auth, tsig_key):
     moto, _store, deployed, _issuer = stack
     moto.client("s3").put_object(
         Bucket=BUCKET,
         Key="config/certdrop.toml",
-        Body=_pebble_config(pebble, bind_auth, tsig_key).encode(),
+        Body=lambda_config(pebble, bind_auth, tsig_key, ("alpha", "beta")).encode(),
     )
     moto.client("secretsmanager").put_secret_value(
         SecretId=deployed.refs["DnsCredentialsSecret"],
@@ -485,7 +429,9 @@ def test_the_issue_role_permits_every_call_an_issue_and_a_resign_make(issuing_st
     )
     calls.stack, calls.role = deployed, "IssueRole"
 
-    result = handlers.issue(_sqs_event([json.dumps({"site": "alpha"}), RESIGN_MESSAGE]), None)
+    result = handlers.issue(
+        _sqs_event([json.dumps({"site": "alpha"}), RESIGN_MESSAGE], _QUEUE_ARN), None
+    )
     calls.role = None
 
     assert calls.refused == []
@@ -552,7 +498,7 @@ def test_a_mixed_batch_fails_only_the_malformed_record_orders_once_and_logs_json
         json.dumps({"site": "beta"}),
         json.dumps(["alpha"]),
     ]
-    event = _sqs_event(bodies)
+    event = _sqs_event(bodies, _QUEUE_ARN)
     calls.stack, calls.role = deployed, "IssueRole"
 
     result = handlers.issue(event, None)

@@ -18,38 +18,16 @@ import requests
 from cloud.acme.client import AcmeClient
 from cloud.acme.http_environment import EnvironmentOnce
 from cloud.errors import AcmeError
-from cloud.keys.issuer import init_issuer
 from cloud.pipeline import parts
 from cloud.pipeline.site_run import Runner
 from cloud.pipeline.site_state import load_site_state
-from lab.issuer_config import bind_config
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys
+from tests.cloud import test_exactly_once_repeated_faults
 from tests.cloud.issuing import txt_values
+from tests.cloud.test_exactly_once_repeated_faults import _KillAfterPending, _Killed, _run
 
-
-@pytest.fixture
-def fleet(tmp_path, pebble, bind_auth):
-    config = bind_config(tmp_path, pebble, bind_auth)
-    init_issuer(parts.keystore(config))
-    store = parts.store(config)
-    publisher = parts.publisher(config, store)
-    keys = generate_agent_keys("nas-a")
-    publisher.registry.add(enrollment_of(keys), ("example",), datetime.now(UTC))
-    return config, store
-
-
-def _run(config, store, *, force=False, hours_later=0.0, site="example"):
-    later = datetime.now(UTC) + timedelta(hours=hours_later)
-    runner = Runner(
-        config,
-        store,
-        parts.keystore(config),
-        parts.publisher(config, store),
-        now=lambda: later,
-        sleep=lambda _s: None,
-    )
-    return runner.run_site(site, force=force)
+fleet = test_exactly_once_repeated_faults.fleet  # the fixture: the site and agent nas-a
 
 
 def _fake_response(url: str, status: int, body: str, content_type: str) -> requests.Response:
@@ -122,30 +100,6 @@ def test_a_throttled_order_lookup_on_resume_does_not_throw_away_the_issued_certi
         f"{orders} orders and {issued} certificates for one certificate: a throttled lookup of "
         "the recorded order was taken for an order the CA no longer has"
     )
-
-
-class _Killed(BaseException):
-    """The process dying at this point (what SIGKILL would do, without leaving the test)."""
-
-
-class _KillAfterPending:
-    """The real store; the run dies at the first write after the state recorded a pending
-    certificate (version reserved, escrow copy written, state saved as pending)."""
-
-    def __init__(self, store):
-        self._store = store
-        self.armed = False
-
-    def put(self, key, body, **kwargs):
-        if self.armed:
-            raise _Killed(key)
-        etag = self._store.put(key, body, **kwargs)
-        if key.startswith("state/sites/") and b'"pending": {' in body:
-            self.armed = True
-        return etag
-
-    def __getattr__(self, name):
-        return getattr(self._store, name)
 
 
 def _run_at(config, store, moment, *, force=False, site="example"):
@@ -304,7 +258,10 @@ def test_a_store_read_failing_for_one_site_is_that_sites_outcome_not_the_runs_en
 
     faulty = StateReadFails(store)
     runner = Runner(
-        config, faulty, parts.keystore(config), parts.publisher(config, faulty),
+        config,
+        faulty,
+        parts.keystore(config),
+        parts.publisher(config, faulty),
         sleep=lambda _s: None,
     )
     try:

@@ -59,28 +59,20 @@ def agent_certificate_expiring(
     newer = "none is published" if published is None else f"version {published} is published"
     error = agent.site_errors.get(site.site) or agent.last_error
     said = f"Its last error: {sentence(str(error))}" if error else "It reports no error."
-    return Alert(
-        kind="agent_certificate_expiring",
-        severity=severity,
-        message=(
-            f"Agent {agent.agent_id} has version {got.version} of {site.site} installed, which "
-            f"{text}; {newer}. {said}"
-        ),
-        at=now,
+    return _installed_alert(
+        "agent_certificate_expiring",
+        severity,
+        f"Agent {agent.agent_id} has version {got.version} of {site.site} installed, which "
+        f"{text}; {newer}. {said}",
         # The severity is part of the cause, so the step to critical (expired) is sent at once
         # rather than with the next reminder.
-        cause=f"installed {got.version}, published {published}, {severity}",
-        site=site.site,
-        agent=agent.agent_id,
-        details={
-            **_agent_details(agent),
-            "site": site.site,
-            "version": got.version,
-            "published_version": published,
-            "not_after": got.not_after.isoformat(),
-            "days_left": round(days, 2),
-            "expiry_days": expiry_days,
-        },
+        f"installed {got.version}, published {published}, {severity}",
+        agent,
+        site,
+        now,
+        not_after=got.not_after.isoformat(),
+        days_left=round(days, 2),
+        expiry_days=expiry_days,
     )
 
 
@@ -164,24 +156,47 @@ def agent_version_unpublished(agent: AgentStatus, site: SiteStatus, now: datetim
     if got is None or got.standing != AHEAD:
         return None
     published = site.published_for(agent.agent_id)
+    return _installed_alert(
+        "agent_version_unpublished",
+        "error",
+        f"Agent {agent.agent_id} reports version {got.version} of {site.site} installed, "
+        f"which was never published (version {published} is): it refuses every version up "
+        f"to {got.version}, so it takes no renewal. Check the NAS's state and the site's.",
+        f"installed {got.version}, published {published}",
+        agent,
+        site,
+        now,
+        fingerprint=got.fingerprint,
+    )
+
+
+def _installed_alert(
+    kind: str,
+    severity: str,
+    message: str,
+    cause: str,
+    agent: AgentStatus,
+    site: SiteStatus,
+    now: datetime,
+    **details: Any,
+) -> Alert:
+    """An alert about what `agent` reports installed for `site`: its details name both
+    versions, the installed and the published one."""
+    got = agent.installed[site.site]
     return Alert(
-        kind="agent_version_unpublished",
-        severity="error",
-        message=(
-            f"Agent {agent.agent_id} reports version {got.version} of {site.site} installed, "
-            f"which was never published (version {published} is): it refuses every version up "
-            f"to {got.version}, so it takes no renewal. Check the NAS's state and the site's."
-        ),
+        kind=kind,
+        severity=severity,
+        message=message,
         at=now,
-        cause=f"installed {got.version}, published {published}",
+        cause=cause,
         site=site.site,
         agent=agent.agent_id,
         details={
             **_agent_details(agent),
             "site": site.site,
             "version": got.version,
-            "published_version": published,
-            "fingerprint": got.fingerprint,
+            "published_version": site.published_for(agent.agent_id),
+            **details,
         },
     )
 
