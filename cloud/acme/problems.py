@@ -148,8 +148,9 @@ def problem_name(error: messages.Error) -> str | None:
     return error.code
 
 
-# A longer Retry-After is read as this: past it a value is no advice anyone follows, and one
-# large enough would overflow the datetime (a crash instead of the CA's error).
+# A longer Retry-After in seconds is read as this: past it a value is no advice anyone follows,
+# and one large enough would overflow the datetime (a crash instead of the CA's error). A date
+# cannot overflow and is taken as the CA wrote it.
 MAX_RETRY_AFTER = datetime.timedelta(days=30)
 
 
@@ -167,8 +168,7 @@ def parse_retry_after(header: str | None) -> datetime.datetime | None:
         when = parsedate_to_datetime(header)
     except (TypeError, ValueError):
         return None
-    when = when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
-    return min(when, utcnow() + MAX_RETRY_AFTER)
+    return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
 
 
 def utcnow() -> datetime.datetime:
