@@ -13,7 +13,15 @@ from pathlib import Path
 from cloud.config import Config, parse
 from cloud.errors import RateLimited
 from cloud.keys.rotation import Signer
-from cloud.pipeline.site_state import CertificateRecord, ErrorRecord, SiteState, save_site_state
+from cloud.pipeline.site_state import (
+    AgentCertificate,
+    AgentCustodyState,
+    CertificateRecord,
+    CsrRefusal,
+    ErrorRecord,
+    SiteState,
+    save_site_state,
+)
 from cloud.publish.registry import AgentRegistry
 from cloud.store.local import LocalStore
 from nas_agent.enrollment import enrollment_of
@@ -105,6 +113,44 @@ def add_agent(
     )
     fleet.store.put(f"agents/{agent_id}/status.json", body)
     fleet.agents[agent_id] = keys
+
+
+def with_sites(
+    fleet: Fleet, directory: Path, extra: str = "", sites: Iterable[str] = SITES
+) -> Fleet:
+    """The fleet under a configuration of `sites` and the TOML `extra` (more sites) besides."""
+    return replace(fleet, config=parse(config_text(sites) + extra, directory / "certdrop.toml"))
+
+
+def add_custody_site(
+    fleet: Fleet,
+    directory: Path,
+    records: dict[str, CertificateRecord],
+    refusal: CsrRefusal | None = None,
+) -> Fleet:
+    """Site "cust" under agent custody: each agent of `records` holds its own certificate and
+    has reported it installed five minutes ago; `refusal` is each one's refused CSR, if any."""
+    fleet = with_sites(
+        fleet,
+        directory,
+        '[sites.cust]\ndomain = "cust.example.test"\nprovider = "dns"\nkey_custody = "agent"\n',
+    )
+    agents = {
+        agent: AgentCustodyState(
+            agent,
+            sequence=1,
+            current=AgentCertificate(record, 1, "ab" * 32, "PEM"),
+            refusal=refusal,
+        )
+        for agent, record in records.items()
+    }
+    save_site_state(fleet.store, SiteState("cust", None, agents=agents))
+    seen = fleet.now - timedelta(minutes=5)
+    for agent, record in records.items():
+        installed = InstalledSite(record.version, record.cert_sha256, record.not_after, "x", seen)
+        state = AgentState(sites={"cust": installed}, last_success=seen)
+        add_agent(fleet, agent, ("cust",), state, seen)
+    return fleet
 
 
 def make_fleet(directory: Path, now: datetime) -> Fleet:

@@ -13,7 +13,7 @@ imported back into the same id, unless it is not valid now: DSM then keeps what 
 which is no worse than the expired one. DSM is never left without a valid certificate it had:
 it holds either the new one or the restored one, and both are checked certificates.
 
-The backup is the agent's own copy only while that copy is what DSM holds (`_is_held`): a copy
+The backup is the agent's own copy only while that copy is what DSM holds (`_backup`): a copy
 that could not be updated (a full disk) is older than DSM's. The configured services must
 be on the certificate once bound (`ServicesNotBound`, after the copy is saved): a service DSM
 does not list is not silently left on its old certificate.
@@ -247,42 +247,43 @@ class DsmInstaller:
         return verdict is Verdict.SAME
 
     def _exported_sha256(self, session: Session, target: Certificate) -> str | None:
-        try:
-            exported = read_export_archive(self.client.export(session, target.id))
-            return Material(exported.key_pem, exported.cert_pem, exported.chain_pem).sha256
-        except (DsmError, ValueError) as exc:
-            _log.warning("DSM certificate %s could not be exported to compare: %s", target.id, exc)
-            return None
+        exported = self._export(session, target, "to compare")
+        return exported.sha256 if exported is not None else None
 
-    def _backup(
-        self, session: Session, site: SiteConfig, target: Certificate | None
-    ) -> Material | None:
-        if target is None:
-            return None  # a new certificate: nothing is replaced
-        own = self.copies.load(site.id)
-        if own is not None and self._is_held(session, own, target):
-            return own
+    def _export(self, session: Session, target: Certificate, why: str) -> Material | None:
+        """DSM's export of `target`; None (logged) when DSM cannot give it."""
         try:
             exported: ExportedCertificate = read_export_archive(
                 self.client.export(session, target.id)
             )
         except (DsmError, ValueError) as exc:
-            _log.warning("no backup of DSM certificate %s: %s", target.id, exc)
+            _log.warning("DSM certificate %s could not be exported %s: %s", target.id, why, exc)
             return None
         return Material(exported.key_pem, exported.cert_pem, exported.chain_pem)
 
-    def _is_held(self, session: Session, copy: Material, held: Certificate) -> bool:
-        """Whether the agent's copy is the certificate DSM holds: a copy that could not be
-        updated after an install is not, and restored it would put an older one back. Told by
-        the dates DSM lists, and when they match by the export's fingerprint; when neither can
+    def _backup(
+        self, session: Session, site: SiteConfig, target: Certificate | None
+    ) -> Material | None:
+        """What goes back if the install fails: the agent's own copy of what it installed last,
+        while that copy is what DSM holds, else DSM's export. A copy that could not be updated
+        after an install (a full disk) is not, and restored it would put an older one back. Told
+        by the dates DSM lists, and when they match by the export's fingerprint; when neither can
         be read, the copy is taken (as before copies were checked)."""
-        if held.valid_from is None or held.valid_till is None:
-            return True
-        facts = copy.facts()
-        if not could_be_same(facts, LeafFacts(held.valid_from, held.valid_till)):
-            return False
-        exported = self._exported_sha256(session, held)
-        return exported is None or exported == facts.sha256
+        if target is None:
+            return None  # a new certificate: nothing is replaced
+        own = self.copies.load(site.id)
+        held_from, held_till = target.valid_from, target.valid_till
+        if own is not None:
+            if held_from is None or held_till is None:
+                return own
+            if not could_be_same(own.facts(), LeafFacts(held_from, held_till)):
+                own = None
+        exported = self._export(session, target, "as a backup")
+        if own is None:
+            return exported
+        if exported is None or exported.sha256 == own.sha256:
+            return own
+        return exported
 
     def _bind(self, session: Session, site: SiteConfig, cert_id: str) -> list[str]:
         """Moves each service named in the site's config onto the certificate; returns the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import dns.flags
 import dns.message
@@ -19,9 +20,26 @@ from cloud.acme.certificate_keys import KeyType, key_matches_certificate, key_ty
 from cloud.acme.client import AcmeClient
 from cloud.acme.order import IssuedCertificate, issue
 from cloud.config import Config
+from cloud.keys.issuer import init_issuer
 from cloud.pipeline import parts
 from cloud.pipeline.site_run import Runner
 from cloud.store import Store
+from nas_agent.enrollment import enrollment_of
+from nas_agent.keys import AgentKeys, IssuerKeys, generate_agent_keys
+
+
+def enroll_agents(
+    config: Config, agent_ids: tuple[str, ...] = ("nas-a",), site: str = "example"
+) -> tuple[Store, IssuerKeys, list[AgentKeys]]:
+    """`certdrop init` done (the issuer keys), the store, and agents enrolled for `site` (their
+    keys): the set-up of the issuer tests that run a site for agents."""
+    issuer = init_issuer(parts.keystore(config))
+    store = parts.store(config)
+    publisher = parts.publisher(config, store)
+    agents = [generate_agent_keys(agent_id) for agent_id in agent_ids]
+    for keys in agents:
+        publisher.registry.add(enrollment_of(keys), (site,), datetime.now(UTC))
+    return store, issuer, agents
 
 
 def txt_values(server: str, fqdn: str) -> set[str]:

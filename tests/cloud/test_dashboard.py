@@ -12,30 +12,31 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
 
-from cloud.config import parse
 from cloud.errors import StoreError
 from cloud.fleet.alerts.rules import evaluate
 from cloud.fleet.dashboard import make_app, view
 from cloud.fleet.dashboard.server import serving
 from cloud.fleet.status import FleetStatus, collect
 from cloud.pipeline.site_state import (
-    AgentCertificate,
-    AgentCustodyState,
     CsrRefusal,
     ErrorRecord,
-    SiteState,
     load_site_state,
     save_site_state,
 )
-from lab.sample_fleet import DAY, SITES, _record, _registry, add_agent, config_text, make_fleet
+from lab.sample_fleet import (
+    DAY,
+    SITES,
+    _record,
+    _registry,
+    add_custody_site,
+    make_fleet,
+)
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys
-from nas_agent.state import AgentState, InstalledSite
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -486,11 +487,6 @@ def test_the_served_times_are_the_stores_now_not_a_cached_page(deployed, monkeyp
 # --- found by an independent review of what the views tell (each failed before its fix) ---
 
 
-def _with_sites(fleet, tmp_path: Path, extra: str = "", sites=SITES):
-    config = parse(config_text(sites) + extra, tmp_path / "certdrop.toml")
-    return replace(fleet, config=config)
-
-
 def test_the_dashboard_summary_counts_a_site_whose_csr_was_refused(fleet, tmp_path):
     """README (Dashboard): "One page: a summary, ..."; the bar: a site in trouble is never
     shown healthy. Health "CSR refused" is red in the sites table.
@@ -507,33 +503,9 @@ def test_the_dashboard_summary_counts_a_site_whose_csr_was_refused(fleet, tmp_pa
     Found by an independent review of what the views tell; it failed before the fix.
     """
     now = fleet.now
-    fleet = _with_sites(
-        fleet,
-        tmp_path,
-        '[sites.cust]\ndomain = "cust.example.test"\nprovider = "dns"\nkey_custody = "agent"\n',
-    )
     rec = _record("cust", 1, now - 10 * DAY, 90 * DAY)
-    save_site_state(
-        fleet.store,
-        SiteState(
-            "cust",
-            None,
-            agents={
-                "nas-ca": AgentCustodyState(
-                    "nas-ca",
-                    sequence=1,
-                    current=AgentCertificate(rec, 1, "ab" * 32, "PEM"),
-                    refusal=CsrRefusal("csr.key_reused", "the CSR reuses the key", now - DAY, 2),
-                )
-            },
-        ),
-    )
-    seen = now - timedelta(minutes=5)
-    state = AgentState(
-        sites={"cust": InstalledSite(1, rec.cert_sha256, rec.not_after, "x", seen)},
-        last_success=seen,
-    )
-    add_agent(fleet, "nas-ca", ("cust",), state, seen)
+    refusal = CsrRefusal("csr.key_reused", "the CSR reuses the key", now - DAY, 2)
+    fleet = add_custody_site(fleet, tmp_path, {"nas-ca": rec}, refusal)
 
     status = collect(fleet.config, fleet.store, now)
     assert status.site("cust").health == "CSR refused"

@@ -26,9 +26,7 @@ from lab.issuer_config import bind_config
 from lab.pebble import Pebble
 from nas_agent import store_layout
 from nas_agent.bundle import parse_index
-from nas_agent.enrollment import enrollment_of
-from nas_agent.keys import generate_agent_keys
-from tests.cloud.issuing import txt_values
+from tests.cloud.issuing import enroll_agents, txt_values
 
 
 def _failing(store, fail):
@@ -38,12 +36,7 @@ def _failing(store, fail):
 @pytest.fixture
 def fleet(tmp_path, pebble, bind_auth):
     config = bind_config(tmp_path, pebble, bind_auth)
-    issuer = init_issuer(parts.keystore(config))
-    store = parts.store(config)
-    publisher = parts.publisher(config, store)
-    for agent_id in ("nas-a", "nas-b"):
-        keys = generate_agent_keys(agent_id)
-        publisher.registry.add(enrollment_of(keys), ("example",), datetime.now(UTC))
+    store, issuer, _ = enroll_agents(config, ("nas-a", "nas-b"))
     return config, store, issuer
 
 

@@ -9,23 +9,19 @@ import pytest
 
 from cloud.acme.client import AcmeClient
 from cloud.errors import AcmeError
-from cloud.keys.issuer import init_issuer
 from cloud.pipeline import parts
 from cloud.pipeline.site_run import Runner
 from cloud.pipeline.site_state import load_site_state
 from lab.issuer_config import bind_config
 from nas_agent.enrollment import enrollment_of
 from nas_agent.keys import generate_agent_keys
+from tests.cloud.issuing import enroll_agents
 
 
 @pytest.fixture
 def fleet(tmp_path, pebble, bind_auth):
     config = bind_config(tmp_path, pebble, bind_auth)
-    init_issuer(parts.keystore(config))
-    store = parts.store(config)
-    publisher = parts.publisher(config, store)
-    keys = generate_agent_keys("nas-a")
-    publisher.registry.add(enrollment_of(keys), ("example",), datetime.now(UTC))
+    store, _, _ = enroll_agents(config)
     return config, store
 
 

@@ -8,21 +8,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from cloud.keys.issuer import init_issuer
 from cloud.pipeline import parts
 from cloud.pipeline.site_state import load_site_state
 from cloud.store import StoredObject
 from lab.issuer_config import bind_config
 from nas_agent import store_layout
 from nas_agent.bundle import parse_index
-from nas_agent.enrollment import enrollment_of
-from nas_agent.keys import generate_agent_keys
-from tests.cloud.issuing import txt_values
+from tests.cloud.issuing import enroll_agents, txt_values
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = ("nas-a", "nas-b")
@@ -57,12 +53,7 @@ def _certdrop(config, kill_at: int, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def fleet(tmp_path, pebble, bind_auth):
     config = bind_config(tmp_path, pebble, bind_auth)
-    init_issuer(parts.keystore(config))
-    store = parts.store(config)
-    publisher = parts.publisher(config, store)
-    for agent_id in AGENTS:
-        keys = generate_agent_keys(agent_id)
-        publisher.registry.add(enrollment_of(keys), ("example",), datetime.now(UTC))
+    store, _, _ = enroll_agents(config, AGENTS)
     first = _certdrop(config, 0, "run", "--site", "example")
     assert first.returncode == 0, first.stderr
     return config, store

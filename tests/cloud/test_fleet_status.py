@@ -6,24 +6,28 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from cloud.config import parse
 from cloud.fleet.alerts.rules import evaluate
 from cloud.fleet.dashboard import make_app, view
 from cloud.fleet.status import ReportedError, collect
 from cloud.fleet.status_table import render
 from cloud.pipeline.site_state import (
-    AgentCertificate,
-    AgentCustodyState,
     ErrorRecord,
     SiteState,
     load_site_state,
     save_site_state,
 )
-from lab.sample_fleet import DAY, SITES, _record, add_agent, config_text, make_fleet
+from lab.sample_fleet import (
+    DAY,
+    SITES,
+    _record,
+    add_agent,
+    add_custody_site,
+    make_fleet,
+    with_sites,
+)
 from nas_agent.state import AgentState, InstalledSite
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -84,46 +88,16 @@ def test_the_status_serialises_to_json(fleet):
 # --- found by an independent review of what the views tell (each failed before its fix) ---
 
 
-def _with_sites(fleet, tmp_path: Path, extra: str = "", sites=SITES):
-    config = parse(config_text(sites) + extra, tmp_path / "certdrop.toml")
-    return replace(fleet, config=config)
-
-
 def _custody_fleet(fleet, tmp_path):
     """Site "cust" under agent custody, two agents with a certificate each: nas-ca got version
     1, nas-cb version 2 (versions are per site, so the second agent's order took the next one).
     Both have installed exactly the certificate published for them."""
     now = fleet.now
-    fleet = _with_sites(
-        fleet,
-        tmp_path,
-        '[sites.cust]\ndomain = "cust.example.test"\nprovider = "dns"\nkey_custody = "agent"\n',
-    )
-    seen = now - timedelta(minutes=5)
     records = {
         "nas-ca": _record("cust", 1, now - 10 * DAY, 90 * DAY),
         "nas-cb": _record("cust", 2, now - 5 * DAY, 90 * DAY),
     }
-    save_site_state(
-        fleet.store,
-        SiteState(
-            "cust",
-            None,
-            agents={
-                agent: AgentCustodyState(
-                    agent, sequence=1, current=AgentCertificate(rec, 1, "ab" * 32, "PEM")
-                )
-                for agent, rec in records.items()
-            },
-        ),
-    )
-    for agent, rec in records.items():
-        state = AgentState(
-            sites={"cust": InstalledSite(rec.version, rec.cert_sha256, rec.not_after, "x", seen)},
-            last_success=seen,
-        )
-        add_agent(fleet, agent, ("cust",), state, seen)
-    return fleet
+    return add_custody_site(fleet, tmp_path, records)
 
 
 def _agent_row(text: str, agent_id: str) -> str:
@@ -278,7 +252,7 @@ def test_a_site_whose_first_issuance_keeps_failing_is_shown_failing(fleet, tmp_p
 
     Found by an independent review of what the views tell; it failed before the fix.
     """
-    fleet = _with_sites(fleet, tmp_path, sites=(*SITES, "fresh"))
+    fleet = with_sites(fleet, tmp_path, sites=(*SITES, "fresh"))
     now = fleet.now
     save_site_state(
         fleet.store,

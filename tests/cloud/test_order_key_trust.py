@@ -7,7 +7,6 @@ a finalized order whose kept key is not its certificate's is dropped, not resume
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 
 import pytest
 from cryptography import x509
@@ -16,27 +15,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cloud.acme.client import AcmeClient
 from cloud.errors import AcmeError
-from cloud.keys.issuer import init_issuer
-from cloud.pipeline import parts
 from cloud.pipeline.site_state import load_site_state, save_site_state
 from cloud.publish.order_keys import seal_order_key
 from cloud.store import StoredObject
 from lab.issuer_config import bind_config
 from nas_agent import store_layout
 from nas_agent.bundle import open_sealed, parse_index
-from nas_agent.enrollment import enrollment_of
-from nas_agent.keys import generate_agent_keys
+from tests.cloud.issuing import enroll_agents
 from tests.cloud.test_exactly_once_repeated_faults import _run
 
 
 @pytest.fixture
 def fleet(tmp_path, pebble, bind_auth):
     config = bind_config(tmp_path, pebble, bind_auth)
-    issuer = init_issuer(parts.keystore(config))
-    store = parts.store(config)
-    publisher = parts.publisher(config, store)
-    keys = generate_agent_keys("nas-a")
-    publisher.registry.add(enrollment_of(keys), ("example",), datetime.now(UTC))
+    store, issuer, (keys,) = enroll_agents(config)
     return config, store, keys, issuer.escrow_key.public_key()
 
 

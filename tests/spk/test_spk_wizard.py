@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from nas_agent.enrollment import issuer_key_line
 from nas_agent.invite import Invitation
+from tests.spk.conftest import world_folder
 from tests.spk.package_center import STATUS_RUNNING, STATUS_STOPPED, PackageCenter, ScriptFailed
 
 DSM_URL = "https://127.0.0.1:5001"  # join contacts DSM only with an OTP
@@ -67,8 +66,7 @@ def _unreachable_s3_line() -> str:
 @pytest.fixture
 def file_store(the_package_user) -> Iterator[Path]:
     """A directory store the package's user may write (a folder anyone may enter)."""
-    folder = Path(tempfile.mkdtemp(prefix="certdrop-review-store-", dir="/tmp"))
-    folder.chmod(0o755)
+    folder = world_folder("certdrop-store-")
     store = folder / "store"
     store.mkdir()
     os.chown(store, the_package_user.uid, the_package_user.gid)
@@ -76,14 +74,6 @@ def file_store(the_package_user) -> Iterator[Path]:
         yield store
     finally:
         shutil.rmtree(folder)
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 # --- the package --------------------------------------------------------------------------------
